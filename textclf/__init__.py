@@ -1,0 +1,30 @@
+"""textclf: LSTM/GRU text classification on Keras 3, served from raw text.
+
+Example:
+    >>> from textclf import TrainConfig, train, load
+    >>> result = train("data/rt_polarity.csv", TrainConfig(epochs=3), output="saved_models/rt_polarity")
+    >>> load("saved_models/rt_polarity").predict(["a gorgeous, witty, seductive movie"])[0].label
+    'fresh'
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is not for users;
+# set before TensorFlow is imported anywhere.  An explicit setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from textclf.config import TrainConfig  # noqa: E402
+from textclf.data import Dataset, load_dataset  # noqa: E402
+from textclf.export import export_run  # noqa: E402
+from textclf.model import build_model  # noqa: E402
+from textclf.predict import Prediction, evaluate, load  # noqa: E402
+from textclf.sequences import encode  # noqa: E402
+from textclf.tokenizer import Tokenizer, tokenizer_from_json  # noqa: E402
+from textclf.training import train  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset", "Prediction", "TrainConfig", "Tokenizer", "build_model", "encode", "evaluate",
+    "export_run", "load", "load_dataset", "tokenizer_from_json", "train",
+]

@@ -1,0 +1,203 @@
+"""The ``textclf`` command: train, export, predict, evaluate.
+
+Every ``TrainConfig`` setting is a ``train`` flag, generated from the
+dataclass so the config stays the one place that defines them.  Precedence:
+defaults < ``--config FILE`` < flags.  Bad input exits with status 2 and a
+message naming the argument, file or line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import re
+import sys
+import typing
+from pathlib import Path
+
+from textclf.config import ARCHITECTURES, TrainConfig
+
+EXIT_USAGE = 2
+
+
+def _setting_help() -> dict[str, str]:
+    """Help text per setting, read from the ``Args:`` section of ``TrainConfig``'s docstring."""
+    helps, names = {}, []
+    for line in (TrainConfig.__doc__ or "").split("Args:")[1].split("Example:")[0].splitlines():
+        match = re.match(r"^ {8}([a-z_, ]+):\s*(.*)$", line)
+        if match:
+            names = [name.strip() for name in match.group(1).split(",")]
+            for name in names:
+                helps[name] = match.group(2)
+        elif line.strip() and names:
+            for name in names:
+                helps[name] += " " + line.strip()
+    return helps
+
+
+def _optional_int(text: str):
+    if text.lower() in ("none", "null", "auto"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    hints = typing.get_type_hints(TrainConfig)
+    helps = _setting_help()
+    group = parser.add_argument_group("settings (TrainConfig; defaults in brackets)")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        hint = hints[field.name]
+        kwargs = {"default": None, "dest": field.name,
+                  "help": f"{helps.get(field.name, '')} [{field.default!r}]".replace("%", "%%")}
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif hint in (int, float, str):
+            kwargs["type"] = hint
+        else:  # int | None
+            kwargs["type"] = _optional_int
+        if field.name == "arch":
+            kwargs["choices"] = ARCHITECTURES
+        group.add_argument(flag, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="textclf", description="LSTM/GRU text classification with raw-text export.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train on labelled data and export for TF Serving")
+    train.add_argument("data", metavar="DATA", help="training file (.csv, .tsv or .jsonl)")
+    train.add_argument("--valid", metavar="DATA", help="validation file (default: stratified split of DATA)")
+    train.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
+    train.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
+    _add_setting_flags(train)
+
+    export = commands.add_parser("export", help="export a run folder as the next SavedModel version")
+    export.add_argument("run", metavar="RUN", help="run folder (saved_models/NAME/runs/<timestamp>)")
+    export.add_argument("--output", metavar="DIR", required=True, help="export base folder (saved_models/NAME)")
+
+    predict = commands.add_parser("predict", help="classify texts with an export")
+    predict.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
+    predict.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify")
+    predict.add_argument("--input", metavar="FILE", help="file of texts: plain lines (.txt), .csv, .tsv or .jsonl")
+    predict.add_argument("--text-column", default="text", help="column of the text in --input [text]")
+    predict.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format [jsonl]")
+    predict.add_argument("--top-k", type=int, default=3, help="labels listed per text [3]")
+    predict.add_argument("--batch-size", type=int, default=1024, help="texts per model call [1024]")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy, macro-F1, report and confusion matrix on labelled data")
+    evaluate.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
+    evaluate.add_argument("data", metavar="DATA", help="labelled file (.csv, .tsv or .jsonl)")
+    evaluate.add_argument("--text-column", default="text", help="column of the text [text]")
+    evaluate.add_argument("--label-column", default="label", help="column of the label [label]")
+    evaluate.add_argument("--output", metavar="FILE", help="write the metrics as JSON (report.json)")
+    return parser
+
+
+def config_from_args(args) -> TrainConfig:
+    """Defaults, then ``--config FILE``, then the flags given."""
+    config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    changes = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)
+               if getattr(args, field.name) is not None}
+    try:
+        return config.replace(**changes)
+    except ValueError as error:
+        # Name the flag the user typed, not only the setting.
+        match = re.search(r"`([a-z_]+)`", str(error))
+        if match and match.group(1) in changes:
+            raise ValueError(f"argument --{match.group(1).replace('_', '-')}: {error}") from None
+        raise
+
+
+def _positive(name: str, value: int) -> int:
+    if value <= 0:
+        raise ValueError(f"argument --{name}: must be a positive integer. Received: {value}")
+    return value
+
+
+def run_train(args) -> None:
+    from textclf.training import train
+
+    config = config_from_args(args)
+    output = Path(args.output) if args.output else Path("saved_models") / Path(args.data).stem
+    result = train(args.data, config, valid=args.valid, output=output)
+    print(json.dumps({
+        "run": str(result.run_dir), "export": str(result.export_dir),
+        "accuracy": round(result.metrics["accuracy"], 4), "macro_f1": round(result.metrics["macro_f1"], 4),
+    }))
+
+
+def run_export(args) -> None:
+    from textclf.export import export_run
+
+    print(export_run(args.run, args.output))
+
+
+def _texts_for_predict(args) -> list[str]:
+    from textclf.data import load_dataset
+
+    if args.input and args.texts:
+        raise ValueError("Give texts as arguments or --input FILE, not both")
+    if args.input:
+        return load_dataset(args.input, text_column=args.text_column, label_column=None).texts
+    if not args.texts:
+        raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
+    return args.texts
+
+
+def run_predict(args) -> None:
+    from textclf.predict import load
+
+    _positive("top-k", args.top_k)
+    _positive("batch-size", args.batch_size)
+    texts = _texts_for_predict(args)
+    classifier = load(args.model)
+    predictions = classifier.predict(texts, batch_size=args.batch_size)
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["text", "label", "score"] + [f"score_{name}" for name in classifier.classes])
+        for prediction in predictions:
+            writer.writerow([prediction.text, prediction.label, f"{prediction.score:.6f}"]
+                            + [f"{prediction.scores[name]:.6f}" for name in classifier.classes])
+        return
+    for prediction in predictions:
+        print(json.dumps({
+            "text": prediction.text, "label": prediction.label, "score": round(prediction.score, 6),
+            "top_k": [{"label": item["label"], "score": round(item["score"], 6)}
+                      for item in prediction.top_k(args.top_k)],
+        }, ensure_ascii=False))
+
+
+def run_evaluate(args) -> None:
+    from textclf.metrics import format_metrics
+    from textclf.predict import evaluate
+
+    metrics = evaluate(args.model, args.data, args.text_column, args.label_column)
+    print(format_metrics(metrics))
+    if args.output:
+        Path(args.output).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"\nreport written to {args.output}")
+
+
+COMMANDS = {"train": run_train, "export": run_export, "predict": run_predict, "evaluate": run_evaluate}
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``textclf`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except ValueError as error:
+        print(f"textclf {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

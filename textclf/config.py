@@ -1,0 +1,186 @@
+"""The one typed configuration of a textclf run.
+
+Every hyperparameter and its default lives in :class:`TrainConfig`; the CLI
+flags, ``--config FILE`` and the Python API all fill this one object, and the
+run folder keeps it as ``config.json`` (with ``max_len`` resolved) so the run
+can be rebuilt exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from textclf.text import DEFAULT_FILTERS, TextRules
+
+ARCHITECTURES = ("lstm", "gru", "bilstm", "bigru")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Hyperparameters of a run, with their defaults.
+
+    Args:
+        text_column: Column (CSV/TSV header or JSONL key) holding the text.
+        label_column: Column holding the label.
+        validation_fraction: Share of each class held out for validation when
+            no validation file is given.
+        num_words: Vocabulary size kept by the tokenizer (indices ``< num_words``);
+            ``None`` keeps every word.
+        max_len: Tokens per text after truncation/padding; ``None`` chooses the
+            ``max_len_percentile`` percentile of training lengths, at most ``max_len_limit``.
+        max_len_percentile: Percentile used when ``max_len`` is ``None``.
+        max_len_limit: Upper bound for the data-driven ``max_len``.
+        filters, lower, split, char_level: Tokenizer rules (legacy Keras semantics).
+        oov_token: Token for unknown words; also stands for a text with no known word.
+        padding: ``"post"`` keeps masks right-padded, which cuDNN needs on a GPU.
+        truncating: ``"post"`` keeps the start of long texts, ``"pre"`` the end.
+        arch: ``lstm``, ``gru``, ``bilstm`` or ``bigru``.
+        num_layers: Stacked recurrent layers.
+        units: Units per recurrent layer (per direction).
+        embedding_dim: Size of the word vectors.
+        dropout_rate: Dropout on the recurrent layers' inputs and before the head.
+        recurrent_dropout_rate: Dropout on the recurrent state; anything but 0
+            disables the fused cuDNN kernel on a GPU.
+        epochs: Maximum number of passes over the training data.
+        batch_size: Texts per training step.
+        learning_rate: Adam's learning rate.
+        clipnorm: Gradient norm clipping.
+        patience: Epochs without a better validation loss before stopping;
+            the best weights are restored.
+        seed: Seed for the split, the initial weights, dropout and shuffling.
+
+    Example:
+        >>> config = TrainConfig(arch="gru", epochs=3)
+        >>> TrainConfig.from_dict(config.to_dict()) == config
+        True
+    """
+
+    text_column: str = "text"
+    label_column: str = "label"
+    validation_fraction: float = 0.2
+    num_words: int | None = 20000
+    max_len: int | None = None
+    max_len_percentile: float = 95.0
+    max_len_limit: int = 400
+    filters: str = DEFAULT_FILTERS
+    lower: bool = True
+    split: str = " "
+    char_level: bool = False
+    oov_token: str = "[UNK]"
+    padding: str = "post"
+    truncating: str = "post"
+    arch: str = "bilstm"
+    num_layers: int = 1
+    units: int = 64
+    embedding_dim: int = 128
+    dropout_rate: float = 0.2
+    recurrent_dropout_rate: float = 0.0
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    clipnorm: float = 1.0
+    patience: int = 2
+    seed: int = 42
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ``ValueError`` naming the first setting that is out of range."""
+        for name in ("max_len_limit", "num_layers", "units", "embedding_dim", "epochs", "batch_size"):
+            _check_int(name, getattr(self, name), minimum=1)
+        if self.max_len is not None:
+            _check_int("max_len", self.max_len, minimum=1)
+        if self.num_words is not None:
+            _check_int("num_words", self.num_words, minimum=2, what="an integer >= 2 or null")
+        _check_int("patience", self.patience, minimum=0, what="a non-negative integer")
+        _check_int("seed", self.seed, minimum=0, what="a non-negative integer")
+        _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, open_high=True)
+        _check_number("max_len_percentile", self.max_len_percentile, 0.0, 100.0, open_low=True)
+        _check_number("dropout_rate", self.dropout_rate, 0.0, 1.0, open_high=True)
+        _check_number("recurrent_dropout_rate", self.recurrent_dropout_rate, 0.0, 1.0, open_high=True)
+        _check_number("learning_rate", self.learning_rate, 0.0, math.inf, open_low=True)
+        _check_number("clipnorm", self.clipnorm, 0.0, math.inf, open_low=True)
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(
+                f"`arch` must be one of {', '.join(ARCHITECTURES)}. Received: arch={self.arch!r}"
+            )
+        for name in ("padding", "truncating"):
+            if getattr(self, name) not in ("pre", "post"):
+                raise ValueError(f"`{name}` must be 'pre' or 'post'. Received: {name}={getattr(self, name)!r}")
+        for name in ("text_column", "label_column", "oov_token"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
+        if self.text_column == self.label_column:
+            raise ValueError(
+                "`text_column` and `label_column` must differ. "
+                f"Received: text_column={self.text_column!r}, label_column={self.label_column!r}"
+            )
+        self.text_rules()  # Checks filters and split.
+
+    def text_rules(self) -> TextRules:
+        """The tokenization rules these settings describe."""
+        return TextRules(filters=self.filters, lower=self.lower, split=self.split, char_level=self.char_level)
+
+    def to_dict(self) -> dict:
+        """Plain dictionary of every setting (JSON-serializable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        """Builds a config, refusing settings it does not know.
+
+        Args:
+            values: Setting names and values; missing ones keep their defaults.
+            source: Where the values come from, for error messages.
+        """
+        if not isinstance(values, dict):
+            raise ValueError(f"{source} must be a JSON object of settings. Received: {type(values).__name__}")
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown setting(s) {', '.join(map(repr, unknown))} in {source}. "
+                f"Known settings: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some settings changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> None:
+        """Writes the config as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        """Reads a config JSON file written by :meth:`save` (or by hand)."""
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"Config file not found: {path}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"Config file {path} is not valid JSON: {error}") from None
+        return cls.from_dict(values, source=f"config file {path}")
+
+
+def _check_int(name, value, minimum, what=None):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = what or ("a positive integer" if minimum == 1 else f"an integer >= {minimum}")
+        raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
+
+
+def _check_number(name, value, low, high, open_low=False, open_high=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    if ok:
+        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+    if not ok:
+        left = "(" if open_low else "["
+        right = ")" if open_high else "]"
+        raise ValueError(f"`{name}` must be a number in {left}{low}, {high}{right}. Received: {name}={value!r}")

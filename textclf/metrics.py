@@ -1,0 +1,61 @@
+"""Classification metrics with scikit-learn, as JSON-ready dictionaries."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def classification_metrics(true_labels, predicted_labels, classes) -> dict:
+    """Accuracy, macro-F1, per-class report and confusion matrix.
+
+    Args:
+        true_labels: Label strings.
+        predicted_labels: Label strings, one per true label.
+        classes: Every label in display order (rows/columns of the matrix).
+
+    Returns:
+        ``{"accuracy", "macro_f1", "support", "classes", "report", "confusion_matrix"}``
+        where ``report`` is scikit-learn's ``classification_report`` as a
+        dictionary and ``confusion_matrix[i][j]`` counts class ``i`` predicted as ``j``.
+
+    Example:
+        >>> classification_metrics(["a", "b"], ["a", "a"], ["a", "b"])["accuracy"]
+        0.5
+    """
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+    classes = list(classes)
+    true_labels = list(true_labels)
+    predicted_labels = list(predicted_labels)
+    return {
+        "accuracy": float(accuracy_score(true_labels, predicted_labels)),
+        "macro_f1": float(f1_score(true_labels, predicted_labels, labels=classes, average="macro", zero_division=0)),
+        "support": len(true_labels),
+        "classes": classes,
+        "report": classification_report(
+            true_labels, predicted_labels, labels=classes, output_dict=True, zero_division=0
+        ),
+        "confusion_matrix": confusion_matrix(true_labels, predicted_labels, labels=classes).tolist(),
+    }
+
+
+def format_metrics(metrics: dict) -> str:
+    """Human-readable text of :func:`classification_metrics` output."""
+    classes = metrics["classes"]
+    lines = [
+        f"accuracy  {metrics['accuracy']:.4f}",
+        f"macro-F1  {metrics['macro_f1']:.4f}",
+        f"rows      {metrics['support']}",
+        "",
+        f"{'class':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
+    ]
+    for name in classes:
+        row = metrics["report"][name]
+        lines.append(
+            f"{name[:23]:<24}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1-score']:>10.3f}{int(row['support']):>10}"
+        )
+    width = max(7, *(len(name[:12]) for name in classes)) + 1
+    lines += ["", "confusion matrix (rows: true, columns: predicted)", " " * 14 + "".join(f"{n[:12]:>{width}}" for n in classes)]
+    for name, row in zip(classes, np.asarray(metrics["confusion_matrix"])):
+        lines.append(f"{name[:13]:<14}" + "".join(f"{count:>{width}}" for count in row))
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""From texts to the padded id matrix the model reads, in Python and in the graph.
+
+Both paths follow the same three rules:
+
+1. ``Tokenizer.texts_to_sequences`` (legacy semantics, see ``tokenizer.py``);
+2. a text with no known token becomes ``[oov_index]``, so that no row is all
+   padding (cuDNN raises on such rows, and a masked LSTM would return its
+   initial state for them);
+3. ``keras.utils.pad_sequences(sequences, maxlen, padding, truncating)``.
+
+``encode`` runs them in Python; ``GraphEncoder`` runs them with core
+TensorFlow ops (tf.strings, tf.lookup, ragged) so the exported SavedModel
+takes raw text.  ``tests/test_parity.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from textclf.tokenizer import Tokenizer
+
+PADDING_MODES = ("pre", "post")
+
+
+def _check_encoding_arguments(max_len, padding, truncating):
+    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len <= 0:
+        raise ValueError(f"`max_len` must be a positive integer. Received: max_len={max_len!r}")
+    if padding not in PADDING_MODES:
+        raise ValueError(f"`padding` must be 'pre' or 'post'. Received: padding={padding!r}")
+    if truncating not in PADDING_MODES:
+        raise ValueError(f"`truncating` must be 'pre' or 'post'. Received: truncating={truncating!r}")
+
+
+def empty_index(tokenizer: Tokenizer) -> int:
+    """The id that stands for a text with no known token (the OOV index)."""
+    if tokenizer.oov_index is None:
+        raise ValueError(
+            "The tokenizer needs an `oov_token` so that texts without known words "
+            "still produce one token. Received: oov_token=None"
+        )
+    return tokenizer.oov_index
+
+
+def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", truncating: str = "post") -> np.ndarray:
+    """Padded id matrix for ``texts``, shape ``[len(texts), max_len]``, int32.
+
+    Args:
+        tokenizer: A fitted tokenizer with an OOV token.
+        texts: Sequence of strings.
+        max_len: Length of every row.
+        padding: ``"post"`` pads on the right (the default: cuDNN needs right-padded masks).
+        truncating: ``"post"`` keeps the beginning of long texts, ``"pre"`` the end.
+
+    Returns:
+        ``np.ndarray`` of int32.
+
+    Example:
+        >>> encode(tokenizer, ["a gorgeous movie"], max_len=5)
+        array([[ 4, 812,  9,  0,  0]], dtype=int32)
+    """
+    import keras
+
+    _check_encoding_arguments(max_len, padding, truncating)
+    fallback = [empty_index(tokenizer)]
+    sequences = [sequence or fallback for sequence in tokenizer.texts_to_sequences_generator(texts)]
+    if not sequences:
+        return np.zeros((0, max_len), dtype=np.int32)
+    return keras.utils.pad_sequences(
+        sequences, maxlen=max_len, dtype="int32", padding=padding, truncating=truncating, value=0
+    )
+
+
+def _reverse_rows(ragged):
+    """Reverses the values inside each row of a 2-D ragged tensor."""
+    import tensorflow as tf
+
+    starts = ragged.row_starts()
+    limits = ragged.row_limits()
+    positions = tf.range(tf.size(ragged.flat_values, out_type=tf.int64), dtype=tf.int64)
+    rows = ragged.value_rowids()
+    mirrored = tf.gather(starts, rows) + tf.gather(limits, rows) - 1 - positions
+    return ragged.with_flat_values(tf.gather(ragged.flat_values, mirrored))
+
+
+class GraphEncoder:
+    """The ``encode`` rules as a TensorFlow function over raw strings.
+
+    It owns a ``tf.lookup.StaticHashTable`` built from
+    ``Tokenizer.effective_index()``; attach it to a ``tf.Module`` so the table
+    is saved with the SavedModel.
+
+    Args:
+        tokenizer: A fitted tokenizer with an OOV token.
+        max_len: Length of every row.
+        padding: ``"pre"`` or ``"post"``.
+        truncating: ``"pre"`` or ``"post"``.
+
+    Example:
+        >>> encoder = GraphEncoder(tokenizer, max_len=40)
+        >>> ids = encoder(tf.constant(["a gorgeous movie"]))  # int32 [1, 40]
+    """
+
+    def __init__(self, tokenizer: Tokenizer, max_len: int, padding: str = "post", truncating: str = "post"):
+        import tensorflow as tf
+
+        _check_encoding_arguments(max_len, padding, truncating)
+        self.rules = tokenizer.rules
+        self.max_len = int(max_len)
+        self.padding = padding
+        self.truncating = truncating
+        self.empty_id = empty_index(tokenizer)
+        mapping = tokenizer.effective_index()
+        # Words that convert to the OOV index need no entry: the default value covers them.
+        mapping = {word: index for word, index in mapping.items() if index != self.empty_id}
+        keys = tf.constant(list(mapping), dtype=tf.string) if mapping else tf.constant([], dtype=tf.string)
+        values = tf.constant(list(mapping.values()), dtype=tf.int32)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, values), default_value=self.empty_id
+        )
+
+    def __call__(self, texts):
+        """Ids for a ``[batch]`` string tensor: int32 ``[batch, max_len]``."""
+        import tensorflow as tf
+
+        tokens = self.rules.split_graph(texts)
+        ids = tokens.with_flat_values(self.table.lookup(tokens.flat_values))
+        # Rule 2: a row with no token becomes [empty_id].
+        empty = tf.expand_dims(ids.row_lengths() == 0, axis=1)
+        filler = tf.ragged.boolean_mask(tf.fill(tf.shape(empty), self.empty_id), empty)
+        ids = tf.concat([ids, filler], axis=1)
+        # Rule 3: truncate, then pad, as keras.utils.pad_sequences does.
+        if self.truncating == "pre":
+            ids = _reverse_rows(_reverse_rows(ids)[:, : self.max_len])
+        else:
+            ids = ids[:, : self.max_len]
+        if self.padding == "pre":
+            dense = _reverse_rows(ids).to_tensor(default_value=0, shape=[None, self.max_len])
+            return tf.reverse(dense, axis=[1])
+        return ids.to_tensor(default_value=0, shape=[None, self.max_len])
