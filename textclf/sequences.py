@@ -110,9 +110,12 @@ class GraphEncoder:
         self.truncating = truncating
         self.empty_id = empty_index(tokenizer)
         mapping = tokenizer.effective_index()
-        # Words that convert to the OOV index need no entry: the default value covers them.
-        mapping = {word: index for word, index in mapping.items() if index != self.empty_id}
-        keys = tf.constant(list(mapping), dtype=tf.string) if mapping else tf.constant([], dtype=tf.string)
+        # Words that convert to the OOV index need no entry: the default value
+        # covers them.  The OOV token itself stays, so the table is never empty
+        # (TensorFlow refuses an empty initializer).
+        mapping = {word: index for word, index in mapping.items()
+                   if index != self.empty_id or word == tokenizer.oov_token}
+        keys = tf.constant(list(mapping), dtype=tf.string)
         values = tf.constant(list(mapping.values()), dtype=tf.int32)
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(keys, values), default_value=self.empty_id
