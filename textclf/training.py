@@ -228,8 +228,8 @@ def train(
 
     seed_everything(config.seed)
     all_train, given_valid = as_dataset(data), as_dataset(valid)
+    classes = check_labels(all_train, given_valid if given_valid is not None else all_train)
     train_data, valid_data = split_data(config, all_train, given_valid)
-    classes = check_labels(train_data, valid_data)
     log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
         f"{len(classes)} labels ({'binary' if len(classes) == 2 else 'multiclass'}): {', '.join(classes[:10])}")
 

@@ -1,0 +1,148 @@
+"""The textclf command end to end on tiny data, and every bad-input case (exit status 2)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from textclf import load
+from textclf.cli import main
+
+from conftest import NEGATIVE, POSITIVE, make_rows, write_csv
+
+TINY = ["--epochs", "2", "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6"]
+
+
+def run_cli(capsys, *argv):
+    status = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):
+    output = tmp_path / "reviews"
+    status, out, err = run_cli(capsys, "train", binary_csv, "--output", output, *TINY, "--arch", "lstm")
+    assert status == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["export"] == str(output / "1")
+    run_dir = output / "runs" / os.listdir(output / "runs")[0]
+    assert sorted(os.listdir(run_dir)) == ["config.json", "history.json", "labels.json", "metrics.json",
+                                           "model.keras", "run.json", "tokenizer.json"]
+    assert json.loads((run_dir / "labels.json").read_text()) == {"classes": ["fresh", "rotten"], "task": "binary"}
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["arch"], config["epochs"], config["max_len"], config["units"]) == ("lstm", 2, 6, 4)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) >= {"accuracy", "macro_f1", "report", "confusion_matrix"}
+    assert np.sum(metrics["confusion_matrix"]) == 16  # 20% of 80 rows held out, stratified.
+    assert "16 validation rows" in err
+
+    status, out, err = run_cli(capsys, "predict", output, "great lovely film", "", "?!", "--top-k", "1")
+    assert status == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["text"] for line in lines] == ["great lovely film", "", "?!"]
+    assert all(line["label"] in ("fresh", "rotten") and 0.5 <= line["score"] <= 1 for line in lines)
+    assert [len(line["top_k"]) for line in lines] == [1, 1, 1]
+    assert lines[1]["score"] == lines[2]["score"]  # Empty and punctuation-only texts are both [OOV].
+
+    texts_file = tmp_path / "texts.txt"
+    texts_file.write_text("great lovely film\n\nawful dull plot\n", encoding="utf-8")
+    status, out, err = run_cli(capsys, "predict", output, "--input", texts_file, "--format", "csv")
+    assert status == 0, err
+    rows = out.splitlines()
+    assert rows[0] == "text,label,score,score_fresh,score_rotten"
+    assert [row.split(",")[0] for row in rows[1:]] == ["great lovely film", "awful dull plot"]
+
+    report = tmp_path / "report.json"
+    status, out, err = run_cli(capsys, "evaluate", output, binary_csv, "--output", report)
+    assert status == 0, err
+    assert "macro-F1" in out and "confusion matrix" in out
+    written = json.loads(report.read_text())
+    assert written["support"] == 80 and np.sum(written["confusion_matrix"]) == 80
+
+
+def test_config_file_is_overridden_by_flags(binary_csv, tmp_path, capsys):
+    config_file = tmp_path / "settings.json"
+    config_file.write_text(json.dumps({"arch": "gru", "units": 3, "epochs": 1, "embedding_dim": 4, "max_len": 5}))
+    output = tmp_path / "configured"
+    status, out, err = run_cli(capsys, "train", binary_csv, "--config", config_file, "--units", "5", "--output", output)
+    assert status == 0, err
+    run_dir = output / "runs" / os.listdir(output / "runs")[0]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["arch"], config["units"], config["epochs"], config["max_len"]) == ("gru", 5, 1, 5)
+
+
+def test_same_seed_gives_identical_weights(binary_csv, tmp_path, capsys):
+    weights = []
+    for attempt in range(2):
+        output = tmp_path / f"seeded{attempt}"
+        status, _, err = run_cli(capsys, "train", binary_csv, "--output", output, *TINY, "--seed", "3")
+        assert status == 0, err
+        run_dir = output / "runs" / os.listdir(output / "runs")[0]
+        weights.append(load(run_dir).run.model.get_weights())
+    for first, second in zip(*weights):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_a_class_with_one_example_still_splits(tmp_path, capsys):
+    rows = make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 30, seed=5) + [("a lonely odd sentence", "other")]
+    data = write_csv(tmp_path / "odd.csv", rows)
+    status, out, err = run_cli(capsys, "train", data, "--output", tmp_path / "odd", *TINY)
+    assert status == 0, err
+    assert "3 labels (multiclass)" in err
+
+
+def test_dropped_rows_are_reported(tmp_path, capsys):
+    rows = make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 30, seed=6) + [("", "fresh"), ("no label", "")]
+    data = write_csv(tmp_path / "holes.csv", rows)
+    status, out, err = run_cli(capsys, "train", data, "--output", tmp_path / "holes", *TINY)
+    assert status == 0, err
+    assert "dropped 2 rows with empty or missing text or label (lines 32, 33)" in err
+
+
+def test_export_adds_a_version_and_never_touches_existing_ones(binary_result, tmp_path, capsys):
+    base = binary_result.export_dir.parent
+    first = {path: path.read_bytes() for path in binary_result.export_dir.rglob("*") if path.is_file()}
+    status, out, err = run_cli(capsys, "export", binary_result.run_dir, "--output", base)
+    assert status == 0, err
+    assert out.strip() == str(base / "2")
+    assert {path: path.read_bytes() for path in binary_result.export_dir.rglob("*") if path.is_file()} == first
+    assert not [name for name in os.listdir(base) if name.startswith(".tmp")]
+    assert load(base).path == base / "2"
+    assert load(base / "1").path == base / "1"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "{tmp}/missing.csv"], "Data file not found: {tmp}/missing.csv"),
+    (["train", "{binary}", "--text-column", "review"],
+     "Column 'review' not found in {binary}; its columns are: 'text', 'label'. Choose one with --text-column."),
+    (["train", "{binary}", "--max-len", "0"], "argument --max-len: `max_len` must be a positive integer. Received: max_len=0"),
+    (["train", "{binary}", "--epochs", "0"], "argument --epochs: `epochs` must be a positive integer. Received: epochs=0"),
+    (["train", "{single}"], "training needs at least two different labels; found only 'fresh'"),
+    (["train", "{empty}"], "{empty} has no usable rows"),
+    (["train", "{binary}", "--config", "{tmp}/nope.json"], "Config file not found: {tmp}/nope.json"),
+    (["predict", "{tmp}", "hello"], "{tmp} is not a textclf export"),
+    (["predict", "{tmp}/absent", "hello"], "Model folder not found: {tmp}/absent"),
+    (["predict", "{export}"], "Nothing to classify: give one or more TEXT arguments or --input FILE"),
+    (["predict", "{export}", "hi", "--top-k", "0"], "argument --top-k: must be a positive integer. Received: 0"),
+    (["export", "{tmp}", "--output", "{tmp}/out"], "{tmp} is not a textclf run folder (missing config.json"),
+    (["evaluate", "{export}", "{other_labels}"], "labels 'maybe' are not among the model's classes ('fresh', 'rotten')"),
+])
+def test_bad_input_exits_2_with_a_message(argv, message, binary_csv, binary_result, tmp_path, capsys):
+    names = {
+        "tmp": tmp_path, "binary": binary_csv, "export": binary_result.export_dir.parent,
+        "single": write_csv(tmp_path / "single.csv", [("good film", "fresh"), ("fine film", "fresh")]),
+        "empty": write_csv(tmp_path / "empty.csv", []),
+        "other_labels": write_csv(tmp_path / "other.csv", [("good film", "fresh"), ("hmm", "maybe")]),
+    }
+    status, out, err = run_cli(capsys, *[arg.format(**names) for arg in argv])
+    assert status == 2
+    assert message.format(**names) in err
+    assert err.startswith(f"textclf {argv[0]}: error: ")
+
+
+def test_unknown_arch_is_an_argparse_error(binary_csv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(binary_csv), "--arch", "transformer"])
+    assert exit_info.value.code == 2
+    assert "argument --arch: invalid choice: 'transformer'" in capsys.readouterr().err
