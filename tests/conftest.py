@@ -79,4 +79,4 @@ def multiclass_result(multiclass_csv, tmp_path_factory):
     from textclf import train
 
     output = tmp_path_factory.mktemp("multiclass_export") / "topics"
-    return train(multiclass_csv, tiny_config(arch="gru"), output=output, verbose=0)
+    return train(multiclass_csv, tiny_config(arch="gru", padding="pre", truncating="pre"), output=output, verbose=0)

@@ -69,6 +69,8 @@ def test_signature_inputs_and_outputs(multiclass_result):
         "scores": (tf.float32, [None, 3]),
     }
     assert sorted(loaded.signatures) == ["serving_default", "tokenize"]
+    empty = signature(text=tf.constant([], dtype=tf.string))
+    assert empty["label"].shape == (0,) and empty["scores"].shape == (0, 3)
     result = signature(text=tf.constant(["goal match team", "vote minister party"]))
     assert [label.decode() for label in result["label"].numpy()] == ["sport", "politics"]
     metadata = json.loads((multiclass_result.export_dir / "textclf.json").read_text())

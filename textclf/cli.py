@@ -54,7 +54,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + field.name.replace("_", "-")
         hint = hints[field.name]
         kwargs = {"default": None, "dest": field.name,
-                  "help": f"{helps.get(field.name, '')} [{field.default!r}]".replace("%", "%%")}
+                  "help": f"{helps.get(field.name, '')} [{field.default!r}]".replace("``", "").replace("%", "%%")}
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif hint in (int, float, str):
@@ -63,6 +63,10 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["type"] = _optional_int
         if field.name == "arch":
             kwargs["choices"] = ARCHITECTURES
+        elif field.name in ("padding", "truncating"):
+            kwargs["choices"] = ("pre", "post")
+        elif hint is not bool:
+            kwargs["metavar"] = {int: "N", float: "X", str: "TEXT"}.get(hint, "N|none")
         group.add_argument(flag, **kwargs)
 
 

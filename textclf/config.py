@@ -33,7 +33,10 @@ class TrainConfig:
             ``max_len_percentile`` percentile of training lengths, at most ``max_len_limit``.
         max_len_percentile: Percentile used when ``max_len`` is ``None``.
         max_len_limit: Upper bound for the data-driven ``max_len``.
-        filters, lower, split, char_level: Tokenizer rules (legacy Keras semantics).
+        filters: Characters replaced by ``split`` before splitting (legacy Keras default).
+        lower: Lowercase texts (Python's ``str.lower``) before splitting.
+        split: Separator between words.
+        char_level: Every character is a token (filters are not applied).
         oov_token: Token for unknown words; also stands for a text with no known word.
         padding: ``"post"`` keeps masks right-padded, which cuDNN needs on a GPU.
         truncating: ``"post"`` keeps the start of long texts, ``"pre"`` the end.

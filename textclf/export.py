@@ -55,13 +55,26 @@ def serving_module(run):
             self.model_variables = list(self.model.variables)
             self.class_names = tf.constant(run.classes, dtype=tf.string)
 
+        def _trim(self, ids):
+            """Drops the padding columns that no row of this batch uses.
+
+            Masked steps only carry the recurrent state forward, so the output
+            is unchanged, but a short sentence then costs a few steps instead
+            of ``max_len``.  Every row has at least one token.
+            """
+            # At least one column, so an empty batch still has a valid shape.
+            longest = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1)), 1)
+            if run.config.padding == "post":
+                return ids[:, :longest]
+            return ids[:, tf.shape(ids)[1] - longest:]
+
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def tokenize(self, text):
             return {"ids": self.encoder(text)}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def classify(self, text):
-            probabilities = class_probabilities(self.model(self.encoder(text), training=False))
+            probabilities = class_probabilities(self.model(self._trim(self.encoder(text)), training=False))
             best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             batch = tf.shape(text)[0]
             return {
