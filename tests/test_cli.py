@@ -27,8 +27,10 @@ def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["export"] == str(output / "1")
     run_dir = output / "runs" / os.listdir(output / "runs")[0]
-    assert sorted(os.listdir(run_dir)) == ["config.json", "history.json", "labels.json", "metrics.json",
-                                           "model.keras", "run.json", "tokenizer.json"]
+    assert sorted(os.listdir(run_dir)) == ["config.json", "confusion_matrix.png", "history.json", "history.png",
+                                           "labels.json", "metrics.json", "model.keras", "run.json", "tokenizer.json"]
+    assert_picture(run_dir / "history.png", min_width=800)
+    assert_picture(run_dir / "confusion_matrix.png", min_width=400)
     assert json.loads((run_dir / "labels.json").read_text()) == {"classes": ["fresh", "rotten"], "task": "binary"}
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["arch"], config["epochs"], config["max_len"], config["units"]) == ("lstm", 2, 6, 4)
@@ -59,6 +61,21 @@ def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):
     assert "macro-F1" in out and "confusion matrix" in out
     written = json.loads(report.read_text())
     assert written["support"] == 80 and np.sum(written["confusion_matrix"]) == 80
+    assert_picture(tmp_path / "confusion_matrix.png", min_width=400)
+    status, out, err = run_cli(capsys, "evaluate", output, binary_csv, "--plot", tmp_path / "shares.png", "--normalize")
+    assert status == 0, err
+    assert_picture(tmp_path / "shares.png", min_width=400)
+
+
+def assert_picture(path, min_width):
+    """A real PNG of a sensible size, not blank."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert min_width <= image.width <= 4000 and 300 <= image.height <= 4000
+        colours = image.convert("L").getextrema()
+        assert colours[1] - colours[0] > 100  # Has drawn content, not a flat image.
 
 
 def test_config_file_is_overridden_by_flags(binary_csv, tmp_path, capsys):

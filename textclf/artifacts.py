@@ -32,6 +32,8 @@ def load_run(path) -> Run:
     """
     import keras
 
+    import textclf.layers  # noqa: F401  (registers the custom pooling layers for load_model)
+
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"Run folder not found: {path}")

@@ -17,7 +17,7 @@ import sys
 import typing
 from pathlib import Path
 
-from textclf.config import ARCHITECTURES, TrainConfig
+from textclf.config import ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, POOLINGS, TrainConfig
 
 EXIT_USAGE = 2
 
@@ -59,13 +59,23 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif hint in (int, float, str):
             kwargs["type"] = hint
+        elif str in typing.get_args(hint):  # str | None
+            kwargs["type"] = str
         else:  # int | None
             kwargs["type"] = _optional_int
         if field.name == "arch":
             kwargs["choices"] = ARCHITECTURES
+        elif field.name == "pooling":
+            kwargs["choices"] = POOLINGS
+        elif field.name == "lr_schedule":
+            kwargs["choices"] = LR_SCHEDULES
+        elif field.name == "class_weight":
+            kwargs["choices"] = CLASS_WEIGHTS
+        elif field.name == "embeddings":
+            kwargs["metavar"] = "FILE"
         elif field.name in ("padding", "truncating"):
             kwargs["choices"] = ("pre", "post")
-        elif hint is not bool:
+        if hint is not bool and "choices" not in kwargs and "metavar" not in kwargs:
             kwargs["metavar"] = {int: "N", float: "X", str: "TEXT"}.get(hint, "N|none")
         group.add_argument(flag, **kwargs)
 
@@ -79,7 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--valid", metavar="DATA", help="validation file (default: stratified split of DATA)")
     train.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
     train.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
+    train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")
     _add_setting_flags(train)
+
+    baseline = commands.add_parser(
+        "baseline", help="train textclf and TF-IDF + logistic regression on the same split; compare them")
+    baseline.add_argument("data", metavar="DATA", help="training file (.csv, .tsv or .jsonl)")
+    baseline.add_argument("--valid", metavar="DATA", help="validation file (default: stratified split of DATA)")
+    baseline.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
+    baseline.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
+    _add_setting_flags(baseline)
 
     export = commands.add_parser("export", help="export a run folder as the next SavedModel version")
     export.add_argument("run", metavar="RUN", help="run folder (saved_models/NAME/runs/<timestamp>)")
@@ -94,12 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3, help="labels listed per text [3]")
     predict.add_argument("--batch-size", type=int, default=1024, help="texts per model call [1024]")
 
+    explain = commands.add_parser("explain", help="show how much each word pushed a prediction")
+    explain.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
+    explain.add_argument("text", metavar="TEXT", help="the text to explain")
+    explain.add_argument("--html", metavar="FILE", help="also write a highlighted HTML page")
+    explain.add_argument("--json", action="store_true", help="print the weights as JSON instead of colours")
+
     evaluate = commands.add_parser("evaluate", help="accuracy, macro-F1, report and confusion matrix on labelled data")
     evaluate.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
     evaluate.add_argument("data", metavar="DATA", help="labelled file (.csv, .tsv or .jsonl)")
     evaluate.add_argument("--text-column", default="text", help="column of the text [text]")
     evaluate.add_argument("--label-column", default="label", help="column of the label [label]")
     evaluate.add_argument("--output", metavar="FILE", help="write the metrics as JSON (report.json)")
+    evaluate.add_argument("--plot", metavar="FILE",
+                          help="confusion-matrix PNG [confusion_matrix.png beside --output, when given]")
+    evaluate.add_argument("--normalize", action="store_true", help="plot row-normalised shares instead of counts")
     return parser
 
 
@@ -129,11 +157,29 @@ def run_train(args) -> None:
 
     config = config_from_args(args)
     output = Path(args.output) if args.output else Path("saved_models") / Path(args.data).stem
-    result = train(args.data, config, valid=args.valid, output=output)
+    result = train(args.data, config, valid=args.valid, output=output, tensorboard=args.tensorboard)
     print(json.dumps({
         "run": str(result.run_dir), "export": str(result.export_dir),
         "accuracy": round(result.metrics["accuracy"], 4), "macro_f1": round(result.metrics["macro_f1"], 4),
     }))
+
+
+def run_baseline(args) -> None:
+    from textclf.baseline import BASELINES, comparison_table, run_baseline as fit_baseline
+    from textclf.training import prepare_split, train
+
+    config = config_from_args(args)
+    output = Path(args.output) if args.output else Path("saved_models") / Path(args.data).stem
+    split = prepare_split(config, args.data, args.valid)
+    result = train(split.train, config, valid=split.valid, output=output)
+    rows = {f"textclf ({result.config.arch}, pooling={result.config.pooling})": result.metrics}
+    for name in BASELINES:
+        rows[name] = fit_baseline(split.train, split.valid, split.classes, config, name)
+    table = comparison_table(rows)
+    (result.run_dir / "baseline.json").write_text(json.dumps(
+        {name: {key: metrics[key] for key in ("accuracy", "macro_f1")} for name, metrics in rows.items()}, indent=2))
+    print(f"{args.data}: {len(split.train)} training rows, {len(split.valid)} validation rows (same split for all)")
+    print(table)
 
 
 def run_export(args) -> None:
@@ -177,6 +223,22 @@ def run_predict(args) -> None:
         }, ensure_ascii=False))
 
 
+def run_explain(args) -> None:
+    from textclf.explain import explain, html_page, terminal_line
+    from textclf.predict import load
+
+    explanation = explain(load(args.model), args.text)
+    if args.json:
+        print(json.dumps(explanation.to_dict(), ensure_ascii=False))
+    else:
+        print(terminal_line(explanation))
+        for token, weight in sorted(zip(explanation.tokens, explanation.weights), key=lambda item: -abs(item[1]))[:10]:
+            print(f"  {weight:+.4f}  {token}")
+    if args.html:
+        Path(args.html).write_text(html_page(explanation), encoding="utf-8")
+        print(f"explanation written to {args.html}")
+
+
 def run_evaluate(args) -> None:
     from textclf.metrics import format_metrics
     from textclf.predict import evaluate
@@ -186,9 +248,18 @@ def run_evaluate(args) -> None:
     if args.output:
         Path(args.output).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"\nreport written to {args.output}")
+    plot = args.plot or (Path(args.output).with_name("confusion_matrix.png") if args.output else None)
+    if plot:
+        from textclf.reports import plot_confusion_matrix
+
+        plot_confusion_matrix(metrics["confusion_matrix"], metrics["classes"], plot, normalize=args.normalize)
+        print(f"confusion matrix drawn in {plot}")
 
 
-COMMANDS = {"train": run_train, "export": run_export, "predict": run_predict, "evaluate": run_evaluate}
+COMMANDS = {
+    "train": run_train, "baseline": run_baseline, "export": run_export,
+    "predict": run_predict, "explain": run_explain, "evaluate": run_evaluate,
+}
 
 
 def main(argv=None) -> int:

@@ -16,6 +16,9 @@ from pathlib import Path
 from textclf.text import DEFAULT_FILTERS, TextRules
 
 ARCHITECTURES = ("lstm", "gru", "bilstm", "bigru")
+POOLINGS = ("last", "max", "mean", "attention", "max_mean")
+LR_SCHEDULES = ("constant", "plateau", "cosine")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclasses.dataclass
@@ -40,16 +43,32 @@ class TrainConfig:
         oov_token: Token for unknown words; also stands for a text with no known word.
         padding: ``"post"`` keeps masks right-padded, which cuDNN needs on a GPU.
         truncating: ``"post"`` keeps the start of long texts, ``"pre"`` the end.
+        bucketing: Batch training texts of similar length together, each batch
+            padded to its longest row (post-padding only); a large speed-up.
         arch: ``lstm``, ``gru``, ``bilstm`` or ``bigru``.
         num_layers: Stacked recurrent layers.
         units: Units per recurrent layer (per direction).
         embedding_dim: Size of the word vectors.
+        pooling: How the sequence becomes one vector: ``last`` (final state),
+            ``max``, ``mean``, ``attention`` (learned weights) or ``max_mean``
+            (both concatenated), each over the unmasked steps.
+        residual: Add each stacked recurrent layer's input to its output.
+        spatial_dropout_rate: Dropout of whole embedding channels.
+        embeddings: Pretrained word vectors (GloVe, word2vec text or fastText
+            ``.vec``, optionally gzip) to start the embedding from; their
+            dimension must equal ``embedding_dim``.
+        freeze_embeddings: Keep the embedding weights fixed (useful with
+            pretrained vectors).
         dropout_rate: Dropout on the recurrent layers' inputs and before the head.
         recurrent_dropout_rate: Dropout on the recurrent state; anything but 0
             disables the fused cuDNN kernel on a GPU.
         epochs: Maximum number of passes over the training data.
         batch_size: Texts per training step.
         learning_rate: Adam's learning rate.
+        lr_schedule: ``constant``; ``plateau`` halves the rate when validation
+            loss stops improving; ``cosine`` decays it to 0 over ``epochs``.
+        class_weight: ``none``, or ``balanced`` to weight each class's loss
+            inversely to its frequency (helps rare classes).
         clipnorm: Gradient norm clipping.
         patience: Epochs without a better validation loss before stopping;
             the best weights are restored.
@@ -75,15 +94,23 @@ class TrainConfig:
     oov_token: str = "[UNK]"
     padding: str = "post"
     truncating: str = "post"
+    bucketing: bool = True
     arch: str = "bilstm"
     num_layers: int = 1
     units: int = 64
     embedding_dim: int = 128
+    pooling: str = "last"
+    residual: bool = True
+    spatial_dropout_rate: float = 0.0
+    embeddings: str | None = None
+    freeze_embeddings: bool = False
     dropout_rate: float = 0.2
     recurrent_dropout_rate: float = 0.0
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    class_weight: str = "none"
     clipnorm: float = 1.0
     patience: int = 2
     seed: int = 42
@@ -104,6 +131,18 @@ class TrainConfig:
         _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, open_high=True)
         _check_number("max_len_percentile", self.max_len_percentile, 0.0, 100.0, open_low=True)
         _check_number("dropout_rate", self.dropout_rate, 0.0, 1.0, open_high=True)
+        _check_number("spatial_dropout_rate", self.spatial_dropout_rate, 0.0, 1.0, open_high=True)
+        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("class_weight", CLASS_WEIGHTS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={getattr(self, name)!r}"
+                )
+        if self.embeddings is not None and (not isinstance(self.embeddings, str) or not self.embeddings):
+            raise ValueError(f"`embeddings` must be a file path or null. Received: embeddings={self.embeddings!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(
+                f"`pooling` must be one of {', '.join(POOLINGS)}. Received: pooling={self.pooling!r}"
+            )
         _check_number("recurrent_dropout_rate", self.recurrent_dropout_rate, 0.0, 1.0, open_high=True)
         _check_number("learning_rate", self.learning_rate, 0.0, math.inf, open_low=True)
         _check_number("clipnorm", self.clipnorm, 0.0, math.inf, open_low=True)

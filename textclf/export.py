@@ -33,7 +33,7 @@ def _inference_model(run):
     ``use_cudnn=False``, traces the generic loop that runs on both.
     """
     # Dropout is the identity at inference: without it the graph holds no random-seed state.
-    config = run.config.replace(dropout_rate=0.0, recurrent_dropout_rate=0.0)
+    config = run.config.replace(dropout_rate=0.0, recurrent_dropout_rate=0.0, spatial_dropout_rate=0.0)
     model = build_model(config, run.tokenizer.vocabulary_size, len(run.classes), use_cudnn=False)
     model.set_weights(run.model.get_weights())
     return model

@@ -18,7 +18,9 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
 
     Args:
         config: Architecture settings (``arch``, ``num_layers``, ``units``,
-            ``embedding_dim``, ``dropout_rate``, ``recurrent_dropout_rate``).
+            ``embedding_dim``, ``spatial_dropout_rate``, ``dropout_rate``,
+            ``recurrent_dropout_rate``, ``residual``, ``pooling``,
+            ``freeze_embeddings``).
         vocabulary_size: Rows of the embedding (largest id + 1).
         num_classes: Number of labels, at least 2.
         use_cudnn: Passed to every LSTM/GRU; the export uses ``False`` so the
@@ -32,6 +34,8 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     """
     import keras
 
+    from textclf.layers import AttentionPooling, MaskedMaxPooling
+
     if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 2:
         raise ValueError(f"`vocabulary_size` must be an integer >= 2. Received: vocabulary_size={vocabulary_size!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
@@ -39,23 +43,45 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
 
     recurrent_class = keras.layers.GRU if config.arch.endswith("gru") else keras.layers.LSTM
     bidirectional = config.arch.startswith("bi")
+    pools_over_time = config.pooling != "last"
 
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     hidden = keras.layers.Embedding(
-        vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding"
+        vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding",
+        trainable=not config.freeze_embeddings,
     )(ids)
-    for layer_number in range(config.num_layers):
+    if config.spatial_dropout_rate:
+        # Drops whole embedding channels: the same features vanish at every step.
+        hidden = keras.layers.SpatialDropout1D(config.spatial_dropout_rate, name="spatial_dropout")(hidden)
+    for layer_number in range(1, config.num_layers + 1):
+        last_layer = layer_number == config.num_layers
         recurrent = recurrent_class(
             config.units,
             dropout=config.dropout_rate,
             recurrent_dropout=config.recurrent_dropout_rate,
-            return_sequences=layer_number < config.num_layers - 1,
+            return_sequences=pools_over_time or not last_layer,
             use_cudnn=use_cudnn,
-            name=f"{config.arch}_{layer_number + 1}" if not bidirectional else f"{config.arch[2:]}_{layer_number + 1}",
+            name=f"{config.arch.removeprefix('bi')}_{layer_number}",
         )
         if bidirectional:
-            recurrent = keras.layers.Bidirectional(recurrent, name=f"{config.arch}_{layer_number + 1}")
-        hidden = recurrent(hidden)
+            recurrent = keras.layers.Bidirectional(recurrent, name=f"{config.arch}_{layer_number}")
+        output = recurrent(hidden)
+        # Residual connections between recurrent layers of equal width (not
+        # around the first, whose input is the embedding).
+        if config.residual and layer_number > 1 and output.shape[-1] == hidden.shape[-1] and len(output.shape) == 3:
+            output = keras.layers.Add(name=f"residual_{layer_number}")([hidden, output])
+        hidden = output
+    if config.pooling == "max":
+        hidden = MaskedMaxPooling(name="max_pooling")(hidden)
+    elif config.pooling == "mean":
+        hidden = keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden)
+    elif config.pooling == "attention":
+        hidden = AttentionPooling(config.units, name="attention_pooling")(hidden)
+    elif config.pooling == "max_mean":
+        hidden = keras.layers.Concatenate(name="max_mean_pooling")([
+            MaskedMaxPooling(name="max_pooling")(hidden),
+            keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden),
+        ])
     hidden = keras.layers.Dropout(config.dropout_rate, name="head_dropout")(hidden)
     if num_classes == 2:
         outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(hidden)

@@ -23,8 +23,10 @@ import numpy as np
 
 from textclf.config import TrainConfig
 from textclf.data import Dataset, load_dataset, sorted_classes, stratified_split
+from textclf.inputs import EncodedTexts, dense_dataset, make_dataset
 from textclf.metrics import classification_metrics, format_metrics
 from textclf.model import build_model, class_probabilities
+from textclf.reports import plot_confusion_matrix, plot_history
 from textclf.sequences import encode
 from textclf.tokenizer import Tokenizer
 
@@ -96,16 +98,35 @@ def _targets(labels, classes):
     return indices.astype("float32")[:, None] if len(classes) == 2 else indices
 
 
-def _dataset(ids, targets, batch_size, seed=None):
-    import tensorflow as tf
+def class_weights(labels, classes) -> dict[int, float]:
+    """``{class index: weight}`` with weights inversely proportional to class frequency.
 
-    data = tf.data.Dataset.from_tensor_slices((ids, targets))
-    if seed is not None:
-        data = data.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    scikit-learn's "balanced" rule: ``rows / (classes * rows of the class)``.
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    weights = compute_class_weight("balanced", classes=np.asarray(classes), y=np.asarray(labels))
+    return {index: float(weight) for index, weight in enumerate(weights)}
 
 
-def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset, valid_data: Dataset, verbose="auto"):
+def datasets(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset, valid_data: Dataset):
+    """``(train, valid)`` tf.data pipelines; the training one shuffles with the run's seed.
+
+    Post-padding (the default) is tokenized once into flat arrays and batched
+    by length (see ``textclf.inputs``); pre-padding keeps fixed-length rows.
+    """
+    train_targets, valid_targets = _targets(train_data.labels, classes), _targets(valid_data.labels, classes)
+    if config.padding == "pre":
+        return (dense_dataset(tokenizer, train_data.texts, train_targets, config, shuffle_seed=config.seed),
+                dense_dataset(tokenizer, valid_data.texts, valid_targets, config))
+    train_encoded = EncodedTexts.from_texts(tokenizer, train_data.texts, config.max_len, config.truncating)
+    valid_encoded = EncodedTexts.from_texts(tokenizer, valid_data.texts, config.max_len, config.truncating)
+    return (make_dataset(train_encoded, train_targets, config.batch_size, config.seed, bucket=config.bucketing),
+            make_dataset(valid_encoded, valid_targets, config.batch_size, bucket=False))
+
+
+def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset, valid_data: Dataset, verbose="auto",
+        tensorboard=None):
     """Builds, compiles and fits the model.
 
     Returns:
@@ -114,25 +135,38 @@ def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset,
     """
     import keras
 
-    def ids_of(data):
-        return encode(tokenizer, data.texts, config.max_len, config.padding, config.truncating)
-
+    train_batches, valid_batches = datasets(config, tokenizer, classes, train_data, valid_data)
     model = build_model(config, tokenizer.vocabulary_size, len(classes))
+    if config.embeddings:
+        from textclf.embeddings import load_embeddings
+
+        vectors = load_embeddings(config.embeddings, tokenizer, tokenizer.vocabulary_size, config.embedding_dim,
+                                  seed=config.seed)
+        model.get_layer("embedding").set_weights([vectors.matrix])
+        log(f"{config.embeddings}: vectors for {vectors.found} of {vectors.total} vocabulary words "
+            f"({vectors.coverage:.1%} coverage){', frozen' if config.freeze_embeddings else ''}")
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
     binary = len(classes) == 2
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    callbacks = [keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1)]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, verbose=1))
     history = model.fit(
-        _dataset(ids_of(train_data), _targets(train_data.labels, classes), config.batch_size, seed=config.seed),
-        validation_data=_dataset(ids_of(valid_data), _targets(valid_data.labels, classes), config.batch_size),
+        train_batches,
+        validation_data=valid_batches,
         epochs=config.epochs,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1
-            )
-        ],
+        callbacks=callbacks,
+        class_weight=class_weights(train_data.labels, classes) if config.class_weight == "balanced" else None,
         shuffle=False,  # The tf.data pipeline already shuffles, with the run's seed.
         verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose,
     )
@@ -148,6 +182,40 @@ def predict_probabilities(model, ids, batch_size=1024) -> np.ndarray:
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
 
 
+@dataclasses.dataclass
+class FittedPipeline:
+    """A fitted tokenizer and model, with the settings they were fitted with."""
+
+    tokenizer: Tokenizer
+    config: TrainConfig
+    model: object  # keras.Model
+    history: dict
+    training_seconds: float
+
+    def probabilities(self, texts) -> np.ndarray:
+        """``[len(texts), num_classes]`` probabilities (Python tokenizer + Keras model)."""
+        ids = encode(self.tokenizer, texts, self.config.max_len, self.config.padding, self.config.truncating)
+        return predict_probabilities(self.model, ids)
+
+
+def new_tokenizer(config: TrainConfig) -> Tokenizer:
+    """An unfitted tokenizer with the config's rules."""
+    return Tokenizer(num_words=config.num_words, filters=config.filters, lower=config.lower,
+                     split=config.split, char_level=config.char_level, oov_token=config.oov_token)
+
+
+def fit_pipeline(config: TrainConfig, train_data: Dataset, valid_data: Dataset, classes, verbose="auto",
+                 tensorboard=None) -> FittedPipeline:
+    """Fits the tokenizer on the training texts, resolves ``max_len``, trains the model.  No file output."""
+    tokenizer = new_tokenizer(config)
+    tokenizer.fit_on_texts(train_data.texts)
+    config = config.replace(max_len=resolve_max_len(config, tokenizer.texts_to_sequences_generator(train_data.texts)))
+    log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), max_len {config.max_len}")
+    started = time.perf_counter()
+    model, history = fit(config, tokenizer, classes, train_data, valid_data, verbose=verbose, tensorboard=tensorboard)
+    return FittedPipeline(tokenizer, config, model, history, time.perf_counter() - started)
+
+
 def _new_run_dir(output: Path) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     candidate = output / "runs" / stamp
@@ -158,14 +226,23 @@ def _new_run_dir(output: Path) -> Path:
     return candidate
 
 
-def write_run(run_dir: Path, files: dict, model) -> Path:
-    """Writes the run folder through a temporary folder renamed when complete."""
+def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -> Path:
+    """Writes the run folder through a temporary folder renamed when complete.
+
+    Args:
+        run_dir: The folder to create.
+        files: ``{name: text}`` files.
+        model: The Keras model, saved as ``model.keras``.
+        pictures: ``{name: function(path)}`` writers of image files.
+    """
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = run_dir.parent / f".tmp-{run_dir.name}-{os.getpid()}"
     staging.mkdir()
     try:
         for name, content in files.items():
             (staging / name).write_text(content, encoding="utf-8")
+        for name, draw in (pictures or {}).items():
+            draw(staging / name)
         model.save(staging / "model.keras")
         os.rename(staging, run_dir)
     except BaseException:
@@ -183,6 +260,41 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+@dataclasses.dataclass
+class Split:
+    """The data of a run: what was read, and the training/validation split."""
+
+    all_train: Dataset
+    given_valid: Dataset | None
+    train: Dataset
+    valid: Dataset
+    classes: list[str]
+
+
+def _as_dataset(source, config: TrainConfig) -> Dataset | None:
+    if source is None or isinstance(source, Dataset):
+        return source
+    loaded = load_dataset(source, config.text_column, config.label_column)
+    if loaded.dropped_lines:
+        shown = ", ".join(map(str, loaded.dropped_lines[:10])) + (" ..." if len(loaded.dropped_lines) > 10 else "")
+        log(f"{source}: dropped {len(loaded.dropped_lines)} rows with empty or missing text or label (lines {shown})")
+    return loaded
+
+
+def prepare_split(config: TrainConfig, data, valid=None) -> Split:
+    """Reads the data and makes the split every command uses for these settings.
+
+    ``train`` and ``baseline`` both call this, so the TF-IDF baseline is
+    scored on exactly the rows the model is validated on.
+    """
+    all_train, given_valid = _as_dataset(data, config), _as_dataset(valid, config)
+    classes = check_labels(all_train, given_valid if given_valid is not None else all_train)
+    train_data, valid_data = split_data(config, all_train, given_valid)
+    log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
+        f"{len(classes)} labels ({'binary' if len(classes) == 2 else 'multiclass'}): {', '.join(classes[:10])}")
+    return Split(all_train, given_valid, train_data, valid_data, classes)
+
+
 def train(
     data,
     config: TrainConfig | None = None,
@@ -190,6 +302,7 @@ def train(
     output=None,
     run_dir=None,
     verbose="auto",
+    tensorboard=None,
 ) -> TrainResult:
     """Trains a classifier and, when ``output`` is given, exports it for TF Serving.
 
@@ -202,6 +315,7 @@ def train(
             goes to ``output/runs/<timestamp>`` unless ``run_dir`` is given.
         run_dir: Where to write the run folder (must not exist).
         verbose: Keras ``fit`` verbosity.
+        tensorboard: Folder for TensorBoard logs (``tensorboard --logdir DIR``).
 
     Returns:
         A :class:`TrainResult`.
@@ -217,36 +331,16 @@ def train(
     if run_dir.exists():
         raise ValueError(f"Run folder {run_dir} already exists; choose another (runs are never overwritten)")
 
-    def as_dataset(source):
-        if source is None or isinstance(source, Dataset):
-            return source
-        loaded = load_dataset(source, config.text_column, config.label_column)
-        if loaded.dropped_lines:
-            shown = ", ".join(map(str, loaded.dropped_lines[:10])) + (" ..." if len(loaded.dropped_lines) > 10 else "")
-            log(f"{source}: dropped {len(loaded.dropped_lines)} rows with empty or missing text or label (lines {shown})")
-        return loaded
-
     seed_everything(config.seed)
-    all_train, given_valid = as_dataset(data), as_dataset(valid)
-    classes = check_labels(all_train, given_valid if given_valid is not None else all_train)
-    train_data, valid_data = split_data(config, all_train, given_valid)
-    log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
-        f"{len(classes)} labels ({'binary' if len(classes) == 2 else 'multiclass'}): {', '.join(classes[:10])}")
+    split = prepare_split(config, data, valid)
+    all_train, given_valid, train_data, valid_data, classes = (
+        split.all_train, split.given_valid, split.train, split.valid, split.classes)
 
-    tokenizer = Tokenizer(
-        num_words=config.num_words, filters=config.filters, lower=config.lower,
-        split=config.split, char_level=config.char_level, oov_token=config.oov_token,
-    )
-    tokenizer.fit_on_texts(train_data.texts)
-    config = config.replace(max_len=resolve_max_len(config, tokenizer.texts_to_sequences_generator(train_data.texts)))
-    log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), max_len {config.max_len}")
+    fitted = fit_pipeline(config, train_data, valid_data, classes, verbose=verbose, tensorboard=tensorboard)
+    tokenizer, config, model, history, training_seconds = (
+        fitted.tokenizer, fitted.config, fitted.model, fitted.history, fitted.training_seconds)
 
-    started = time.perf_counter()
-    model, history = fit(config, tokenizer, classes, train_data, valid_data, verbose=verbose)
-    training_seconds = time.perf_counter() - started
-
-    valid_ids = encode(tokenizer, valid_data.texts, config.max_len, config.padding, config.truncating)
-    predicted = np.asarray(classes)[predict_probabilities(model, valid_ids).argmax(axis=1)]
+    predicted = np.asarray(classes)[fitted.probabilities(valid_data.texts).argmax(axis=1)]
     metrics = classification_metrics(valid_data.labels, predicted.tolist(), classes)
     log("validation\n" + format_metrics(metrics))
 
@@ -267,7 +361,10 @@ def train(
         "history.json": json.dumps(history, indent=2),
         "metrics.json": json.dumps(metrics, indent=2, ensure_ascii=False),
         "run.json": json.dumps(run_info, indent=2, ensure_ascii=False),
-    }, model)
+    }, model, pictures={
+        "history.png": lambda path: plot_history(history, path),
+        "confusion_matrix.png": lambda path: plot_confusion_matrix(metrics["confusion_matrix"], classes, path),
+    })
     log(f"run saved to {run_dir} ({training_seconds:.1f} s of training)")
     result = TrainResult(run_dir=run_dir, metrics=metrics, history=history, config=config)
     if output is not None:

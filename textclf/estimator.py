@@ -1,0 +1,109 @@
+"""A scikit-learn estimator around the textclf pipeline.
+
+``TextClassifier`` takes every ``TrainConfig`` setting as a keyword argument,
+so ``get_params``/``set_params``, ``sklearn.base.clone``, ``cross_val_score``
+and ``GridSearchCV`` work on it.  Early stopping uses a stratified
+``validation_fraction`` of the rows given to ``fit``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from textclf.config import TrainConfig
+from textclf.data import Dataset
+
+_SETTINGS = [field.name for field in dataclasses.fields(TrainConfig)]
+
+
+class TextClassifier(ClassifierMixin, BaseEstimator):
+    """LSTM/GRU text classifier with the scikit-learn API.
+
+    Args:
+        **settings: Any :class:`textclf.TrainConfig` setting (``arch``,
+            ``epochs``, ``units``, ...); the others keep their defaults.
+
+    Attributes:
+        classes_: Labels seen in ``fit``, in the model's order.
+        config_: The settings used (``max_len`` resolved).
+        tokenizer_: The fitted :class:`textclf.Tokenizer`.
+        model_: The fitted Keras model.
+        history_: Per-epoch loss and accuracy.
+
+    Example:
+        >>> from sklearn.model_selection import cross_val_score
+        >>> cross_val_score(TextClassifier(epochs=2, units=16), texts, labels, cv=3)
+    """
+
+    def __init__(self, **settings):
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise TypeError(f"TextClassifier got unknown setting(s) {', '.join(unknown)}")
+        defaults = TrainConfig()
+        for name in _SETTINGS:
+            setattr(self, name, settings.get(name, getattr(defaults, name)))
+
+    # scikit-learn reads the parameter names from the signature of __init__.
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=getattr(TrainConfig(), name))
+           for name in _SETTINGS]
+    )
+
+    def _config(self) -> TrainConfig:
+        return TrainConfig(**{name: getattr(self, name) for name in _SETTINGS})
+
+    def fit(self, X, y):
+        """Fits the tokenizer and the model on texts ``X`` with labels ``y``.
+
+        Returns:
+            ``self``.
+        """
+        from textclf.training import check_labels, fit_pipeline, seed_everything, split_data
+
+        originals = np.asarray(y).ravel()
+        texts, labels = _texts(X, "X"), [str(label) for label in originals]
+        if len(texts) != len(labels):
+            raise ValueError(f"X and y must have the same length. Received: {len(texts)} texts, {len(labels)} labels")
+        config = self._config()
+        seed_everything(config.seed)
+        data = Dataset(texts, labels, "<fit>")
+        class_names = check_labels(data, data)
+        # Predictions come back as the caller's label values (ints stay ints).
+        by_name = {str(label): label for label in originals}
+        self.classes_ = np.asarray([by_name[name] for name in class_names])
+        train_data, valid_data = split_data(config, data, None)
+        fitted = fit_pipeline(config, train_data, valid_data, class_names, verbose=0)
+        self.tokenizer_, self.config_, self.model_, self.history_ = (
+            fitted.tokenizer, fitted.config, fitted.model, fitted.history)
+        self._fitted = fitted
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """``[len(X), len(classes_)]`` class probabilities."""
+        check_is_fitted(self, "model_")
+        return self._fitted.probabilities(_texts(X, "X"))
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable label of each text."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        return tags
+
+
+def _texts(values, name) -> list[str]:
+    texts = list(values)
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"`{name}` must hold strings. Received: {name}[{position}]={text!r}")
+    return texts
+

@@ -1,0 +1,103 @@
+"""Training input pipelines: tokenized once, kept flat, batched by length.
+
+The classic recipe pads every text to one fixed length, so a 10-word review
+costs as many LSTM steps as the longest allowed one.  Here the ids of all
+texts are kept as one flat int32 array plus row lengths (no Python list per
+text), and ``tf.data``'s ``bucket_by_sequence_length`` groups texts of
+similar length, padding each batch only to its own longest row.  With
+post-padding and masking, the model computes exactly what it would on the
+fixed-length matrix (masked steps carry the state forward).
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+from textclf.sequences import empty_index, encode
+
+
+class EncodedTexts:
+    """Truncated id sequences of many texts, stored flat.
+
+    Attributes:
+        values: int32 ids of every row, concatenated.
+        lengths: int64 length of each row (every row has at least one id).
+    """
+
+    def __init__(self, values: np.ndarray, lengths: np.ndarray):
+        self.values = values
+        self.lengths = lengths
+
+    def __len__(self):
+        return len(self.lengths)
+
+    @classmethod
+    def from_texts(cls, tokenizer, texts, max_len: int, truncating: str = "post") -> "EncodedTexts":
+        """Tokenizes ``texts`` with the rules of :func:`textclf.sequences.encode`, without padding."""
+        fallback = [empty_index(tokenizer)]
+        values, lengths = array("i"), array("q")
+        for sequence in tokenizer.texts_to_sequences_generator(texts):
+            sequence = sequence or fallback
+            sequence = sequence[:max_len] if truncating == "post" else sequence[-max_len:]
+            values.extend(sequence)
+            lengths.append(len(sequence))
+        return cls(np.frombuffer(values, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64))
+
+    def padded(self, max_len: int) -> np.ndarray:
+        """The post-padded ``[rows, max_len]`` matrix (what ``encode`` returns with padding="post")."""
+        matrix = np.zeros((len(self), max_len), dtype=np.int32)
+        columns = np.arange(max_len)
+        matrix[columns[None, :] < self.lengths[:, None]] = self.values
+        return matrix
+
+
+def bucket_boundaries(lengths: np.ndarray, buckets: int = 10) -> list[int]:
+    """Upper length bounds that split ``lengths`` into about ``buckets`` equally full groups."""
+    quantiles = np.quantile(lengths, np.linspace(0, 1, buckets + 1)[1:-1]) if len(lengths) else []
+    return sorted({int(np.ceil(q)) + 1 for q in quantiles if q >= 1})
+
+
+def make_dataset(encoded: EncodedTexts, targets, batch_size: int, shuffle_seed=None, bucket: bool = True):
+    """A ``tf.data.Dataset`` of ``(ids, targets)`` batches, post-padded per batch.
+
+    Args:
+        encoded: The tokenized texts.
+        targets: One target row per text (NumPy).
+        batch_size: Texts per batch.
+        shuffle_seed: Shuffle every epoch with this seed; ``None`` keeps the order.
+        bucket: Group texts of similar length (training); otherwise batches
+            follow the input order, each padded to its longest row.
+    """
+    import tensorflow as tf
+
+    ragged = tf.RaggedTensor.from_row_lengths(encoded.values, encoded.lengths)
+    # Rows of a ragged tensor come out with a ragged spec of rank 0; an identity
+    # map turns them into plain tensors, which the batching ops require.
+    data = tf.data.Dataset.from_tensor_slices((ragged, targets)).map(
+        tf.autograph.experimental.do_not_convert(lambda ids, target: (ids, target))
+    )
+    if shuffle_seed is not None:
+        data = data.shuffle(len(encoded), seed=shuffle_seed, reshuffle_each_iteration=True)
+    boundaries = bucket_boundaries(encoded.lengths) if bucket else []
+    if boundaries:
+        data = data.bucket_by_sequence_length(
+            element_length_func=lambda ids, target: tf.shape(ids)[0],
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        )
+    else:
+        data = data.padded_batch(batch_size)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def dense_dataset(tokenizer, texts, targets, config, shuffle_seed=None):
+    """Fixed-length batches for pre-padding, which per-batch post-padding cannot express."""
+    import tensorflow as tf
+
+    ids = encode(tokenizer, texts, config.max_len, config.padding, config.truncating)
+    data = tf.data.Dataset.from_tensor_slices((ids, targets))
+    if shuffle_seed is not None:
+        data = data.shuffle(len(ids), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)

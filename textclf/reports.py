@@ -1,0 +1,82 @@
+"""Pictures of a run: training history and confusion matrix (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # Files only: works on servers without a display.
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
+
+
+def plot_history(history: dict, path) -> Path:
+    """Loss and accuracy per epoch, training and validation, side by side.
+
+    Args:
+        history: ``{"loss": [...], "val_loss": [...], "accuracy": [...], "val_accuracy": [...]}``.
+        path: PNG file to write.
+
+    Returns:
+        The path written.
+    """
+    pyplot = _pyplot()
+    figure, axes = pyplot.subplots(1, 2, figsize=(10, 4), dpi=100)
+    for axis, metric, title in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
+        for key, label, style in ((metric, "training", "-o"), (f"val_{metric}", "validation", "-s")):
+            values = history.get(key, [])
+            if values:
+                axis.plot(range(1, len(values) + 1), values, style, label=label)
+        if metric == "loss" and history.get("val_loss"):
+            best = int(np.argmin(history["val_loss"])) + 1
+            axis.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+    return Path(path)
+
+
+def plot_confusion_matrix(matrix, classes, path, normalize: bool = False) -> Path:
+    """A labelled confusion matrix (rows: true label, columns: predicted).
+
+    Args:
+        matrix: ``[C, C]`` counts.
+        classes: Label names, in matrix order.
+        path: PNG file to write.
+        normalize: Show each row as shares of its true label instead of counts.
+
+    Returns:
+        The path written.
+    """
+    pyplot = _pyplot()
+    counts = np.asarray(matrix, dtype=float)
+    values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    size = max(4.5, 0.7 * len(classes) + 2.5)
+    figure, axis = pyplot.subplots(figsize=(size + 1, size), dpi=100)
+    image = axis.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else max(values.max(), 1))
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+    axis.set_xticks(range(len(classes)), labels=classes, rotation=45, ha="right")
+    axis.set_yticks(range(len(classes)), labels=classes)
+    axis.set_xlabel("predicted label")
+    axis.set_ylabel("true label")
+    axis.set_title("Confusion matrix" + (" (row-normalised)" if normalize else ""))
+    threshold = values.max() / 2 if values.size else 0
+    for row in range(len(classes)):
+        for column in range(len(classes)):
+            text = f"{values[row, column]:.2f}" if normalize else f"{int(counts[row, column])}"
+            axis.text(column, row, text, ha="center", va="center",
+                      color="white" if values[row, column] > threshold else "black", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+    return Path(path)
