@@ -1,0 +1,174 @@
+"""Pooling layers, pretrained vectors, class weights, the baseline, the estimator and explanations."""
+
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+
+from textclf import Tokenizer, TrainConfig, build_model, load
+from textclf.cli import main
+from textclf.embeddings import load_embeddings
+from textclf.explain import explain, html_page, terminal_line
+from textclf.layers import AttentionPooling, MaskedMaxPooling
+from textclf.training import class_weights
+
+from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config
+
+
+def test_masked_max_pooling_ignores_padding():
+    values = np.array([[[-1.0, -2.0], [-3.0, -0.5], [9.0, 9.0]]], dtype="float32")
+    mask = np.array([[True, True, False]])
+    assert np.asarray(MaskedMaxPooling()(values, mask=mask)).tolist() == [[-1.0, -0.5]]
+
+
+def test_attention_pooling_gives_masked_steps_no_weight():
+    layer = AttentionPooling(units=3)
+    values = np.random.default_rng(0).normal(size=(2, 4, 5)).astype("float32")
+    mask = np.array([[True, True, False, False], [True, True, True, True]])
+    layer.build(values.shape)
+    weights = np.asarray(layer.attention_weights(values, mask))
+    np.testing.assert_allclose(weights.sum(axis=1), [1.0, 1.0], rtol=1e-6)
+    assert weights[0, 2:].tolist() == [0.0, 0.0]
+    pooled = np.asarray(layer(values, mask=mask))
+    np.testing.assert_allclose(pooled[0], (weights[0, :2, None] * values[0, :2]).sum(axis=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "attention", "max_mean"])
+def test_every_pooling_ignores_extra_padding(pooling):
+    config = TrainConfig(arch="bigru", units=4, embedding_dim=3, pooling=pooling, num_layers=2, spatial_dropout_rate=0.1)
+    model = build_model(config, vocabulary_size=10, num_classes=3)
+    short = np.asarray(model(np.array([[5, 6, 7]], dtype="int32")))
+    padded = np.asarray(model(np.array([[5, 6, 7, 0, 0]], dtype="int32")))
+    np.testing.assert_allclose(short, padded, rtol=1e-5)
+    # The residual joins sequence outputs; with "last" the top layer returns one vector.
+    assert any(layer.name == "residual_2" for layer in model.layers) == (pooling != "last")
+
+
+def write_vectors(path, lines, header=None, compress=False):
+    text = ((header + "\n") if header else "") + "\n".join(lines) + "\n"
+    if compress:
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_vectors_are_mapped_onto_the_vocabulary(tmp_path, compress):
+    tokenizer = Tokenizer(oov_token="[UNK]")
+    tokenizer.fit_on_texts(["good good film", "bad Film"])  # [UNK]=1 good=2 film=3 bad=4
+    path = write_vectors(tmp_path / ("v.vec.gz" if compress else "v.vec"),
+                         ["good 1 2 3", "FILM 4 5 6", "film 7 8 9", "unused 0 0 1"], header="4 3", compress=compress)
+    vectors = load_embeddings(path, tokenizer, tokenizer.vocabulary_size, dimension=3)
+    assert (vectors.found, vectors.total) == (2, 4)  # good, film (exact form wins over FILM); not [UNK], bad.
+    assert vectors.matrix[0].tolist() == [0.0, 0.0, 0.0]
+    assert vectors.matrix[2].tolist() == [1.0, 2.0, 3.0]
+    assert vectors.matrix[3].tolist() == [7.0, 8.0, 9.0]
+    assert vectors.matrix.shape == (5, 3)
+
+
+@pytest.mark.parametrize("lines, header, message", [
+    (["good 1 2"], None, "holds vectors of dimension 2, but embedding_dim is 3; pass --embedding-dim 2"),
+    (["good 1 2 3"], "1 5", "holds vectors of dimension 5, but embedding_dim is 3"),
+    (["good 1 2 3", "film 1 2 3", "bad 1 2"], None, "line 3: expected 3 numbers after the word, found 2"),
+    (["good 1 2 3", "film 1 x 3"], None, "line 2: the numbers after 'film' are not all numbers"),
+])
+def test_bad_vector_files_name_the_problem(tmp_path, lines, header, message):
+    tokenizer = Tokenizer(oov_token="[UNK]")
+    tokenizer.fit_on_texts(["good film bad"])
+    path = write_vectors(tmp_path / "v.txt", lines, header)
+    with pytest.raises(ValueError) as error:
+        load_embeddings(path, tokenizer, tokenizer.vocabulary_size, dimension=3)
+    assert message in str(error.value)
+
+
+def test_training_with_frozen_vectors_reports_coverage(binary_csv, tmp_path, capsys):
+    words = POSITIVE + NEGATIVE
+    path = write_vectors(tmp_path / "glove.txt", [f"{word} " + " ".join(["0.5" if word in POSITIVE else "-0.5"] * 4)
+                                                 for word in words])
+    status = main([str(a) for a in ["train", binary_csv, "--output", tmp_path / "vec", "--embeddings", path,
+                                    "--embedding-dim", "4", "--freeze-embeddings", "--epochs", "1", "--units", "4"]])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "vectors for 12 of 21 vocabulary words (57.1% coverage), frozen" in err
+    run_dir = tmp_path / "vec" / "runs" / os.listdir(tmp_path / "vec" / "runs")[0]
+    embedding = load(run_dir).run.model.get_layer("embedding")
+    assert not embedding.trainable
+    tokenizer = load(run_dir).run.tokenizer
+    assert np.asarray(embedding.embeddings)[tokenizer.word_index["great"]].tolist() == [0.5] * 4
+
+
+def test_embedding_dimension_mismatch_exits_2(binary_csv, tmp_path, capsys):
+    path = write_vectors(tmp_path / "glove.txt", ["good 1 2"])
+    status = main([str(a) for a in ["train", binary_csv, "--output", tmp_path / "x", "--embeddings", path]])
+    assert status == 2
+    assert "holds vectors of dimension 2, but embedding_dim is 128; pass --embedding-dim 2" in capsys.readouterr().err
+
+
+def test_balanced_class_weights_and_unknown_value():
+    assert class_weights(["a", "a", "a", "b"], ["a", "b"]) == {0: 4 / 6, 1: 2.0}
+    with pytest.raises(ValueError, match=r"`class_weight` must be one of none, balanced. Received: class_weight='heavy'"):
+        TrainConfig(class_weight="heavy")
+
+
+def test_baseline_prints_both_models_on_the_same_split(binary_csv, tmp_path, capsys):
+    status = main([str(a) for a in ["baseline", binary_csv, "--output", tmp_path / "b", "--epochs", "2",
+                                    "--units", "4", "--class-weight", "balanced", "--lr-schedule", "plateau"]])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "64 training rows, 16 validation rows (same split for all)" in out
+    lines = out.splitlines()
+    assert "| model | accuracy | macro-F1 |" in lines
+    assert any(line.startswith("| textclf (bilstm, pooling=") for line in lines)
+    assert any(line.startswith("| TF-IDF 1-2-grams + LogReg |") for line in lines)
+    run_dir = tmp_path / "b" / "runs" / os.listdir(tmp_path / "b" / "runs")[0]
+    assert len(json.loads((run_dir / "baseline.json").read_text())) == 3
+
+
+def test_estimator_works_with_clone_cross_validation_and_grid_search():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    from textclf.estimator import TextClassifier
+
+    rows = make_rows({1: POSITIVE, 0: NEGATIVE}, 48, seed=9)
+    texts, labels = [text for text, _ in rows], np.array([label for _, label in rows])
+    estimator = TextClassifier(epochs=3, units=4, embedding_dim=4, max_len=6, learning_rate=0.03, batch_size=8)
+    assert estimator.get_params()["units"] == 4 and estimator.get_params()["arch"] == "bilstm"
+    copy = clone(estimator)
+    assert copy.get_params() == estimator.get_params() and copy is not estimator
+    with pytest.raises(NotFittedError, match="This TextClassifier instance is not fitted yet"):
+        estimator.predict(["good film"])
+    scores = cross_val_score(estimator, texts, labels, cv=2)
+    assert scores.shape == (2,) and np.all((0 <= scores) & (scores <= 1))
+    search = GridSearchCV(estimator, {"units": [2, 4]}, cv=2).fit(texts, labels)
+    assert search.best_params_["units"] in (2, 4)
+    fitted = clone(estimator).set_params(epochs=6).fit(texts, labels)
+    assert fitted.classes_.tolist() == [0, 1]
+    assert fitted.predict(["great superb lovely film"]).tolist() == [1]
+    assert fitted.predict_proba(["awful dull film"]).shape == (1, 2)
+    assert fitted.score(texts, labels) > 0.8
+
+
+def test_explanation_gives_the_deciding_word_the_largest_weight(binary_result, tmp_path, capsys):
+    classifier = load(binary_result.export_dir.parent)
+    explanation = explain(classifier, "The movie was brilliant and the plot was a story")
+    assert explanation.label == "fresh"
+    assert explanation.tokens[int(np.argmax(explanation.weights))] == "brilliant"
+    assert len(explanation.weights) == len(explanation.tokens) == 8  # max_len of the tiny model
+    assert "\033[48;5;" in terminal_line(explanation)
+    assert "brilliant</span>" in html_page(explanation)
+
+    empty = explain(classifier, "")
+    assert (empty.tokens, empty.weights) == ([], [])
+    assert "no tokens to weigh" in terminal_line(empty)
+
+    page = tmp_path / "why.html"
+    status = main(["explain", str(binary_result.export_dir.parent), "awful, dull plot!", "--html", str(page)])
+    out = capsys.readouterr().out
+    assert status == 0 and page.read_text().startswith("<!DOCTYPE html>")
+    assert out.startswith("rotten (")
