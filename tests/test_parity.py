@@ -101,13 +101,13 @@ unicode_text = st.text(
     alphabet=st.one_of(
         st.characters(exclude_categories=["Cs"]),
         st.sampled_from(list(DEFAULT_FILTERS + " \x00ΣσİI") + list(LOWERCASE_EXCEPTIONS)),
-        st.sampled_from(["a", "b", "C", "中", "文"]),
+        st.sampled_from(["a", "b", "C", "中", "文", "手", "机", "の", "한", "，", "。", "1"]),
     ),
     max_size=30,
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     fit_texts=st.lists(unicode_text, min_size=1, max_size=5),
     query_texts=st.lists(unicode_text, max_size=5),
@@ -119,14 +119,15 @@ unicode_text = st.text(
     max_len=st.integers(1, 7),
     padding=st.sampled_from(["pre", "post"]),
     truncating=st.sampled_from(["pre", "post"]),
+    cjk=st.sampled_from(["off", "chars", "bigrams"]),
 )
 def test_graph_equals_python_on_arbitrary_unicode(
-    fit_texts, query_texts, num_words, lower, char_level, split, filters, max_len, padding, truncating
+    fit_texts, query_texts, num_words, lower, char_level, split, filters, max_len, padding, truncating, cjk
 ):
     texts = fit_texts + query_texts
     assume(not (lower and any(map(sigma_caveat, texts))))
     tokenizer = Tokenizer(num_words=num_words, lower=lower, char_level=char_level, split=split,
-                          filters=filters, oov_token="[UNK]")
+                          filters=filters, oov_token="[UNK]", cjk=cjk)
     tokenizer.fit_on_texts(fit_texts)
     expected = expected_ids(tokenizer, texts, max_len, padding, truncating)
     np.testing.assert_array_equal(encode(tokenizer, texts, max_len, padding, truncating), expected)
@@ -146,3 +147,16 @@ def test_graph_equals_python_on_every_row_of_the_data_sets(name, max_len):
     mismatched = np.flatnonzero((got != expected).any(axis=1))
     assert mismatched.tolist() == [], [data.texts[i][:80] for i in mismatched[:3]]
     assert len(data.texts) == {"rt_polarity": 12808, "news_source": 3823}[name]
+
+
+@pytest.mark.parametrize("cjk, expected", [
+    ("chars", ["这", "部", "iphone", "15", "手", "机", "很", "好", "用"]),
+    ("bigrams", ["这", "这部", "部", "iphone", "15", "手", "手机", "机", "机很", "很", "很好", "好", "好用", "用"]),
+])
+def test_cjk_modes_literal(cjk, expected):
+    rules = TextRules(cjk=cjk)
+    text = "这部iPhone 15 手机很好用"
+    assert rules.split_python(text) == expected
+    assert [token.decode() for token in rules.split_graph(tf.constant([text])).to_list()[0]] == expected
+    # CJK punctuation separates; no bigram across it.
+    assert rules.split_python("好，用。") == ["好", "用"]

@@ -17,7 +17,7 @@ import sys
 import typing
 from pathlib import Path
 
-from textclf.config import ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, POOLINGS, TrainConfig
+from textclf.config import ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, POOLINGS, SPLIT_MODES, TrainConfig
 
 EXIT_USAGE = 2
 
@@ -67,6 +67,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["choices"] = ARCHITECTURES
         elif field.name == "pooling":
             kwargs["choices"] = POOLINGS
+        elif field.name == "split_mode":
+            kwargs["choices"] = SPLIT_MODES
         elif field.name == "lr_schedule":
             kwargs["choices"] = LR_SCHEDULES
         elif field.name == "class_weight":

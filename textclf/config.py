@@ -18,6 +18,9 @@ from textclf.text import DEFAULT_FILTERS, TextRules
 ARCHITECTURES = ("lstm", "gru", "bilstm", "bigru")
 POOLINGS = ("last", "max", "mean", "attention", "max_mean")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
+SPLIT_MODES = ("auto", "word", "cjk", "cjk_bigrams")
+# TextRules.cjk for each resolved split mode.
+_CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}
 CLASS_WEIGHTS = ("none", "balanced")
 
 
@@ -40,6 +43,10 @@ class TrainConfig:
         lower: Lowercase texts (Python's ``str.lower``) before splitting.
         split: Separator between words.
         char_level: Every character is a token (filters are not applied).
+        split_mode: ``word`` (legacy: split on ``split``), ``cjk`` (each
+            Chinese/Japanese/Korean character is a token, Latin words and
+            numbers stay whole), ``cjk_bigrams`` (also adjacent-character
+            pairs) or ``auto`` (``cjk`` when most training texts are mostly CJK).
         oov_token: Token for unknown words; also stands for a text with no known word.
         padding: ``"post"`` keeps masks right-padded, which cuDNN needs on a GPU.
         truncating: ``"post"`` keeps the start of long texts, ``"pre"`` the end.
@@ -91,6 +98,7 @@ class TrainConfig:
     lower: bool = True
     split: str = " "
     char_level: bool = False
+    split_mode: str = "auto"
     oov_token: str = "[UNK]"
     padding: str = "post"
     truncating: str = "post"
@@ -132,7 +140,8 @@ class TrainConfig:
         _check_number("max_len_percentile", self.max_len_percentile, 0.0, 100.0, open_low=True)
         _check_number("dropout_rate", self.dropout_rate, 0.0, 1.0, open_high=True)
         _check_number("spatial_dropout_rate", self.spatial_dropout_rate, 0.0, 1.0, open_high=True)
-        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("class_weight", CLASS_WEIGHTS)):
+        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("class_weight", CLASS_WEIGHTS),
+                              ("split_mode", SPLIT_MODES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={getattr(self, name)!r}"
@@ -165,8 +174,9 @@ class TrainConfig:
         self.text_rules()  # Checks filters and split.
 
     def text_rules(self) -> TextRules:
-        """The tokenization rules these settings describe."""
-        return TextRules(filters=self.filters, lower=self.lower, split=self.split, char_level=self.char_level)
+        """The tokenization rules these settings describe (``auto`` counts as ``word`` until resolved)."""
+        return TextRules(filters=self.filters, lower=self.lower, split=self.split, char_level=self.char_level,
+                         cjk=_CJK_OF_MODE.get(self.split_mode, "off"))
 
     def to_dict(self) -> dict:
         """Plain dictionary of every setting (JSON-serializable)."""

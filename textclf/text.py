@@ -17,6 +17,7 @@ change to one is a change to the other, and the parity tests in
 from __future__ import annotations
 
 import dataclasses
+import re
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 
@@ -30,6 +31,42 @@ _LOWERCASE_EXCEPTIONS = (
     + [code for code in range(0x10570, 0x10596) if code not in (0x1057B, 0x1058B, 0x10593)]
 )
 LOWERCASE_EXCEPTIONS = {chr(code): chr(code).lower() for code in _LOWERCASE_EXCEPTIONS}
+
+
+# Scripts written without spaces between words: each of their characters is a
+# token in CJK mode.  (first, last) code points: CJK Unified Ideographs and
+# extensions A-F, compatibility ideographs, Hiragana, Katakana, Hangul syllables.
+CJK_RANGES = (
+    (0x3040, 0x309F), (0x30A0, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
+    (0xF900, 0xFAFF), (0x20000, 0x2EBEF), (0x2F800, 0x2FA1F),
+)
+# Ideographic and fullwidth punctuation separate tokens in CJK mode, like the ASCII filters.
+CJK_PUNCTUATION = "".join(
+    chr(code) for first, last in ((0x3000, 0x303F), (0xFF01, 0xFF0F), (0xFF1A, 0xFF20), (0xFF3B, 0xFF40),
+                                  (0xFF5B, 0xFF65))
+    for code in range(first, last + 1)
+)
+CJK_MODES = ("off", "chars", "bigrams")
+_CJK_PYTHON = re.compile("[" + "".join(f"{chr(first)}-{chr(last)}" for first, last in CJK_RANGES) + "]")
+_CJK_RE2 = "[" + "".join(f"\\x{{{first:x}}}-\\x{{{last:x}}}" for first, last in CJK_RANGES) + "]"
+
+
+def is_cjk(character: str) -> bool:
+    """Whether ``character`` belongs to one of ``CJK_RANGES``."""
+    return bool(_CJK_PYTHON.fullmatch(character))
+
+
+def cjk_share(texts) -> float:
+    """Share of ``texts`` whose non-space characters are mostly CJK (for automatic mode choice)."""
+    texts = list(texts)
+    if not texts:
+        return 0.0
+    mostly = 0
+    for text in texts:
+        letters = [character for character in text if not character.isspace()]
+        if letters and 2 * len(_CJK_PYTHON.findall(text)) > len(letters):
+            mostly += 1
+    return mostly / len(texts)
 
 
 def _regex_class(characters: str) -> str:
@@ -51,33 +88,58 @@ class TextRules:
         lower: Whether to lowercase the text first.
         split: The separator between tokens (a non-empty string).
         char_level: Every character is a token; ``filters`` are not applied.
+        cjk: ``"off"`` (legacy word mode), ``"chars"``: every CJK character is
+            a token while Latin words and numbers stay whole, and CJK
+            punctuation separates tokens; ``"bigrams"``: as ``"chars"``, plus
+            a token for each pair of adjacent CJK characters, placed between them.
 
     Example:
         >>> TextRules().split_python("Hello, World!")
         ['hello', 'world']
+        >>> TextRules(cjk="chars").split_python("这部iPhone 15 手机很好用")
+        ['这', '部', 'iphone', '15', '手', '机', '很', '好', '用']
     """
 
     filters: str = DEFAULT_FILTERS
     lower: bool = True
     split: str = " "
     char_level: bool = False
+    cjk: str = "off"
 
     def __post_init__(self):
         if not isinstance(self.filters, str):
             raise ValueError(f"`filters` must be a string. Received: filters={self.filters!r}")
         if not isinstance(self.split, str) or not self.split:
             raise ValueError(f"`split` must be a non-empty string. Received: split={self.split!r}")
+        if self.cjk not in CJK_MODES:
+            raise ValueError(f"`cjk` must be one of {', '.join(CJK_MODES)}. Received: cjk={self.cjk!r}")
+
+    @property
+    def _separators(self) -> str:
+        return self.filters + (CJK_PUNCTUATION if self.cjk != "off" else "")
 
     # ----------------------------------------------------------------- Python
     def split_python(self, text: str) -> list[str]:
-        """Tokens of one text, exactly as the legacy ``text_to_word_sequence``."""
+        """Tokens of one text, exactly as the legacy ``text_to_word_sequence`` in word mode."""
         if self.lower:
             text = text.lower()
         if self.char_level:
             return list(text)
-        if self.filters:
-            text = text.translate(str.maketrans({c: self.split for c in self.filters}))
-        return [token for token in text.split(self.split) if token]
+        if self.cjk != "off":
+            text = _CJK_PYTHON.sub(lambda match: self.split + match.group(0) + self.split, text)
+        if self._separators:
+            text = text.translate(str.maketrans({c: self.split for c in self._separators}))
+        pieces = text.split(self.split)
+        if self.cjk == "bigrams":
+            # Two CJK characters adjacent in the text end up with exactly one
+            # empty piece between them; that slot receives their bigram.
+            joined = list(pieces)
+            for position in range(1, len(pieces) - 1):
+                before, after = pieces[position - 1], pieces[position + 1]
+                if not pieces[position] and len(before) == 1 == len(after) and is_cjk(before) and is_cjk(after):
+                    joined[position] = before + after
+            pieces = joined
+        return [token for token in pieces if token]
 
     # ------------------------------------------------------------------ graph
     def split_graph(self, texts):
@@ -95,12 +157,36 @@ class TextRules:
             texts = lowercase_graph(texts)
         if self.char_level:
             return tf.strings.unicode_split(texts, "UTF-8")
-        if self.filters:
-            texts = tf.strings.regex_replace(
-                texts, _regex_class(self.filters), _regex_rewrite_literal(self.split)
-            )
+        separator = _regex_rewrite_literal(self.split)
+        if self.cjk != "off":
+            texts = tf.strings.regex_replace(texts, "(" + _CJK_RE2 + ")", separator + "\\1" + separator)
+        if self._separators:
+            texts = tf.strings.regex_replace(texts, _regex_class(self._separators), separator)
         tokens = tf.strings.split(texts, sep=self.split)
+        if self.cjk == "bigrams":
+            tokens = tokens.with_flat_values(_bigrams_graph(tokens))
         return tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+
+
+def _bigrams_graph(tokens):
+    """Graph twin of the bigram step of ``split_python``: fills the empty slot between two CJK pieces."""
+    import tensorflow as tf
+
+    pieces = tokens.flat_values
+    rows = tokens.value_rowids()
+    count = tf.size(pieces, out_type=tf.int64)
+    position = tf.range(count, dtype=tf.int64)
+    before = tf.maximum(position - 1, 0)
+    after = tf.minimum(position + 1, tf.maximum(count - 1, 0))
+    single_cjk = tf.strings.regex_full_match(pieces, _CJK_RE2)
+    slot = (
+        (pieces == "")
+        & (position > 0) & (position < count - 1)
+        & tf.equal(tf.gather(rows, before), rows) & tf.equal(tf.gather(rows, after), rows)
+        & tf.gather(single_cjk, before) & tf.gather(single_cjk, after)
+    )
+    bigrams = tf.strings.join([tf.gather(pieces, before), tf.gather(pieces, after)])
+    return tf.where(slot, bigrams, pieces)
 
 
 def lowercase_graph(texts):

@@ -36,6 +36,8 @@ class Tokenizer:
             ``None`` to drop them.
         document_count: Number of texts seen by ``fit_on_texts`` (restored
             from JSON; leave at 0 for a new tokenizer).
+        cjk: ``"off"`` (legacy), ``"chars"`` or ``"bigrams"``: CJK characters
+            as tokens (a textclf extension, see :class:`textclf.text.TextRules`).
 
     Example:
         >>> tokenizer = Tokenizer(oov_token="<unk>")
@@ -53,6 +55,7 @@ class Tokenizer:
         char_level: bool = False,
         oov_token: str | None = None,
         document_count: int = 0,
+        cjk: str = "off",
     ):
         if num_words is not None and (
             isinstance(num_words, bool) or not isinstance(num_words, int) or num_words < 0
@@ -62,7 +65,7 @@ class Tokenizer:
             )
         if oov_token is not None and not isinstance(oov_token, str):
             raise ValueError(f"`oov_token` must be None or a string. Received: oov_token={oov_token!r}")
-        self.rules = TextRules(filters=filters, lower=lower, split=split, char_level=char_level)
+        self.rules = TextRules(filters=filters, lower=lower, split=split, char_level=char_level, cjk=cjk)
         self.num_words = num_words
         self.oov_token = oov_token
         self.document_count = document_count
@@ -77,6 +80,7 @@ class Tokenizer:
     lower = property(lambda self: self.rules.lower)
     split = property(lambda self: self.rules.split)
     char_level = property(lambda self: self.rules.char_level)
+    cjk = property(lambda self: self.rules.cjk)
 
     def _tokens(self, text) -> list[str]:
         # Legacy Keras accepts a pre-tokenized text (a list of strings): it is
@@ -165,8 +169,13 @@ class Tokenizer:
         return texts
 
     def get_config(self) -> dict:
-        """The tokenizer's settings and fitted state (legacy JSON layout)."""
-        return {
+        """The tokenizer's settings and fitted state (legacy JSON layout).
+
+        ``cjk`` appears only when it is not ``"off"``, so word-mode JSON stays
+        readable by tf_keras.
+        """
+        extension = {"cjk": self.cjk} if self.cjk != "off" else {}
+        return {**extension,
             "num_words": self.num_words,
             "filters": self.filters,
             "lower": self.lower,

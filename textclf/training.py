@@ -28,6 +28,7 @@ from textclf.metrics import classification_metrics, format_metrics
 from textclf.model import build_model, class_probabilities
 from textclf.reports import plot_confusion_matrix, plot_history
 from textclf.sequences import encode
+from textclf.text import cjk_share
 from textclf.tokenizer import Tokenizer
 
 RUN_FILES = ("config.json", "tokenizer.json", "labels.json", "model.keras")
@@ -126,7 +127,7 @@ def datasets(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dat
 
 
 def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset, valid_data: Dataset, verbose="auto",
-        tensorboard=None):
+        tensorboard=None, callbacks=None):
     """Builds, compiles and fits the model.
 
     Returns:
@@ -155,7 +156,7 @@ def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset,
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    callbacks = [keras.callbacks.EarlyStopping(
+    callbacks = list(callbacks or []) + [keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1)]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
@@ -200,19 +201,34 @@ class FittedPipeline:
 
 def new_tokenizer(config: TrainConfig) -> Tokenizer:
     """An unfitted tokenizer with the config's rules."""
-    return Tokenizer(num_words=config.num_words, filters=config.filters, lower=config.lower,
-                     split=config.split, char_level=config.char_level, oov_token=config.oov_token)
+    rules = config.text_rules()
+    return Tokenizer(num_words=config.num_words, filters=rules.filters, lower=rules.lower, split=rules.split,
+                     char_level=rules.char_level, oov_token=config.oov_token, cjk=rules.cjk)
+
+
+def resolve_split_mode(config: TrainConfig, texts) -> TrainConfig:
+    """``split_mode="auto"`` becomes ``cjk`` when most texts are mostly CJK, else ``word`` (and says so)."""
+    if config.split_mode != "auto":
+        return config
+    share = cjk_share(texts)
+    mode = "cjk" if share > 0.5 else "word"
+    if mode == "cjk":
+        log(f"split_mode auto: {share:.0%} of training texts are mostly Chinese/Japanese/Korean, "
+            "so each CJK character is a token (Latin words and numbers stay whole)")
+    return config.replace(split_mode=mode)
 
 
 def fit_pipeline(config: TrainConfig, train_data: Dataset, valid_data: Dataset, classes, verbose="auto",
-                 tensorboard=None) -> FittedPipeline:
+                 tensorboard=None, callbacks=None) -> FittedPipeline:
     """Fits the tokenizer on the training texts, resolves ``max_len``, trains the model.  No file output."""
+    config = resolve_split_mode(config, train_data.texts)
     tokenizer = new_tokenizer(config)
     tokenizer.fit_on_texts(train_data.texts)
     config = config.replace(max_len=resolve_max_len(config, tokenizer.texts_to_sequences_generator(train_data.texts)))
     log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), max_len {config.max_len}")
     started = time.perf_counter()
-    model, history = fit(config, tokenizer, classes, train_data, valid_data, verbose=verbose, tensorboard=tensorboard)
+    model, history = fit(config, tokenizer, classes, train_data, valid_data, verbose=verbose,
+                         tensorboard=tensorboard, callbacks=callbacks)
     return FittedPipeline(tokenizer, config, model, history, time.perf_counter() - started)
 
 

@@ -1,0 +1,164 @@
+"""Training throughput: the classic recipe against textclf's pipeline, same data, same architecture.
+
+Usage (from the repository root, after the README's install command):
+
+    python bench/train_speed.py --data rt_polarity
+    python bench/train_speed.py --data news_source --reference-epochs 2
+
+Both variants train Embedding(20k words, 128) → LSTM(64) → Dense on the same
+stratified 80/20 split:
+
+- reference, the classic recipe written out here: Tokenizer(num_words=20000),
+  ``pad_sequences`` to the 95th-percentile length with Keras's default
+  pre-padding/pre-truncation and no mask, batch 32, Adam 1e-3, a fixed number
+  of epochs, ``model.fit`` on NumPy arrays;
+- textclf: ``TrainConfig(arch="lstm", pooling="last")`` with every other
+  setting at its default (length bucketing, masks, post-padding, batch size,
+  learning rate, early stopping).
+
+Each variant runs in its own process so peak memory (max RSS) is its own.
+Samples/s and tokens/s (non-padding tokens) use the epochs after the first,
+which also pays for tracing.  Prints a table and the ratios.
+"""
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def epoch_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    return EpochTimer()
+
+
+def split_of(data_name):
+    from textclf import TrainConfig
+    from textclf.training import prepare_split
+
+    return prepare_split(TrainConfig(), REPO / "data" / f"{data_name}.csv")
+
+
+def run_reference(data_name, epochs):
+    import keras
+    import numpy as np
+
+    from textclf import Tokenizer
+    from textclf.metrics import classification_metrics
+
+    split = split_of(data_name)
+    keras.utils.set_random_seed(42)
+    tokenizer = Tokenizer(num_words=20000)
+    tokenizer.fit_on_texts(split.train.texts)
+    train_sequences = tokenizer.texts_to_sequences(split.train.texts)
+    max_len = int(math.ceil(np.percentile([len(s) for s in train_sequences], 95)))
+    x_train = keras.utils.pad_sequences(train_sequences, maxlen=max_len)
+    x_valid = keras.utils.pad_sequences(tokenizer.texts_to_sequences(split.valid.texts), maxlen=max_len)
+    classes = split.classes
+    positions = {label: index for index, label in enumerate(classes)}
+    y_train = np.array([positions[label] for label in split.train.labels])
+    binary = len(classes) == 2
+    model = keras.Sequential([
+        keras.Input(shape=(max_len,), dtype="int32"),
+        keras.layers.Embedding(20000, 128),
+        keras.layers.LSTM(64),
+        keras.layers.Dense(1, activation="sigmoid") if binary else keras.layers.Dense(len(classes), activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy", metrics=["accuracy"])
+    timer = epoch_timer()
+    model.fit(x_train, y_train, batch_size=32, epochs=epochs, callbacks=[timer], verbose=0)
+    probabilities = model.predict(x_valid, batch_size=256, verbose=0)
+    predicted = (probabilities[:, 0] > 0.5).astype(int) if binary else probabilities.argmax(axis=1)
+    metrics = classification_metrics(split.valid.labels, [classes[i] for i in predicted], classes)
+    tokens = int(np.minimum([len(s) for s in train_sequences], max_len).sum())
+    return {"variant": "classic recipe", "max_len": max_len, "batch_size": 32, "epochs": epochs,
+            "epoch_seconds": timer.seconds, "rows": len(x_train), "tokens": tokens, "macro_f1": metrics["macro_f1"]}
+
+
+def run_textclf(data_name):
+    import numpy as np
+
+    from textclf import TrainConfig
+    from textclf.metrics import classification_metrics
+    from textclf.training import fit_pipeline, seed_everything
+
+    split = split_of(data_name)
+    config = TrainConfig(arch="lstm", units=64, embedding_dim=128, pooling="last")
+    seed_everything(config.seed)
+    timer = epoch_timer()
+    fitted = fit_pipeline(config, split.train, split.valid, split.classes, verbose=0, callbacks=[timer])
+    predicted = fitted.probabilities(split.valid.texts).argmax(axis=1)
+    metrics = classification_metrics(split.valid.labels, [split.classes[i] for i in predicted], split.classes)
+    lengths = [min(len(s) or 1, fitted.config.max_len)
+               for s in fitted.tokenizer.texts_to_sequences_generator(split.train.texts)]
+    return {"variant": "textclf", "max_len": fitted.config.max_len, "batch_size": fitted.config.batch_size,
+            "epochs": len(timer.seconds), "epoch_seconds": timer.seconds, "rows": len(split.train),
+            "tokens": int(np.sum(lengths)), "macro_f1": metrics["macro_f1"]}
+
+
+def child(variant, data_name, reference_epochs):
+    result = run_reference(data_name, reference_epochs) if variant == "reference" else run_textclf(data_name)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result))
+
+
+def summarize(result):
+    steady = result["epoch_seconds"][1:] or result["epoch_seconds"]
+    seconds = sum(steady) / len(steady)
+    return {**result, "epoch_s": seconds, "samples_per_s": result["rows"] / seconds,
+            "tokens_per_s": result["tokens"] / seconds}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="rt_polarity", help="data/<NAME>.csv")
+    parser.add_argument("--reference-epochs", type=int, default=3)
+    parser.add_argument("--variant", choices=("reference", "textclf"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        child(args.variant, args.data, args.reference_epochs)
+        return
+    results = []
+    for variant in ("reference", "textclf"):
+        process = subprocess.run([sys.executable, __file__, "--variant", variant, "--data", args.data,
+                                  "--reference-epochs", str(args.reference_epochs)],
+                                 capture_output=True, text=True, check=False)
+        lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
+        if process.returncode or not lines:
+            sys.exit(f"{variant} failed:\n{process.stderr[-3000:]}")
+        results.append(summarize(json.loads(lines[-1][7:])))
+    reference, ours = results
+    print(f"data/{args.data}.csv, Embedding 128 → LSTM 64, {reference['rows']} training rows, same split")
+    print("| variant | batch | max_len | epochs | epoch s (steady) | samples/s | tokens/s | peak RSS MB | val macro-F1 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in results:
+        print(f"| {row['variant']} | {row['batch_size']} | {row['max_len']} | {row['epochs']} | {row['epoch_s']:.2f} | "
+              f"{row['samples_per_s']:.0f} | {row['tokens_per_s']:.0f} | {row['peak_rss_mb']:.0f} | {row['macro_f1']:.4f} |")
+    print(f"ratio textclf / classic: samples/s {ours['samples_per_s'] / reference['samples_per_s']:.2f}x, "
+          f"peak RSS {ours['peak_rss_mb'] / reference['peak_rss_mb']:.2f}x, "
+          f"macro-F1 {ours['macro_f1'] - reference['macro_f1']:+.4f}")
+
+
+if __name__ == "__main__":
+    main()
