@@ -101,7 +101,7 @@ def run_textclf(data_name):
 
     from textclf import TrainConfig
     from textclf.metrics import classification_metrics
-    from textclf.training import fit_pipeline, seed_everything
+    from textclf.fitting import fit_pipeline, seed_everything
 
     split = split_of(data_name)
     config = TrainConfig(arch="lstm", units=64, embedding_dim=128, pooling="last")

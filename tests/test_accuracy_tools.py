@@ -14,7 +14,7 @@ from textclf.explain import explain, html_page, terminal_line
 from textclf.layers import AttentionPooling, MaskedMaxPooling
 from textclf.training import class_weights
 
-from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config
+from conftest import NEGATIVE, POSITIVE, make_rows
 
 
 def test_masked_max_pooling_ignores_padding():

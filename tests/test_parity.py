@@ -7,8 +7,6 @@ all padding) — ``expected_ids`` below spells that rule out with Keras's own
 ``pad_sequences``, independently of ``textclf.encode``.
 """
 
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf

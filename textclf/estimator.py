@@ -64,7 +64,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             ``self``.
         """
-        from textclf.training import check_labels, fit_pipeline, seed_everything, split_data
+        from textclf.fitting import fit_pipeline, seed_everything
+        from textclf.training import check_labels, split_data
 
         originals = np.asarray(y).ravel()
         texts, labels = _texts(X, "X"), [str(label) for label in originals]

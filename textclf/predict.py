@@ -115,7 +115,7 @@ class RunClassifier(_Classifier):
         return encode(self.run.tokenizer, texts, config.max_len, config.padding, config.truncating)
 
     def probabilities(self, texts) -> np.ndarray:
-        from textclf.training import predict_probabilities
+        from textclf.fitting import predict_probabilities
 
         return predict_probabilities(self.run.model, self.tokenize(texts))
 

@@ -1,0 +1,185 @@
+"""Fitting: tokenizer → ``max_len`` → input pipelines → model → ``model.fit``.  No file output.
+
+``training.py`` wraps this with data loading, metrics and the run folder;
+``estimator.py`` wraps it with the scikit-learn API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+
+import numpy as np
+
+from textclf.config import TrainConfig
+from textclf.data import Dataset
+from textclf.inputs import EncodedTexts, dense_dataset, make_dataset
+from textclf.model import build_model, class_probabilities
+from textclf.sequences import encode
+from textclf.text import cjk_share
+from textclf.tokenizer import Tokenizer
+
+
+def log(message: str) -> None:
+    """Progress messages go to standard error, keeping standard output for results."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def resolve_max_len(config: TrainConfig, sequences) -> int:
+    """``config.max_len``, or the configured percentile of sequence lengths."""
+    if config.max_len is not None:
+        return config.max_len
+    lengths = np.fromiter((len(sequence) for sequence in sequences), dtype=np.int64)
+    chosen = int(math.ceil(np.percentile(lengths, config.max_len_percentile))) if len(lengths) else 1
+    return int(min(max(chosen, 1), config.max_len_limit))
+
+
+def _targets(labels, classes):
+    positions = {label: index for index, label in enumerate(classes)}
+    indices = np.array([positions[label] for label in labels], dtype=np.int32)
+    # The binary head is one sigmoid unit: its target is a float column.
+    return indices.astype("float32")[:, None] if len(classes) == 2 else indices
+
+
+def class_weights(labels, classes) -> dict[int, float]:
+    """``{class index: weight}`` with weights inversely proportional to class frequency.
+
+    scikit-learn's "balanced" rule: ``rows / (classes * rows of the class)``.
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    weights = compute_class_weight("balanced", classes=np.asarray(classes), y=np.asarray(labels))
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def datasets(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset, valid_data: Dataset):
+    """``(train, valid)`` tf.data pipelines; the training one shuffles with the run's seed.
+
+    Post-padding (the default) is tokenized once into flat arrays and batched
+    by length (see ``textclf.inputs``); pre-padding keeps fixed-length rows.
+    """
+    train_targets, valid_targets = _targets(train_data.labels, classes), _targets(valid_data.labels, classes)
+    if config.padding == "pre":
+        return (dense_dataset(tokenizer, train_data.texts, train_targets, config, shuffle_seed=config.seed),
+                dense_dataset(tokenizer, valid_data.texts, valid_targets, config))
+    train_encoded = EncodedTexts.from_texts(tokenizer, train_data.texts, config.max_len, config.truncating)
+    valid_encoded = EncodedTexts.from_texts(tokenizer, valid_data.texts, config.max_len, config.truncating)
+    return (make_dataset(train_encoded, train_targets, config.batch_size, config.seed, bucket=config.bucketing),
+            make_dataset(valid_encoded, valid_targets, config.batch_size, bucket=False))
+
+
+def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset, valid_data: Dataset, verbose="auto",
+        tensorboard=None, callbacks=None):
+    """Builds, compiles and fits the model.
+
+    Returns:
+        ``(model, history)`` where ``model`` has the weights of the epoch
+        with the lowest validation loss.
+    """
+    import keras
+
+    train_batches, valid_batches = datasets(config, tokenizer, classes, train_data, valid_data)
+    model = build_model(config, tokenizer.vocabulary_size, len(classes))
+    if config.embeddings:
+        from textclf.embeddings import load_embeddings
+
+        vectors = load_embeddings(config.embeddings, tokenizer, tokenizer.vocabulary_size, config.embedding_dim,
+                                  seed=config.seed)
+        model.get_layer("embedding").set_weights([vectors.matrix])
+        log(f"{config.embeddings}: vectors for {vectors.found} of {vectors.total} vocabulary words "
+            f"({vectors.coverage:.1%} coverage){', frozen' if config.freeze_embeddings else ''}")
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
+    binary = len(classes) == 2
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    callbacks = list(callbacks or []) + [keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1)]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, verbose=1))
+    history = model.fit(
+        train_batches,
+        validation_data=valid_batches,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        class_weight=class_weights(train_data.labels, classes) if config.class_weight == "balanced" else None,
+        shuffle=False,  # The tf.data pipeline already shuffles, with the run's seed.
+        verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose,
+    )
+    return model, {name: [float(value) for value in values] for name, values in history.history.items()}
+
+
+def predict_probabilities(model, ids, batch_size=1024) -> np.ndarray:
+    """``[rows, num_classes]`` probabilities, computed batch by batch with direct calls."""
+    outputs = [
+        np.asarray(class_probabilities(model(ids[start : start + batch_size], training=False)))
+        for start in range(0, len(ids), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
+
+
+@dataclasses.dataclass
+class FittedPipeline:
+    """A fitted tokenizer and model, with the settings they were fitted with."""
+
+    tokenizer: Tokenizer
+    config: TrainConfig
+    model: object  # keras.Model
+    history: dict
+    training_seconds: float
+
+    def probabilities(self, texts) -> np.ndarray:
+        """``[len(texts), num_classes]`` probabilities (Python tokenizer + Keras model)."""
+        ids = encode(self.tokenizer, texts, self.config.max_len, self.config.padding, self.config.truncating)
+        return predict_probabilities(self.model, ids)
+
+
+def new_tokenizer(config: TrainConfig) -> Tokenizer:
+    """An unfitted tokenizer with the config's rules."""
+    rules = config.text_rules()
+    return Tokenizer(num_words=config.num_words, filters=rules.filters, lower=rules.lower, split=rules.split,
+                     char_level=rules.char_level, oov_token=config.oov_token, cjk=rules.cjk)
+
+
+def resolve_split_mode(config: TrainConfig, texts) -> TrainConfig:
+    """``split_mode="auto"`` becomes ``cjk`` when most texts are mostly CJK, else ``word`` (and says so)."""
+    if config.split_mode != "auto":
+        return config
+    share = cjk_share(texts)
+    mode = "cjk" if share > 0.5 else "word"
+    if mode == "cjk":
+        log(f"split_mode auto: {share:.0%} of training texts are mostly Chinese/Japanese/Korean, "
+            "so each CJK character is a token (Latin words and numbers stay whole)")
+    return config.replace(split_mode=mode)
+
+
+def fit_pipeline(config: TrainConfig, train_data: Dataset, valid_data: Dataset, classes, verbose="auto",
+                 tensorboard=None, callbacks=None) -> FittedPipeline:
+    """Fits the tokenizer on the training texts, resolves ``max_len``, trains the model.  No file output."""
+    config = resolve_split_mode(config, train_data.texts)
+    tokenizer = new_tokenizer(config)
+    tokenizer.fit_on_texts(train_data.texts)
+    config = config.replace(max_len=resolve_max_len(config, tokenizer.texts_to_sequences_generator(train_data.texts)))
+    log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), max_len {config.max_len}")
+    started = time.perf_counter()
+    model, history = fit(config, tokenizer, classes, train_data, valid_data, verbose=verbose,
+                         tensorboard=tensorboard, callbacks=callbacks)
+    return FittedPipeline(tokenizer, config, model, history, time.perf_counter() - started)
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and TensorFlow and makes TensorFlow ops deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
