@@ -17,6 +17,9 @@ import numpy as np
 
 from textclf.sequences import empty_index, encode
 
+# Rows held by the per-epoch shuffle; the rows are fully permuted once before.
+SHUFFLE_BUFFER = 16384
+
 
 class EncodedTexts:
     """Truncated id sequences of many texts, stored flat.
@@ -45,6 +48,14 @@ class EncodedTexts:
             lengths.append(len(sequence))
         return cls(np.frombuffer(values, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64))
 
+    def take(self, order) -> "EncodedTexts":
+        """The rows at ``order``, in that order."""
+        starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]) if len(self) else np.zeros(0, dtype=np.int64)
+        lengths = self.lengths[order]
+        positions = np.repeat(starts[order] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        positions += np.arange(lengths.sum())
+        return EncodedTexts(self.values[positions], lengths)
+
     def padded(self, max_len: int) -> np.ndarray:
         """The post-padded ``[rows, max_len]`` matrix (what ``encode`` returns with padding="post")."""
         matrix = np.zeros((len(self), max_len), dtype=np.int32)
@@ -72,6 +83,11 @@ def make_dataset(encoded: EncodedTexts, targets, batch_size: int, shuffle_seed=N
     """
     import tensorflow as tf
 
+    if shuffle_seed is not None:
+        # One full permutation up front, then a bounded shuffle buffer each
+        # epoch: memory stays flat however many rows there are.
+        order = np.random.default_rng(shuffle_seed).permutation(len(encoded))
+        encoded, targets = encoded.take(order), np.asarray(targets)[order]
     ragged = tf.RaggedTensor.from_row_lengths(encoded.values, encoded.lengths)
     # Rows of a ragged tensor come out with a ragged spec of rank 0; an identity
     # map turns them into plain tensors, which the batching ops require.
@@ -79,7 +95,7 @@ def make_dataset(encoded: EncodedTexts, targets, batch_size: int, shuffle_seed=N
         tf.autograph.experimental.do_not_convert(lambda ids, target: (ids, target))
     )
     if shuffle_seed is not None:
-        data = data.shuffle(len(encoded), seed=shuffle_seed, reshuffle_each_iteration=True)
+        data = data.shuffle(min(len(encoded), SHUFFLE_BUFFER), seed=shuffle_seed, reshuffle_each_iteration=True)
     boundaries = bucket_boundaries(encoded.lengths) if bucket else []
     if boundaries:
         data = data.bucket_by_sequence_length(
