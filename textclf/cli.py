@@ -61,6 +61,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["type"] = hint
         elif str in typing.get_args(hint):  # str | None
             kwargs["type"] = str
+        elif float in typing.get_args(hint):  # float | None
+            kwargs["type"] = float
         else:  # int | None
             kwargs["type"] = _optional_int
         if field.name == "arch":
@@ -212,9 +214,12 @@ def run_predict(args) -> None:
     predictions = classifier.predict(texts, batch_size=args.batch_size)
     if args.format == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["text", "label", "score"] + [f"score_{name}" for name in classifier.classes])
+        multilabel = classifier.threshold is not None
+        writer.writerow(["text", "label", "score"] + (["labels"] if multilabel else [])
+                        + [f"score_{name}" for name in classifier.classes])
         for prediction in predictions:
             writer.writerow([prediction.text, prediction.label, f"{prediction.score:.6f}"]
+                            + (["|".join(prediction.labels)] if multilabel else [])
                             + [f"{prediction.scores[name]:.6f}" for name in classifier.classes])
         return
     for prediction in predictions:
@@ -222,6 +227,7 @@ def run_predict(args) -> None:
             "text": prediction.text, "label": prediction.label, "score": round(prediction.score, 6),
             "top_k": [{"label": item["label"], "score": round(item["score"], 6)}
                       for item in prediction.top_k(args.top_k)],
+            **({"labels": prediction.labels} if prediction.labels is not None else {}),
         }, ensure_ascii=False))
 
 

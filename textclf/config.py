@@ -33,6 +33,11 @@ class TrainConfig:
         label_column: Column holding the label.
         validation_fraction: Share of each class held out for validation when
             no validation file is given.
+        multi_label: Each text may have several labels, separated by
+            ``label_sep`` in the label column; one sigmoid per class.
+        label_sep: Separator between the labels of a multi-label row.
+        threshold: Multi-label decision threshold; ``None`` tunes it on the
+            validation set (best micro-F1).
         num_words: Vocabulary size kept by the tokenizer (indices ``< num_words``);
             ``None`` keeps every word.
         max_len: Tokens per text after truncation/padding; ``None`` chooses the
@@ -90,6 +95,9 @@ class TrainConfig:
     text_column: str = "text"
     label_column: str = "label"
     validation_fraction: float = 0.2
+    multi_label: bool = False
+    label_sep: str = "|"
+    threshold: float | None = None
     num_words: int | None = 20000
     max_len: int | None = None
     max_len_percentile: float = 95.0
@@ -139,6 +147,13 @@ class TrainConfig:
         _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, open_high=True)
         _check_number("max_len_percentile", self.max_len_percentile, 0.0, 100.0, open_low=True)
         _check_number("dropout_rate", self.dropout_rate, 0.0, 1.0, open_high=True)
+        if self.threshold is not None:
+            _check_number("threshold", self.threshold, 0.0, 1.0, open_low=True, open_high=True)
+        if not isinstance(self.label_sep, str) or not self.label_sep:
+            raise ValueError(f"`label_sep` must be a non-empty string. Received: label_sep={self.label_sep!r}")
+        if self.multi_label and self.class_weight != "none":
+            raise ValueError("`class_weight` applies to single-label tasks only. "
+                             f"Received: class_weight={self.class_weight!r} with multi_label=True")
         _check_number("spatial_dropout_rate", self.spatial_dropout_rate, 0.0, 1.0, open_high=True)
         for name, allowed in (("lr_schedule", LR_SCHEDULES), ("class_weight", CLASS_WEIGHTS),
                               ("split_mode", SPLIT_MODES)):

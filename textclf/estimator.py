@@ -74,6 +74,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         config = self._config()
         seed_everything(config.seed)
         data = Dataset(texts, labels, "<fit>")
+        if config.multi_label:
+            raise ValueError("TextClassifier supports single-label tasks; train multi-label models with textclf.train")
         class_names = check_labels(data, data)
         # Predictions come back as the caller's label values (ints stay ints).
         by_name = {str(label): label for label in originals}

@@ -9,7 +9,9 @@ existing version is never touched.
 Signature ``serving_default``: input ``text`` (string ``[batch]``); outputs
 ``label`` (string ``[batch]``), ``score`` (float32 ``[batch]``, the
 probability of that label), ``classes`` (string ``[batch, C]``) and ``scores``
-(float32 ``[batch, C]``).  Signature ``tokenize`` returns the ``ids`` (int32
+(float32 ``[batch, C]``); multi-label models add ``labels`` (string
+``[batch, C]``: the class where its score reaches the threshold, else "").
+Signature ``tokenize`` returns the ``ids`` (int32
 ``[batch, max_len]``) the model reads, for debugging clients.
 """
 
@@ -77,12 +79,17 @@ def serving_module(run):
             probabilities = class_probabilities(self.model(self._trim(self.encoder(text)), training=False))
             best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             batch = tf.shape(text)[0]
-            return {
+            classes = tf.tile(self.class_names[tf.newaxis], [batch, 1])
+            outputs = {
                 "label": tf.gather(self.class_names, best),
                 "score": tf.reduce_max(probabilities, axis=-1),
-                "classes": tf.tile(self.class_names[tf.newaxis], [batch, 1]),
+                "classes": classes,
                 "scores": probabilities,
             }
+            if run.config.multi_label:
+                # Signatures return dense tensors: unselected classes are "".
+                outputs["labels"] = tf.where(probabilities >= run.config.threshold, classes, tf.constant(""))
+            return outputs
 
     return TextClassifierModule()
 
@@ -120,7 +127,7 @@ def export_run(run_dir, output) -> Path:
             "format": "textclf-export",
             "version": version,
             "classes": run.classes,
-            "task": "binary" if len(run.classes) == 2 else "multiclass",
+            "task": "multilabel" if run.config.multi_label else "binary" if len(run.classes) == 2 else "multiclass",
             "run": str(Path(run_dir)),
             "config": run.config.to_dict(),
         }

@@ -17,6 +17,7 @@ from textclf.config import TrainConfig
 from textclf.data import Dataset
 from textclf.inputs import EncodedTexts, dense_dataset, make_dataset
 from textclf.model import build_model, class_probabilities
+from textclf.multilabel import label_sets, multi_hot
 from textclf.sequences import encode
 from textclf.text import cjk_share
 from textclf.tokenizer import Tokenizer
@@ -34,6 +35,13 @@ def resolve_max_len(config: TrainConfig, sequences) -> int:
     lengths = np.fromiter((len(sequence) for sequence in sequences), dtype=np.int64)
     chosen = int(math.ceil(np.percentile(lengths, config.max_len_percentile))) if len(lengths) else 1
     return int(min(max(chosen, 1), config.max_len_limit))
+
+
+def targets_of(config: TrainConfig, labels, classes):
+    """Training targets: multi-hot rows (multi-label), a float column (binary) or class indices."""
+    if config.multi_label:
+        return multi_hot(label_sets(labels, config.label_sep), classes)
+    return _targets(labels, classes)
 
 
 def _targets(labels, classes):
@@ -60,7 +68,8 @@ def datasets(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dat
     Post-padding (the default) is tokenized once into flat arrays and batched
     by length (see ``textclf.inputs``); pre-padding keeps fixed-length rows.
     """
-    train_targets, valid_targets = _targets(train_data.labels, classes), _targets(valid_data.labels, classes)
+    train_targets = targets_of(config, train_data.labels, classes)
+    valid_targets = targets_of(config, valid_data.labels, classes)
     if config.padding == "pre":
         return (dense_dataset(tokenizer, train_data.texts, train_targets, config, shuffle_seed=config.seed),
                 dense_dataset(tokenizer, valid_data.texts, valid_targets, config))
@@ -94,7 +103,7 @@ def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset,
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
-    binary = len(classes) == 2
+    binary = len(classes) == 2 or config.multi_label  # One sigmoid per output unit.
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",

@@ -42,10 +42,12 @@ def classification_metrics(true_labels, predicted_labels, classes) -> dict:
 def format_metrics(metrics: dict) -> str:
     """Human-readable text of :func:`classification_metrics` output."""
     classes = metrics["classes"]
+    multilabel = metrics.get("task") == "multilabel"
     lines = [
-        f"accuracy  {metrics['accuracy']:.4f}",
-        f"macro-F1  {metrics['macro_f1']:.4f}",
-        f"rows      {metrics['support']}",
+        f"{'subset accuracy' if multilabel else 'accuracy':<16}{metrics['accuracy']:.4f}",
+        *([f"{'micro-F1':<16}{metrics['micro_f1']:.4f}", f"{'threshold':<16}{metrics['threshold']}"] if multilabel else []),
+        f"{'macro-F1':<16}{metrics['macro_f1']:.4f}",
+        f"{'rows':<16}{metrics['support']}",
         "",
         f"{'class':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
     ]
@@ -54,6 +56,8 @@ def format_metrics(metrics: dict) -> str:
         lines.append(
             f"{name[:23]:<24}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1-score']:>10.3f}{int(row['support']):>10}"
         )
+    if multilabel:
+        return "\n".join(lines)
     width = max(7, *(len(name[:12]) for name in classes)) + 1
     lines += ["", "confusion matrix (rows: true, columns: predicted)", " " * 14 + "".join(f"{n[:12]:>{width}}" for n in classes)]
     for name, row in zip(classes, np.asarray(metrics["confusion_matrix"])):

@@ -10,7 +10,8 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
 
     Input: int32 ids of shape ``[batch, time]`` (0 is padding, masked out).
     Output: ``[batch, 1]`` sigmoid probability of the second class when
-    ``num_classes == 2``, otherwise ``[batch, num_classes]`` softmax.
+    ``num_classes == 2``, otherwise ``[batch, num_classes]`` softmax; with
+    ``config.multi_label``, ``[batch, num_classes]`` independent sigmoids.
 
     The recurrent layers keep Keras's defaults (tanh/sigmoid, no unroll, bias
     on), so with ``recurrent_dropout_rate == 0`` and right-padded input the
@@ -83,7 +84,10 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
             keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden),
         ])
     hidden = keras.layers.Dropout(config.dropout_rate, name="head_dropout")(hidden)
-    if num_classes == 2:
+    if config.multi_label:
+        # Independent probabilities: a text may belong to several classes, or none.
+        outputs = keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="label_probabilities")(hidden)
+    elif num_classes == 2:
         outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(hidden)
     else:
         outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(hidden)

@@ -10,7 +10,9 @@ import numpy as np
 
 from textclf.artifacts import EXPORT_METADATA, load_run, resolve_export
 from textclf.data import load_dataset
+from textclf.config import TrainConfig
 from textclf.metrics import classification_metrics
+from textclf.multilabel import label_sets, multi_hot, multilabel_metrics
 from textclf.sequences import encode
 
 
@@ -23,12 +25,14 @@ class Prediction:
         label: The most probable label.
         score: Its probability.
         scores: Every label's probability, in the model's class order.
+        labels: Multi-label models: every label whose probability reaches the threshold.
     """
 
     text: str
     label: str
     score: float
     scores: dict
+    labels: list | None = None
 
     def top_k(self, k: int) -> list[dict]:
         """The ``k`` most probable labels as ``[{"label", "score"}]``, best first."""
@@ -40,6 +44,7 @@ class _Classifier:
     """Shared ``predict`` on top of a ``probabilities(texts)`` method."""
 
     classes: list[str]
+    threshold: float | None = None  # Set for multi-label models.
 
     def probabilities(self, texts) -> np.ndarray:
         raise NotImplementedError
@@ -66,6 +71,8 @@ class _Classifier:
                 results.append(Prediction(
                     text=text, label=self.classes[best], score=float(row[best]),
                     scores={name: float(value) for name, value in zip(self.classes, row)},
+                    labels=None if self.threshold is None else
+                    [name for name, value in zip(self.classes, row) if value >= self.threshold],
                 ))
         return results
 
@@ -83,6 +90,8 @@ class ExportedClassifier(_Classifier):
         self.path = resolve_export(path)
         self.metadata = json.loads((self.path / EXPORT_METADATA).read_text(encoding="utf-8"))
         self.classes = list(self.metadata["classes"])
+        self.config = TrainConfig.from_dict(self.metadata["config"])
+        self.threshold = self.config.threshold if self.config.multi_label else None
         self._loaded = tf.saved_model.load(str(self.path))
         self._serve = self._loaded.signatures["serving_default"]
         self._tokenize = self._loaded.signatures["tokenize"]
@@ -109,6 +118,8 @@ class RunClassifier(_Classifier):
         self.run = load_run(path)
         self.path = self.run.path
         self.classes = list(self.run.classes)
+        self.config = self.run.config
+        self.threshold = self.config.threshold if self.config.multi_label else None
 
     def tokenize(self, texts) -> np.ndarray:
         config = self.run.config
@@ -156,6 +167,16 @@ def evaluate(model, data, text_column: str = "text", label_column: str = "label"
     """
     classifier = load(model) if isinstance(model, (str, Path)) else model
     dataset = load_dataset(data, text_column, label_column)
+    if classifier.threshold is not None:
+        sets = label_sets(dataset.labels, classifier.config.label_sep, str(data))
+        unknown = sorted({name for names in sets for name in names} - set(classifier.classes))
+        if unknown:
+            raise ValueError(f"{data}: labels {', '.join(map(repr, unknown))} are not among the model's classes "
+                             f"({', '.join(map(repr, classifier.classes))})")
+        metrics = multilabel_metrics(multi_hot(sets, classifier.classes), classifier.probabilities(dataset.texts),
+                                     classifier.classes, classifier.threshold)
+        metrics.update(model=str(classifier.path), data=str(data), dropped_rows=len(dataset.dropped_lines))
+        return metrics
     unknown = sorted(set(dataset.labels) - set(classifier.classes))
     if unknown:
         raise ValueError(

@@ -23,6 +23,7 @@ from textclf.config import TrainConfig
 from textclf.data import Dataset, load_dataset, sorted_classes, stratified_split
 from textclf.fitting import fit_pipeline, log, seed_everything
 from textclf.metrics import classification_metrics, format_metrics
+from textclf.multilabel import label_sets, multi_hot, multilabel_metrics, tune_threshold
 from textclf.reports import plot_confusion_matrix, plot_history
 
 
@@ -53,15 +54,25 @@ def split_data(config: TrainConfig, train_data: Dataset, valid_data: Dataset | N
     return train_data.subset(train_indices), train_data.subset(valid_indices)
 
 
-def check_labels(train_data: Dataset, valid_data: Dataset) -> list[str]:
+def task_of(config: TrainConfig, classes) -> str:
+    """``multilabel``, ``binary`` or ``multiclass``."""
+    return "multilabel" if config.multi_label else "binary" if len(classes) == 2 else "multiclass"
+
+
+def check_labels(train_data: Dataset, valid_data: Dataset, config: TrainConfig | None = None) -> list[str]:
     """The classes, refusing a single label or validation labels never trained on."""
-    classes = sorted_classes(train_data.labels)
+    def names(data):
+        if config is not None and config.multi_label:
+            return [name for names in label_sets(data.labels, config.label_sep, data.path) for name in names]
+        return data.labels
+
+    classes = sorted_classes(names(train_data))
     if len(classes) < 2:
         raise ValueError(
             f"{train_data.path}: training needs at least two different labels; found only "
             f"{', '.join(map(repr, classes))}"
         )
-    unseen = sorted(set(valid_data.labels) - set(classes))
+    unseen = sorted(set(names(valid_data)) - set(classes))
     if unseen:
         raise ValueError(
             f"{valid_data.path}: labels {', '.join(map(repr, unseen))} do not occur in the training data "
@@ -133,10 +144,10 @@ def prepare_split(config: TrainConfig, data, valid=None) -> Split:
     scored on exactly the rows the model is validated on.
     """
     all_train, given_valid = _as_dataset(data, config), _as_dataset(valid, config)
-    classes = check_labels(all_train, given_valid if given_valid is not None else all_train)
+    classes = check_labels(all_train, given_valid if given_valid is not None else all_train, config)
     train_data, valid_data = split_data(config, all_train, given_valid)
     log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
-        f"{len(classes)} labels ({'binary' if len(classes) == 2 else 'multiclass'}): {', '.join(classes[:10])}")
+        f"{len(classes)} labels ({task_of(config, classes)}): {', '.join(classes[:10])}")
     return Split(all_train, given_valid, train_data, valid_data, classes)
 
 
@@ -185,8 +196,16 @@ def train(
     tokenizer, config, model, history, training_seconds = (
         fitted.tokenizer, fitted.config, fitted.model, fitted.history, fitted.training_seconds)
 
-    predicted = np.asarray(classes)[fitted.probabilities(valid_data.texts).argmax(axis=1)]
-    metrics = classification_metrics(valid_data.labels, predicted.tolist(), classes)
+    probabilities = fitted.probabilities(valid_data.texts)
+    if config.multi_label:
+        targets = multi_hot(label_sets(valid_data.labels, config.label_sep), classes)
+        if config.threshold is None:
+            config = config.replace(threshold=tune_threshold(probabilities, targets))
+            log(f"threshold {config.threshold} (best validation micro-F1)")
+        metrics = multilabel_metrics(targets, probabilities, classes, config.threshold)
+    else:
+        predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
+        metrics = classification_metrics(valid_data.labels, predicted.tolist(), classes)
     log("validation\n" + format_metrics(metrics))
 
     run_info = {
@@ -201,14 +220,14 @@ def train(
     write_run(run_dir, {
         "config.json": json.dumps(config.to_dict(), indent=2, ensure_ascii=False),
         "tokenizer.json": tokenizer.to_json(ensure_ascii=False),
-        "labels.json": json.dumps({"classes": classes, "task": "binary" if len(classes) == 2 else "multiclass"},
-                                  indent=2, ensure_ascii=False),
+        "labels.json": json.dumps({"classes": classes, "task": task_of(config, classes)}, indent=2, ensure_ascii=False),
         "history.json": json.dumps(history, indent=2),
         "metrics.json": json.dumps(metrics, indent=2, ensure_ascii=False),
         "run.json": json.dumps(run_info, indent=2, ensure_ascii=False),
     }, model, pictures={
         "history.png": lambda path: plot_history(history, path),
-        "confusion_matrix.png": lambda path: plot_confusion_matrix(metrics["confusion_matrix"], classes, path),
+        **({} if config.multi_label else {
+            "confusion_matrix.png": lambda path: plot_confusion_matrix(metrics["confusion_matrix"], classes, path)}),
     })
     log(f"run saved to {run_dir} ({training_seconds:.1f} s of training)")
     result = TrainResult(run_dir=run_dir, metrics=metrics, history=history, config=config)
