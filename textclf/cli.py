@@ -156,11 +156,16 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
+def _output_of(args) -> Path:
+    """``--output``, or ``saved_models/<name of the data file without extensions>``."""
+    return Path(args.output) if args.output else Path("saved_models") / Path(args.data).name.split(".")[0]
+
+
 def run_train(args) -> None:
     from textclf.training import train
 
     config = config_from_args(args)
-    output = Path(args.output) if args.output else Path("saved_models") / Path(args.data).stem
+    output = _output_of(args)
     result = train(args.data, config, valid=args.valid, output=output, tensorboard=args.tensorboard)
     print(json.dumps({
         "run": str(result.run_dir), "export": str(result.export_dir),
@@ -173,7 +178,9 @@ def run_baseline(args) -> None:
     from textclf.training import prepare_split, train
 
     config = config_from_args(args)
-    output = Path(args.output) if args.output else Path("saved_models") / Path(args.data).stem
+    if config.multi_label:
+        raise ValueError("The TF-IDF baseline is single-label; run `textclf baseline` without --multi-label")
+    output = _output_of(args)
     split = prepare_split(config, args.data, args.valid)
     result = train(split.train, config, valid=split.valid, output=output)
     rows = {f"textclf ({result.config.arch}, pooling={result.config.pooling})": result.metrics}

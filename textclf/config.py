@@ -101,7 +101,7 @@ class TrainConfig:
     num_words: int | None = 20000
     max_len: int | None = None
     max_len_percentile: float = 95.0
-    max_len_limit: int = 400
+    max_len_limit: int = 800
     filters: str = DEFAULT_FILTERS
     lower: bool = True
     split: str = " "
@@ -115,9 +115,9 @@ class TrainConfig:
     num_layers: int = 1
     units: int = 64
     embedding_dim: int = 128
-    pooling: str = "last"
+    pooling: str = "max"
     residual: bool = True
-    spatial_dropout_rate: float = 0.0
+    spatial_dropout_rate: float = 0.2
     embeddings: str | None = None
     freeze_embeddings: bool = False
     dropout_rate: float = 0.2
