@@ -175,17 +175,11 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
-def _default_output(data: str) -> Path:
-    """``saved_models/<DATA name>``, the name without extensions such as ``.csv.gz``."""
-    path = Path(data)
-    return Path("saved_models") / (Path(path.stem).stem if path.suffix.lower() == ".gz" else path.stem)
-
-
 def run_train(args) -> None:
     from textclf.training import train
 
     config = config_from_args(args)
-    output = Path(args.output) if args.output else _default_output(args.data)
+    output = Path(args.output) if args.output else Path("saved_models") / Path(args.data).stem
     result = train(args.data, config, valid=args.valid, output=output, tensorboard=args.tensorboard,
                    data_format=args.data_format, encoding=args.encoding)
     print(json.dumps({
@@ -199,7 +193,7 @@ def run_baseline(args) -> None:
     from textclf.training import prepare_split, train
 
     config = config_from_args(args)
-    output = Path(args.output) if args.output else _default_output(args.data)
+    output = Path(args.output) if args.output else Path("saved_models") / Path(args.data).stem
     split = prepare_split(config, args.data, args.valid, data_format=args.data_format, encoding=args.encoding)
     result = train(split.train, config, valid=split.valid, output=output)
     rows = {f"textclf ({result.config.arch}, pooling={result.config.pooling})": result.metrics}
