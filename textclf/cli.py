@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 
 from textclf.config import ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, POOLINGS, SPLIT_MODES, TrainConfig
+from textclf.formats import FORMAT_NAMES, decode
 
 EXIT_USAGE = 2
 
@@ -84,13 +85,27 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, **kwargs)
 
 
+DATA_HELP = ("labelled file or folder: .csv, .tsv, .jsonl, .parquet, .ft (fastText), any of them .gz, "
+             "or DATA/<label>/*.txt")
+FORMAT_HELP = f"format of the data instead of guessing from the extension: {', '.join(FORMAT_NAMES)}"
+
+
+def _add_reading_flags(parser: argparse.ArgumentParser, format_flag: str = "--format") -> None:
+    """``--format`` (or ``format_flag``) and ``--encoding``; a bad value is a ValueError naming the file."""
+    # No argparse choices: an unknown format is reported with the file it was meant for, like every data error.
+    parser.add_argument(format_flag, dest="data_format", metavar="FORMAT", help=FORMAT_HELP)
+    parser.add_argument("--encoding", default="utf-8", metavar="NAME",
+                        help="encoding of text files, e.g. latin-1, cp1252, utf-16 [utf-8, BOM or not]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textclf", description="LSTM/GRU text classification with raw-text export.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train on labelled data and export for TF Serving")
-    train.add_argument("data", metavar="DATA", help="training file (.csv, .tsv or .jsonl)")
+    train.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
     train.add_argument("--valid", metavar="DATA", help="validation file (default: stratified split of DATA)")
+    _add_reading_flags(train)
     train.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
     train.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
     train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")
@@ -98,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     baseline = commands.add_parser(
         "baseline", help="train textclf and TF-IDF + logistic regression on the same split; compare them")
-    baseline.add_argument("data", metavar="DATA", help="training file (.csv, .tsv or .jsonl)")
+    baseline.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
     baseline.add_argument("--valid", metavar="DATA", help="validation file (default: stratified split of DATA)")
+    _add_reading_flags(baseline)
     baseline.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
     baseline.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
     _add_setting_flags(baseline)
@@ -111,8 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify texts with an export")
     predict.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
     predict.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify")
-    predict.add_argument("--input", metavar="FILE", help="file of texts: plain lines (.txt), .csv, .tsv or .jsonl")
+    predict.add_argument("--input", metavar="FILE",
+                         help="file of texts: plain lines (.txt), .csv, .tsv, .jsonl, .parquet, .ft, any of them "
+                              ".gz, or a folder per class; '-' reads standard input (plain lines unless --input-format)")
     predict.add_argument("--text-column", default="text", help="column of the text in --input [text]")
+    # --format already names the output format of predict.
+    _add_reading_flags(predict, format_flag="--input-format")
     predict.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format [jsonl]")
     predict.add_argument("--top-k", type=int, default=3, help="labels listed per text [3]")
     predict.add_argument("--batch-size", type=int, default=1024, help="texts per model call [1024]")
@@ -125,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="accuracy, macro-F1, report and confusion matrix on labelled data")
     evaluate.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
-    evaluate.add_argument("data", metavar="DATA", help="labelled file (.csv, .tsv or .jsonl)")
+    evaluate.add_argument("data", metavar="DATA", help=DATA_HELP)
+    _add_reading_flags(evaluate)
     evaluate.add_argument("--text-column", default="text", help="column of the text [text]")
     evaluate.add_argument("--label-column", default="label", help="column of the label [label]")
     evaluate.add_argument("--output", metavar="FILE", help="write the metrics as JSON (report.json)")
@@ -166,7 +187,8 @@ def run_train(args) -> None:
 
     config = config_from_args(args)
     output = _output_of(args)
-    result = train(args.data, config, valid=args.valid, output=output, tensorboard=args.tensorboard)
+    result = train(args.data, config, valid=args.valid, output=output, tensorboard=args.tensorboard,
+                   data_format=args.data_format, encoding=args.encoding)
     print(json.dumps({
         "run": str(result.run_dir), "export": str(result.export_dir),
         "accuracy": round(result.metrics["accuracy"], 4), "macro_f1": round(result.metrics["macro_f1"], 4),
@@ -181,7 +203,7 @@ def run_baseline(args) -> None:
     if config.multi_label:
         raise ValueError("The TF-IDF baseline is single-label; run `textclf baseline` without --multi-label")
     output = _output_of(args)
-    split = prepare_split(config, args.data, args.valid)
+    split = prepare_split(config, args.data, args.valid, data_format=args.data_format, encoding=args.encoding)
     result = train(split.train, config, valid=split.valid, output=output)
     rows = {f"textclf ({result.config.arch}, pooling={result.config.pooling})": result.metrics}
     for name in BASELINES:
@@ -199,13 +221,23 @@ def run_export(args) -> None:
     print(export_run(args.run, args.output))
 
 
+def _read_stdin(encoding: str) -> str:
+    """Standard input decoded with ``encoding`` (a text stream with no bytes underneath is read as it is)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    return decode(buffer.read(), "<stdin>", encoding) if buffer is not None else sys.stdin.read()
+
+
 def _texts_for_predict(args) -> list[str]:
-    from textclf.data import load_dataset
+    from textclf.data import dataset_from_text, load_dataset
 
     if args.input and args.texts:
         raise ValueError("Give texts as arguments or --input FILE, not both")
+    if args.input == "-":
+        return dataset_from_text(_read_stdin(args.encoding), "<stdin>", args.data_format or "lines",
+                                 text_column=args.text_column).texts
     if args.input:
-        return load_dataset(args.input, text_column=args.text_column, label_column=None).texts
+        return load_dataset(args.input, text_column=args.text_column, label_column=None,
+                            data_format=args.data_format, encoding=args.encoding).texts
     if not args.texts:
         raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
     return args.texts
@@ -258,7 +290,8 @@ def run_evaluate(args) -> None:
     from textclf.metrics import format_metrics
     from textclf.predict import evaluate
 
-    metrics = evaluate(args.model, args.data, args.text_column, args.label_column)
+    metrics = evaluate(args.model, args.data, args.text_column, args.label_column,
+                       data_format=args.data_format, encoding=args.encoding)
     print(format_metrics(metrics))
     if args.output:
         Path(args.output).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -152,21 +152,24 @@ def load(path):
     return ExportedClassifier(path)
 
 
-def evaluate(model, data, text_column: str = "text", label_column: str = "label") -> dict:
+def evaluate(model, data, text_column: str = "text", label_column: str = "label",
+             data_format: str | None = None, encoding: str = "utf-8") -> dict:
     """Metrics of a model on a labelled file.
 
     Args:
         model: A path for :func:`load`, or an already loaded classifier.
-        data: Labelled CSV, TSV or JSONL file.
+        data: Labelled file or folder, in any format :func:`textclf.data.load_dataset` reads.
         text_column: Column of the text.
         label_column: Column of the label.
+        data_format: Format of ``data``; ``None`` decides from the extension.
+        encoding: Encoding of a text file.
 
     Returns:
         :func:`textclf.metrics.classification_metrics` output, plus ``model``,
         ``data`` and ``dropped_rows``.
     """
     classifier = load(model) if isinstance(model, (str, Path)) else model
-    dataset = load_dataset(data, text_column, label_column)
+    dataset = load_dataset(data, text_column, label_column, data_format, encoding)
     if classifier.threshold is not None:
         sets = label_sets(dataset.labels, classifier.config.label_sep, str(data))
         unknown = sorted({name for names in sets for name in names} - set(classifier.classes))

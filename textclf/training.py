@@ -127,23 +127,28 @@ class Split:
     classes: list[str]
 
 
-def _as_dataset(source, config: TrainConfig) -> Dataset | None:
+def _as_dataset(source, config: TrainConfig, data_format=None, encoding="utf-8") -> Dataset | None:
     if source is None or isinstance(source, Dataset):
         return source
-    loaded = load_dataset(source, config.text_column, config.label_column)
+    loaded = load_dataset(source, config.text_column, config.label_column, data_format, encoding)
+    if loaded.dropped_files:
+        shown = ", ".join(loaded.dropped_files[:10]) + (" ..." if len(loaded.dropped_files) > 10 else "")
+        log(f"{source}: dropped {len(loaded.dropped_files)} empty files ({shown})")
     if loaded.dropped_lines:
         shown = ", ".join(map(str, loaded.dropped_lines[:10])) + (" ..." if len(loaded.dropped_lines) > 10 else "")
         log(f"{source}: dropped {len(loaded.dropped_lines)} rows with empty or missing text or label (lines {shown})")
     return loaded
 
 
-def prepare_split(config: TrainConfig, data, valid=None) -> Split:
+def prepare_split(config: TrainConfig, data, valid=None, data_format=None, encoding="utf-8") -> Split:
     """Reads the data and makes the split every command uses for these settings.
 
     ``train`` and ``baseline`` both call this, so the TF-IDF baseline is
-    scored on exactly the rows the model is validated on.
+    scored on exactly the rows the model is validated on.  ``data_format`` and
+    ``encoding`` apply to both files (see :func:`textclf.data.load_dataset`).
     """
-    all_train, given_valid = _as_dataset(data, config), _as_dataset(valid, config)
+    all_train = _as_dataset(data, config, data_format, encoding)
+    given_valid = _as_dataset(valid, config, data_format, encoding)
     classes = check_labels(all_train, given_valid if given_valid is not None else all_train, config)
     train_data, valid_data = split_data(config, all_train, given_valid)
     log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
@@ -159,11 +164,14 @@ def train(
     run_dir=None,
     verbose="auto",
     tensorboard=None,
+    data_format=None,
+    encoding="utf-8",
 ) -> TrainResult:
     """Trains a classifier and, when ``output`` is given, exports it for TF Serving.
 
     Args:
-        data: Training file path (CSV, TSV, JSONL) or a :class:`Dataset`.
+        data: Training file or folder (any format :func:`textclf.data.load_dataset`
+            reads) or a :class:`Dataset`.
         config: Settings; defaults to ``TrainConfig()``.
         valid: Validation file or :class:`Dataset`; ``None`` holds out a
             stratified ``config.validation_fraction`` of ``data``.
@@ -172,6 +180,8 @@ def train(
         run_dir: Where to write the run folder (must not exist).
         verbose: Keras ``fit`` verbosity.
         tensorboard: Folder for TensorBoard logs (``tensorboard --logdir DIR``).
+        data_format: Format of ``data`` and ``valid`` files; ``None`` decides from the extension.
+        encoding: Encoding of ``data`` and ``valid`` text files.
 
     Returns:
         A :class:`TrainResult`.
@@ -188,7 +198,7 @@ def train(
         raise ValueError(f"Run folder {run_dir} already exists; choose another (runs are never overwritten)")
 
     seed_everything(config.seed)
-    split = prepare_split(config, data, valid)
+    split = prepare_split(config, data, valid, data_format, encoding)
     all_train, given_valid, train_data, valid_data, classes = (
         split.all_train, split.given_valid, split.train, split.valid, split.classes)
 

@@ -1,0 +1,231 @@
+"""Every input format (gzip, Parquet, fastText, a folder per class, standard input), encodings, and their errors."""
+
+import gzip
+import io
+import json
+
+import pyarrow
+import pyarrow.parquet
+import pytest
+
+from textclf import load_dataset
+from textclf.cli import main
+from textclf.data import dataset_from_text
+
+from conftest import NEGATIVE, POSITIVE, make_rows
+
+
+def write_parquet(path, columns: dict):
+    pyarrow.parquet.write_table(pyarrow.table(columns), path)
+    return path
+
+
+def write_folder(root, files: dict):
+    """``{"pos/a.txt": "text"}`` as files under ``root``."""
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content, encoding="utf-8")
+    return root
+
+
+def test_gzip_of_csv_tsv_jsonl_and_fasttext_uses_the_inner_extension(tmp_path):
+    contents = {
+        "a.csv.gz": '\ufefftext,label\n"Hello, world",pos\nBye,neg\n',
+        "a.tsv.gz": "text\tlabel\nHello, world\tpos\nBye\tneg\n",
+        "a.jsonl.gz": '{"text": "Hello, world", "label": "pos"}\n{"text": "Bye", "label": "neg"}\n',
+        "a.ft.gz": "__label__pos Hello, world\n__label__neg Bye\n",
+    }
+    for name, content in contents.items():
+        (tmp_path / name).write_bytes(gzip.compress(content.encode("utf-8")))
+        data = load_dataset(tmp_path / name)
+        assert (data.texts, data.labels) == (["Hello, world", "Bye"], ["pos", "neg"]), name
+
+
+def test_parquet_reads_only_the_text_and_label_columns(tmp_path, monkeypatch):
+    path = write_parquet(tmp_path / "a.parquet", {
+        "id": [1, 2, 3, 4], "text": ["good film", "bad film", "", "fine"], "label": [1, 0, 1, None],
+        "notes": ["x", "y", "z", "w"],
+    })
+    read_columns = []
+    original_read = pyarrow.parquet.ParquetFile.read
+
+    def spying_read(self, columns=None, **kwargs):
+        read_columns.append(columns)
+        return original_read(self, columns=columns, **kwargs)
+
+    monkeypatch.setattr(pyarrow.parquet.ParquetFile, "read", spying_read)
+    data = load_dataset(path)
+    assert (data.texts, data.labels, data.dropped_lines) == (["good film", "bad film"], ["1", "0"], [3, 4])
+    assert read_columns == [["text", "label"]]
+    assert load_dataset(path, label_column=None).texts == ["good film", "bad film", "fine"]
+    assert read_columns[-1] == ["text"]
+
+
+def test_gzipped_parquet_and_other_column_names(tmp_path):
+    plain = write_parquet(tmp_path / "plain.parquet", {"review": ["great", "awful"], "stars": ["5", "1"]})
+    (tmp_path / "b.parquet.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    data = load_dataset(tmp_path / "b.parquet.gz", text_column="review", label_column="stars")
+    assert (data.texts, data.labels) == (["great", "awful"], ["5", "1"])
+
+
+def test_fasttext_leading_labels_several_sorted_and_joined(tmp_path):
+    path = tmp_path / "train.ft"
+    path.write_text(
+        "__label__pos A  fine film, __label__notalabel here\n"
+        "\n"
+        "__label__sport __label__politics  __label__sport The minister scored\n"
+        "__label__neg\n"
+        "__label__neg Dull.\n",
+        encoding="utf-8",
+    )
+    data = load_dataset(path)
+    assert data.texts == ["A  fine film, __label__notalabel here", "The minister scored", "Dull."]
+    assert data.labels == ["pos", "politics|sport", "neg"]
+    assert data.dropped_lines == [4]  # A label without a text.
+    assert load_dataset(path, label_column=None).texts == data.texts
+
+
+def test_fasttext_by_extension_or_explicit_format(tmp_path):
+    (tmp_path / "a.fasttext").write_text("__label__1 one\n__label__2 two\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("__label__1 one\n__label__2 two\n", encoding="utf-8")
+    for data in (load_dataset(tmp_path / "a.fasttext"), load_dataset(tmp_path / "a.txt", data_format="fasttext")):
+        assert (data.texts, data.labels) == (["one", "two"], ["1", "2"])
+
+
+def test_explicit_format_overrides_the_extension(tmp_path):
+    path = tmp_path / "export.dat.gz"
+    path.write_bytes(gzip.compress(b"text,label\nhi,x\n"))
+    data = load_dataset(path, data_format="csv")
+    assert (data.texts, data.labels) == (["hi"], ["x"])
+
+
+def test_folder_per_class_sorted_without_hidden_or_other_files(tmp_path):
+    root = write_folder(tmp_path / "reviews", {
+        "pos/b.txt": "second positive\n",
+        "pos/a.txt": "first positive",
+        "pos/deeper/c.txt": "nested positive\r\n",
+        "pos/.hidden.txt": "ignored",
+        "pos/notes.md": "ignored",
+        "neg/z.txt": "a negative\nin two lines\n",
+        "neg/empty.txt": "  \n",
+        ".git/x.txt": "ignored",
+        "README.txt": "ignored: not inside a class folder",
+    })
+    data = load_dataset(root)
+    assert data.texts == ["a negative\nin two lines", "first positive", "second positive", "nested positive"]
+    assert data.labels == ["neg", "pos", "pos", "pos"]
+    assert (data.dropped_files, data.dropped_lines) == (["neg/empty.txt"], [])
+    assert load_dataset(root, data_format="folder", label_column=None).labels == []
+
+
+def test_other_encodings_and_the_line_of_undecodable_bytes(tmp_path):
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes("text,label\ncafé au lait,boisson\n".encode("latin-1"))
+    assert load_dataset(latin, encoding="latin-1").texts == ["café au lait"]
+    wide = tmp_path / "wide.tsv"
+    wide.write_bytes("text\tlabel\nnaïve\tx\n".encode("utf-16"))  # With a BOM, as Windows writes it.
+    assert load_dataset(wide, encoding="utf-16").texts == ["naïve"]
+    folder = write_folder(tmp_path / "folder", {"a/1.txt": "", "b/1.txt": ""})
+    (folder / "a" / "1.txt").write_bytes("crème".encode("cp1252"))
+    (folder / "b" / "1.txt").write_bytes("brûlée".encode("cp1252"))
+    assert load_dataset(folder, encoding="cp1252").texts == ["crème", "brûlée"]
+
+    windows = tmp_path / "windows.csv"
+    windows.write_bytes(b"text,label\nok,x\nbad \x81 byte,y\n")
+    with pytest.raises(ValueError,
+                       match=r"windows.csv line 3: bytes b'\\x81' are not valid cp1252 \(check --encoding\)"):
+        load_dataset(windows, encoding="cp1252")
+    surrogate = tmp_path / "surrogate.csv"
+    surrogate.write_bytes("text,label\nok,x\n".encode("utf-16-le") + b"\x00\xdc")
+    with pytest.raises(ValueError, match=r"surrogate.csv line 3: bytes .* are not valid utf-16-le"):
+        load_dataset(surrogate, encoding="utf-16-le")
+    bad = write_folder(tmp_path / "bad", {"neg/neg.txt": "", "pos/pos.txt": "ok"})
+    (bad / "neg" / "neg.txt").write_bytes(b"fine\ncaf\xe9")
+    with pytest.raises(ValueError, match=r"neg.txt line 2: bytes b'\\xe9' are not valid UTF-8"):
+        load_dataset(bad)
+
+
+def test_text_in_memory_as_from_standard_input():
+    assert dataset_from_text("one\n\ntwo\n").texts == ["one", "two"]
+    data = dataset_from_text("text,label\nhi,x\n", data_format="csv", label_column="label")
+    assert (data.texts, data.labels) == (["hi"], ["x"])
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"loose.txt": "a text"}, r"folder has no class subfolders; expected one subfolder per label"),
+    ({"pos/a.txt": "good", "neg/notes.md": "x", "mid/.hidden.txt": "x"},
+     r"folder: class subfolders with no \.txt files: 'mid', 'neg'"),
+])
+def test_folder_errors_name_the_folder_and_the_empty_classes(tmp_path, files, message):
+    root = tmp_path / "folder"
+    root.mkdir()
+    write_folder(root, files)
+    with pytest.raises(ValueError, match=message):
+        load_dataset(root)
+
+
+@pytest.mark.parametrize("name, content, options, message", [
+    ("x.ft", b"__label__a fine\nno label here\n", {}, r"x.ft line 2: no label; a fastText line starts with"),
+    ("x.parquet", None, {"label_column": "class"},
+     r"Column 'class' not found in .*x.parquet; its columns are: 'text', 'label', 'id'. Choose one with --label-column."),
+    ("fake.parquet", b"text,label\na,b\n", {}, r"fake.parquet is not a Parquet file"),
+    ("x.csv", b"text,label\na,b\n", {"data_format": "xlsx"},
+     r"Unknown format 'xlsx' for .*x.csv; expected one of csv, tsv, jsonl, parquet, fasttext, folder, lines"),
+    ("x.csv", b"text,label\na,b\n", {"encoding": "klingon"}, r"Unknown encoding 'klingon' for .*x.csv"),
+    ("plain.csv.gz", b"text,label\na,b\n", {},
+     r"plain.csv.gz is not valid gzip data \(Not a gzipped file .*\), yet its name ends in .gz"),
+    ("cut.jsonl.gz", gzip.compress(b'{"text": "a", "label": "b"}\n')[:-6], {}, r"cut.jsonl.gz is not valid gzip data"),
+    ("bare.gz", gzip.compress(b"text,label\na,b\n"), {}, r"Cannot tell the format of .*bare.gz from its extension"),
+    ("x.csv", b"text,label\na,b\n", {"data_format": "folder"}, r"Expected a folder with one subfolder per class"),
+])
+def test_bad_input_gets_a_message_naming_the_file(tmp_path, name, content, options, message):
+    path = tmp_path / name
+    if content is None:
+        write_parquet(path, {"text": ["a"], "label": ["b"], "id": [1]})
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        load_dataset(path, **options)
+
+
+def run_cli(capsys, *argv):
+    status = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_reading_errors_exit_2(tmp_path, capsys, monkeypatch):
+    (tmp_path / "empty_folder").mkdir()
+    status, _, err = run_cli(capsys, "train", tmp_path / "empty_folder")
+    assert status == 2
+    assert f"textclf train: error: {tmp_path / 'empty_folder'} has no class subfolders" in err
+    (tmp_path / "data.csv").write_text("text,label\na,b\n", encoding="utf-8")
+    status, _, err = run_cli(capsys, "train", tmp_path / "data.csv", "--format", "xlsx")
+    assert status == 2 and "Unknown format 'xlsx' for" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("a text\n"))
+    status, _, err = run_cli(capsys, "predict", tmp_path / "no-model", "--input", "-", "--input-format", "parquet")
+    assert status == 2 and "<stdin>: format 'parquet' cannot be read from a stream of text" in err
+
+
+def test_train_on_a_folder_per_class_then_predict_from_standard_input(tmp_path, capsys, monkeypatch):
+    rows = make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 40, seed=7)
+    root = write_folder(tmp_path / "reviews", {f"{label}/{index:03d}.txt": text
+                                              for index, (text, label) in enumerate(rows)})
+    output = tmp_path / "export"
+    status, out, err = run_cli(capsys, "train", root, "--output", output, "--epochs", "1", "--units", "4",
+                               "--embedding-dim", "4", "--max-len", "6")
+    assert status == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["export"] == str(output / "1")
+    assert "32 training rows, 8 validation rows, 2 labels" in err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("great lovely film\nawful dull plot\n\n?!\n"))
+    status, out, err = run_cli(capsys, "predict", output, "--input", "-")
+    assert status == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["text"] for line in lines] == ["great lovely film", "awful dull plot", "?!"]
+    assert all(line["label"] in ("fresh", "rotten") for line in lines)
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("très bien\n".encode("latin-1"))))
+    status, out, err = run_cli(capsys, "predict", output, "--input", "-", "--encoding", "latin-1")
+    assert status == 0, err
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["très bien"]
