@@ -46,7 +46,8 @@ def main():
                          for label in BASELINES}
             rows.append((name, result, seconds, baselines))
     labels = list(BASELINES)
-    print(f"settings: {json.dumps({k: v for k, v in config.to_dict().items() if v != getattr(TrainConfig(), k)}) or 'defaults'}")
+    changed = {k: v for k, v in config.to_dict().items() if v != getattr(TrainConfig(), k)}
+    print(f"settings: {json.dumps(changed) if changed else 'TrainConfig() defaults'}")
     print("| data | textclf macro-F1 | textclf accuracy | " + " | ".join(f"{label} macro-F1" for label in labels)
           + " | textclf − baseline | textclf time |")
     print("|---" * (5 + len(labels)) + "|")

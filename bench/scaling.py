@@ -115,6 +115,7 @@ def main():
             if process.returncode or not lines:
                 sys.exit(f"{rows} rows failed:\n{process.stderr[-3000:]}")
             results.append(json.loads(lines[-1][7:]))
+            print("done: " + lines[-1][7:], flush=True)  # Partial results survive an interrupted run.
             path.unlink()
     print("| rows | read CSV s | fit tokenizer s | train 1 epoch s (incl. tokenizing) | peak RSS MB |")
     print("|---|---|---|---|---|")

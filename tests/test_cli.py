@@ -163,3 +163,16 @@ def test_unknown_arch_is_an_argparse_error(binary_csv, capsys):
         main(["train", str(binary_csv), "--arch", "transformer"])
     assert exit_info.value.code == 2
     assert "argument --arch: invalid choice: 'transformer'" in capsys.readouterr().err
+
+
+def test_mixed_precision_trains_and_exports_in_float32(binary_csv, tmp_path, capsys):
+    import tensorflow as tf
+
+    output = tmp_path / "mixed"
+    status, out, err = run_cli(capsys, "train", binary_csv, "--output", output, *TINY, "--mixed-precision")
+    assert status == 0, err
+    assert "mixed precision: mixed_bfloat16" in err  # No GPU here: bfloat16 on the CPU.
+    loaded = tf.saved_model.load(str(output / "1"))
+    assert {v.dtype for v in loaded.model_variables if v.dtype.is_floating} == {tf.float32}
+    scores = loaded.signatures["serving_default"](text=tf.constant(["great film"]))["scores"]
+    assert scores.dtype == tf.float32 and abs(float(tf.reduce_sum(scores)) - 1.0) < 1e-5

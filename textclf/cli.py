@@ -250,24 +250,32 @@ def run_predict(args) -> None:
     _positive("batch-size", args.batch_size)
     texts = _texts_for_predict(args)
     classifier = load(args.model)
-    predictions = classifier.predict(texts, batch_size=args.batch_size)
-    if args.format == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        multilabel = classifier.threshold is not None
+    multilabel = classifier.threshold is not None
+    writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
+    if writer:
         writer.writerow(["text", "label", "score"] + (["labels"] if multilabel else [])
                         + [f"score_{name}" for name in classifier.classes])
-        for prediction in predictions:
-            writer.writerow([prediction.text, prediction.label, f"{prediction.score:.6f}"]
-                            + (["|".join(prediction.labels)] if multilabel else [])
-                            + [f"{prediction.scores[name]:.6f}" for name in classifier.classes])
-        return
-    for prediction in predictions:
-        print(json.dumps({
-            "text": prediction.text, "label": prediction.label, "score": round(prediction.score, 6),
-            "top_k": [{"label": item["label"], "score": round(item["score"], 6)}
-                      for item in prediction.top_k(args.top_k)],
-            **({"labels": prediction.labels} if prediction.labels is not None else {}),
-        }, ensure_ascii=False))
+    # Batch by batch: each batch is printed before the next is scored, so
+    # output starts at once and predictions never pile up in memory.
+    show_progress = bool(args.input) and sys.stderr.isatty()
+    for start in range(0, len(texts), args.batch_size):
+        for prediction in classifier.predict(texts[start : start + args.batch_size], batch_size=args.batch_size):
+            if writer:
+                writer.writerow([prediction.text, prediction.label, f"{prediction.score:.6f}"]
+                                + (["|".join(prediction.labels)] if multilabel else [])
+                                + [f"{prediction.scores[name]:.6f}" for name in classifier.classes])
+                continue
+            print(json.dumps({
+                "text": prediction.text, "label": prediction.label, "score": round(prediction.score, 6),
+                "top_k": [{"label": item["label"], "score": round(item["score"], 6)}
+                          for item in prediction.top_k(args.top_k)],
+                **({"labels": prediction.labels} if prediction.labels is not None else {}),
+            }, ensure_ascii=False))
+        if show_progress:
+            done = min(start + args.batch_size, len(texts))
+            print(f"\r{done:,}/{len(texts):,} texts ({done / len(texts):.0%})", end="", file=sys.stderr, flush=True)
+    if show_progress:
+        print(file=sys.stderr)
 
 
 def run_explain(args) -> None:

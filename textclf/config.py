@@ -82,6 +82,8 @@ class TrainConfig:
         class_weight: ``none``, or ``balanced`` to weight each class's loss
             inversely to its frequency (helps rare classes).
         clipnorm: Gradient norm clipping.
+        mixed_precision: Compute in float16 on a GPU (bfloat16 on a CPU),
+            keeping float32 weights; the export always computes in float32.
         patience: Epochs without a better validation loss before stopping;
             the best weights are restored.
         seed: Seed for the split, the initial weights, dropout and shuffling.
@@ -128,6 +130,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     class_weight: str = "none"
     clipnorm: float = 1.0
+    mixed_precision: bool = False
     patience: int = 2
     seed: int = 42
 

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -79,6 +80,27 @@ def datasets(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dat
             make_dataset(valid_encoded, valid_targets, config.batch_size, bucket=False))
 
 
+def _build_with_precision(config: TrainConfig, vocabulary_size: int, num_classes: int):
+    """``build_model`` under a mixed-precision policy when asked, restoring the global policy after.
+
+    Layers take their dtype policy when they are built, so restoring it keeps
+    later models in this process (the export's inference copy) in float32.
+    """
+    import keras
+    import tensorflow as tf
+
+    if not config.mixed_precision:
+        return build_model(config, vocabulary_size, num_classes)
+    previous = keras.config.dtype_policy()
+    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    keras.config.set_dtype_policy(policy)
+    try:
+        log(f"mixed precision: {policy}")
+        return build_model(config, vocabulary_size, num_classes)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset, valid_data: Dataset, verbose="auto",
         tensorboard=None, callbacks=None):
     """Builds, compiles and fits the model.
@@ -90,7 +112,7 @@ def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset,
     import keras
 
     train_batches, valid_batches = datasets(config, tokenizer, classes, train_data, valid_data)
-    model = build_model(config, tokenizer.vocabulary_size, len(classes))
+    model = _build_with_precision(config, tokenizer.vocabulary_size, len(classes))
     if config.embeddings:
         from textclf.embeddings import load_embeddings
 
@@ -115,15 +137,19 @@ def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset,
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
     if config.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, verbose=1))
-    history = model.fit(
-        train_batches,
-        validation_data=valid_batches,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        class_weight=class_weights(train_data.labels, classes) if config.class_weight == "balanced" else None,
-        shuffle=False,  # The tf.data pipeline already shuffles, with the run's seed.
-        verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose,
-    )
+    with warnings.catch_warnings():
+        # Bucketed datasets have no known length, so Keras warns at the end of
+        # the first epoch that the input "ran out of data"; that is expected.
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        history = model.fit(
+            train_batches,
+            validation_data=valid_batches,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            class_weight=class_weights(train_data.labels, classes) if config.class_weight == "balanced" else None,
+            shuffle=False,  # The tf.data pipeline already shuffles, with the run's seed.
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose,
+        )
     return model, {name: [float(value) for value in values] for name, values in history.history.items()}
 
 
