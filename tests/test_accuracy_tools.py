@@ -12,7 +12,7 @@ from textclf.cli import main
 from textclf.embeddings import load_embeddings
 from textclf.explain import explain, html_page, terminal_line
 from textclf.layers import AttentionPooling, MaskedMaxPooling
-from textclf.training import class_weights
+from textclf.fitting import class_weights
 
 from conftest import NEGATIVE, POSITIVE, make_rows
 
