@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from textclf.checkpoints import InProgress
+from textclf.cluster import get_strategy, worker_role
 from textclf.config import TrainConfig
 from textclf.data import Dataset, load_dataset, sorted_classes, stratified_split
 from textclf.fitting import fit_pipeline, log, seed_everything
@@ -31,7 +33,8 @@ class TrainResult:
     """What :func:`train` produced.
 
     Attributes:
-        run_dir: The run folder.
+        run_dir: The run folder (``None`` on a non-chief worker of a
+            multi-worker run, which writes nothing).
         metrics: Validation metrics (see :func:`textclf.metrics.classification_metrics`).
         history: Per-epoch loss and accuracy, training and validation.
         config: The settings used, ``max_len`` resolved.
@@ -148,6 +151,7 @@ def train(
     run_dir=None,
     verbose="auto",
     tensorboard=None,
+    restart=False,
 ) -> TrainResult:
     """Trains a classifier and, when ``output`` is given, exports it for TF Serving.
 
@@ -161,6 +165,10 @@ def train(
         run_dir: Where to write the run folder (must not exist).
         verbose: Keras ``fit`` verbosity.
         tensorboard: Folder for TensorBoard logs (``tensorboard --logdir DIR``).
+        restart: Discard the checkpoint of an interrupted run instead of
+            resuming it.  Training checkpoints into ``.in-progress`` beside
+            the run folders (see :mod:`textclf.checkpoints`); a rerun with the
+            same settings and data resumes from the last checkpoint.
 
     Returns:
         A :class:`TrainResult`.
@@ -176,18 +184,31 @@ def train(
     if run_dir.exists():
         raise ValueError(f"Run folder {run_dir} already exists; choose another (runs are never overwritten)")
 
+    # Distributed runs: the strategy must exist before any other TensorFlow op,
+    # and only the chief writes files (textclf.cluster).
+    role = worker_role(config.strategy)
+    get_strategy(config.strategy)
     seed_everything(config.seed)
     split = prepare_split(config, data, valid)
     all_train, given_valid, train_data, valid_data, classes = (
         split.all_train, split.given_valid, split.train, split.valid, split.classes)
 
-    fitted = fit_pipeline(config, train_data, valid_data, classes, verbose=verbose, tensorboard=tensorboard)
+    progress = InProgress.open(run_dir.parent, config, train_data, valid_data, role, restart=restart)
+    try:
+        fitted = fit_pipeline(config, train_data, valid_data, classes, verbose=verbose, tensorboard=tensorboard,
+                              checkpoint=progress)
+    except BaseException:
+        progress.close()  # Keeps the checkpoint for the next run to resume from.
+        raise
     tokenizer, config, model, history, training_seconds = (
         fitted.tokenizer, fitted.config, fitted.model, fitted.history, fitted.training_seconds)
 
     predicted = np.asarray(classes)[fitted.probabilities(valid_data.texts).argmax(axis=1)]
     metrics = classification_metrics(valid_data.labels, predicted.tolist(), classes)
     log("validation\n" + format_metrics(metrics))
+    if not role.is_chief:
+        progress.close()
+        return TrainResult(run_dir=None, metrics=metrics, history=history, config=config)
 
     run_info = {
         "train_file": all_train.path,
@@ -210,6 +231,7 @@ def train(
         "history.png": lambda path: plot_history(history, path),
         "confusion_matrix.png": lambda path: plot_confusion_matrix(metrics["confusion_matrix"], classes, path),
     })
+    progress.complete()  # The run folder now holds the result: nothing left to resume.
     log(f"run saved to {run_dir} ({training_seconds:.1f} s of training)")
     result = TrainResult(run_dir=run_dir, metrics=metrics, history=history, config=config)
     if output is not None:
