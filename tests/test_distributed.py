@@ -21,7 +21,7 @@ from textclf.data import load_dataset
 from conftest import NEGATIVE, POSITIVE, TOPICS, make_rows, tiny_config, write_csv
 
 REPO = Path(__file__).resolve().parent.parent
-SETTINGS = ["--epochs", "4", "--units", "8", "--embedding-dim", "8", "--batch-size", "16", "--max-len", "8",
+SETTINGS = ["--epochs", "3", "--units", "8", "--embedding-dim", "8", "--batch-size", "16", "--max-len", "8",
             "--learning-rate", "0.02", "--seed", "7"]
 
 
@@ -202,9 +202,10 @@ def test_a_checkpoint_of_other_settings_or_data_is_refused_until_restart(tmp_pat
     status = main(["train", str(binary_csv), "--output", str(output), *tiny, "--units", "5"])
     err = capsys.readouterr().err
     assert status == 2
-    assert err.splitlines()[-1] == (f"textclf train: error: The interrupted run in {in_progress} used different settings: units=4 "
-                   "(this run: units=5). Resume with the same settings and data, or pass --restart (restart=True) "
-                   "to discard it and start fresh")
+    assert err.splitlines()[-1] == (
+        f"textclf train: error: The interrupted run in {in_progress} used different settings: units=4 (this run: "
+        "units=5). Resume with the same settings and data, or pass --restart (restart=True) to discard it and start "
+        "fresh")
 
     other_data = write_csv(tmp_path / "other.csv", make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 80, seed=99))
     status = main(["train", str(other_data), "--output", str(output), *tiny])

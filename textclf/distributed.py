@@ -23,6 +23,7 @@ early-stopping and plateau state, the best weights (:class:`LoopState`).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import math
 import os
 import time
@@ -165,10 +166,8 @@ def _check_workers_agree(strategy, state: LoopState, where) -> None:
 
 def _check_tensorboard() -> None:
     # tf.summary.scalar needs the tensorboard package; say so before training, not after an epoch.
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
 
 
 def _write_digest(model) -> None:
