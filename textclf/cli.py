@@ -17,7 +17,7 @@ import sys
 import typing
 from pathlib import Path
 
-from textclf.config import ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, POOLINGS, SPLIT_MODES, TrainConfig
+from textclf.config import ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, POOLINGS, SPLIT_MODES, STRATEGIES, TrainConfig
 from textclf.formats import FORMAT_NAMES, decode
 
 EXIT_USAGE = 2
@@ -76,6 +76,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["choices"] = LR_SCHEDULES
         elif field.name == "class_weight":
             kwargs["choices"] = CLASS_WEIGHTS
+        elif field.name == "strategy":
+            kwargs["choices"] = STRATEGIES
         elif field.name == "embeddings":
             kwargs["metavar"] = "FILE"
         elif field.name in ("padding", "truncating"):
@@ -109,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
     train.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
     train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")
+    train.add_argument("--restart", action="store_true",
+                       help="discard the checkpoint of an interrupted run in --output and start fresh "
+                            "(by default the run resumes from it)")
     _add_setting_flags(train)
 
     baseline = commands.add_parser(
@@ -188,9 +193,11 @@ def run_train(args) -> None:
     config = config_from_args(args)
     output = _output_of(args)
     result = train(args.data, config, valid=args.valid, output=output, tensorboard=args.tensorboard,
-                   data_format=args.data_format, encoding=args.encoding)
+                   data_format=args.data_format, encoding=args.encoding, restart=args.restart)
     print(json.dumps({
-        "run": str(result.run_dir), "export": str(result.export_dir),
+        # A non-chief worker of a multi-worker run writes no run folder and no export.
+        "run": str(result.run_dir) if result.run_dir else None,
+        "export": str(result.export_dir) if result.export_dir else None,
         "accuracy": round(result.metrics["accuracy"], 4), "macro_f1": round(result.metrics["macro_f1"], 4),
     }))
 

@@ -22,6 +22,7 @@ SPLIT_MODES = ("auto", "word", "cjk", "cjk_bigrams")
 # TextRules.cjk for each resolved split mode.
 _CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}
 CLASS_WEIGHTS = ("none", "balanced")
+STRATEGIES = ("none", "mirrored", "multiworker")
 
 
 @dataclasses.dataclass
@@ -87,6 +88,12 @@ class TrainConfig:
         patience: Epochs without a better validation loss before stopping;
             the best weights are restored.
         seed: Seed for the split, the initial weights, dropout and shuffling.
+        strategy: ``none`` (one process, one device), ``mirrored`` (every
+            local GPU, or the CPU with a warning when there is none) or
+            ``multiworker`` (the cluster in the TF_CONFIG environment variable,
+            data sharded per worker); ``batch_size`` is the global batch.
+        checkpoint_every: Also checkpoint every N training steps (0: only at
+            epoch ends); an interrupted run resumes from its last checkpoint.
 
     Example:
         >>> config = TrainConfig(arch="gru", epochs=3)
@@ -133,6 +140,8 @@ class TrainConfig:
     mixed_precision: bool = False
     patience: int = 2
     seed: int = 42
+    strategy: str = "none"
+    checkpoint_every: int = 0
 
     def __post_init__(self):
         self.validate()
@@ -147,6 +156,7 @@ class TrainConfig:
             _check_int("num_words", self.num_words, minimum=2, what="an integer >= 2 or null")
         _check_int("patience", self.patience, minimum=0, what="a non-negative integer")
         _check_int("seed", self.seed, minimum=0, what="a non-negative integer")
+        _check_int("checkpoint_every", self.checkpoint_every, minimum=0, what="a non-negative integer")
         _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, open_high=True)
         _check_number("max_len_percentile", self.max_len_percentile, 0.0, 100.0, open_low=True)
         _check_number("dropout_rate", self.dropout_rate, 0.0, 1.0, open_high=True)
@@ -159,7 +169,7 @@ class TrainConfig:
                              f"Received: class_weight={self.class_weight!r} with multi_label=True")
         _check_number("spatial_dropout_rate", self.spatial_dropout_rate, 0.0, 1.0, open_high=True)
         for name, allowed in (("lr_schedule", LR_SCHEDULES), ("class_weight", CLASS_WEIGHTS),
-                              ("split_mode", SPLIT_MODES)):
+                              ("split_mode", SPLIT_MODES), ("strategy", STRATEGIES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={getattr(self, name)!r}"

@@ -101,17 +101,8 @@ def _build_with_precision(config: TrainConfig, vocabulary_size: int, num_classes
         keras.config.set_dtype_policy(previous)
 
 
-def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset, valid_data: Dataset, verbose="auto",
-        tensorboard=None, callbacks=None):
-    """Builds, compiles and fits the model.
-
-    Returns:
-        ``(model, history)`` where ``model`` has the weights of the epoch
-        with the lowest validation loss.
-    """
-    import keras
-
-    train_batches, valid_batches = datasets(config, tokenizer, classes, train_data, valid_data)
+def build_fit_model(config: TrainConfig, tokenizer: Tokenizer, classes):
+    """The uncompiled model to fit, its embedding loaded from ``config.embeddings`` when given."""
     model = _build_with_precision(config, tokenizer.vocabulary_size, len(classes))
     if config.embeddings:
         from textclf.embeddings import load_embeddings
@@ -121,16 +112,49 @@ def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset,
         model.get_layer("embedding").set_weights([vectors.matrix])
         log(f"{config.embeddings}: vectors for {vectors.found} of {vectors.total} vocabulary words "
             f"({vectors.coverage:.1%} coverage){', frozen' if config.freeze_embeddings else ''}")
-    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    return model
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """Adam with the configured learning rate (or cosine decay over all steps) and gradient clipping."""
+    import keras
+
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
-    binary = len(classes) == 2 or config.multi_label  # One sigmoid per output unit.
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm)
+
+
+def loss_name(classes, multi_label: bool = False) -> str:
+    """The Keras loss for the head: sigmoid units for two classes or multi-label, a softmax otherwise."""
+    return "binary_crossentropy" if len(classes) == 2 or multi_label else "sparse_categorical_crossentropy"
+
+
+def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset, valid_data: Dataset, verbose="auto",
+        tensorboard=None, callbacks=None, checkpoint=None):
+    """Builds, compiles and fits the model.
+
+    Args:
+        checkpoint: A :class:`textclf.checkpoints.InProgress` to checkpoint
+            into and resume from.  Runs with one, and ``mirrored`` or
+            ``multiworker`` runs, train in :mod:`textclf.distributed`'s loop
+            (it says why); the others in ``model.fit``.
+
+    Returns:
+        ``(model, history)`` where ``model`` has the weights of the epoch
+        with the lowest validation loss.
+    """
+    import keras
+
+    if checkpoint is not None or config.strategy != "none":
+        from textclf.distributed import fit_in_loop
+
+        return fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=checkpoint,
+                           verbose=verbose, tensorboard=tensorboard, callbacks=callbacks)
+    train_batches, valid_batches = datasets(config, tokenizer, classes, train_data, valid_data)
+    model = build_fit_model(config, tokenizer, classes)
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss_name(classes, config.multi_label), metrics=["accuracy"])
     callbacks = list(callbacks or []) + [keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1)]
     if tensorboard:
@@ -198,16 +222,31 @@ def resolve_split_mode(config: TrainConfig, texts) -> TrainConfig:
 
 
 def fit_pipeline(config: TrainConfig, train_data: Dataset, valid_data: Dataset, classes, verbose="auto",
-                 tensorboard=None, callbacks=None) -> FittedPipeline:
-    """Fits the tokenizer on the training texts, resolves ``max_len``, trains the model.  No file output."""
-    config = resolve_split_mode(config, train_data.texts)
-    tokenizer = new_tokenizer(config)
-    tokenizer.fit_on_texts(train_data.texts)
-    config = config.replace(max_len=resolve_max_len(config, tokenizer.texts_to_sequences_generator(train_data.texts)))
+                 tensorboard=None, callbacks=None, checkpoint=None) -> FittedPipeline:
+    """Fits the tokenizer on the training texts, resolves ``max_len``, trains the model.
+
+    No file output, except checkpoints into ``checkpoint`` (a
+    :class:`textclf.checkpoints.InProgress`); when it holds an interrupted
+    run, its tokenizer and resolved settings are reused.
+    """
+    saved = checkpoint.saved_setup() if checkpoint is not None else None
+    if saved is not None:
+        tokenizer, resolved = saved
+        config = resolved.replace(checkpoint_every=config.checkpoint_every)
+        log(f"resuming the interrupted run in {checkpoint.path} with its vocabulary and settings "
+            "(--restart discards it)")
+    else:
+        requested = config
+        config = resolve_split_mode(config, train_data.texts)
+        tokenizer = new_tokenizer(config)
+        tokenizer.fit_on_texts(train_data.texts)
+        config = config.replace(max_len=resolve_max_len(config, tokenizer.texts_to_sequences_generator(train_data.texts)))
+        if checkpoint is not None:
+            checkpoint.save_setup(requested, config, tokenizer, classes, train_data, valid_data)
     log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), max_len {config.max_len}")
     started = time.perf_counter()
     model, history = fit(config, tokenizer, classes, train_data, valid_data, verbose=verbose,
-                         tensorboard=tensorboard, callbacks=callbacks)
+                         tensorboard=tensorboard, callbacks=callbacks, checkpoint=checkpoint)
     return FittedPipeline(tokenizer, config, model, history, time.perf_counter() - started)
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from textclf.checkpoints import InProgress
+from textclf.cluster import get_strategy, worker_role
 from textclf.config import TrainConfig
 from textclf.data import Dataset, load_dataset, sorted_classes, stratified_split
 from textclf.fitting import fit_pipeline, log, seed_everything
@@ -32,7 +34,8 @@ class TrainResult:
     """What :func:`train` produced.
 
     Attributes:
-        run_dir: The run folder.
+        run_dir: The run folder (``None`` on a non-chief worker of a
+            multi-worker run, which writes nothing).
         metrics: Validation metrics (see :func:`textclf.metrics.classification_metrics`).
         history: Per-epoch loss and accuracy, training and validation.
         config: The settings used, ``max_len`` resolved.
@@ -166,6 +169,7 @@ def train(
     tensorboard=None,
     data_format=None,
     encoding="utf-8",
+    restart=False,
 ) -> TrainResult:
     """Trains a classifier and, when ``output`` is given, exports it for TF Serving.
 
@@ -182,6 +186,11 @@ def train(
         tensorboard: Folder for TensorBoard logs (``tensorboard --logdir DIR``).
         data_format: Format of ``data`` and ``valid`` files; ``None`` decides from the extension.
         encoding: Encoding of ``data`` and ``valid`` text files.
+        restart: Discard the checkpoint of an interrupted run instead of
+            resuming it.  Runs with ``checkpoint_every > 0`` or a distributed
+            ``strategy`` checkpoint into ``.in-progress`` beside the run folders
+            (see :mod:`textclf.checkpoints`); a rerun with the same settings
+            and data resumes from the last checkpoint.
 
     Returns:
         A :class:`TrainResult`.
@@ -197,12 +206,27 @@ def train(
     if run_dir.exists():
         raise ValueError(f"Run folder {run_dir} already exists; choose another (runs are never overwritten)")
 
+    # Distributed runs: the strategy must exist before any other TensorFlow op,
+    # and only the chief writes files (textclf.cluster).
+    role = worker_role(config.strategy)
+    get_strategy(config.strategy)
     seed_everything(config.seed)
     split = prepare_split(config, data, valid, data_format, encoding)
     all_train, given_valid, train_data, valid_data, classes = (
         split.all_train, split.given_valid, split.train, split.valid, split.classes)
 
-    fitted = fit_pipeline(config, train_data, valid_data, classes, verbose=verbose, tensorboard=tensorboard)
+    # Checkpointed (resumable) runs train in textclf.distributed's loop; plain
+    # runs keep Keras's model.fit (progress bar, every task type).
+    resumable = config.checkpoint_every > 0 or config.strategy != "none"
+    progress = (InProgress.open(run_dir.parent, config, train_data, valid_data, role, restart=restart)
+                if resumable else None)
+    try:
+        fitted = fit_pipeline(config, train_data, valid_data, classes, verbose=verbose, tensorboard=tensorboard,
+                              checkpoint=progress)
+    except BaseException:
+        if progress is not None:
+            progress.close()  # Keeps the checkpoint for the next run to resume from.
+        raise
     tokenizer, config, model, history, training_seconds = (
         fitted.tokenizer, fitted.config, fitted.model, fitted.history, fitted.training_seconds)
 
@@ -217,6 +241,10 @@ def train(
         predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
         metrics = classification_metrics(valid_data.labels, predicted.tolist(), classes)
     log("validation\n" + format_metrics(metrics))
+    if not role.is_chief:
+        if progress is not None:
+            progress.close()
+        return TrainResult(run_dir=None, metrics=metrics, history=history, config=config)
 
     run_info = {
         "train_file": all_train.path,
@@ -239,6 +267,8 @@ def train(
         **({} if config.multi_label else {
             "confusion_matrix.png": lambda path: plot_confusion_matrix(metrics["confusion_matrix"], classes, path)}),
     })
+    if progress is not None:
+        progress.complete()  # The run folder now holds the result: nothing left to resume.
     log(f"run saved to {run_dir} ({training_seconds:.1f} s of training)")
     result = TrainResult(run_dir=run_dir, metrics=metrics, history=history, config=config)
     if output is not None:
