@@ -189,7 +189,8 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
 
 def test_a_checkpoint_of_other_settings_or_data_is_refused_until_restart(tmp_path, binary_csv, monkeypatch, capsys):
     output = tmp_path / "reviews"
-    tiny = ["--epochs", "2", "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6"]
+    tiny = ["--epochs", "2", "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6",
+            "--checkpoint-every", "1000"]  # Resumable: checkpoints at epoch ends.
     crash_at_save(monkeypatch, 1)
     with pytest.raises(Crash):
         main(["train", str(binary_csv), "--output", str(output), *tiny])
@@ -226,7 +227,8 @@ def test_a_second_run_into_the_same_output_is_refused_while_one_trains(tmp_path,
     rows = load_dataset(binary_csv)
     holder = InProgress.open(tmp_path / "reviews" / "runs", TrainConfig(), rows, rows)
     try:
-        status = main(["train", str(binary_csv), "--output", str(tmp_path / "reviews"), "--epochs", "1"])
+        status = main(["train", str(binary_csv), "--output", str(tmp_path / "reviews"), "--epochs", "1",
+                       "--checkpoint-every", "1000"])
     finally:
         holder.close()
     assert status == 2
