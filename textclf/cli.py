@@ -47,6 +47,13 @@ def _optional_int(text: str):
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
 
 
+# Settings whose values are a closed set: argparse lists them and rejects others.
+SETTING_CHOICES = {
+    "arch": ARCHITECTURES, "pooling": POOLINGS, "split_mode": SPLIT_MODES, "lr_schedule": LR_SCHEDULES,
+    "class_weight": CLASS_WEIGHTS, "strategy": STRATEGIES, "padding": ("pre", "post"), "truncating": ("pre", "post"),
+}
+
+
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(TrainConfig)
     helps = _setting_help()
@@ -66,22 +73,10 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["type"] = float
         else:  # int | None
             kwargs["type"] = _optional_int
-        if field.name == "arch":
-            kwargs["choices"] = ARCHITECTURES
-        elif field.name == "pooling":
-            kwargs["choices"] = POOLINGS
-        elif field.name == "split_mode":
-            kwargs["choices"] = SPLIT_MODES
-        elif field.name == "lr_schedule":
-            kwargs["choices"] = LR_SCHEDULES
-        elif field.name == "class_weight":
-            kwargs["choices"] = CLASS_WEIGHTS
-        elif field.name == "strategy":
-            kwargs["choices"] = STRATEGIES
+        if field.name in SETTING_CHOICES:
+            kwargs["choices"] = SETTING_CHOICES[field.name]
         elif field.name == "embeddings":
             kwargs["metavar"] = "FILE"
-        elif field.name in ("padding", "truncating"):
-            kwargs["choices"] = ("pre", "post")
         if hint is not bool and "choices" not in kwargs and "metavar" not in kwargs:
             kwargs["metavar"] = {int: "N", float: "X", str: "TEXT"}.get(hint, "N|none")
         group.add_argument(flag, **kwargs)
