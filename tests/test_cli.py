@@ -176,3 +176,11 @@ def test_mixed_precision_trains_and_exports_in_float32(binary_csv, tmp_path, cap
     assert {v.dtype for v in loaded.model_variables if v.dtype.is_floating} == {tf.float32}
     scores = loaded.signatures["serving_default"](text=tf.constant(["great film"]))["scores"]
     assert scores.dtype == tf.float32 and abs(float(tf.reduce_sum(scores)) - 1.0) < 1e-5
+
+
+def test_tensorboard_logs_are_written(binary_csv, tmp_path, capsys):
+    logs = tmp_path / "logs"
+    status, out, err = run_cli(capsys, "train", binary_csv, "--output", tmp_path / "tb", *TINY, "--tensorboard", logs)
+    assert status == 0, err
+    events = [path for path in logs.rglob("events.out.tfevents.*")]
+    assert {path.parent.name for path in events} >= {"train", "validation"}
