@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from textclf.cluster import get_strategy, worker_role
-from textclf.fitting import _targets, build_fit_model, class_weights, log, loss_name, make_optimizer
+from textclf.fitting import build_fit_model, class_weights, log, loss_name, make_optimizer, targets_of
 from textclf.shards import TokenizedRows, input_function
 
 # Set by tests: each worker writes the SHA-256 of its final weights to this file.
@@ -209,8 +209,8 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"`batch_size` is the global batch and must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas. Received: batch_size={config.batch_size}")
-    train_rows = TokenizedRows(tokenizer, train_data.texts, _targets(train_data.labels, classes), config)
-    valid_rows = TokenizedRows(tokenizer, valid_data.texts, _targets(valid_data.labels, classes), config)
+    train_rows = TokenizedRows(tokenizer, train_data.texts, targets_of(config, train_data.labels, classes), config)
+    valid_rows = TokenizedRows(tokenizer, valid_data.texts, targets_of(config, valid_data.labels, classes), config)
     with strategy.scope():
         model = build_fit_model(config, tokenizer, classes)
         optimizer = make_optimizer(config, math.ceil(len(train_data) / config.batch_size))
