@@ -47,13 +47,13 @@ def test_parquet_reads_only_the_text_and_label_columns(tmp_path, monkeypatch):
         "notes": ["x", "y", "z", "w"],
     })
     read_columns = []
-    original_read = pyarrow.parquet.ParquetFile.read
+    original_iter_batches = pyarrow.parquet.ParquetFile.iter_batches
 
-    def spying_read(self, columns=None, **kwargs):
+    def spying_iter_batches(self, columns=None, **kwargs):
         read_columns.append(columns)
-        return original_read(self, columns=columns, **kwargs)
+        return original_iter_batches(self, columns=columns, **kwargs)
 
-    monkeypatch.setattr(pyarrow.parquet.ParquetFile, "read", spying_read)
+    monkeypatch.setattr(pyarrow.parquet.ParquetFile, "iter_batches", spying_iter_batches)
     data = load_dataset(path)
     assert (data.texts, data.labels, data.dropped_lines) == (["good film", "bad film"], ["1", "0"], [3, 4])
     assert read_columns == [["text", "label"]]
@@ -83,6 +83,20 @@ def test_fasttext_leading_labels_several_sorted_and_joined(tmp_path):
     assert data.labels == ["pos", "politics|sport", "neg"]
     assert data.dropped_lines == [4]  # A label without a text.
     assert load_dataset(path, label_column=None).texts == data.texts
+
+
+def test_fasttext_labels_are_joined_with_the_configured_label_sep(tmp_path):
+    from textclf import TrainConfig
+    from textclf.training import prepare_split
+
+    path = tmp_path / "tags.ft"
+    path.write_text("__label__sport __label__politics The minister scored\n__label__sport A late goal\n"
+                    "__label__politics A vote\n__label__sport __label__science Physics of a kick\n", encoding="utf-8")
+    assert load_dataset(path, label_sep=",").labels == ["politics,sport", "sport", "politics", "science,sport"]
+    assert dataset_from_text(path.read_text(encoding="utf-8"), data_format="fasttext", label_column="label",
+                             label_sep=";").labels[0] == "politics;sport"
+    split = prepare_split(TrainConfig(multi_label=True, label_sep=","), path, valid=path)
+    assert split.classes == ["politics", "science", "sport"]
 
 
 def test_fasttext_by_extension_or_explicit_format(tmp_path):

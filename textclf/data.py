@@ -47,19 +47,44 @@ def _clean(value) -> str | None:
     return value if value.strip() else None
 
 
+def clean_row(text, label, label_column: str | None):
+    """``(text, label)`` of a raw row as a :class:`Dataset` keeps them, or ``None`` when the row is dropped.
+
+    A row is dropped when its text, or its label (when labels are read), is
+    missing, empty or only spaces; labels are stripped.  The streaming path
+    (:mod:`textclf.streaming`) cleans with this too, so both keep the same rows.
+
+    Args:
+        text: The raw text.
+        label: The raw label (ignored when ``label_column`` is None).
+        label_column: ``None`` when labels are not read.
+
+    Returns:
+        ``(text, label)`` strings (label ``""`` without labels), or ``None``.
+
+    Example:
+        >>> clean_row(" a film ", " pos ", "label")
+        (' a film ', 'pos')
+    """
+    text = _clean(text)
+    if label_column is None:
+        return None if text is None else (text, "")
+    label = _clean(label)
+    return None if text is None or label is None else (text, label.strip())
+
+
 def _collect(rows, source, label_column: str | None) -> Dataset:
     """A :class:`Dataset` of raw ``(where, text, label)`` rows, dropping empty or missing values."""
     texts, labels, dropped_lines, dropped_files = [], [], [], []
     for where, text, label in rows:
-        text = _clean(text)
-        label = _clean(label) if label_column is not None else ""
-        if text is None or label is None:
+        row = clean_row(text, label, label_column)
+        if row is None:
             # A folder per class names its rows by file, every other format by line number.
             (dropped_files if isinstance(where, str) else dropped_lines).append(where)
             continue
-        texts.append(text)
+        texts.append(row[0])
         if label_column is not None:
-            labels.append(label.strip())
+            labels.append(row[1])
     if not texts:
         dropped = len(dropped_lines) + len(dropped_files)
         detail = f" ({dropped} rows dropped for empty or missing text or label)" if dropped else ""
@@ -73,6 +98,7 @@ def load_dataset(
     label_column: str | None = "label",
     data_format: str | None = None,
     encoding: str = "utf-8",
+    label_sep: str = "|",
 ) -> Dataset:
     """Reads texts and labels from a file or a folder per class.
 
@@ -92,17 +118,18 @@ def load_dataset(
             (``.csv``, ``.tsv``, ``.jsonl``/``.ndjson``, ``.parquet``,
             ``.ft``/``.fasttext``, ``.txt``, each optionally ``.gz``; a folder).
         encoding: Encoding of text files; UTF-8 may start with a BOM.
+        label_sep: The multi-label separator (``TrainConfig.label_sep``): a
+            fastText line with several labels keeps them sorted and joined with it.
 
     Returns:
         A :class:`Dataset` (labels are strings; ``[]`` when ``label_column`` is None).
-        A fastText line with several labels keeps them sorted and joined with ``|``.
 
     Example:
         >>> data = load_dataset("data/rt_polarity.csv")
         >>> data.texts[0], data.labels[0]
     """
     path = Path(path)
-    return _collect(read_rows(path, data_format, text_column, label_column, encoding), path, label_column)
+    return _collect(read_rows(path, data_format, text_column, label_column, encoding, label_sep), path, label_column)
 
 
 def dataset_from_text(
@@ -111,6 +138,7 @@ def dataset_from_text(
     data_format: str | None = "lines",
     text_column: str = "text",
     label_column: str | None = None,
+    label_sep: str = "|",
 ) -> Dataset:
     """Reads a :class:`Dataset` from text already in memory, such as standard input.
 
@@ -120,13 +148,14 @@ def dataset_from_text(
         data_format: ``lines`` (one text per line), ``csv``, ``tsv``, ``jsonl`` or ``fasttext``.
         text_column: Column or key of the text.
         label_column: Column or key of the label; ``None`` (the default) reads texts only.
+        label_sep: Joins the labels of a fastText line with several ``__label__`` tokens.
 
     Returns:
         A :class:`Dataset`.
     """
     check_format(data_format, source)
-    return _collect(text_rows(content, source, data_format or "lines", text_column, label_column), source,
-                    label_column)
+    return _collect(text_rows(content, source, data_format or "lines", text_column, label_column, label_sep),
+                    source, label_column)
 
 
 def sorted_classes(labels) -> list[str]:

@@ -4,29 +4,42 @@
 inside the folder for a folder per class); :func:`textclf.data.load_dataset`
 cleans the rows and drops those with an empty text or label.  Every problem
 is a ``ValueError`` naming the file, and the line where there is one.
+
+Files are read incrementally: bytes in chunks (:class:`DataFile`), decoded
+incrementally (:func:`decoded_chunks`), split into lines, parsed a row at a
+time; Parquet in record batches.  Reading a file whole (``load_dataset``) and
+streaming it (:mod:`textclf.streaming`) are the same code, and memory while
+reading is one chunk plus the longest row.  A folder per class is the
+exception: its files are read one by one, each whole.
 """
 
 from __future__ import annotations
 
-import codecs
+import contextlib
 import csv
-import gzip
 import io
 import json
 import re
 import sys
-import zlib
+import tempfile
 from pathlib import Path
+
+from textclf.reading import DataFile, codec_name, decode, decoded_chunks, logical_lines, physical_lines
+
+__all__ = ["FORMAT_NAMES", "TEXT_FORMATS", "check_format", "columns_error", "decode", "folder_rows", "format_of",
+           "line_rows", "parquet_rows", "read_rows", "text_rows"]
 
 FORMAT_NAMES = ("csv", "tsv", "jsonl", "parquet", "fasttext", "folder", "lines")
 EXTENSIONS = {
     ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
     ".ft": "fasttext", ".fasttext": "fasttext", ".txt": "lines",
 }
-# Formats whose bytes are text, parsed by :func:`text_rows` once decoded.
+# Formats whose bytes are text, parsed by :func:`line_rows` once decoded.
 TEXT_FORMATS = ("csv", "tsv", "jsonl", "fasttext", "lines")
 # A leading fastText label token and the whitespace before it.
 _FASTTEXT_LABEL = re.compile(r"\s*__label__(\S+)")
+# Parquet rows decoded to Python at a time.
+PARQUET_BATCH_ROWS = 8192
 
 
 def check_format(data_format: str | None, source) -> None:
@@ -71,54 +84,6 @@ def format_of(path: Path, data_format: str | None = None) -> str:
     return found
 
 
-def read_bytes(path: Path) -> bytes:
-    """The bytes of a data file, decompressed when its name ends in ``.gz``."""
-    if not path.exists():
-        raise ValueError(f"Data file not found: {path}")
-    if path.is_dir():
-        raise ValueError(f"Expected a data file, got a folder: {path}")
-    raw = path.read_bytes()
-    if path.suffix.lower() != ".gz":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError; EOFError when truncated.
-        raise ValueError(f"{path} is not valid gzip data ({error}), yet its name ends in .gz") from None
-
-
-def decode(raw: bytes, source, encoding: str = "utf-8") -> str:
-    """Decodes ``raw``; a UTF-8 byte-order mark is dropped.
-
-    Args:
-        raw: The bytes.
-        source: What to name in messages (a path, ``<stdin>``).
-        encoding: Any codec name Python knows (``utf-8``, ``latin-1``, ``cp1252``, ``utf-16``...).
-
-    Returns:
-        The text.
-
-    Raises:
-        ValueError: for an unknown encoding, or naming the line of the first undecodable bytes.
-    """
-    try:
-        codec = codecs.lookup(encoding)
-    except LookupError:
-        raise ValueError(f"Unknown encoding {encoding!r} for {source} (--encoding)") from None
-    # utf-8-sig reads UTF-8 with or without a BOM, so a BOM never sticks to the first column name.
-    name = "utf-8-sig" if codec.name == "utf-8" else codec.name
-    try:
-        return raw.decode(name)
-    except UnicodeDecodeError as error:
-        # Count line breaks in the decoded prefix, not newline bytes: in UTF-16 a 0x0A byte is not always one.
-        line = raw[: error.start].decode(name, errors="replace").count("\n") + 1
-        bad = raw[error.start:error.end]
-        if name == "utf-8-sig":
-            advice = f"bytes {bad!r} are not valid UTF-8 (save the file as UTF-8, or give its encoding with --encoding)"
-        else:
-            advice = f"bytes {bad!r} are not valid {codec.name} (check --encoding)"
-        raise ValueError(f"{source} line {line}: {advice}") from None
-
-
 def columns_error(source, column, option, columns) -> ValueError:
     """The error for a missing column, listing the columns there are."""
     return ValueError(
@@ -143,14 +108,16 @@ def _pick(record: dict, text_column, label_column):
     return record.get(text_column), record.get(label_column) if label_column is not None else ""
 
 
-def _delimited_rows(content: str, source, delimiter: str, text_column, label_column):
+def _delimited_rows(lines, source, delimiter: str, text_column, label_column):
     # Let csv raise its field size limit: news articles exceed the 128 KiB default.
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
         return
+    except csv.Error as error:
+        raise ValueError(f"{source} line {reader.line_num}: {error}") from None
     _check_columns(source, _wanted(text_column, label_column), header)
     try:
         for row in reader:
@@ -160,9 +127,9 @@ def _delimited_rows(content: str, source, delimiter: str, text_column, label_col
         raise ValueError(f"{source} line {reader.line_num}: {error}") from None
 
 
-def _jsonl_rows(content: str, source, text_column, label_column):
+def _jsonl_rows(lines, source, text_column, label_column):
     seen_columns: set[str] = set()
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(logical_lines(lines), start=1):
         if not line.strip():
             continue
         try:
@@ -178,8 +145,8 @@ def _jsonl_rows(content: str, source, text_column, label_column):
         _check_columns(source, _wanted(text_column, label_column), sorted(seen_columns))
 
 
-def _fasttext_rows(content: str, source, label_column):
-    for number, line in enumerate(content.splitlines(), start=1):
+def _fasttext_rows(lines, source, label_column, label_sep: str):
+    for number, line in enumerate(logical_lines(lines), start=1):
         if not line.strip():
             continue
         labels, position = [], 0
@@ -191,47 +158,69 @@ def _fasttext_rows(content: str, source, label_column):
                 f"{source} line {number}: no label; a fastText line starts with one or more "
                 f"__label__<name> tokens, e.g. '__label__positive a fine film'"
             )
-        # Several labels stay in one string, sorted and joined with "|", the multi-label separator.
-        label = "|".join(sorted(set(labels))) if label_column is not None else ""
+        # Several labels stay in one string, sorted and joined with the multi-label separator.
+        label = label_sep.join(sorted(set(labels))) if label_column is not None else ""
         yield number, line[position:].strip(), label
 
 
-def _plain_rows(content: str, source, label_column):
+def _plain_rows(lines, source, label_column):
     if label_column is not None:
         raise ValueError(f"{source} is plain text (one text per line) and has no labels; use CSV, TSV, JSONL, "
                          "Parquet, fastText or a folder per class")
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(logical_lines(lines), start=1):
         yield number, line, ""
 
 
-def text_rows(content: str, source, data_format: str, text_column: str = "text", label_column: str | None = "label"):
-    """Rows of decoded text in one of :data:`TEXT_FORMATS`.
+def line_rows(lines, source, data_format: str, text_column: str = "text", label_column: str | None = "label",
+              label_sep: str = "|"):
+    """Rows of text lines in one of :data:`TEXT_FORMATS`.
 
     Args:
-        content: The decoded text.
+        lines: Physical lines with their endings (:func:`physical_lines`).
         source: What to name in messages.
         data_format: One of :data:`TEXT_FORMATS`.
         text_column: Column or key of the text (CSV, TSV, JSONL).
         label_column: Column or key of the label; ``None`` reads texts only.
+        label_sep: Joins the labels of a fastText line with several ``__label__`` tokens.
 
     Returns:
         An iterator of ``(line_number, text, label)``; text and label are raw
         values (``None`` when missing, ``""`` labels when ``label_column`` is None).
     """
     if data_format in ("csv", "tsv"):
-        return _delimited_rows(content, source, "," if data_format == "csv" else "\t", text_column, label_column)
+        return _delimited_rows(lines, source, "," if data_format == "csv" else "\t", text_column, label_column)
     if data_format == "jsonl":
-        return _jsonl_rows(content, source, text_column, label_column)
+        return _jsonl_rows(lines, source, text_column, label_column)
     if data_format == "fasttext":
-        return _fasttext_rows(content, source, label_column)
+        return _fasttext_rows(lines, source, label_column, label_sep)
     if data_format == "lines":
-        return _plain_rows(content, source, label_column)
+        return _plain_rows(lines, source, label_column)
     raise ValueError(f"{source}: format {data_format!r} cannot be read from a stream of text; "
                      f"expected one of {', '.join(TEXT_FORMATS)}")
 
 
-def parquet_rows(path: Path, text_column: str = "text", label_column: str | None = "label"):
-    """Rows of a Parquet file (optionally gzip), reading only the text and label columns.
+def text_rows(content: str, source, data_format: str, text_column: str = "text", label_column: str | None = "label",
+              label_sep: str = "|"):
+    """Rows of decoded text already in memory (standard input); see :func:`line_rows`.
+
+    Example:
+        >>> list(text_rows("text,label\\nhi,x\\n", "<stdin>", "csv"))
+        [(2, 'hi', 'x')]
+    """
+    return line_rows(io.StringIO(content, newline=""), source, data_format, text_column, label_column, label_sep)
+
+
+def parquet_rows(path: Path, text_column: str = "text", label_column: str | None = "label", progress=None):
+    """Rows of a Parquet file (optionally gzip), reading only the text and label columns, a batch at a time.
+
+    A ``.parquet.gz`` is first decompressed to a temporary file: Parquet
+    needs to seek, and the disk, not memory, can hold any size.
+
+    Args:
+        path: The file.
+        text_column: Column of the text.
+        label_column: Column of the label; ``None`` reads texts only.
+        progress: Called as ``progress(rows_done, rows_total)`` after each batch.
 
     Returns:
         An iterator of ``(row_number, text, label)``, rows numbered from 1.
@@ -239,18 +228,28 @@ def parquet_rows(path: Path, text_column: str = "text", label_column: str | None
     import pyarrow
     import pyarrow.parquet as parquet
 
-    raw = read_bytes(path)
-    try:
-        # A pyarrow reader over the bytes in memory: the gzip case has no file to hand it.
-        parquet_file = parquet.ParquetFile(pyarrow.BufferReader(raw))
-    except (pyarrow.ArrowException, OSError) as error:
-        raise ValueError(f"{path} is not a Parquet file ({error})") from None
-    wanted = _wanted(text_column, label_column)
-    _check_columns(path, wanted, parquet_file.schema_arrow.names)
-    table = parquet_file.read(columns=wanted)
-    texts = table.column(text_column).to_pylist()
-    labels = table.column(label_column).to_pylist() if label_column is not None else [""] * len(texts)
-    return zip(range(1, len(texts) + 1), texts, labels)
+    source = DataFile(path)  # Refuses a missing file or a folder.
+    with contextlib.ExitStack() as stack:
+        opened = str(path)
+        if path.suffix.lower() == ".gz":
+            opened = stack.enter_context(tempfile.TemporaryFile())
+            for chunk in source.chunks():
+                opened.write(chunk)
+            opened.seek(0)
+        try:
+            parquet_file = parquet.ParquetFile(opened)
+        except (pyarrow.ArrowException, OSError) as error:
+            raise ValueError(f"{path} is not a Parquet file ({error})") from None
+        wanted = _wanted(text_column, label_column)
+        _check_columns(path, wanted, parquet_file.schema_arrow.names)
+        total, number = parquet_file.metadata.num_rows, 0
+        for batch in parquet_file.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+            texts = batch.column(text_column).to_pylist()
+            labels = batch.column(label_column).to_pylist() if label_column is not None else [""] * len(texts)
+            yield from zip(range(number + 1, number + len(texts) + 1), texts, labels)
+            number += len(texts)
+            if progress is not None:
+                progress(number, total)
 
 
 def _is_hidden(relative: Path) -> bool:
@@ -292,8 +291,8 @@ def folder_rows(path: Path, label_column: str | None = "label", encoding: str = 
 
 
 def read_rows(path: Path, data_format: str | None = None, text_column: str = "text",
-              label_column: str | None = "label", encoding: str = "utf-8"):
-    """Rows of any supported file or folder.
+              label_column: str | None = "label", encoding: str = "utf-8", label_sep: str = "|", progress=None):
+    """Rows of any supported file or folder, read incrementally (a folder per class file by file).
 
     Args:
         path: File or folder.
@@ -301,9 +300,17 @@ def read_rows(path: Path, data_format: str | None = None, text_column: str = "te
         text_column: Column or key of the text (CSV, TSV, JSONL, Parquet).
         label_column: Column or key of the label; ``None`` reads texts only.
         encoding: Encoding of text files (Parquet stores its own).
+        label_sep: Joins the labels of a fastText line with several ``__label__`` tokens.
+        progress: Called as ``progress(done, total)`` while reading: bytes of
+            the file on disk (compressed for ``.gz``), rows for Parquet; never
+            for a folder.
 
     Returns:
         An iterator of ``(where, text, label)``.
+
+    Example:
+        >>> for line, text, label in read_rows(Path("data/rt_polarity.csv")):
+        ...     pass
     """
     check_format(data_format, path)
     if not path.exists():
@@ -312,5 +319,15 @@ def read_rows(path: Path, data_format: str | None = None, text_column: str = "te
     if data_format == "folder":
         return folder_rows(path, label_column, encoding)
     if data_format == "parquet":
-        return parquet_rows(path, text_column, label_column)
-    return text_rows(decode(read_bytes(path), path, encoding), path, data_format, text_column, label_column)
+        return parquet_rows(path, text_column, label_column, progress)
+    codec_name(encoding, path)  # An unknown encoding is refused now, not at the first row.
+    source = DataFile(path)
+
+    def reported(chunks):
+        for chunk in chunks:
+            yield chunk
+            if progress is not None:
+                progress(source.bytes_read, source.size)
+
+    lines = physical_lines(decoded_chunks(reported(source.chunks()), path, encoding))
+    return line_rows(lines, path, data_format, text_column, label_column, label_sep)

@@ -169,7 +169,8 @@ def evaluate(model, data, text_column: str = "text", label_column: str = "label"
         ``data`` and ``dropped_rows``.
     """
     classifier = load(model) if isinstance(model, (str, Path)) else model
-    dataset = load_dataset(data, text_column, label_column, data_format, encoding)
+    # The separator the model was trained with also joins several fastText labels of one line, as in training.
+    dataset = load_dataset(data, text_column, label_column, data_format, encoding, classifier.config.label_sep)
     if classifier.threshold is not None:
         sets = label_sets(dataset.labels, classifier.config.label_sep, str(data))
         unknown = sorted({name for names in sets for name in names} - set(classifier.classes))

@@ -133,7 +133,7 @@ class Split:
 def _as_dataset(source, config: TrainConfig, data_format=None, encoding="utf-8") -> Dataset | None:
     if source is None or isinstance(source, Dataset):
         return source
-    loaded = load_dataset(source, config.text_column, config.label_column, data_format, encoding)
+    loaded = load_dataset(source, config.text_column, config.label_column, data_format, encoding, config.label_sep)
     if loaded.dropped_files:
         shown = ", ".join(loaded.dropped_files[:10]) + (" ..." if len(loaded.dropped_files) > 10 else "")
         log(f"{source}: dropped {len(loaded.dropped_files)} empty files ({shown})")
