@@ -90,14 +90,47 @@ class Tokenizer:
         return self.rules.split_python(text)
 
     def fit_on_texts(self, texts: Iterable) -> None:
-        """Updates the vocabulary from ``texts`` (strings or lists of tokens)."""
+        """Updates the vocabulary from ``texts`` (strings or lists of tokens).
+
+        ``texts`` may be any iterable, a generator over a file included: it is
+        read once and never held (see :meth:`count_text` to do more in the same pass).
+        """
         for text in texts:
-            self.document_count += 1
-            tokens = self._tokens(text)
-            for token in tokens:
-                self.word_counts[token] = self.word_counts.get(token, 0) + 1
-            for token in set(tokens):
-                self.word_docs[token] += 1
+            self.count_text(text)
+        self.finish_fit()
+
+    def count_text(self, text) -> int:
+        """Counts one text's tokens: the streaming half of :meth:`fit_on_texts`.
+
+        Call it once per text, then :meth:`finish_fit` once; the result is
+        exactly :meth:`fit_on_texts` over the same texts (it is built on these two).
+
+        Args:
+            text: A string or a list of tokens.
+
+        Returns:
+            The number of tokens of ``text`` (its sequence length, given an OOV token).
+
+        Example:
+            >>> tokenizer = Tokenizer(oov_token="<unk>")
+            >>> [tokenizer.count_text(text) for text in ["the cat", "the dog sat"]]
+            [2, 3]
+            >>> tokenizer.finish_fit()
+            >>> tokenizer.word_index["the"]
+            2
+        """
+        self.document_count += 1
+        tokens = self._tokens(text)
+        counts = self.word_counts
+        for token in tokens:
+            counts[token] = counts.get(token, 0) + 1
+        documents = self.word_docs
+        for token in set(tokens):
+            documents[token] += 1
+        return len(tokens)
+
+    def finish_fit(self) -> None:
+        """Builds ``word_index``, ``index_word`` and ``index_docs`` from the counts so far."""
         # ``sorted`` is stable, so words with equal counts keep first-seen order.
         by_count = sorted(self.word_counts.items(), key=lambda item: item[1], reverse=True)
         vocabulary = [] if self.oov_token is None else [self.oov_token]
