@@ -17,7 +17,8 @@ import sys
 import typing
 from pathlib import Path
 
-from textclf.config import ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, POOLINGS, SPLIT_MODES, STRATEGIES, TrainConfig
+from textclf.config import (ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, POOLINGS, SPLIT_MODES, STRATEGIES,
+                            STREAMING_MODES, TrainConfig)
 from textclf.formats import FORMAT_NAMES, decode
 
 EXIT_USAGE = 2
@@ -51,6 +52,7 @@ def _optional_int(text: str):
 SETTING_CHOICES = {
     "arch": ARCHITECTURES, "pooling": POOLINGS, "split_mode": SPLIT_MODES, "lr_schedule": LR_SCHEDULES,
     "class_weight": CLASS_WEIGHTS, "strategy": STRATEGIES, "padding": ("pre", "post"), "truncating": ("pre", "post"),
+    "streaming": STREAMING_MODES,
 }
 
 
@@ -204,6 +206,8 @@ def run_baseline(args) -> None:
     config = config_from_args(args)
     if config.multi_label:
         raise ValueError("The TF-IDF baseline is single-label; run `textclf baseline` without --multi-label")
+    if config.streaming == "on":
+        raise ValueError("The TF-IDF baseline holds the data in memory; run `textclf baseline` without --streaming on")
     output = _output_of(args)
     split = prepare_split(config, args.data, args.valid, data_format=args.data_format, encoding=args.encoding)
     result = train(split.train, config, valid=split.valid, output=output)

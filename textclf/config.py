@@ -23,6 +23,7 @@ SPLIT_MODES = ("auto", "word", "cjk", "cjk_bigrams")
 _CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}
 CLASS_WEIGHTS = ("none", "balanced")
 STRATEGIES = ("none", "mirrored", "multiworker")
+STREAMING_MODES = ("auto", "on", "off")
 
 
 @dataclasses.dataclass
@@ -97,6 +98,11 @@ class TrainConfig:
             after a crash resumes from the last checkpoint.  0 (the default):
             no checkpoints, except that distributed strategies checkpoint at
             epoch ends.
+        streaming: ``on`` trains from the data file without holding it in
+            memory (a counting pass, then tf.data pipelines that read the
+            file; see docs/PERFORMANCE.md "Larger than memory"); ``off`` reads
+            it into memory; ``auto`` streams when the file (x4 when compressed)
+            is larger than a quarter of the available memory.
 
     Example:
         >>> config = TrainConfig(arch="gru", epochs=3)
@@ -145,6 +151,7 @@ class TrainConfig:
     seed: int = 42
     strategy: str = "none"
     checkpoint_every: int = 0
+    streaming: str = "auto"
 
     def __post_init__(self):
         self.validate()
@@ -176,7 +183,8 @@ class TrainConfig:
                              f"Received: class_weight={self.class_weight!r} with multi_label=True")
         _check_number("spatial_dropout_rate", self.spatial_dropout_rate, 0.0, 1.0, open_high=True)
         for name, allowed in (("lr_schedule", LR_SCHEDULES), ("class_weight", CLASS_WEIGHTS),
-                              ("split_mode", SPLIT_MODES), ("strategy", STRATEGIES)):
+                              ("split_mode", SPLIT_MODES), ("strategy", STRATEGIES),
+                              ("streaming", STREAMING_MODES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={getattr(self, name)!r}"

@@ -16,15 +16,25 @@ from textclf.data import sorted_classes
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
+def row_labels(label: str, separator: str) -> list[str]:
+    """One row's labels: ``label`` split on ``separator``, stripped, without duplicates, in first-seen order.
+
+    Example:
+        >>> row_labels("sport| politics|sport", "|")
+        ['sport', 'politics']
+    """
+    return list(dict.fromkeys(part.strip() for part in label.split(separator) if part.strip()))
+
+
 def label_sets(labels, separator: str, source: str = "data") -> list[list[str]]:
-    """Each row's labels, split on ``separator``, stripped, without duplicates, in first-seen order.
+    """Each row's labels (:func:`row_labels`).
 
     Raises:
         ValueError: naming the first row that has no label after splitting.
     """
     sets = []
     for row, label in enumerate(labels, start=1):
-        names = list(dict.fromkeys(part.strip() for part in label.split(separator) if part.strip()))
+        names = row_labels(label, separator)
         if not names:
             raise ValueError(f"{source}: row {row} has no label after splitting {label!r} on {separator!r}")
         sets.append(names)

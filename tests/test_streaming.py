@@ -1,0 +1,246 @@
+"""Streaming (larger than memory): incremental readers, the counting pass, the split, the pipelines, train()."""
+
+import gzip
+import io
+import json
+
+import numpy as np
+import pyarrow
+import pyarrow.parquet
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from textclf import TrainConfig, Tokenizer, load_dataset
+from textclf.fitting import new_tokenizer, resolve_max_len
+from textclf.inputs import bucket_boundaries
+from textclf.progress import ProgressBar
+from textclf.reading import decode, decoded_chunks, physical_lines
+from textclf.streaming import (THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, histogram_quantiles,
+                               should_stream, streamed_max_len)
+from textclf.stream_inputs import StreamedRows, streamed_bucket_boundaries
+
+from conftest import TOPICS, make_rows, write_csv
+
+TEXTS = ["The cat sat on the mat.", "The dog ate the cat!", "A dog; a CAT, a mat?", "", "dog dog DOG"]
+ROWS = [("Hello, world", "pos"), ("Bye now", "neg"), ("naïve café, très bien", "pos"), ("Line one\nline two", "neg")]
+
+
+def tokenizer_state(tokenizer):
+    return json.loads(tokenizer.to_json())["config"]
+
+
+def test_streaming_fit_gives_exactly_what_fit_on_texts_gives():
+    whole = Tokenizer(num_words=5, oov_token="<unk>")
+    whole.fit_on_texts(TEXTS)
+    streamed = Tokenizer(num_words=5, oov_token="<unk>")
+    assert [streamed.count_text(text) for text in TEXTS] == [6, 5, 6, 0, 3]
+    streamed.finish_fit()
+    assert tokenizer_state(streamed) == tokenizer_state(whole)
+    # dog 5, the 4, cat 3 and a 3 (cat seen first), mat 2, then once-seen words in first-seen order.
+    assert streamed.word_index == {"<unk>": 1, "dog": 2, "the": 3, "cat": 4, "a": 5, "mat": 6, "sat": 7, "on": 8,
+                                   "ate": 9}
+    assert (streamed.document_count, streamed.word_counts["dog"], streamed.word_docs["dog"]) == (5, 5, 3)
+    from_generator = Tokenizer(num_words=5, oov_token="<unk>")
+    from_generator.fit_on_texts(text for text in TEXTS)  # Any iterable, read once.
+    assert tokenizer_state(from_generator) == tokenizer_state(whole)
+
+
+def write_formats(folder, rows):
+    """The same rows as CSV, TSV, JSONL, fastText and Parquet, plain and gzip."""
+    files = {
+        "a.csv": "text,label\n" + "".join(
+            '"{}",{}\n'.format(text.replace('"', '""'), label) for text, label in rows),
+        "a.tsv": "text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows if "\n" not in text),
+        "a.jsonl": "".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in rows),
+        "a.ft": "".join(f"__label__{label} {text}\n" for text, label in rows if "\n" not in text),
+    }
+    paths = []
+    for name, content in files.items():
+        (folder / name).write_text(content, encoding="utf-8")
+        (folder / f"{name}.gz").write_bytes(gzip.compress(content.encode("utf-8")))
+        paths += [folder / name, folder / f"{name}.gz"]
+    texts, labels = zip(*rows)
+    pyarrow.parquet.write_table(pyarrow.table({"text": list(texts), "label": list(labels)}), folder / "a.parquet")
+    (folder / "a.parquet.gz").write_bytes(gzip.compress((folder / "a.parquet").read_bytes()))
+    return paths + [folder / "a.parquet", folder / "a.parquet.gz"]
+
+
+def test_streamed_rows_equal_the_in_memory_rows_in_every_format(tmp_path):
+    config = TrainConfig()
+    for path in write_formats(tmp_path, ROWS + [("", "pos"), ("kept", "neg")]):
+        loaded = load_dataset(path)
+        streamed = list(StreamSource.of(path, config).rows())
+        assert [text for _, text, _ in streamed] == loaded.texts, path.name
+        assert [label for _, _, label in streamed] == loaded.labels, path.name
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=list("ab,\"é€\n\r\u2028\x0c")),
+       encoding=st.sampled_from(["utf-8", "utf-16", "cp1252", "latin-1"]), chunk=st.integers(1, 7))
+def test_chunked_decoding_and_lines_equal_reading_whole(text, encoding, chunk):
+    try:
+        raw = text.encode(encoding)
+    except UnicodeEncodeError:
+        return
+    pieces = [raw[start:start + chunk] for start in range(0, len(raw), chunk)]
+    decoded = "".join(decoded_chunks(pieces, "x", encoding))
+    assert decoded == decode(raw, "x", encoding) == text
+    chunked_lines = list(physical_lines(text[start:start + chunk] for start in range(0, len(text), chunk)))
+    assert chunked_lines == io.StringIO(text, newline="").readlines()
+
+
+def test_an_undecodable_byte_is_named_by_line_across_chunks():
+    raw = "text,label\nok,x\n".encode("utf-16-le") + b"\x00\xdc"
+    with pytest.raises(ValueError, match=r"x.csv line 3: bytes b'\\x00\\xdc' are not valid utf-16-le"):
+        list(decoded_chunks([raw[:5], raw[5:13], raw[13:]], "x.csv", "utf-16-le"))
+    raw = "a\nb\nc\u00e9\n".encode("utf-8")[:-2] + b"\n"  # The second byte of é is missing.
+    for pieces in ([raw], [raw[:4], raw[4:]], [raw[:6], raw[6:]]):
+        with pytest.raises(ValueError, match=r"y.csv line 3: bytes b'\\xc3' are not valid UTF-8 \(save the file"):
+            list(decoded_chunks(pieces, "y.csv"))
+
+
+def test_the_split_is_a_function_of_seed_and_row_number():
+    first, second = RowSplit(seed=7, fraction=0.2), RowSplit(seed=7, fraction=0.2)
+    rows = range(200_000)
+    flags = [first.is_validation(row) for row in rows]
+    assert flags == [second.is_validation(row) for row in reversed(rows)][::-1]  # Any order of asking.
+    assert 0.19 < np.mean(flags) < 0.21
+    other_seed, nothing_held_out = RowSplit(seed=8, fraction=0.2), RowSplit(seed=7, fraction=0.0)
+    assert flags != [other_seed.is_validation(row) for row in rows]
+    assert not any(nothing_held_out.is_validation(row) for row in range(1000))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(0, 60), min_size=1, max_size=300),
+       percentile=st.floats(0.01, 100.0, allow_nan=False))
+def test_histogram_quantiles_equal_numpy(values, percentile):
+    histogram = {value: values.count(value) for value in set(values)}
+    quantiles = np.linspace(0, 1, 11)[1:-1]
+    assert histogram_quantiles(histogram, quantiles).tolist() == np.quantile(values, quantiles).tolist()
+    expected = np.percentile(values, percentile)
+    assert histogram_quantiles(histogram, [np.true_divide(percentile, 100)])[0] == expected
+    config = TrainConfig(max_len_percentile=percentile, max_len_limit=50)
+    assert streamed_max_len(config, histogram) == resolve_max_len(config, [[0] * value for value in values])
+    clipped = np.minimum(np.maximum(values, 1), 20)
+    assert streamed_bucket_boundaries(histogram, 20) == bucket_boundaries(clipped)
+
+
+@pytest.fixture
+def topics_csv(tmp_path):
+    return write_csv(tmp_path / "topics.csv", make_rows(TOPICS, 60, seed=3) + [("", "sport")])
+
+
+def test_the_counting_pass_fits_what_the_in_memory_path_fits(topics_csv):
+    config = TrainConfig(validation_fraction=0.25, seed=5)
+    split = RowSplit(config.seed, config.validation_fraction)
+    tokenizer = new_tokenizer(config)
+    summary = count_pass(config, tokenizer, StreamSource.of(topics_csv, config), split, show_progress=False)
+    loaded = load_dataset(topics_csv)
+    training = [index for index in range(len(loaded)) if not split.is_validation(index)]
+    expected = new_tokenizer(config)
+    expected.fit_on_texts(loaded.texts[index] for index in training)
+    assert tokenizer_state(tokenizer) == tokenizer_state(expected)
+    assert (summary.train_rows, summary.valid_rows, summary.dropped_lines) == (len(training), 60 - len(training), [62])
+    assert summary.classes == ["politics", "science", "sport"]
+    assert summary.label_counts == {name: sum(loaded.labels[index] == name for index in training)
+                                    for name in summary.classes}
+    lengths = [len(sequence) for sequence in expected.texts_to_sequences(loaded.texts[index] for index in training)]
+    assert summary.lengths == {length: lengths.count(length) for length in set(lengths)}
+
+
+@pytest.mark.parametrize("rows, valid_rows, message", [
+    ([("a b", "x"), ("c d", "x")], None, r"one.csv: training needs at least two different labels; found only 'x'"),
+    ([("a b", "x"), ("c d", "y")], [("e", "z")],
+     r"valid.csv: labels 'z' do not occur in the training data \(training labels: 'x', 'y'\)"),
+    ([("a b", "x"), ("c d", "y")], None,
+     r"Too few rows in .*one.csv to hold out a validation set with validation_fraction=0.0; add rows or pass"),
+])
+def test_counting_pass_errors_name_the_file(tmp_path, rows, valid_rows, message):
+    config = TrainConfig(validation_fraction=0.0)
+    path = write_csv(tmp_path / "one.csv", rows)
+    valid = StreamSource.of(write_csv(tmp_path / "valid.csv", valid_rows), config) if valid_rows else None
+    split = None if valid else RowSplit(1, config.validation_fraction)
+    with pytest.raises(ValueError, match=message):
+        count_pass(config, new_tokenizer(config), StreamSource.of(path, config), split, valid, show_progress=False)
+
+
+def test_streamed_batches_hold_the_rows_the_in_memory_encoding_gives(topics_csv):
+    from textclf.sequences import encode
+
+    config = TrainConfig(max_len=4, validation_fraction=0.25, seed=5)
+    split = RowSplit(config.seed, config.validation_fraction)
+    tokenizer = new_tokenizer(config)
+    source = StreamSource.of(topics_csv, config)
+    summary = count_pass(config, tokenizer, source, split, show_progress=False)
+    loaded = load_dataset(topics_csv)
+    valid = [index for index in range(len(loaded)) if split.is_validation(index)]
+    rows = StreamedRows(source, "valid", split, summary.valid_rows, tokenizer, config, summary.classes)
+    ids, targets = zip(*[(batch[0].numpy(), batch[1].numpy()) for batch in rows.dataset(batch_size=4)])
+    expected = encode(tokenizer, [loaded.texts[index] for index in valid], 4)
+    padded = np.concatenate([np.pad(batch, [[0, 0], [0, 4 - batch.shape[1]]]) for batch in ids])
+    np.testing.assert_array_equal(padded, expected)
+    np.testing.assert_array_equal(np.concatenate(targets),
+                                  [summary.classes.index(loaded.labels[index]) for index in valid])
+    pre = StreamedRows(source, "valid", split, summary.valid_rows, tokenizer, config.replace(padding="pre"),
+                       summary.classes)
+    np.testing.assert_array_equal(np.concatenate([batch[0].numpy() for batch in pre.dataset(batch_size=4)]),
+                                  encode(tokenizer, [loaded.texts[index] for index in valid], 4, padding="pre"))
+
+
+def test_training_rows_are_sharded_and_shuffled_by_seed_and_epoch(topics_csv):
+    config = TrainConfig(max_len=4, validation_fraction=0.25, seed=5)
+    split = RowSplit(config.seed, config.validation_fraction)
+    tokenizer = new_tokenizer(config)
+    source = StreamSource.of(topics_csv, config)
+    summary = count_pass(config, tokenizer, source, split, show_progress=False)
+    rows = StreamedRows(source, "train", split, summary.train_rows, tokenizer, config, summary.classes)
+
+    def order(pipeline_id=0, pipelines=1, epoch=0):
+        return [(tuple(ids), target) for chunk in rows.chunks(pipeline_id, pipelines, seed=3, epoch=epoch)
+                for ids, target in zip(np.split(chunk[0], np.cumsum(chunk[1])[:-1]), chunk[2].tolist())]
+
+    plain = [(tuple(ids), target) for ids, target in rows.encoded_rows()]
+    assert order() == order() != order(epoch=1)
+    assert sorted(order()) == sorted(plain) == sorted(order(epoch=1))
+    shards = [order(index, 3) for index in range(3)]
+    assert sorted(shards[0] + shards[1] + shards[2]) == sorted(plain)
+    assert [len(shard) for shard in shards] == [len(plain[index::3]) for index in range(3)]
+
+
+def test_auto_streams_when_the_file_is_above_the_threshold(tmp_path, monkeypatch, binary_csv):
+    messages = []
+    monkeypatch.setenv(THRESHOLD_VARIABLE, str(binary_csv.stat().st_size - 1))
+    assert should_stream(TrainConfig(), binary_csv, log=messages.append)
+    assert "streaming auto:" in messages[0] and "so it is streamed" in messages[0]
+    assert not should_stream(TrainConfig(streaming="off"), binary_csv)
+    monkeypatch.setenv(THRESHOLD_VARIABLE, str(binary_csv.stat().st_size))
+    assert not should_stream(TrainConfig(), binary_csv, log=messages.append)
+    gzipped = tmp_path / "b.csv.gz"
+    gzipped.write_bytes(gzip.compress(binary_csv.read_bytes()))
+    monkeypatch.setenv(THRESHOLD_VARIABLE, str(4 * gzipped.stat().st_size - 1))  # Compressed: counted x4.
+    assert should_stream(TrainConfig(), gzipped, log=messages.append)
+    (tmp_path / "folder" / "a").mkdir(parents=True)
+    assert not should_stream(TrainConfig(), tmp_path / "folder")
+    with pytest.raises(ValueError, match=r"folder is a folder per class, which is read in memory; streaming reads"):
+        should_stream(TrainConfig(streaming="on"), tmp_path / "folder")
+    monkeypatch.setenv(THRESHOLD_VARIABLE, "lots")
+    with pytest.raises(ValueError, match=r"TEXTCLF_STREAMING_THRESHOLD_BYTES must be a number of bytes"):
+        should_stream(TrainConfig(), binary_csv)
+
+
+def test_streaming_setting_is_validated():
+    with pytest.raises(ValueError, match=r"`streaming` must be one of auto, on, off. Received: streaming='yes'"):
+        TrainConfig(streaming="yes")
+
+
+def test_progress_bar_writes_tenths_to_a_log():
+    stream = io.StringIO()
+    bar = ProgressBar("counting a.csv", total=100 * 2**20, stream=stream)
+    for done in range(0, 101, 5):
+        bar.update(done * 2**20, rows=done)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 11
+    assert lines[-1].startswith("counting a.csv [==============================] 100%  100.0 MB/100.0 MB")
+    assert "100 rows" in lines[-1]

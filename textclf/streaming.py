@@ -1,0 +1,337 @@
+"""Training on data larger than memory: when to stream, the validation split, and the counting pass.
+
+In streaming mode (``TrainConfig.streaming``) no list of texts or sequences
+is ever built.  One counting pass over the file (with a progress bar) fits
+the tokenizer, finds the labels, counts the rows and keeps a histogram of
+sequence lengths (exact for the data-driven ``max_len`` and the length
+buckets); training and validation then read the file again through tf.data
+(:mod:`textclf.stream_inputs`).  Memory is bounded by the vocabulary's word
+counts, the label set, the distinct lengths and the buffers, not by the
+number of rows.
+
+The validation split cannot be stratified without holding the labels: each
+row goes to validation with probability ``validation_fraction``, decided by
+``(seed, row number)`` alone (:class:`RowSplit`), so every pass and every
+resumed run agree on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from textclf.data import clean_row, sorted_classes
+from textclf.formats import format_of, read_rows
+from textclf.multilabel import row_labels
+from textclf.progress import ProgressBar, human_bytes
+
+# ``streaming="auto"`` streams when the data would take more than this share of the available memory.
+AUTO_MEMORY_SHARE = 0.25
+# Compressed files (.gz, Parquet) are counted at this many times their size on disk.
+COMPRESSED_EXPANSION = 4
+# For tests: a byte count that replaces the automatic threshold (available memory x AUTO_MEMORY_SHARE).
+THRESHOLD_VARIABLE = "TEXTCLF_STREAMING_THRESHOLD_BYTES"
+# split_mode "auto" is decided on this many first rows: the counting pass needs the rules before it starts.
+SPLIT_MODE_SAMPLE_ROWS = 10_000
+# Rows per block of the split's random numbers: one NumPy call per block, not per row.
+_SPLIT_BLOCK = 1 << 16
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process: the system's, or its cgroup's limit when lower."""
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:  # A container's limit (cgroup v2), which /proc/meminfo does not show.
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(available, 0)
+
+
+def data_size(path: Path, data_format: str) -> int:
+    """The file's size as it would be in memory, roughly: bytes on disk, times 4 when compressed."""
+    compressed = path.suffix.lower() == ".gz" or data_format == "parquet"
+    return path.stat().st_size * (COMPRESSED_EXPANSION if compressed else 1)
+
+
+def streaming_threshold() -> int:
+    """Bytes above which ``streaming="auto"`` streams (see :data:`THRESHOLD_VARIABLE`)."""
+    forced = os.environ.get(THRESHOLD_VARIABLE)
+    if forced:
+        try:
+            return int(forced)
+        except ValueError:
+            raise ValueError(f"{THRESHOLD_VARIABLE} must be a number of bytes. Received: {forced!r}") from None
+    return int(available_memory() * AUTO_MEMORY_SHARE)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def should_stream(config, data, data_format=None, log=_log) -> bool:
+    """Whether to train from the file without loading it, following ``config.streaming``.
+
+    Args:
+        config: Settings (``streaming``).
+        data: The training file or folder, or an in-memory :class:`textclf.data.Dataset`.
+        data_format: Format name, or ``None`` to decide from the extension.
+        log: Where to say that ``auto`` chose streaming.
+
+    Returns:
+        ``True`` to stream.
+
+    Raises:
+        ValueError: ``streaming="on"`` for data that cannot be streamed (a Dataset, a folder per class).
+    """
+    if config.streaming == "off":
+        return False
+    if not isinstance(data, (str, os.PathLike)):
+        if config.streaming == "on":
+            raise ValueError("`streaming` 'on' reads a data file; the data given is already in memory. "
+                             "Received: streaming='on' with a Dataset")
+        return False
+    path = Path(data)
+    data_format = format_of(path, data_format) if path.exists() else data_format
+    if data_format == "folder":
+        if config.streaming == "on":
+            raise ValueError(f"{path} is a folder per class, which is read in memory; streaming reads one file "
+                             "(CSV, TSV, JSONL, Parquet, fastText, optionally .gz). Use --streaming off or auto")
+        return False
+    if config.streaming == "on":
+        return True
+    if not path.is_file():
+        return False  # The in-memory reader names the problem.
+    size, threshold = data_size(path, data_format), streaming_threshold()
+    if size <= threshold:
+        return False
+    log(f"streaming auto: {path} ({human_bytes(size)} in memory, roughly) is more than the streaming threshold "
+        f"({human_bytes(threshold)}, a quarter of the available memory), so it is streamed: a counting pass, "
+        "then training from the file (--streaming off reads it into memory)")
+    return True
+
+
+class RowSplit:
+    """The validation split of a streamed file: row ``n`` is a validation row with probability ``fraction``.
+
+    The decision depends on ``(seed, n)`` only (``n`` counts the rows kept
+    after cleaning, from 0), so it is the same in every pass, every process
+    and every resumed run.  It is not stratified.
+
+    Example:
+        >>> split = RowSplit(seed=42, fraction=0.2)
+        >>> [split.is_validation(row) for row in range(5)] == [split.is_validation(row) for row in range(5)]
+        True
+    """
+
+    def __init__(self, seed: int, fraction: float):
+        self.seed = seed
+        self.fraction = fraction
+        self._block = -1
+        self._flags: list[bool] = []
+
+    def is_validation(self, row: int) -> bool:
+        block, offset = divmod(row, _SPLIT_BLOCK)
+        if block != self._block:
+            uniforms = np.random.default_rng([self.seed, 0x5EED, block]).random(_SPLIT_BLOCK)
+            self._flags, self._block = (uniforms < self.fraction).tolist(), block
+        return self._flags[offset]
+
+
+@dataclasses.dataclass
+class StreamSource:
+    """A data file to stream, with how to read it (format, columns, encoding, label separator)."""
+
+    path: Path
+    data_format: str | None
+    text_column: str
+    label_column: str
+    encoding: str
+    label_sep: str
+
+    @classmethod
+    def of(cls, path, config, data_format=None, encoding="utf-8") -> "StreamSource":
+        return cls(Path(path), data_format, config.text_column, config.label_column, encoding, config.label_sep)
+
+    def rows(self, progress=None, dropped=None):
+        """Cleaned ``(where, text, label)`` rows, as :func:`textclf.data.load_dataset` keeps them.
+
+        Args:
+            progress: ``progress(done, total)`` while reading (see :func:`textclf.formats.read_rows`).
+            dropped: A list that receives the line number of each dropped row.
+        """
+        for where, text, label in read_rows(self.path, self.data_format, self.text_column, self.label_column,
+                                            self.encoding, self.label_sep, progress):
+            row = clean_row(text, label, self.label_column)
+            if row is None:
+                if dropped is not None:
+                    dropped.append(where)
+                continue
+            yield where, row[0], row[1]
+
+
+@dataclasses.dataclass
+class StreamSummary:
+    """What the counting pass learned.
+
+    Attributes:
+        train_rows, valid_rows: Rows of each part.
+        dropped_lines: Line numbers of rows dropped for an empty text or label (every file).
+        classes: The labels, in output order (from every row of the training file, as in memory).
+        label_counts: Training rows per label (multi-label: per label name).
+        lengths: ``{token count: training rows}``; a text's token count is its sequence length.
+        fingerprint: SHA-256 of the rows read, in order (identifies the data for a resumed run).
+    """
+
+    train_rows: int
+    valid_rows: int
+    dropped_lines: list
+    classes: list
+    label_counts: dict
+    lengths: dict
+    fingerprint: str
+
+
+def _label_names(label: str, config, source, where) -> list[str]:
+    if not config.multi_label:
+        return [label]
+    names = row_labels(label, config.label_sep)
+    if not names:
+        raise ValueError(f"{source} line {where}: no label after splitting {label!r} on {config.label_sep!r}")
+    return names
+
+
+def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
+               valid_source: StreamSource | None = None, show_progress: bool = True) -> StreamSummary:
+    """Reads the data once: fits ``tokenizer`` on the training rows and counts what training needs.
+
+    Args:
+        config: Settings (``multi_label``, ``label_sep``, ``validation_fraction``).
+        tokenizer: An unfitted tokenizer; fitted here, exactly as ``fit_on_texts`` on the training texts.
+        source: The training file.
+        split: The validation split of ``source``, or ``None`` when ``valid_source`` is given.
+        valid_source: A validation file, read after ``source`` for its row count and labels.
+        show_progress: Draw a progress bar on standard error.
+
+    Returns:
+        A :class:`StreamSummary`.
+
+    Raises:
+        ValueError: for fewer than two labels, validation labels never seen in
+            training, or no row in one of the parts (naming the file).
+    """
+    digest = hashlib.sha256()
+    dropped: list = []
+    labels_seen: dict[str, None] = {}
+    label_counts: collections.Counter = collections.Counter()
+    lengths: collections.Counter = collections.Counter()
+    train_rows = valid_rows = 0
+    valid_labels: dict[str, None] = {}
+    for part_source in (source, valid_source) if valid_source is not None else (source,):
+        bar = ProgressBar(f"counting {part_source.path.name}", total=1) if show_progress else None
+        rows_read = 0
+
+        def progress(done, total):
+            if bar is not None:
+                bar.update(done, total, rows=rows_read)
+
+        for where, text, label in part_source.rows(progress, dropped):
+            digest.update(f"{text}\x1f{label}\x1e".encode("utf-8", "surrogatepass"))
+            names = _label_names(label, config, part_source.path, where)
+            in_training = part_source is source and (split is None or not split.is_validation(rows_read))
+            rows_read += 1
+            if part_source is not source:
+                valid_rows += 1
+                valid_labels.update(dict.fromkeys(names))
+                continue
+            labels_seen.update(dict.fromkeys(names))
+            if not in_training:
+                valid_rows += 1
+                continue
+            train_rows += 1
+            label_counts.update(names)
+            lengths[tokenizer.count_text(text)] += 1
+        if bar is not None:
+            bar.close()
+    tokenizer.finish_fit()
+    classes = sorted_classes(labels_seen)
+    if len(classes) < 2:
+        raise ValueError(f"{source.path}: training needs at least two different labels; found only "
+                         f"{', '.join(map(repr, classes))}")
+    unseen = sorted(set(valid_labels) - set(classes))
+    if unseen:
+        raise ValueError(f"{valid_source.path}: labels {', '.join(map(repr, unseen))} do not occur in the training "
+                         f"data (training labels: {', '.join(map(repr, classes))})")
+    if train_rows == 0:
+        raise ValueError(f"{source.path}: no training rows are left after holding out validation rows; "
+                         "add rows or pass a validation file with --valid")
+    if valid_rows == 0:
+        where = valid_source.path if valid_source is not None else source.path
+        raise ValueError(f"Too few rows in {where} to hold out a validation set with validation_fraction="
+                         f"{config.validation_fraction}; add rows or pass a validation file with --valid")
+    return StreamSummary(train_rows, valid_rows, dropped, classes, dict(label_counts), dict(lengths),
+                         digest.hexdigest())
+
+
+def histogram_quantiles(histogram: dict, quantiles) -> np.ndarray:
+    """``np.quantile(values, quantiles)`` (linear method) of the values a ``{value: count}`` histogram holds.
+
+    Exact: the same arithmetic as NumPy's on the two neighbouring order
+    statistics, without building the array of all values.
+
+    Example:
+        >>> histogram_quantiles({1: 2, 5: 1}, [0.5, 1.0])
+        array([1., 5.])
+    """
+    values = np.array(sorted(histogram), dtype=np.int64)
+    ends = np.cumsum([histogram[value] for value in values.tolist()])  # Order statistics up to each value.
+    quantiles = np.asarray(quantiles, dtype=np.float64)
+    virtual = (int(ends[-1]) - 1) * quantiles
+    previous = np.floor(virtual)
+    following = previous + 1
+    last = int(ends[-1]) - 1
+    previous[virtual >= last], following[virtual >= last] = last, last
+    below = np.searchsorted(ends, previous.astype(np.int64), side="right")
+    above = np.searchsorted(ends, following.astype(np.int64), side="right")
+    low, high = values[below], values[above]
+    gamma = virtual - previous
+    difference = high - low
+    result = low + difference * gamma
+    # NumPy's _lerp: from the upper neighbour when gamma >= 0.5, for the same rounding.
+    return np.where(gamma >= 0.5, high - difference * (1 - gamma), result)
+
+
+def streamed_max_len(config, lengths: dict) -> int:
+    """``fitting.resolve_max_len`` from a histogram of sequence lengths (the same value, computed exactly)."""
+    if config.max_len is not None:
+        return config.max_len
+    if not lengths:
+        return 1
+    chosen = int(math.ceil(histogram_quantiles(lengths, [np.true_divide(config.max_len_percentile, 100)])[0]))
+    return int(min(max(chosen, 1), config.max_len_limit))
+
+
+def balanced_class_weights(label_counts: dict, classes) -> dict[int, float]:
+    """``fitting.class_weights`` (scikit-learn's "balanced") from per-class row counts."""
+    missing = [name for name in classes if not label_counts.get(name)]
+    if missing:
+        raise ValueError(f"class_weight 'balanced' needs training rows of every class; no training row has "
+                         f"{', '.join(map(repr, missing))} (all went to validation)")
+    total = sum(label_counts[name] for name in classes)
+    return {index: total / (len(classes) * label_counts[name]) for index, name in enumerate(classes)}
