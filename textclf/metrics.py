@@ -39,6 +39,38 @@ def classification_metrics(true_labels, predicted_labels, classes) -> dict:
     }
 
 
+def classification_metrics_of_indices(true_indices, predicted_indices, classes) -> dict:
+    """:func:`classification_metrics` from class indices instead of label strings.
+
+    The same dictionary, without a Python string per row: streamed
+    validation (``textclf.stream_inputs``) keeps only two int32 arrays.
+
+    Args:
+        true_indices: Index into ``classes`` of each row's true label.
+        predicted_indices: Index of each row's predicted label.
+        classes: Every label in display order.
+
+    Example:
+        >>> classification_metrics_of_indices([0, 1], [0, 0], ["a", "b"])["accuracy"]
+        0.5
+    """
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+    classes = list(classes)
+    positions = list(range(len(classes)))
+    true_indices, predicted_indices = np.asarray(true_indices), np.asarray(predicted_indices)
+    return {
+        "accuracy": float(accuracy_score(true_indices, predicted_indices)),
+        "macro_f1": float(f1_score(true_indices, predicted_indices, labels=positions, average="macro",
+                                   zero_division=0)),
+        "support": len(true_indices),
+        "classes": classes,
+        "report": classification_report(true_indices, predicted_indices, labels=positions, target_names=classes,
+                                        output_dict=True, zero_division=0),
+        "confusion_matrix": confusion_matrix(true_indices, predicted_indices, labels=positions).tolist(),
+    }
+
+
 def format_metrics(metrics: dict) -> str:
     """Human-readable text of :func:`classification_metrics` output."""
     classes = metrics["classes"]

@@ -51,6 +51,8 @@ class StreamedRows:
         config: Settings, ``max_len`` resolved.
         classes: The labels, in output order.
         lengths: Histogram of the part's token counts, for the length buckets (training).
+        fingerprint: Identifies the data (``StreamSummary.fingerprint``), for checkpoints.
+        label_counts: Rows per label (``StreamSummary.label_counts``), for class weights (training).
 
     Example:
         >>> rows = StreamedRows(source, "train", RowSplit(42, 0.2), summary.train_rows, tokenizer, config, classes)
@@ -58,13 +60,15 @@ class StreamedRows:
     """
 
     def __init__(self, source: StreamSource, part: str, split: RowSplit | None, count: int, tokenizer, config,
-                 classes, lengths: dict | None = None):
+                 classes, lengths: dict | None = None, fingerprint: str = "", label_counts: dict | None = None):
         if part not in PARTS:
             raise ValueError(f"`part` must be one of {', '.join(PARTS)}. Received: part={part!r}")
         self.source, self.part, self.count = source, part, count
         self.split_seed = None if split is None else (split.seed, split.fraction)
         self.tokenizer, self.config, self.classes = tokenizer, config, list(classes)
         self.lengths = lengths or {}
+        self.fingerprint = f"{fingerprint}:{part}"
+        self.label_counts = label_counts or {}
         self.position = {name: index for index, name in enumerate(self.classes)}
 
     def __len__(self):

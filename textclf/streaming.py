@@ -197,6 +197,9 @@ class StreamSummary:
         label_counts: Training rows per label (multi-label: per label name).
         lengths: ``{token count: training rows}``; a text's token count is its sequence length.
         fingerprint: SHA-256 of the rows read, in order (identifies the data for a resumed run).
+        longest_run: ``(label, rows)``: the longest run of consecutive training
+            rows with one label; longer than the shuffle buffer means batches
+            of mostly one class (a file sorted by label).
     """
 
     train_rows: int
@@ -206,6 +209,7 @@ class StreamSummary:
     label_counts: dict
     lengths: dict
     fingerprint: str
+    longest_run: tuple = ("", 0)
 
 
 def _label_names(label: str, config, source, where) -> list[str]:
@@ -242,6 +246,7 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
     label_counts: collections.Counter = collections.Counter()
     lengths: collections.Counter = collections.Counter()
     train_rows = valid_rows = 0
+    run_label, run, longest_run = None, 0, ("", 0)
     valid_labels: dict[str, None] = {}
     for part_source in (source, valid_source) if valid_source is not None else (source,):
         bar = ProgressBar(f"counting {part_source.path.name}", total=1) if show_progress else None
@@ -267,6 +272,10 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
             train_rows += 1
             label_counts.update(names)
             lengths[tokenizer.count_text(text)] += 1
+            run = run + 1 if label == run_label else 1
+            run_label = label
+            if run > longest_run[1]:
+                longest_run = (label, run)
         if bar is not None:
             bar.close()
     tokenizer.finish_fit()
@@ -286,7 +295,7 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
         raise ValueError(f"Too few rows in {where} to hold out a validation set with validation_fraction="
                          f"{config.validation_fraction}; add rows or pass a validation file with --valid")
     return StreamSummary(train_rows, valid_rows, dropped, classes, dict(label_counts), dict(lengths),
-                         digest.hexdigest())
+                         digest.hexdigest(), longest_run)
 
 
 def histogram_quantiles(histogram: dict, quantiles) -> np.ndarray:
