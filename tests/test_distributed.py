@@ -187,10 +187,33 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
         np.testing.assert_array_equal(expected, actual)
 
 
+def test_every_run_checkpoints_at_epoch_ends_and_resumes_multi_label_too(tmp_path, monkeypatch, capsys):
+    # No --checkpoint-every: the default run still checkpoints at each epoch end.
+    from test_multilabel import multilabel_rows
+
+    data = write_csv(tmp_path / "topics.csv", multilabel_rows(96, seed=5))
+    config = tiny_config(epochs=3, patience=3, multi_label=True, threshold=0.5)
+    whole = train(data, config, output=tmp_path / "whole", verbose=0)
+
+    crash_at_save(monkeypatch, 1)
+    with pytest.raises(Crash):
+        train(data, config, output=tmp_path / "resumed", verbose=0)
+    monkeypatch.undo()
+    capsys.readouterr()
+    resumed = train(data, config, output=tmp_path / "resumed", verbose=0)
+    log = capsys.readouterr().err
+    # 76 training rows in length-bucketed batches of up to 16: the first save ends epoch 1, after 6 steps.
+    assert re.search(r"resuming from \S+/ckpt-1: epoch 2/3, step 0 \(6 steps trained\)", log), log
+    assert resumed.history == whole.history
+    assert resumed.metrics == whole.metrics
+    for expected, actual in zip(load(whole.run_dir).run.model.get_weights(),
+                                load(resumed.run_dir).run.model.get_weights()):
+        np.testing.assert_array_equal(expected, actual)
+
+
 def test_a_checkpoint_of_other_settings_or_data_is_refused_until_restart(tmp_path, binary_csv, monkeypatch, capsys):
     output = tmp_path / "reviews"
-    tiny = ["--epochs", "2", "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6",
-            "--checkpoint-every", "1000"]  # Resumable: checkpoints at epoch ends.
+    tiny = ["--epochs", "2", "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6"]
     crash_at_save(monkeypatch, 1)
     with pytest.raises(Crash):
         main(["train", str(binary_csv), "--output", str(output), *tiny])
@@ -227,8 +250,7 @@ def test_a_second_run_into_the_same_output_is_refused_while_one_trains(tmp_path,
     rows = load_dataset(binary_csv)
     holder = InProgress.open(tmp_path / "reviews" / "runs", TrainConfig(), rows, rows)
     try:
-        status = main(["train", str(binary_csv), "--output", str(tmp_path / "reviews"), "--epochs", "1",
-                       "--checkpoint-every", "1000"])
+        status = main(["train", str(binary_csv), "--output", str(tmp_path / "reviews"), "--epochs", "1"])
     finally:
         holder.close()
     assert status == 2

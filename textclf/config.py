@@ -93,11 +93,10 @@ class TrainConfig:
             local GPU, or the CPU with a warning when there is none) or
             ``multiworker`` (the cluster in the TF_CONFIG environment variable,
             data sharded per worker); ``batch_size`` is the global batch.
-        checkpoint_every: Make the run resumable: checkpoint every N training
-            steps and at epoch ends, so that rerunning the same ``textclf train``
-            after a crash resumes from the last checkpoint.  0 (the default):
-            no checkpoints, except that distributed strategies checkpoint at
-            epoch ends.
+        checkpoint_every: Also checkpoint every N training steps (0, the
+            default: at epoch ends only).  ``textclf train`` checkpoints every
+            run at epoch ends, so rerunning the same command after a crash
+            resumes from the last checkpoint.
         streaming: ``on`` trains from the data file without holding it in
             memory (a counting pass, then tf.data pipelines that read the
             file; see docs/PERFORMANCE.md "Larger than memory"); ``off`` reads
@@ -167,10 +166,6 @@ class TrainConfig:
         _check_int("patience", self.patience, minimum=0, what="a non-negative integer")
         _check_int("seed", self.seed, minimum=0, what="a non-negative integer")
         _check_int("checkpoint_every", self.checkpoint_every, minimum=0, what="a non-negative integer")
-        if self.multi_label and (self.checkpoint_every or self.strategy != "none"):
-            raise ValueError("`multi_label` is not supported in checkpointed or distributed training yet. "
-                             f"Received: multi_label=True with checkpoint_every={self.checkpoint_every}, "
-                             f"strategy={self.strategy!r}")
         _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, open_high=True)
         _check_number("max_len_percentile", self.max_len_percentile, 0.0, 100.0, open_low=True)
         _check_number("dropout_rate", self.dropout_rate, 0.0, 1.0, open_high=True)

@@ -1,7 +1,8 @@
 """Training loop on tf.distribute, checkpointed so that a killed run resumes where it was.
 
 ``fitting.fit`` trains here for ``strategy`` ``mirrored`` or ``multiworker``
-and for every run with a checkpoint folder (``textclf train``), because:
+and for every run with a checkpoint folder (every ``textclf train`` run),
+because:
 
 * Keras 3.15 ``model.fit`` under MultiWorkerMirroredStrategy fails on
   TensorFlow 2.21 ("unsupported type PerReplica", keras-team/keras#20585),
@@ -99,13 +100,19 @@ def _batches(distributed_dataset):
         yield optional.get_value()
 
 
-def _step_functions(strategy, model, optimizer, classes, weights_by_class):
-    """``(train_step, evaluate_step)``: per-replica work, summed over replicas into ``[loss, correct, rows]``."""
+def _step_functions(strategy, model, optimizer, classes, weights_by_class, multi_label=False):
+    """``(train_step, evaluate_step)``: per-replica work, summed over replicas into ``[loss, correct, rows]``.
+
+    ``correct`` follows Keras's "accuracy" for the head: argmax for a softmax;
+    for sigmoid units (binary, multi-label) the share of units on the right
+    side of 0.5, per row (``binary_accuracy``), so a row counts 1 when every
+    unit is right.
+    """
     import keras
     import tensorflow as tf
 
-    loss_function = keras.losses.get(loss_name(classes))
-    binary = len(classes) == 2
+    loss_function = keras.losses.get(loss_name(classes, multi_label))
+    sigmoid = len(classes) == 2 or multi_label
     class_weight_vector = None if weights_by_class is None else tf.constant(
         [weights_by_class[index] for index in range(len(classes))], tf.float32)
 
@@ -113,12 +120,17 @@ def _step_functions(strategy, model, optimizer, classes, weights_by_class):
         # An empty batch (a worker that ran out) may have zero columns; one padding column keeps shapes valid.
         ids = tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
         outputs = model(ids, training=training)
-        losses = loss_function(targets, outputs)
-        class_index = tf.cast(targets[:, 0] if binary else targets, tf.int32)
+        losses = loss_function(targets, outputs)  # [rows]: binary cross-entropy is averaged over the units.
         if training and class_weight_vector is not None:
+            # Class weights exist for binary and multiclass only (the config refuses them for multi-label).
+            class_index = tf.cast(targets[:, 0] if sigmoid else targets, tf.int32)
             losses = losses * tf.gather(class_weight_vector, class_index)
-        predicted = tf.cast(outputs[:, 0] > 0.5, tf.int32) if binary else tf.argmax(outputs, -1, tf.int32)
-        correct = tf.reduce_sum(tf.cast(predicted == class_index, tf.float32))
+        if sigmoid:
+            right = tf.cast(outputs > 0.5, tf.float32) == tf.cast(targets > 0.5, tf.float32)
+            correct = tf.reduce_sum(tf.reduce_mean(tf.cast(right, tf.float32), axis=-1))
+        else:
+            right = tf.argmax(outputs, -1, tf.int32) == tf.cast(targets, tf.int32)
+            correct = tf.reduce_sum(tf.cast(right, tf.float32))
         return tf.reduce_sum(losses), correct, tf.cast(tf.shape(targets)[0], tf.float32)
 
     def replica_train(ids, targets):
@@ -196,15 +208,12 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         ``(model, history)`` like ``fitting.fit``: the model with the weights of
         the epoch with the lowest validation loss, and per-epoch metrics.
     """
-    if config.multi_label:
-        raise ValueError("`multi_label` is not supported in checkpointed or distributed training yet; "
-                         "train multi-label models without --checkpoint-every and with --strategy none")
     import keras
     import tensorflow as tf
 
     if callbacks:
-        raise ValueError("Keras callbacks run only in model.fit, which trains runs without checkpoints and with "
-                         f"strategy 'none'; this run uses the distributed loop (strategy={config.strategy!r})")
+        raise ValueError("Keras callbacks run only in model.fit (fitting.fit without a checkpoint, with strategy "
+                         f"'none'); this run trains in the checkpointed loop (strategy={config.strategy!r})")
     strategy, role = get_strategy(config.strategy), worker_role(config.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"`batch_size` is the global batch and must be divisible by the "
@@ -232,7 +241,8 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
 
     make_train_step, make_evaluate_step = _step_functions(
         strategy, model, optimizer, classes,
-        class_weights(train_data.labels, classes) if config.class_weight == "balanced" else None)
+        class_weights(train_data.labels, classes) if config.class_weight == "balanced" else None,
+        multi_label=config.multi_label)
     valid_input = strategy.distribute_datasets_from_function(input_function(valid_rows, config.batch_size))
     evaluate_step = make_evaluate_step(valid_input.element_spec)
     train_step = None
@@ -246,18 +256,26 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         if manager is not None:
             manager.save()
 
+    steps_per_epoch = None if config.bucketing and config.padding == "post" else math.ceil(
+        len(train_data) / config.batch_size)
     while not bool(state.finished) and int(state.epoch) < config.epochs:
-        epoch, started = int(state.epoch), time.perf_counter()
+        epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
         train_input = strategy.distribute_datasets_from_function(input_function(
             train_rows, config.batch_size, seed=config.seed, epoch=epoch, skip_steps=int(state.step),
             bucket=config.bucketing))
         train_step = train_step or make_train_step(train_input.element_spec)
+        bar = _progress_bar(verbose, role, steps_per_epoch)
         for batch in _batches(train_input):
             state.sums.assign_add(tf.cast(train_step(batch), tf.float64))
             state.step.assign_add(1)
             state.global_step.assign_add(1)
             if config.checkpoint_every and int(state.global_step) % config.checkpoint_every == 0:
                 save()
+            if bar is not None:
+                sums = state.sums.numpy()
+                bar.update(int(state.step), [("loss", sums[0] / max(sums[2], 1)), ("accuracy", sums[1] / max(sums[2], 1))])
+        # Bucketed epochs have a step count known only once one has run (Keras's progress bar says "Unknown" too).
+        steps_per_epoch = steps_per_epoch or (int(state.step) if int(state.step) and not skipped else None)
         valid_sums = np.zeros(3)
         for batch in _batches(valid_input):
             valid_sums += evaluate_step(batch).numpy()
@@ -292,6 +310,16 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
     history = state.history.numpy()[:epochs_run]
     keys = HISTORY_KEYS if config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
     return model, {key: [float(value) for value in history[:, column]] for column, key in enumerate(keys)}
+
+
+def _progress_bar(verbose, role, steps_per_epoch):
+    """A Keras progress bar for the epoch's steps, when ``verbose`` is 1 (or "auto" on a terminal), on the chief."""
+    import sys
+
+    import keras
+
+    wanted = verbose == 1 or (verbose == "auto" and sys.stdout.isatty())
+    return keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"]) if wanted and role.is_chief else None
 
 
 def _early_stopping(state: LoopState, model, epoch: int, val_loss: float, patience: int) -> bool:

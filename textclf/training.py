@@ -187,10 +187,10 @@ def train(
         data_format: Format of ``data`` and ``valid`` files; ``None`` decides from the extension.
         encoding: Encoding of ``data`` and ``valid`` text files.
         restart: Discard the checkpoint of an interrupted run instead of
-            resuming it.  Runs with ``checkpoint_every > 0`` or a distributed
-            ``strategy`` checkpoint into ``.in-progress`` beside the run folders
-            (see :mod:`textclf.checkpoints`); a rerun with the same settings
-            and data resumes from the last checkpoint.
+            resuming it.  Every run checkpoints into ``.in-progress`` beside
+            the run folders (see :mod:`textclf.checkpoints`) at epoch ends
+            (and every ``config.checkpoint_every`` steps); a rerun with the
+            same settings and data resumes from the last checkpoint.
 
     Returns:
         A :class:`TrainResult`.
@@ -215,17 +215,15 @@ def train(
     all_train, given_valid, train_data, valid_data, classes = (
         split.all_train, split.given_valid, split.train, split.valid, split.classes)
 
-    # Checkpointed (resumable) runs train in textclf.distributed's loop; plain
-    # runs keep Keras's model.fit (progress bar, every task type).
-    resumable = config.checkpoint_every > 0 or config.strategy != "none"
-    progress = (InProgress.open(run_dir.parent, config, train_data, valid_data, role, restart=restart)
-                if resumable else None)
+    # Every run checkpoints (at epoch ends, and every `checkpoint_every` steps)
+    # and trains in textclf.distributed's loop, which can resume mid-epoch
+    # exactly; keras.callbacks.BackupAndRestore cannot (see that module).
+    progress = InProgress.open(run_dir.parent, config, train_data, valid_data, role, restart=restart)
     try:
         fitted = fit_pipeline(config, train_data, valid_data, classes, verbose=verbose, tensorboard=tensorboard,
                               checkpoint=progress)
     except BaseException:
-        if progress is not None:
-            progress.close()  # Keeps the checkpoint for the next run to resume from.
+        progress.close()  # Keeps the checkpoint for the next run to resume from.
         raise
     tokenizer, config, model, history, training_seconds = (
         fitted.tokenizer, fitted.config, fitted.model, fitted.history, fitted.training_seconds)
@@ -242,8 +240,7 @@ def train(
         metrics = classification_metrics(valid_data.labels, predicted.tolist(), classes)
     log("validation\n" + format_metrics(metrics))
     if not role.is_chief:
-        if progress is not None:
-            progress.close()
+        progress.close()
         return TrainResult(run_dir=None, metrics=metrics, history=history, config=config)
 
     run_info = {
@@ -267,8 +264,7 @@ def train(
         **({} if config.multi_label else {
             "confusion_matrix.png": lambda path: plot_confusion_matrix(metrics["confusion_matrix"], classes, path)}),
     })
-    if progress is not None:
-        progress.complete()  # The run folder now holds the result: nothing left to resume.
+    progress.complete()  # The run folder now holds the result: nothing left to resume.
     log(f"run saved to {run_dir} ({training_seconds:.1f} s of training)")
     result = TrainResult(run_dir=run_dir, metrics=metrics, history=history, config=config)
     if output is not None:
