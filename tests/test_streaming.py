@@ -3,6 +3,7 @@
 import gzip
 import io
 import json
+import re
 
 import numpy as np
 import pyarrow
@@ -141,7 +142,8 @@ def test_the_counting_pass_fits_what_the_in_memory_path_fits(topics_csv):
     expected = new_tokenizer(config)
     expected.fit_on_texts(loaded.texts[index] for index in training)
     assert tokenizer_state(tokenizer) == tokenizer_state(expected)
-    assert (summary.train_rows, summary.valid_rows, summary.dropped_lines) == (len(training), 60 - len(training), [62])
+    assert (summary.train_rows, summary.valid_rows) == (len(training), 60 - len(training))
+    assert (summary.dropped_rows, summary.dropped_lines) == (1, [("topics.csv", 62)])
     assert summary.classes == ["politics", "science", "sport"]
     assert summary.label_counts == {name: sum(loaded.labels[index] == name for index in training)
                                     for name in summary.classes}
@@ -244,3 +246,49 @@ def test_progress_bar_writes_tenths_to_a_log():
     assert len(lines) == 11
     assert lines[-1].startswith("counting a.csv [==============================] 100%  100.0 MB/100.0 MB")
     assert "100 rows" in lines[-1]
+
+
+def test_train_streamed_exports_a_classifier(binary_csv, tmp_path, capfd):
+    from textclf import load, train
+
+    from conftest import tiny_config
+
+    output = tmp_path / "reviews"
+    result = train(binary_csv, tiny_config(streaming="on", epochs=2, max_len=None), output=output, verbose=0)
+    log = capfd.readouterr().err
+    assert "counting reviews.csv [" in log and "not stratified" in log
+    run = json.loads((result.run_dir / "run.json").read_text(encoding="utf-8"))
+    assert run["streaming"] is True and run["train_rows"] + run["valid_rows"] == 80
+    assert result.metrics["support"] == run["valid_rows"]
+    assert sum(map(sum, result.metrics["confusion_matrix"])) == run["valid_rows"]
+    assert result.config.max_len == json.loads((result.run_dir / "config.json").read_text())["max_len"] >= 1
+    classifier = load(output)
+    predictions = classifier.predict(["great lovely superb film", "awful dull boring plot"])
+    assert {prediction.label for prediction in predictions} <= {"fresh", "rotten"}
+    assert not (output / "runs" / ".in-progress").exists()
+
+
+def test_an_interrupted_streamed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, capfd):
+    # Multi-label, so the streamed multi-hot targets and the tuned threshold are covered too.
+    from test_distributed import Crash, crash_at_save
+    from test_multilabel import multilabel_rows
+    from textclf import load, train
+
+    from conftest import tiny_config
+
+    data = write_csv(tmp_path / "topics.csv", multilabel_rows(120, seed=6))
+    config = tiny_config(epochs=2, batch_size=8, checkpoint_every=3, patience=3, multi_label=True, streaming="on")
+    whole = train(data, config, output=tmp_path / "whole", verbose=0)
+    crash_at_save(monkeypatch, 2)
+    with pytest.raises(Crash):
+        train(data, config, output=tmp_path / "resumed", verbose=0)
+    monkeypatch.undo()
+    capfd.readouterr()
+    resumed = train(data, config, output=tmp_path / "resumed", verbose=0)
+    # Saves every 3 steps: the second, at step 6, is in the middle of epoch 1, so the resume skips 6 batches.
+    assert re.search(r"resuming from \S+/ckpt-2: epoch 1/2, step 6 \(6 steps trained\)", capfd.readouterr().err)
+    assert resumed.history == whole.history and resumed.metrics == whole.metrics
+    assert whole.metrics["task"] == "multilabel" and whole.config.threshold is not None
+    for expected, actual in zip(load(whole.run_dir).run.model.get_weights(),
+                                load(resumed.run_dir).run.model.get_weights()):
+        np.testing.assert_array_equal(expected, actual)

@@ -35,6 +35,8 @@ import numpy as np
 from textclf.cluster import get_strategy, worker_role
 from textclf.fitting import build_fit_model, class_weights, log, loss_name, make_optimizer, targets_of
 from textclf.shards import TokenizedRows, input_function
+from textclf.stream_inputs import StreamedRows, streamed_input_function
+from textclf.streaming import balanced_class_weights
 
 # Set by tests: each worker writes the SHA-256 of its final weights to this file.
 DIGEST_VARIABLE = "TEXTCLF_WEIGHTS_DIGEST_FILE"
@@ -197,8 +199,9 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         config: Settings, ``max_len`` resolved; ``strategy`` picks the strategy.
         tokenizer: The fitted tokenizer.
         classes: The labels, in output order.
-        train_data: Training rows.
-        valid_data: Validation rows.
+        train_data: Training rows: a :class:`textclf.data.Dataset`, or
+            :class:`textclf.stream_inputs.StreamedRows` read from the file each epoch.
+        valid_data: Validation rows, of the same kind.
         checkpoint: A :class:`textclf.checkpoints.InProgress`, or ``None`` for no checkpoints.
         verbose: 0 for no per-epoch log lines.
         tensorboard: Folder for TensorBoard logs (chief only).
@@ -218,8 +221,16 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"`batch_size` is the global batch and must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas. Received: batch_size={config.batch_size}")
-    train_rows = TokenizedRows(tokenizer, train_data.texts, targets_of(config, train_data.labels, classes), config)
-    valid_rows = TokenizedRows(tokenizer, valid_data.texts, targets_of(config, valid_data.labels, classes), config)
+    balanced = config.class_weight == "balanced"
+    if isinstance(train_data, StreamedRows):
+        # Streamed rows are tokenized as each epoch reads the file; their counting pass counted the labels.
+        train_rows, valid_rows, make_input = train_data, valid_data, streamed_input_function
+        weights_by_class = balanced_class_weights(train_data.label_counts, classes) if balanced else None
+    else:
+        train_rows = TokenizedRows(tokenizer, train_data.texts, targets_of(config, train_data.labels, classes), config)
+        valid_rows = TokenizedRows(tokenizer, valid_data.texts, targets_of(config, valid_data.labels, classes), config)
+        make_input = input_function
+        weights_by_class = class_weights(train_data.labels, classes) if balanced else None
     with strategy.scope():
         model = build_fit_model(config, tokenizer, classes)
         optimizer = make_optimizer(config, math.ceil(len(train_data) / config.batch_size))
@@ -241,9 +252,9 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
 
     make_train_step, make_evaluate_step = _step_functions(
         strategy, model, optimizer, classes,
-        class_weights(train_data.labels, classes) if config.class_weight == "balanced" else None,
+        weights_by_class,
         multi_label=config.multi_label)
-    valid_input = strategy.distribute_datasets_from_function(input_function(valid_rows, config.batch_size))
+    valid_input = strategy.distribute_datasets_from_function(make_input(valid_rows, config.batch_size))
     evaluate_step = make_evaluate_step(valid_input.element_spec)
     train_step = None
     writers = None
@@ -260,7 +271,7 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         len(train_data) / config.batch_size)
     while not bool(state.finished) and int(state.epoch) < config.epochs:
         epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
-        train_input = strategy.distribute_datasets_from_function(input_function(
+        train_input = strategy.distribute_datasets_from_function(make_input(
             train_rows, config.batch_size, seed=config.seed, epoch=epoch, skip_steps=int(state.step),
             bucket=config.bucketing))
         train_step = train_step or make_train_step(train_input.element_spec)

@@ -136,9 +136,10 @@ def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset,
 
     Args:
         checkpoint: A :class:`textclf.checkpoints.InProgress` to checkpoint
-            into and resume from.  Runs with one, and ``mirrored`` or
-            ``multiworker`` runs, train in :mod:`textclf.distributed`'s loop
-            (it says why); the others in ``model.fit``.
+            into and resume from.  Runs with one, ``mirrored`` or
+            ``multiworker`` runs, and streamed rows
+            (:class:`textclf.stream_inputs.StreamedRows`) train in
+            :mod:`textclf.distributed`'s loop (it says why); the others in ``model.fit``.
 
     Returns:
         ``(model, history)`` where ``model`` has the weights of the epoch
@@ -146,7 +147,8 @@ def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset,
     """
     import keras
 
-    if checkpoint is not None or config.strategy != "none":
+    # Streamed rows (textclf.stream_inputs) have no texts in memory for model.fit's pipelines: the loop reads them.
+    if checkpoint is not None or config.strategy != "none" or not hasattr(train_data, "texts"):
         from textclf.distributed import fit_in_loop
 
         return fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=checkpoint,

@@ -169,19 +169,19 @@ class StreamSource:
     def of(cls, path, config, data_format=None, encoding="utf-8") -> "StreamSource":
         return cls(Path(path), data_format, config.text_column, config.label_column, encoding, config.label_sep)
 
-    def rows(self, progress=None, dropped=None):
+    def rows(self, progress=None, on_dropped=None):
         """Cleaned ``(where, text, label)`` rows, as :func:`textclf.data.load_dataset` keeps them.
 
         Args:
             progress: ``progress(done, total)`` while reading (see :func:`textclf.formats.read_rows`).
-            dropped: A list that receives the line number of each dropped row.
+            on_dropped: Called with the line number of each row dropped for an empty text or label.
         """
         for where, text, label in read_rows(self.path, self.data_format, self.text_column, self.label_column,
                                             self.encoding, self.label_sep, progress):
             row = clean_row(text, label, self.label_column)
             if row is None:
-                if dropped is not None:
-                    dropped.append(where)
+                if on_dropped is not None:
+                    on_dropped(where)
                 continue
             yield where, row[0], row[1]
 
@@ -192,7 +192,8 @@ class StreamSummary:
 
     Attributes:
         train_rows, valid_rows: Rows of each part.
-        dropped_lines: Line numbers of rows dropped for an empty text or label (every file).
+        dropped_rows: Rows dropped for an empty text or label (every file).
+        dropped_lines: ``(file name, line)`` of the first 10 of them.
         classes: The labels, in output order (from every row of the training file, as in memory).
         label_counts: Training rows per label (multi-label: per label name).
         lengths: ``{token count: training rows}``; a text's token count is its sequence length.
@@ -204,6 +205,7 @@ class StreamSummary:
 
     train_rows: int
     valid_rows: int
+    dropped_rows: int
     dropped_lines: list
     classes: list
     label_counts: dict
@@ -241,7 +243,8 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
             training, or no row in one of the parts (naming the file).
     """
     digest = hashlib.sha256()
-    dropped: list = []
+    dropped_lines: list = []
+    dropped_rows = 0
     labels_seen: dict[str, None] = {}
     label_counts: collections.Counter = collections.Counter()
     lengths: collections.Counter = collections.Counter()
@@ -256,7 +259,13 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
             if bar is not None:
                 bar.update(done, total, rows=rows_read)
 
-        for where, text, label in part_source.rows(progress, dropped):
+        def on_dropped(where, name=part_source.path.name):
+            nonlocal dropped_rows
+            dropped_rows += 1
+            if len(dropped_lines) < 10:
+                dropped_lines.append((name, where))
+
+        for where, text, label in part_source.rows(progress, on_dropped):
             digest.update(f"{text}\x1f{label}\x1e".encode("utf-8", "surrogatepass"))
             names = _label_names(label, config, part_source.path, where)
             in_training = part_source is source and (split is None or not split.is_validation(rows_read))
@@ -294,8 +303,8 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
         where = valid_source.path if valid_source is not None else source.path
         raise ValueError(f"Too few rows in {where} to hold out a validation set with validation_fraction="
                          f"{config.validation_fraction}; add rows or pass a validation file with --valid")
-    return StreamSummary(train_rows, valid_rows, dropped, classes, dict(label_counts), dict(lengths),
-                         digest.hexdigest(), longest_run)
+    return StreamSummary(train_rows, valid_rows, dropped_rows, dropped_lines, classes, dict(label_counts),
+                         dict(lengths), digest.hexdigest(), longest_run)
 
 
 def histogram_quantiles(histogram: dict, quantiles) -> np.ndarray:

@@ -27,6 +27,7 @@ from textclf.fitting import fit_pipeline, log, seed_everything
 from textclf.metrics import classification_metrics, format_metrics
 from textclf.multilabel import label_sets, multi_hot, multilabel_metrics, tune_threshold
 from textclf.reports import plot_confusion_matrix, plot_history
+from textclf.streaming import should_stream
 
 
 @dataclasses.dataclass
@@ -211,6 +212,9 @@ def train(
     role = worker_role(config.strategy)
     get_strategy(config.strategy)
     seed_everything(config.seed)
+    if should_stream(config, data, data_format, log):
+        return _train_streamed(data, config, valid, output, run_dir, verbose, tensorboard, data_format, encoding,
+                               restart, role)
     split = prepare_split(config, data, valid, data_format, encoding)
     all_train, given_valid, train_data, valid_data, classes = (
         split.all_train, split.given_valid, split.train, split.valid, split.classes)
@@ -225,8 +229,7 @@ def train(
     except BaseException:
         progress.close()  # Keeps the checkpoint for the next run to resume from.
         raise
-    tokenizer, config, model, history, training_seconds = (
-        fitted.tokenizer, fitted.config, fitted.model, fitted.history, fitted.training_seconds)
+    config = fitted.config
 
     probabilities = fitted.probabilities(valid_data.texts)
     if config.multi_label:
@@ -238,20 +241,53 @@ def train(
     else:
         predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
         metrics = classification_metrics(valid_data.labels, predicted.tolist(), classes)
-    log("validation\n" + format_metrics(metrics))
-    if not role.is_chief:
-        progress.close()
-        return TrainResult(run_dir=None, metrics=metrics, history=history, config=config)
-
     run_info = {
         "train_file": all_train.path,
         "valid_file": given_valid.path if given_valid is not None else None,
         "train_rows": len(train_data),
         "valid_rows": len(valid_data),
         "dropped_rows": len(all_train.dropped_lines) + (len(given_valid.dropped_lines) if given_valid else 0),
-        "epochs_run": len(history.get("loss", [])),
-        "training_seconds": round(training_seconds, 2),
     }
+    return _finish_run(run_dir, output, role, progress, fitted, config, classes, metrics, run_info)
+
+
+def _train_streamed(data, config, valid, output, run_dir, verbose, tensorboard, data_format, encoding, restart,
+                    role) -> TrainResult:
+    """:func:`train` for a file streamed from disk (see :mod:`textclf.stream_training`)."""
+    from textclf.stream_training import fit_streamed, prepare_streamed, streamed_metrics
+
+    prepared = prepare_streamed(config, data, valid, data_format, encoding)
+    train_rows, valid_rows = prepared.parts()
+    progress = InProgress.open(run_dir.parent, config, train_rows, valid_rows, role, restart=restart)
+    try:
+        fitted = fit_streamed(config, prepared, verbose=verbose, tensorboard=tensorboard, checkpoint=progress)
+        config, metrics = streamed_metrics(fitted.model, prepared, fitted.tokenizer, fitted.config)
+    except BaseException:
+        progress.close()  # Keeps the checkpoint for the next run to resume from.
+        raise
+    summary = prepared.summary
+    run_info = {
+        "train_file": str(prepared.source.path),
+        "valid_file": str(prepared.valid_source.path) if prepared.valid_source is not None else None,
+        "train_rows": summary.train_rows,
+        "valid_rows": summary.valid_rows,
+        "dropped_rows": summary.dropped_rows,
+        "streaming": True,
+    }
+    return _finish_run(run_dir, output, role, progress, fitted, config, prepared.classes, metrics, run_info)
+
+
+def _finish_run(run_dir, output, role, progress, fitted, config, classes, metrics, run_info) -> TrainResult:
+    """Logs the metrics, writes the run folder (the chief only), completes the checkpoint, exports."""
+    tokenizer, model, history, training_seconds = (
+        fitted.tokenizer, fitted.model, fitted.history, fitted.training_seconds)
+    log("validation\n" + format_metrics(metrics))
+    if not role.is_chief:
+        progress.close()
+        return TrainResult(run_dir=None, metrics=metrics, history=history, config=config)
+
+    run_info = {**run_info, "epochs_run": len(history.get("loss", [])),
+                "training_seconds": round(training_seconds, 2)}
     write_run(run_dir, {
         "config.json": json.dumps(config.to_dict(), indent=2, ensure_ascii=False),
         "tokenizer.json": tokenizer.to_json(ensure_ascii=False),
