@@ -248,15 +248,16 @@ def test_progress_bar_writes_tenths_to_a_log():
     assert "100 rows" in lines[-1]
 
 
-def test_train_streamed_exports_a_classifier(binary_csv, tmp_path, capfd):
+def test_train_streamed_exports_a_classifier(binary_csv, tmp_path, monkeypatch, capfd):
     from textclf import load, train
 
     from conftest import tiny_config
 
     output = tmp_path / "reviews"
-    result = train(binary_csv, tiny_config(streaming="on", epochs=2, max_len=None), output=output, verbose=0)
+    monkeypatch.setenv(THRESHOLD_VARIABLE, "100")  # "auto" streams files above 100 bytes.
+    result = train(binary_csv, tiny_config(epochs=2, max_len=None), output=output, verbose=0)
     log = capfd.readouterr().err
-    assert "counting reviews.csv [" in log and "not stratified" in log
+    assert "streaming auto: " in log and "counting reviews.csv [" in log and "not stratified" in log
     run = json.loads((result.run_dir / "run.json").read_text(encoding="utf-8"))
     assert run["streaming"] is True and run["train_rows"] + run["valid_rows"] == 80
     assert result.metrics["support"] == run["valid_rows"]

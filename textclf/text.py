@@ -17,6 +17,7 @@ change to one is a change to the other, and the parity tests in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
@@ -67,6 +68,12 @@ def cjk_share(texts) -> float:
         if letters and 2 * len(_CJK_PYTHON.findall(text)) > len(letters):
             mostly += 1
     return mostly / len(texts)
+
+
+@functools.lru_cache(maxsize=16)
+def _translation_table(separators: str, split: str) -> dict:
+    """``str.translate`` table replacing every separator by ``split``; built once per rules, not once per text."""
+    return str.maketrans({character: split for character in separators})
 
 
 def _regex_class(characters: str) -> str:
@@ -128,7 +135,7 @@ class TextRules:
         if self.cjk != "off":
             text = _CJK_PYTHON.sub(lambda match: self.split + match.group(0) + self.split, text)
         if self._separators:
-            text = text.translate(str.maketrans({c: self.split for c in self._separators}))
+            text = text.translate(_translation_table(self._separators, self.split))
         pieces = text.split(self.split)
         if self.cjk == "bigrams":
             # Two CJK characters adjacent in the text end up with exactly one
