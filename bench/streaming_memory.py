@@ -73,7 +73,8 @@ def child(path: str, mode: str, max_steps: int, valid_limit: int) -> None:
     started = time.perf_counter()
     if mode == "streaming":
         from textclf.stream_inputs import StreamedRows
-        from textclf.streaming import RowSplit, StreamSource, count_pass, streamed_max_len
+        from textclf.counts import streamed_max_len
+        from textclf.streaming import RowSplit, StreamSource, count_pass
 
         config = config.replace(split_mode="word")
         source, split = StreamSource.of(path, config), RowSplit(config.seed, config.validation_fraction)

@@ -17,9 +17,10 @@ from textclf.fitting import new_tokenizer, resolve_max_len
 from textclf.inputs import bucket_boundaries
 from textclf.progress import ProgressBar
 from textclf.reading import decode, decoded_chunks, physical_lines
-from textclf.streaming import (THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, histogram_quantiles,
-                               should_stream, streamed_max_len)
-from textclf.stream_inputs import StreamedRows, streamed_bucket_boundaries
+from textclf.counts import balanced_class_weights, histogram_quantiles, streamed_bucket_boundaries, streamed_max_len
+from textclf.fitting import class_weights
+from textclf.streaming import THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, should_stream
+from textclf.stream_inputs import StreamedRows
 
 from conftest import TOPICS, make_rows, write_csv
 
@@ -125,6 +126,14 @@ def test_histogram_quantiles_equal_numpy(values, percentile):
     assert streamed_max_len(config, histogram) == resolve_max_len(config, [[0] * value for value in values])
     clipped = np.minimum(np.maximum(values, 1), 20)
     assert streamed_bucket_boundaries(histogram, 20) == bucket_boundaries(clipped)
+
+
+def test_balanced_class_weights_from_counts_equal_scikit_learns():
+    labels = ["b"] * 5 + ["a"] * 2 + ["c"] * 13
+    counts = {name: labels.count(name) for name in set(labels)}
+    assert balanced_class_weights(counts, ["a", "b", "c"]) == pytest.approx(class_weights(labels, ["a", "b", "c"]))
+    with pytest.raises(ValueError, match=r"needs training rows of every class; no training row has 'd'"):
+        balanced_class_weights(counts, ["a", "b", "c", "d"])
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from textclf.cluster import get_strategy, worker_role
 from textclf.fitting import build_fit_model, class_weights, log, loss_name, make_optimizer, targets_of
 from textclf.shards import TokenizedRows, input_function
 from textclf.stream_inputs import StreamedRows, streamed_input_function
-from textclf.streaming import balanced_class_weights
+from textclf.counts import balanced_class_weights
 
 # Set by tests: each worker writes the SHA-256 of its final weights to this file.
 DIGEST_VARIABLE = "TEXTCLF_WEIGHTS_DIGEST_FILE"

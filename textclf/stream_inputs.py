@@ -21,22 +21,12 @@ import numpy as np
 from textclf.inputs import SHUFFLE_BUFFER
 from textclf.multilabel import row_labels
 from textclf.sequences import empty_index
-from textclf.streaming import RowSplit, StreamSource, histogram_quantiles
+from textclf.counts import streamed_bucket_boundaries
+from textclf.streaming import RowSplit, StreamSource
 
 # Rows per element of the generator: one Python-to-TensorFlow hand-over per chunk, not per row.
 CHUNK_ROWS = 1024
 PARTS = ("train", "valid")
-
-
-def streamed_bucket_boundaries(lengths: dict, max_len: int, buckets: int = 10) -> list[int]:
-    """``textclf.inputs.bucket_boundaries`` of the training rows' lengths, from their histogram."""
-    clipped: collections.Counter = collections.Counter()
-    for length, count in lengths.items():
-        clipped[min(max(length, 1), max_len)] += count  # As EncodedTexts stores them: at least 1, truncated.
-    if not clipped:
-        return []
-    quantiles = histogram_quantiles(clipped, np.linspace(0, 1, buckets + 1)[1:-1])
-    return sorted({int(np.ceil(q)) + 1 for q in quantiles if q >= 1})
 
 
 class StreamedRows:

@@ -26,8 +26,8 @@ from textclf.inputs import SHUFFLE_BUFFER
 from textclf.metrics import classification_metrics_of_indices
 from textclf.multilabel import multilabel_metrics, tune_threshold
 from textclf.stream_inputs import StreamedRows, streamed_predictions
-from textclf.streaming import (SPLIT_MODE_SAMPLE_ROWS, RowSplit, StreamSource, StreamSummary, count_pass,
-                               streamed_max_len)
+from textclf.counts import streamed_max_len
+from textclf.streaming import SPLIT_MODE_SAMPLE_ROWS, RowSplit, StreamSource, StreamSummary, count_pass
 
 
 @dataclasses.dataclass

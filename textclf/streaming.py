@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import math
 import os
 import sys
 from pathlib import Path
@@ -223,6 +222,36 @@ def _label_names(label: str, config, source, where) -> list[str]:
     return names
 
 
+class _Reading:
+    """The kept rows of one file, with a progress bar, counting dropped rows and hashing what is read."""
+
+    def __init__(self, digest, show_progress: bool):
+        self.digest = digest
+        self.show_progress = show_progress
+        self.dropped_rows = 0
+        self.dropped_lines: list = []
+
+    def rows(self, source: StreamSource):
+        bar = ProgressBar(f"counting {source.path.name}", total=1) if self.show_progress else None
+        count = 0
+
+        def progress(done, total):
+            if bar is not None:
+                bar.update(done, total, rows=count)
+
+        def on_dropped(where):
+            self.dropped_rows += 1
+            if len(self.dropped_lines) < 10:
+                self.dropped_lines.append((source.path.name, where))
+
+        for where, text, label in source.rows(progress, on_dropped):
+            self.digest.update(f"{text}\x1f{label}\x1e".encode("utf-8", "surrogatepass"))
+            count += 1
+            yield where, text, label
+        if bar is not None:
+            bar.close()
+
+
 def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
                valid_source: StreamSource | None = None, show_progress: bool = True) -> StreamSummary:
     """Reads the data once: fits ``tokenizer`` on the training rows and counts what training needs.
@@ -242,114 +271,46 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
         ValueError: for fewer than two labels, validation labels never seen in
             training, or no row in one of the parts (naming the file).
     """
-    digest = hashlib.sha256()
-    dropped_lines: list = []
-    dropped_rows = 0
-    labels_seen: dict[str, None] = {}
+    reading = _Reading(hashlib.sha256(), show_progress)
+    labels_seen: dict[str, None] = {}  # Every label of the training file, validation rows included (as in memory).
     label_counts: collections.Counter = collections.Counter()
     lengths: collections.Counter = collections.Counter()
     train_rows = valid_rows = 0
     run_label, run, longest_run = None, 0, ("", 0)
-    valid_labels: dict[str, None] = {}
-    for part_source in (source, valid_source) if valid_source is not None else (source,):
-        bar = ProgressBar(f"counting {part_source.path.name}", total=1) if show_progress else None
-        rows_read = 0
-
-        def progress(done, total):
-            if bar is not None:
-                bar.update(done, total, rows=rows_read)
-
-        def on_dropped(where, name=part_source.path.name):
-            nonlocal dropped_rows
-            dropped_rows += 1
-            if len(dropped_lines) < 10:
-                dropped_lines.append((name, where))
-
-        for where, text, label in part_source.rows(progress, on_dropped):
-            digest.update(f"{text}\x1f{label}\x1e".encode("utf-8", "surrogatepass"))
-            names = _label_names(label, config, part_source.path, where)
-            in_training = part_source is source and (split is None or not split.is_validation(rows_read))
-            rows_read += 1
-            if part_source is not source:
-                valid_rows += 1
-                valid_labels.update(dict.fromkeys(names))
-                continue
-            labels_seen.update(dict.fromkeys(names))
-            if not in_training:
-                valid_rows += 1
-                continue
-            train_rows += 1
-            label_counts.update(names)
-            lengths[tokenizer.count_text(text)] += 1
-            run = run + 1 if label == run_label else 1
-            run_label = label
-            if run > longest_run[1]:
-                longest_run = (label, run)
-        if bar is not None:
-            bar.close()
+    for number, (where, text, label) in enumerate(reading.rows(source)):
+        names = _label_names(label, config, source.path, where)
+        labels_seen.update(dict.fromkeys(names))
+        if split is not None and split.is_validation(number):
+            valid_rows += 1
+            continue
+        train_rows += 1
+        label_counts.update(names)
+        lengths[tokenizer.count_text(text)] += 1
+        run = run + 1 if label == run_label else 1
+        run_label = label
+        if run > longest_run[1]:
+            longest_run = (label, run)
     tokenizer.finish_fit()
     classes = sorted_classes(labels_seen)
     if len(classes) < 2:
         raise ValueError(f"{source.path}: training needs at least two different labels; found only "
                          f"{', '.join(map(repr, classes))}")
-    unseen = sorted(set(valid_labels) - set(classes))
-    if unseen:
-        raise ValueError(f"{valid_source.path}: labels {', '.join(map(repr, unseen))} do not occur in the training "
-                         f"data (training labels: {', '.join(map(repr, classes))})")
+    if valid_source is not None:
+        valid_labels: dict[str, None] = {}
+        for where, _, label in reading.rows(valid_source):
+            valid_labels.update(dict.fromkeys(_label_names(label, config, valid_source.path, where)))
+            valid_rows += 1
+        unseen = sorted(set(valid_labels) - set(classes))
+        if unseen:
+            raise ValueError(f"{valid_source.path}: labels {', '.join(map(repr, unseen))} do not occur in the "
+                             f"training data (training labels: {', '.join(map(repr, classes))})")
     if train_rows == 0:
         raise ValueError(f"{source.path}: no training rows are left after holding out validation rows; "
                          "add rows or pass a validation file with --valid")
+    if valid_rows == 0 and valid_source is not None:
+        raise ValueError(f"{valid_source.path} has no usable rows")
     if valid_rows == 0:
-        where = valid_source.path if valid_source is not None else source.path
-        raise ValueError(f"Too few rows in {where} to hold out a validation set with validation_fraction="
+        raise ValueError(f"Too few rows in {source.path} to hold out a validation set with validation_fraction="
                          f"{config.validation_fraction}; add rows or pass a validation file with --valid")
-    return StreamSummary(train_rows, valid_rows, dropped_rows, dropped_lines, classes, dict(label_counts),
-                         dict(lengths), digest.hexdigest(), longest_run)
-
-
-def histogram_quantiles(histogram: dict, quantiles) -> np.ndarray:
-    """``np.quantile(values, quantiles)`` (linear method) of the values a ``{value: count}`` histogram holds.
-
-    Exact: the same arithmetic as NumPy's on the two neighbouring order
-    statistics, without building the array of all values.
-
-    Example:
-        >>> histogram_quantiles({1: 2, 5: 1}, [0.5, 1.0])
-        array([1., 5.])
-    """
-    values = np.array(sorted(histogram), dtype=np.int64)
-    ends = np.cumsum([histogram[value] for value in values.tolist()])  # Order statistics up to each value.
-    quantiles = np.asarray(quantiles, dtype=np.float64)
-    virtual = (int(ends[-1]) - 1) * quantiles
-    previous = np.floor(virtual)
-    following = previous + 1
-    last = int(ends[-1]) - 1
-    previous[virtual >= last], following[virtual >= last] = last, last
-    below = np.searchsorted(ends, previous.astype(np.int64), side="right")
-    above = np.searchsorted(ends, following.astype(np.int64), side="right")
-    low, high = values[below], values[above]
-    gamma = virtual - previous
-    difference = high - low
-    result = low + difference * gamma
-    # NumPy's _lerp: from the upper neighbour when gamma >= 0.5, for the same rounding.
-    return np.where(gamma >= 0.5, high - difference * (1 - gamma), result)
-
-
-def streamed_max_len(config, lengths: dict) -> int:
-    """``fitting.resolve_max_len`` from a histogram of sequence lengths (the same value, computed exactly)."""
-    if config.max_len is not None:
-        return config.max_len
-    if not lengths:
-        return 1
-    chosen = int(math.ceil(histogram_quantiles(lengths, [np.true_divide(config.max_len_percentile, 100)])[0]))
-    return int(min(max(chosen, 1), config.max_len_limit))
-
-
-def balanced_class_weights(label_counts: dict, classes) -> dict[int, float]:
-    """``fitting.class_weights`` (scikit-learn's "balanced") from per-class row counts."""
-    missing = [name for name in classes if not label_counts.get(name)]
-    if missing:
-        raise ValueError(f"class_weight 'balanced' needs training rows of every class; no training row has "
-                         f"{', '.join(map(repr, missing))} (all went to validation)")
-    total = sum(label_counts[name] for name in classes)
-    return {index: total / (len(classes) * label_counts[name]) for index, name in enumerate(classes)}
+    return StreamSummary(train_rows, valid_rows, reading.dropped_rows, reading.dropped_lines, classes,
+                         dict(label_counts), dict(lengths), reading.digest.hexdigest(), longest_run)
