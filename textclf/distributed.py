@@ -301,7 +301,7 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         if verbose:
             log(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(
                 f"{name} {value:.4f}" for name, value in zip(HISTORY_KEYS[:4], row)) +
-                f" ({time.perf_counter() - started:.1f} s)")
+                f" ({time.perf_counter() - started:.2f} s)")
         if writers:
             for part, offset in (("train", 0), ("validation", 2)):
                 with writers[part].as_default():
