@@ -67,6 +67,22 @@ def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):
     assert_picture(tmp_path / "shares.png", min_width=400)
 
 
+def test_predict_reads_a_file_batch_by_batch_in_order(binary_result, tmp_path, capsys):
+    from textclf.data import text_batches
+
+    export = binary_result.export_dir.parent
+    texts = ["great lovely film", "awful dull plot", "a film", "lovely", "dull"]
+    texts_file = tmp_path / "texts.csv"
+    write_csv(texts_file, [(text, "") for text in texts[:2]] + [("", "")] + [(text, "") for text in texts[2:]])
+    assert list(text_batches(texts_file, 2)) == [texts[:2], texts[2:4], texts[4:]]  # The empty row is skipped.
+
+    status, streamed, err = run_cli(capsys, "predict", export, "--input", texts_file, "--batch-size", "2")
+    assert status == 0, err
+    status, whole, err = run_cli(capsys, "predict", export, *texts)
+    assert status == 0, err
+    assert streamed == whole and len(whole.splitlines()) == 5
+
+
 def assert_picture(path, min_width):
     """A real PNG of a sensible size, not blank."""
     from PIL import Image
@@ -141,6 +157,7 @@ def test_export_adds_a_version_and_never_touches_existing_ones(binary_result, tm
     (["predict", "{tmp}", "hello"], "{tmp} is not a textclf export"),
     (["predict", "{tmp}/absent", "hello"], "Model folder not found: {tmp}/absent"),
     (["predict", "{export}"], "Nothing to classify: give one or more TEXT arguments or --input FILE"),
+    (["predict", "{export}", "--input", "{empty}"], "{empty} has no usable rows"),
     (["predict", "{export}", "hi", "--top-k", "0"], "argument --top-k: must be a positive integer. Received: 0"),
     (["export", "{tmp}", "--output", "{tmp}/out"], "{tmp} is not a textclf run folder (missing config.json"),
     (["evaluate", "{export}", "{other_labels}"], "labels 'maybe' are not among the model's classes ('fresh', 'rotten')"),

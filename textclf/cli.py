@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import json
 import re
 import sys
@@ -233,20 +234,29 @@ def _read_stdin(encoding: str) -> str:
     return decode(buffer.read(), "<stdin>", encoding) if buffer is not None else sys.stdin.read()
 
 
-def _texts_for_predict(args) -> list[str]:
-    from textclf.data import dataset_from_text, load_dataset
+def _text_batches_for_predict(args):
+    """Lists of at most ``--batch-size`` texts: a file is read batch by batch, so memory stays bounded."""
+    from textclf.data import dataset_from_text, text_batches
+    from textclf.progress import ProgressBar
 
     if args.input and args.texts:
         raise ValueError("Give texts as arguments or --input FILE, not both")
     if args.input == "-":
-        return dataset_from_text(_read_stdin(args.encoding), "<stdin>", args.data_format or "lines",
-                                 text_column=args.text_column).texts
+        texts = dataset_from_text(_read_stdin(args.encoding), "<stdin>", args.data_format or "lines",
+                                  text_column=args.text_column).texts
+        yield from (texts[start : start + args.batch_size] for start in range(0, len(texts), args.batch_size))
+        return
     if args.input:
-        return load_dataset(args.input, text_column=args.text_column, label_column=None,
-                            data_format=args.data_format, encoding=args.encoding).texts
+        # A progress bar (bytes read) on a terminal only: logs and pipes get just the predictions.
+        bar = ProgressBar(f"classifying {Path(args.input).name}", total=1) if sys.stderr.isatty() else None
+        yield from text_batches(args.input, args.batch_size, args.text_column, args.data_format, args.encoding,
+                                progress=bar.update if bar else None)
+        if bar:
+            bar.close()
+        return
     if not args.texts:
         raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
-    return args.texts
+    yield args.texts
 
 
 def run_predict(args) -> None:
@@ -254,18 +264,19 @@ def run_predict(args) -> None:
 
     _positive("top-k", args.top_k)
     _positive("batch-size", args.batch_size)
-    texts = _texts_for_predict(args)
+    batches = _text_batches_for_predict(args)
+    first = next(batches)  # Input errors are reported before the model is loaded.
     classifier = load(args.model)
     multilabel = classifier.threshold is not None
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
     if writer:
         writer.writerow(["text", "label", "score"] + (["labels"] if multilabel else [])
                         + [f"score_{name}" for name in classifier.classes])
-    # Batch by batch: each batch is printed before the next is scored, so
-    # output starts at once and predictions never pile up in memory.
-    show_progress = bool(args.input) and sys.stderr.isatty()
-    for start in range(0, len(texts), args.batch_size):
-        for prediction in classifier.predict(texts[start : start + args.batch_size], batch_size=args.batch_size):
+    # Batch by batch: each batch is printed before the next is read and
+    # scored, so output starts at once and neither texts nor predictions pile
+    # up in memory.
+    for texts in itertools.chain([first], batches):
+        for prediction in classifier.predict(texts, batch_size=args.batch_size):
             if writer:
                 writer.writerow([prediction.text, prediction.label, f"{prediction.score:.6f}"]
                                 + (["|".join(prediction.labels)] if multilabel else [])
@@ -277,11 +288,6 @@ def run_predict(args) -> None:
                           for item in prediction.top_k(args.top_k)],
                 **({"labels": prediction.labels} if prediction.labels is not None else {}),
             }, ensure_ascii=False))
-        if show_progress:
-            done = min(start + args.batch_size, len(texts))
-            print(f"\r{done:,}/{len(texts):,} texts ({done / len(texts):.0%})", end="", file=sys.stderr, flush=True)
-    if show_progress:
-        print(file=sys.stderr)
 
 
 def run_explain(args) -> None:

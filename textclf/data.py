@@ -132,6 +132,48 @@ def load_dataset(
     return _collect(read_rows(path, data_format, text_column, label_column, encoding, label_sep), path, label_column)
 
 
+def text_batches(path, batch_size: int, text_column: str = "text", data_format: str | None = None,
+                 encoding: str = "utf-8", progress=None):
+    """Texts of a file in lists of ``batch_size``, read incrementally: memory stays bounded by the batch.
+
+    Rows with an empty or missing text are skipped, as :func:`load_dataset`
+    drops them.
+
+    Args:
+        path: File (any format :func:`load_dataset` reads) or folder.
+        batch_size: Texts per list.
+        text_column: Column or key of the text.
+        data_format: Format name; ``None`` decides from the extension.
+        encoding: Encoding of text files.
+        progress: Called as ``progress(done, total)`` while reading (see :func:`textclf.formats.read_rows`).
+
+    Returns:
+        An iterator of lists of texts.
+
+    Raises:
+        ValueError: when the file has no usable row (after reading all of it).
+
+    Example:
+        >>> for texts in text_batches("reviews.csv", 1024):
+        ...     print(len(texts))
+    """
+    path = Path(path)
+    batch, seen = [], False
+    for _where, text, label in read_rows(path, data_format, text_column, None, encoding, progress=progress):
+        row = clean_row(text, label, None)
+        if row is None:
+            continue
+        batch.append(row[0])
+        if len(batch) == batch_size:
+            seen = True
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+    elif not seen:
+        raise ValueError(f"{path} has no usable rows")
+
+
 def dataset_from_text(
     content: str,
     source: str = "<stdin>",
