@@ -125,18 +125,24 @@ class GraphEncoder:
         """Ids for a ``[batch]`` string tensor: int32 ``[batch, max_len]``."""
         import tensorflow as tf
 
+        ids = self.ragged(texts)
+        # Rule 3, padding, as keras.utils.pad_sequences does.
+        if self.padding == "pre":
+            dense = _reverse_rows(ids).to_tensor(default_value=0, shape=[None, self.max_len])
+            return tf.reverse(dense, axis=[1])
+        return ids.to_tensor(default_value=0, shape=[None, self.max_len])
+
+    def ragged(self, texts):
+        """Rules 1, 2 and 3's truncation: int32 ``tf.RaggedTensor [batch, None]``, rows of 1 to ``max_len`` ids."""
+        import tensorflow as tf
+
         tokens = self.rules.split_graph(texts)
         ids = tokens.with_flat_values(self.table.lookup(tokens.flat_values))
         # Rule 2: a row with no token becomes [empty_id].
         empty = tf.expand_dims(ids.row_lengths() == 0, axis=1)
         filler = tf.ragged.boolean_mask(tf.fill(tf.shape(empty), self.empty_id), empty)
         ids = tf.concat([ids, filler], axis=1)
-        # Rule 3: truncate, then pad, as keras.utils.pad_sequences does.
+        # Rule 3: truncate, as keras.utils.pad_sequences does.
         if self.truncating == "pre":
-            ids = _reverse_rows(_reverse_rows(ids)[:, : self.max_len])
-        else:
-            ids = ids[:, : self.max_len]
-        if self.padding == "pre":
-            dense = _reverse_rows(ids).to_tensor(default_value=0, shape=[None, self.max_len])
-            return tf.reverse(dense, axis=[1])
-        return ids.to_tensor(default_value=0, shape=[None, self.max_len])
+            return _reverse_rows(_reverse_rows(ids)[:, : self.max_len])
+        return ids[:, : self.max_len]
