@@ -78,25 +78,11 @@ def serving_module(run, fast=True, fast_options=None):
         def _scores(self, text):
             """The model's output for a ``[batch]`` string tensor."""
             if self.inference is None:
-                return self.model(self._trim(self.encoder(text)), training=False)
-            ids = self.encoder.ragged(text)
-            lengths = tf.cast(ids.row_lengths(), tf.int32)
-            # Right-padded to the longest row (one column for an empty batch).
-            width = tf.reduce_max(tf.concat([lengths, [1]], 0))
-            return self.inference(ids.to_tensor(shape=tf.stack([tf.shape(lengths)[0], width])), lengths)
-
-        def _trim(self, ids):
-            """Drops the padding columns that no row of this batch uses.
-
-            Masked steps only carry the recurrent state forward, so the output
-            is unchanged, but a short sentence then costs a few steps instead
-            of ``max_len``.  Every row has at least one token.
-            """
-            # At least one column, so an empty batch still has a valid shape.
-            longest = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1)), 1)
-            if run.config.padding == "post":
-                return ids[:, :longest]
-            return ids[:, tf.shape(ids)[1] - longest:]
+                # Padded to the batch's longest row only: masked steps only carry the
+                # state forward, so a short sentence costs a few steps, not max_len.
+                return self.model(self.encoder.padded(text, padding=run.config.padding)[0], training=False)
+            # Right-padded to the longest row of the batch, whatever the training padding.
+            return self.inference(*self.encoder.padded(text))
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def tokenize(self, text):
