@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 # Up to this many rows a batch takes the fused-op path; above, the sorted loop.
-SMALL_BATCH = 16
+SMALL_BATCH = 4
 # Largest first-layer projection table (all directions together); above it the
 # projection is computed per token from the embedding.
 TABLE_LIMIT_BYTES = 192 * 2**20
@@ -100,7 +100,7 @@ class LSTMInference:
         self.head = model.layers[-1]
         self.head_variables = [v for layer in self.pooling_layers + [self.head] for v in layer.variables]
         # A function call the graph does not inline: the untaken branch of the cond is then one
-        # node, not the loop's hundred (skipping them costs a single sentence about 5%).
+        # node, not the loop's hundred (stepping through those cost about 5% of a single sentence).
         self._large_function = tf.function(self._large, experimental_attributes={"_noinline": True})
 
     def _variable(self, value):
