@@ -156,7 +156,7 @@ class GraphEncoder:
         # Rule 3, truncation: "post" keeps a row's first max_len tokens, "pre" its last.
         if self.truncating == "pre":
             positions -= tf.gather(counts - lengths, rows)
-            kept = positions >= 0
+            kept = tf.where(positions >= 0)[:, 0]
         else:
-            kept = positions < self.max_len
-        return tf.boolean_mask(ids, kept), tf.boolean_mask(rows, kept), tf.boolean_mask(positions, kept), lengths
+            kept = tf.where(positions < self.max_len)[:, 0]
+        return tf.gather(ids, kept), tf.gather(rows, kept), tf.gather(positions, kept), lengths

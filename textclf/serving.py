@@ -142,15 +142,9 @@ class LSTMInference:
             pooled = pooled[0] if len(pooled) == 1 else tf.concat(pooled, -1)
         return self.head(pooled)
 
-    def _stack(self, inputs, lengths, steps, layer_outputs):
-        """Runs the layers on time-major ids ``[time, batch]``; ``layer_outputs`` computes one layer."""
-        import tensorflow as tf
-
-        for directions, residual in self.layers:
-            outputs = layer_outputs(inputs, directions)
-            output = outputs[0] if len(outputs) == 1 else tf.concat(outputs, -1)
-            inputs = inputs + output if residual else output
-        return self._head(inputs, lengths, steps)
+    def _max_pooled(self, number, residual):
+        """Whether layer ``number`` feeds max pooling directly (the paths then pool without rebuilding its outputs)."""
+        return number == len(self.layers) and self.pooling == "max" and not residual
 
     def __call__(self, ids, lengths):
         """Scores ``[batch, outputs]`` for right-padded ``ids [batch, time]`` and their ``lengths`` (≥ 1)."""
@@ -170,28 +164,30 @@ class LSTMInference:
         steps = tf.shape(ids)[1]
         batch = tf.shape(ids)[0]
         valid = tf.transpose(tf.sequence_mask(lengths, steps))[:, :, tf.newaxis]
-
-        def layer_outputs(inputs, directions):
+        inputs = tf.transpose(ids)
+        for number, (directions, residual) in enumerate(self.layers, 1):
             outputs = []
             for index, weights in enumerate(directions):
-                backward = index == 1
-                if backward:  # Each row reversed within its length: the backward half starts at its last token.
-                    inputs = tf.reverse_sequence(inputs, lengths, seq_axis=0, batch_axis=1)
+                # The backward half reads each row reversed within its length: it starts at its last token.
+                source = tf.reverse_sequence(inputs, lengths, seq_axis=0, batch_axis=1) if index == 1 else inputs
                 units = weights["units"]
                 zeros = tf.zeros(tf.stack([batch, units]))
                 peephole = tf.zeros([units])
-                output = tf.raw_ops.BlockLSTMV2(
-                    seq_len_max=tf.cast(steps, tf.int64), x=self._project(weights, inputs), cs_prev=zeros,
+                outputs.append(tf.raw_ops.BlockLSTMV2(
+                    seq_len_max=tf.cast(steps, tf.int64), x=self._project(weights, source), cs_prev=zeros,
                     h_prev=zeros, w=weights["block"], wci=peephole, wcf=peephole, wco=peephole,
                     b=tf.zeros([4 * units]), cell_clip=0.0, use_peephole=False,
-                )[6]
-                if backward:
-                    output = tf.reverse_sequence(output, lengths, seq_axis=0, batch_axis=1)
-                # Steps past a row's end computed on padding: zero, as Keras outputs them.
-                outputs.append(tf.where(valid, output, 0.0))
-            return outputs
-
-        return self._stack(tf.transpose(ids), lengths, steps, layer_outputs)
+                )[6])
+            if self._max_pooled(number, residual):
+                # A maximum over a row's steps ignores their order: no need to un-reverse.
+                pooled = [tf.reduce_max(tf.where(valid, output, -1e9), axis=0) for output in outputs]
+                return self.head(pooled[0] if len(pooled) == 1 else tf.concat(pooled, -1))
+            if len(outputs) == 2:
+                outputs[1] = tf.reverse_sequence(outputs[1], lengths, seq_axis=0, batch_axis=1)
+            # Steps past a row's end computed on padding: zero, as Keras outputs them.
+            output = tf.where(valid, outputs[0] if len(outputs) == 1 else tf.concat(outputs, -1), 0.0)
+            inputs = inputs + output if residual else output
+        return self._head(inputs, lengths, steps)
 
     # ------------------------------------------------------------ large batch
     def _large(self, ids, lengths):
@@ -212,7 +208,7 @@ class LSTMInference:
                 source = tf.reverse_sequence(inputs, lengths, seq_axis=0, batch_axis=1) if index == 1 else inputs
                 projected.append(self._project(weights, tf.boolean_mask(source, valid)))
             outputs = self._shrinking_loop(projected, directions, active, starts)
-            if number == len(self.layers) and self.pooling == "max" and not residual:
+            if self._max_pooled(number, residual):
                 # Masked max pooling straight from the tokens' outputs (a maximum is exact in any order).
                 rows = tf.cast(tf.where(valid)[:, 1], tf.int32)
                 pooled = [tf.math.unsorted_segment_max(output, rows, active[0]) for output in outputs]

@@ -178,8 +178,8 @@ class TextRules:
         rows = indices[:, 0]
         if self.cjk == "bigrams":
             pieces = _bigrams_graph(pieces, rows)
-        kept = tf.not_equal(pieces, "")
-        return tf.boolean_mask(pieces, kept), tf.boolean_mask(rows, kept)
+        kept = tf.where(tf.not_equal(pieces, ""))[:, 0]
+        return tf.gather(pieces, kept), tf.gather(rows, kept)
 
 
 def _bigrams_graph(pieces, rows):
