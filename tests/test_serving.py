@@ -71,11 +71,13 @@ def test_fast_forward_pass_equals_keras(changes, path):
 def test_paths_agree_on_one_row_and_on_equal_lengths():
     config = TrainConfig(units=6, embedding_dim=5, dropout_rate=0.0, spatial_dropout_rate=0.0)
     model, small = keras_and_fast(config, seed=3, small_batch=10**6)
-    _, large = keras_and_fast(config, seed=3, small_batch=0)
+    # Both paths, with and without the projection table.
+    paths = [small] + [keras_and_fast(config, seed=3, **options)[1] for options in (
+        {"small_batch": 0}, {"small_batch": 10**6, "table_limit_bytes": 0}, {"small_batch": 0, "table_limit_bytes": 0})]
     for ids, lengths in [random_batch(1, 5, seed=2), (np.ones((4, 3), np.int32), np.full(4, 3, np.int32))]:
         expected = model.predict(ids, verbose=0)
-        np.testing.assert_allclose(small(ids, lengths).numpy(), expected, atol=1e-6, rtol=0)
-        np.testing.assert_allclose(large(ids, lengths).numpy(), expected, atol=1e-6, rtol=0)
+        for path in paths:
+            np.testing.assert_allclose(path(ids, lengths).numpy(), expected, atol=1e-6, rtol=0)
 
 
 def test_cell_state_beyond_the_fused_ops_default_clip():
