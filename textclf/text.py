@@ -216,9 +216,15 @@ def lowercase_graph(texts):
     """
     import tensorflow as tf
 
+    global _LOWERCASE_GENERAL
+    if _LOWERCASE_GENERAL is None:
+        _LOWERCASE_GENERAL = tf.function(_lowercase_general, experimental_attributes={"_noinline": True})
+    general = _LOWERCASE_GENERAL
     plain = tf.strings.regex_full_match(texts, "[^" + _regex_class("\x00" + "".join(LOWERCASE_EXCEPTIONS))[1:] + "*")
-    general = tf.function(_lowercase_general, experimental_attributes={"_noinline": True})
     return tf.cond(tf.reduce_all(plain), lambda: tf.strings.lower(texts, encoding="utf-8"), lambda: general(texts))
+
+
+_LOWERCASE_GENERAL = None  # tf.function of _lowercase_general, made on first use (TensorFlow is imported lazily).
 
 
 def _lowercase_general(texts):
