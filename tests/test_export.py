@@ -86,6 +86,8 @@ def test_export_graph_holds_no_cudnn_only_op(binary_result):
         ops.update(node.op for node in function.node_def)
     assert not [op for op in ops if "Cudnn" in op]
     assert {"StringSplitV2", "LookupTableFindV2", "StringLower", "StaticRegexReplace"} <= ops
+    # The LSTM forward pass of textclf/serving.py: a fused op with CPU and GPU kernels, and a while loop.
+    assert {"BlockLSTMV2", "While"} <= ops
     assert not {"PyFunc", "EagerPyFunc"} & ops
     # The export is built from a copy that never asks for cuDNN, so tracing it
     # on a GPU machine cannot produce CudnnRNNV3 either.

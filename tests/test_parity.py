@@ -69,6 +69,18 @@ def test_lowercase_matches_python_on_every_code_point():
     assert mismatches == []
 
 
+def test_lowercase_fast_path_matches_python_on_every_code_point():
+    # A batch without NUL and without the newer letters is lowered by one StringLower.
+    skipped = {"\x00", *LOWERCASE_EXCEPTIONS}
+    characters = [chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF and chr(code) not in skipped]
+    # The same contexts as above, less the NUL (which separates "A" there).
+    with_context = [character + "Σ" for character in characters[::97]]
+    texts = characters + [text for text in with_context if not sigma_caveat(text)] + ["ΟΔΟΣ ΑΣ", ""]
+    lowered = lowercase_graph(tf.constant([text.encode("utf-8") for text in texts])).numpy()
+    mismatches = [text for text, got in zip(texts, lowered) if got.decode("utf-8") != text.lower()]
+    assert mismatches == []
+
+
 def sigma_caveat(text):
     """Known difference: Greek capital sigma next to a letter newer than TensorFlow's tables.
 

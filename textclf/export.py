@@ -25,6 +25,7 @@ from pathlib import Path
 from textclf.artifacts import EXPORT_METADATA, load_run, versions
 from textclf.model import build_model, class_probabilities
 from textclf.sequences import GraphEncoder
+from textclf.serving import LSTMInference, supports
 
 
 def _inference_model(run):
@@ -41,8 +42,16 @@ def _inference_model(run):
     return model
 
 
-def serving_module(run):
-    """A ``tf.Module`` whose functions map raw text to labels and scores."""
+def serving_module(run, fast=True, fast_options=None):
+    """A ``tf.Module`` whose functions map raw text to labels and scores.
+
+    Args:
+        run: A loaded run (``textclf.artifacts.load_run``).
+        fast: LSTM models compute with ``textclf.serving.LSTMInference``
+            instead of the Keras graph (same outputs, faster).
+        fast_options: Keyword arguments for ``LSTMInference`` (tests use them
+            to force one path).
+    """
     import tensorflow as tf
 
     class TextClassifierModule(tf.Module):
@@ -51,24 +60,29 @@ def serving_module(run):
             self.encoder = GraphEncoder(run.tokenizer, run.config.max_len, run.config.padding, run.config.truncating)
             # Attributes are what tf.saved_model tracks: the table and the model must be here.
             self.table = self.encoder.table
-            self.model = _inference_model(run)
-            # Keras 3 keeps some state (e.g. random-seed variables) outside TensorFlow's
-            # tracking; listing every variable makes sure the SavedModel holds it.
-            self.model_variables = list(self.model.variables)
+            model = _inference_model(run)
+            if fast and supports(run.config):
+                # LSTM models: the same numbers with less work (textclf/serving.py).
+                self.inference = LSTMInference(model, run.config, **(fast_options or {}))
+                self.inference_variables = self.inference.variables
+                self.head_layers = self.inference.pooling_layers + [self.inference.head]
+                self.model_variables = self.inference.head_variables
+            else:
+                self.inference = None
+                self.model = model
+                # Keras 3 keeps some state (e.g. random-seed variables) outside TensorFlow's
+                # tracking; listing every variable makes sure the SavedModel holds it.
+                self.model_variables = list(self.model.variables)
             self.class_names = tf.constant(run.classes, dtype=tf.string)
 
-        def _trim(self, ids):
-            """Drops the padding columns that no row of this batch uses.
-
-            Masked steps only carry the recurrent state forward, so the output
-            is unchanged, but a short sentence then costs a few steps instead
-            of ``max_len``.  Every row has at least one token.
-            """
-            # At least one column, so an empty batch still has a valid shape.
-            longest = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1)), 1)
-            if run.config.padding == "post":
-                return ids[:, :longest]
-            return ids[:, tf.shape(ids)[1] - longest:]
+        def _scores(self, text):
+            """The model's output for a ``[batch]`` string tensor."""
+            if self.inference is None:
+                # Padded to the batch's longest row only: masked steps only carry the
+                # state forward, so a short sentence costs a few steps, not max_len.
+                return self.model(self.encoder.padded(text, padding=run.config.padding)[0], training=False)
+            # Right-padded to the longest row of the batch, whatever the training padding.
+            return self.inference(*self.encoder.padded(text))
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def tokenize(self, text):
@@ -76,7 +90,7 @@ def serving_module(run):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def classify(self, text):
-            probabilities = class_probabilities(self.model(self._trim(self.encoder(text)), training=False))
+            probabilities = class_probabilities(self._scores(text))
             best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             batch = tf.shape(text)[0]
             classes = tf.tile(self.class_names[tf.newaxis], [batch, 1])

@@ -70,18 +70,6 @@ def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", tru
     )
 
 
-def _reverse_rows(ragged):
-    """Reverses the values inside each row of a 2-D ragged tensor."""
-    import tensorflow as tf
-
-    starts = ragged.row_starts()
-    limits = ragged.row_limits()
-    positions = tf.range(tf.size(ragged.flat_values, out_type=tf.int64), dtype=tf.int64)
-    rows = ragged.value_rowids()
-    mirrored = tf.gather(starts, rows) + tf.gather(limits, rows) - 1 - positions
-    return ragged.with_flat_values(tf.gather(ragged.flat_values, mirrored))
-
-
 class GraphEncoder:
     """The ``encode`` rules as a TensorFlow function over raw strings.
 
@@ -123,20 +111,52 @@ class GraphEncoder:
 
     def __call__(self, texts):
         """Ids for a ``[batch]`` string tensor: int32 ``[batch, max_len]``."""
+        return self.padded(texts, self.max_len, self.padding)[0]
+
+    def padded(self, texts, width=None, padding="post"):
+        """Ids padded to ``width`` columns (default: the longest row, at least 1), and each row's length.
+
+        Returns:
+            ``(ids, lengths)``: int32 ``[batch, width]`` and int32 ``[batch]``
+            (1 to ``max_len``: an empty text is ``[empty_id]``).
+        """
         import tensorflow as tf
 
-        tokens = self.rules.split_graph(texts)
-        ids = tokens.with_flat_values(self.table.lookup(tokens.flat_values))
+        ids, rows, positions, lengths = self._tokens(texts)
         # Rule 2: a row with no token becomes [empty_id].
-        empty = tf.expand_dims(ids.row_lengths() == 0, axis=1)
-        filler = tf.ragged.boolean_mask(tf.fill(tf.shape(empty), self.empty_id), empty)
-        ids = tf.concat([ids, filler], axis=1)
-        # Rule 3: truncate, then pad, as keras.utils.pad_sequences does.
+        empty = lengths == 0
+        lengths = tf.maximum(lengths, 1)
+        if width is None:
+            width = tf.reduce_max(tf.concat([lengths, [1]], 0))
+        # Rule 3, padding, as keras.utils.pad_sequences does.
+        if padding == "pre":
+            positions += tf.gather(width - lengths, rows)
+        batch = tf.shape(lengths)[0]
+        dense = tf.scatter_nd(tf.stack([rows, positions], axis=1), ids, tf.stack([batch, width]))
+        filler_column = tf.range(width) == (0 if padding == "post" else width - 1)
+        filler = tf.logical_and(empty[:, tf.newaxis], filler_column[tf.newaxis, :])
+        return dense + tf.cast(filler, tf.int32) * self.empty_id, lengths
+
+    def _tokens(self, texts):
+        """Rule 1 and rule 3's truncation on the flat tokens.
+
+        Returns:
+            ``(ids, rows, positions, lengths)``: the kept tokens' ids, rows and
+            positions in their row (int32 ``[tokens]``), and each row's number
+            of kept tokens (int32 ``[batch]``, 0 for a text without tokens).
+        """
+        import tensorflow as tf
+
+        tokens, rows = self.rules.split_graph_flat(texts)
+        rows = tf.cast(rows, tf.int32)
+        ids = self.table.lookup(tokens)
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(rows), rows, tf.shape(texts)[0])
+        positions = tf.range(tf.size(rows)) - tf.gather(tf.cumsum(counts, exclusive=True), rows)
+        lengths = tf.minimum(counts, self.max_len)
+        # Rule 3, truncation: "post" keeps a row's first max_len tokens, "pre" its last.
         if self.truncating == "pre":
-            ids = _reverse_rows(_reverse_rows(ids)[:, : self.max_len])
+            positions -= tf.gather(counts - lengths, rows)
+            kept = tf.where(positions >= 0)[:, 0]
         else:
-            ids = ids[:, : self.max_len]
-        if self.padding == "pre":
-            dense = _reverse_rows(ids).to_tensor(default_value=0, shape=[None, self.max_len])
-            return tf.reverse(dense, axis=[1])
-        return ids.to_tensor(default_value=0, shape=[None, self.max_len])
+            kept = tf.where(positions < self.max_len)[:, 0]
+        return tf.gather(ids, kept), tf.gather(rows, kept), tf.gather(positions, kept), lengths

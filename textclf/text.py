@@ -160,27 +160,42 @@ class TextRules:
         """
         import tensorflow as tf
 
+        tokens, rows = self.split_graph_flat(texts)
+        return tf.RaggedTensor.from_value_rowids(tokens, rows, nrows=tf.shape(texts, out_type=tf.int64)[0])
+
+    def split_graph_flat(self, texts):
+        """``split_graph`` without the ragged tensor: every token in order, and the row it belongs to.
+
+        Returns:
+            ``(tokens, rows)``: ``tf.string`` and ``tf.int64`` tensors of shape ``[tokens]``.
+        """
+        import tensorflow as tf
+
         if self.lower:
             texts = lowercase_graph(texts)
         if self.char_level:
-            return tf.strings.unicode_split(texts, "UTF-8")
+            characters = tf.strings.unicode_split(texts, "UTF-8")
+            return characters.flat_values, characters.value_rowids()
         separator = _regex_rewrite_literal(self.split)
         if self.cjk != "off":
             texts = tf.strings.regex_replace(texts, "(" + _CJK_RE2 + ")", separator + "\\1" + separator)
         if self._separators:
             texts = tf.strings.regex_replace(texts, _regex_class(self._separators), separator)
-        tokens = tf.strings.split(texts, sep=self.split)
+        indices, pieces, _ = tf.raw_ops.StringSplitV2(input=texts, sep=self.split)
+        rows = indices[:, 0]
         if self.cjk == "bigrams":
-            tokens = tokens.with_flat_values(_bigrams_graph(tokens))
-        return tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+            pieces = _bigrams_graph(pieces, rows)
+        kept = tf.where(tf.not_equal(pieces, ""))[:, 0]
+        return tf.gather(pieces, kept), tf.gather(rows, kept)
 
 
-def _bigrams_graph(tokens):
-    """Graph twin of the bigram step of ``split_python``: fills the empty slot between two CJK pieces."""
+def _bigrams_graph(pieces, rows):
+    """Graph twin of the bigram step of ``split_python``: fills the empty slot between two CJK pieces.
+
+    ``pieces`` are the split pieces of every text in order (empty ones included), ``rows`` their texts.
+    """
     import tensorflow as tf
 
-    pieces = tokens.flat_values
-    rows = tokens.value_rowids()
     count = tf.size(pieces, out_type=tf.int64)
     position = tf.range(count, dtype=tf.int64)
     before = tf.maximum(position - 1, 0)
@@ -202,9 +217,25 @@ def lowercase_graph(texts):
     ``tf.strings.lower(..., encoding="utf-8")`` stops at the first NUL byte, so
     each NUL-separated piece is lowered on its own and joined back (a NUL
     breaks the context of Greek final sigma in Python too).  Letters newer
-    than TensorFlow's Unicode tables are then mapped one by one, only when a
-    batch contains any of them.
+    than TensorFlow's Unicode tables are then mapped one by one.  A batch with
+    neither (nearly every batch) takes one ``StringLower``; the general path
+    is a separate function, so the graph does not step through its ops.
     """
+    import tensorflow as tf
+
+    global _LOWERCASE_GENERAL
+    if _LOWERCASE_GENERAL is None:
+        _LOWERCASE_GENERAL = tf.function(_lowercase_general, experimental_attributes={"_noinline": True})
+    general = _LOWERCASE_GENERAL
+    plain = tf.strings.regex_full_match(texts, "[^" + _regex_class("\x00" + "".join(LOWERCASE_EXCEPTIONS))[1:] + "*")
+    return tf.cond(tf.reduce_all(plain), lambda: tf.strings.lower(texts, encoding="utf-8"), lambda: general(texts))
+
+
+_LOWERCASE_GENERAL = None  # tf.function of _lowercase_general, made on first use (TensorFlow is imported lazily).
+
+
+def _lowercase_general(texts):
+    """``lowercase_graph`` for any text: NUL-separated pieces lowered one by one, newer letters mapped."""
     import tensorflow as tf
 
     pieces = tf.strings.split(texts, sep="\x00")
