@@ -26,7 +26,10 @@ from textclf.training import prepare_split  # noqa: E402
 
 def parse_setting(text):
     name, _, value = text.partition("=")
-    return name, json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+    try:
+        return name, json.loads(value)  # Numbers, true/false/null, lists.
+    except json.JSONDecodeError:
+        return name, value  # Any other word is a string setting, e.g. class_weight=none.
 
 
 def main():

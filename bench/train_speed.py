@@ -59,7 +59,10 @@ def epoch_timer():
 def parse_setting(text):
     """``NAME=VALUE`` → ``(name, value)``, the value read as JSON when it looks like a number or literal."""
     name, _, value = text.partition("=")
-    return name, json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+    try:
+        return name, json.loads(value)  # Numbers, true/false/null, lists.
+    except json.JSONDecodeError:
+        return name, value  # Any other word is a string setting, e.g. class_weight=none.
 
 
 def split_of(data_name):

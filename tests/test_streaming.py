@@ -302,3 +302,25 @@ def test_an_interrupted_streamed_run_resumes_to_the_weights_of_an_uninterrupted_
     for expected, actual in zip(load(whole.run_dir).run.model.get_weights(),
                                 load(resumed.run_dir).run.model.get_weights()):
         np.testing.assert_array_equal(expected, actual)
+
+
+def test_a_resumed_auto_run_follows_the_interrupted_runs_streaming_decision(binary_csv, tmp_path, monkeypatch, capfd):
+    # The first run streams (forced low threshold); the rerun would load the file in memory on its own.
+    from test_distributed import Crash, crash_at_save
+    from textclf import train
+
+    from conftest import tiny_config
+
+    output = tmp_path / "reviews"
+    monkeypatch.setenv(THRESHOLD_VARIABLE, "100")
+    crash_at_save(monkeypatch, 1)
+    with pytest.raises(Crash):
+        train(binary_csv, tiny_config(epochs=2), output=output, verbose=0)
+    monkeypatch.undo()
+    capfd.readouterr()
+    result = train(binary_csv, tiny_config(epochs=2), output=output, verbose=0)
+    log = capfd.readouterr().err
+    assert "streaming auto: on, as in the interrupted run being resumed" in log
+    assert re.search(r"resuming from \S+/ckpt-1: epoch 2/2, step 0", log), log
+    assert json.loads((result.run_dir / "run.json").read_text(encoding="utf-8"))["streaming"] is True
+    assert result.config.streaming == "on"

@@ -127,6 +127,20 @@ class InProgress:
             progress.close()
             raise
 
+    @staticmethod
+    def interrupted_setting(runs_dir, name: str):
+        """A setting of the interrupted run in ``runs_dir/.in-progress`` as it was resolved, or ``None``.
+
+        ``streaming="auto"`` decides from the memory free at the time; a
+        resumed run follows the interrupted run's decision instead of deciding
+        again (the two modes split and fingerprint the data differently).
+        """
+        state_file = Path(runs_dir) / IN_PROGRESS / "state.json"
+        try:
+            return json.loads(state_file.read_text(encoding="utf-8"))["settings"].get(name)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def _acquire_lock(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         while True:
@@ -213,7 +227,8 @@ class InProgress:
         self.path.mkdir(parents=True, exist_ok=True)
         _write_atomically(self.path / "tokenizer.json", tokenizer.to_json(ensure_ascii=False))
         _write_atomically(self.path / "labels.json", json.dumps(
-            {"classes": list(classes), "task": "binary" if len(classes) == 2 else "multiclass"}, ensure_ascii=False))
+            {"classes": list(classes), "task": "multilabel" if resolved.multi_label else
+             "binary" if len(classes) == 2 else "multiclass"}, ensure_ascii=False))
         _write_atomically(self.path / "config.json", json.dumps(resolved.to_dict(), indent=2, ensure_ascii=False))
         # Last: its presence means the setup above is complete.
         _write_atomically(self.path / "state.json", json.dumps({

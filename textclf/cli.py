@@ -249,10 +249,12 @@ def _text_batches_for_predict(args):
     if args.input:
         # A progress bar (bytes read) on a terminal only: logs and pipes get just the predictions.
         bar = ProgressBar(f"classifying {Path(args.input).name}", total=1) if sys.stderr.isatty() else None
-        yield from text_batches(args.input, args.batch_size, args.text_column, args.data_format, args.encoding,
-                                progress=bar.update if bar else None)
-        if bar:
-            bar.close()
+        try:
+            yield from text_batches(args.input, args.batch_size, args.text_column, args.data_format, args.encoding,
+                                    progress=bar.update if bar else None)
+        finally:
+            if bar:
+                bar.close()
         return
     if not args.texts:
         raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
@@ -265,7 +267,9 @@ def run_predict(args) -> None:
     _positive("top-k", args.top_k)
     _positive("batch-size", args.batch_size)
     batches = _text_batches_for_predict(args)
-    first = next(batches)  # Input errors are reported before the model is loaded.
+    # Errors in the first batch are reported before the model is loaded; a bad row further into a file stops
+    # the command (exit status 2) after the predictions of the batches before it were printed.
+    first = next(batches)
     classifier = load(args.model)
     multilabel = classifier.threshold is not None
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None

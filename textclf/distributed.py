@@ -285,6 +285,8 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
             if bar is not None:
                 sums = state.sums.numpy()
                 bar.update(int(state.step), [("loss", sums[0] / max(sums[2], 1)), ("accuracy", sums[1] / max(sums[2], 1))])
+        if bar is not None:
+            bar.update(int(state.step), finalize=True)  # Ends the bar's line, even with an unknown step count.
         # Bucketed epochs have a step count known only once one has run (Keras's progress bar says "Unknown" too).
         steps_per_epoch = steps_per_epoch or (int(state.step) if int(state.step) and not skipped else None)
         valid_sums = np.zeros(3)

@@ -45,7 +45,10 @@ _SPLIT_BLOCK = 1 << 16
 
 def available_memory() -> int:
     """Bytes of memory available to this process: the system's, or its cgroup's limit when lower."""
-    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # Not every system names these (macOS has no AVPHYS_PAGES).
+        available = 0
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
             for line in handle:
@@ -232,7 +235,9 @@ class _Reading:
         self.dropped_lines: list = []
 
     def rows(self, source: StreamSource):
-        bar = ProgressBar(f"counting {source.path.name}", total=1) if self.show_progress else None
+        # Parquet reports rows read, the other formats bytes of the file.
+        unit = "rows" if format_of(source.path, source.data_format) == "parquet" else "bytes"
+        bar = ProgressBar(f"counting {source.path.name}", total=1, unit=unit) if self.show_progress else None
         count = 0
 
         def progress(done, total):
@@ -292,6 +297,9 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
             longest_run = (label, run)
     tokenizer.finish_fit()
     classes = sorted_classes(labels_seen)
+    if not labels_seen:
+        raise ValueError(f"{source.path} has no usable rows ({reading.dropped_rows} rows dropped for empty or "
+                         "missing text or label)")
     if len(classes) < 2:
         raise ValueError(f"{source.path}: training needs at least two different labels; found only "
                          f"{', '.join(map(repr, classes))}")

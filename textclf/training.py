@@ -183,7 +183,7 @@ def train(
         output: Export base folder (``saved_models/NAME``); the run folder
             goes to ``output/runs/<timestamp>`` unless ``run_dir`` is given.
         run_dir: Where to write the run folder (must not exist).
-        verbose: Keras ``fit`` verbosity.
+        verbose: 0 silences the per-epoch log lines; 1 (or "auto" on a terminal) adds a progress bar.
         tensorboard: Folder for TensorBoard logs (``tensorboard --logdir DIR``).
         data_format: Format of ``data`` and ``valid`` files; ``None`` decides from the extension.
         encoding: Encoding of ``data`` and ``valid`` text files.
@@ -212,23 +212,41 @@ def train(
     role = worker_role(config.strategy)
     get_strategy(config.strategy)
     seed_everything(config.seed)
-    if should_stream(config, data, data_format, log):
+    config = _resolve_streaming(config, data, data_format, run_dir.parent, restart)
+    if config.streaming == "on":
         return _train_streamed(data, config, valid, output, run_dir, verbose, tensorboard, data_format, encoding,
                                restart, role)
     split = prepare_split(config, data, valid, data_format, encoding)
-    all_train, given_valid, train_data, valid_data, classes = (
-        split.all_train, split.given_valid, split.train, split.valid, split.classes)
 
     # Every run checkpoints (at epoch ends, and every `checkpoint_every` steps)
     # and trains in textclf.distributed's loop, which can resume mid-epoch
     # exactly; keras.callbacks.BackupAndRestore cannot (see that module).
-    progress = InProgress.open(run_dir.parent, config, train_data, valid_data, role, restart=restart)
+    progress = InProgress.open(run_dir.parent, config, split.train, split.valid, role, restart=restart)
     try:
-        fitted = fit_pipeline(config, train_data, valid_data, classes, verbose=verbose, tensorboard=tensorboard,
-                              checkpoint=progress)
+        return _fit_and_finish(progress, config, split, run_dir, output, role, verbose, tensorboard)
     except BaseException:
-        progress.close()  # Keeps the checkpoint for the next run to resume from.
+        progress.close()  # Releases the lock; keeps the checkpoint for the next run to resume from.
         raise
+
+
+def _resolve_streaming(config: TrainConfig, data, data_format, runs_dir, restart: bool) -> TrainConfig:
+    """``streaming`` "auto" made "on" or "off": the interrupted run's decision when resuming one, else decided now."""
+    if config.streaming != "auto":
+        should_stream(config, data, data_format, log)  # Refuses "on" for data that cannot be streamed.
+        return config
+    saved = None if restart else InProgress.interrupted_setting(runs_dir, "streaming")
+    if saved in ("on", "off"):
+        log(f"streaming auto: {saved}, as in the interrupted run being resumed")
+        return config.replace(streaming=saved)
+    return config.replace(streaming="on" if should_stream(config, data, data_format, log) else "off")
+
+
+def _fit_and_finish(progress, config, split, run_dir, output, role, verbose, tensorboard) -> TrainResult:
+    """In-memory training after the split: fit, validation metrics, run folder, export."""
+    all_train, given_valid, train_data, valid_data, classes = (
+        split.all_train, split.given_valid, split.train, split.valid, split.classes)
+    fitted = fit_pipeline(config, train_data, valid_data, classes, verbose=verbose, tensorboard=tensorboard,
+                          checkpoint=progress)
     config = fitted.config
 
     probabilities = fitted.probabilities(valid_data.texts)
@@ -262,19 +280,19 @@ def _train_streamed(data, config, valid, output, run_dir, verbose, tensorboard, 
     try:
         fitted = fit_streamed(config, prepared, verbose=verbose, tensorboard=tensorboard, checkpoint=progress)
         config, metrics = streamed_metrics(fitted.model, prepared, fitted.tokenizer, fitted.config)
+        summary = prepared.summary
+        run_info = {
+            "train_file": str(prepared.source.path),
+            "valid_file": str(prepared.valid_source.path) if prepared.valid_source is not None else None,
+            "train_rows": summary.train_rows,
+            "valid_rows": summary.valid_rows,
+            "dropped_rows": summary.dropped_rows,
+            "streaming": True,
+        }
+        return _finish_run(run_dir, output, role, progress, fitted, config, prepared.classes, metrics, run_info)
     except BaseException:
-        progress.close()  # Keeps the checkpoint for the next run to resume from.
+        progress.close()  # Releases the lock; keeps the checkpoint for the next run to resume from.
         raise
-    summary = prepared.summary
-    run_info = {
-        "train_file": str(prepared.source.path),
-        "valid_file": str(prepared.valid_source.path) if prepared.valid_source is not None else None,
-        "train_rows": summary.train_rows,
-        "valid_rows": summary.valid_rows,
-        "dropped_rows": summary.dropped_rows,
-        "streaming": True,
-    }
-    return _finish_run(run_dir, output, role, progress, fitted, config, prepared.classes, metrics, run_info)
 
 
 def _finish_run(run_dir, output, role, progress, fitted, config, classes, metrics, run_info) -> TrainResult:
