@@ -324,3 +324,14 @@ def test_a_resumed_auto_run_follows_the_interrupted_runs_streaming_decision(bina
     assert re.search(r"resuming from \S+/ckpt-1: epoch 2/2, step 0", log), log
     assert json.loads((result.run_dir / "run.json").read_text(encoding="utf-8"))["streaming"] is True
     assert result.config.streaming == "on"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bc", "\n", "\r", "\r\n", "\u2028", ""]), max_size=30), st.data())
+def test_physical_lines_of_any_chunking_equal_readlines_of_the_whole(pieces, data):
+    from textclf.reading import physical_lines
+
+    text = "".join(pieces)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=6)))
+    chunks = [text[start:end] for start, end in zip([0] + cuts, cuts + [len(text)])]
+    assert list(physical_lines(chunks)) == io.StringIO(text, newline="").readlines()

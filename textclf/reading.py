@@ -127,15 +127,19 @@ def physical_lines(text_chunks):
     ``csv.reader`` wants); a ``\\r\\n`` cut between two chunks stays one line
     break.  Memory: one chunk plus the longest line.
     """
-    pending = ""
+    pending = []  # Pieces of an unfinished line; joined once a line break arrives, so a long line costs linear time.
     for chunk in text_chunks:
-        lines = io.StringIO(pending + chunk, newline="").readlines()
+        if "\n" not in chunk and "\r" not in chunk:
+            pending.append(chunk)
+            continue
+        lines = io.StringIO("".join(pending) + chunk, newline="").readlines()
         # The last piece may continue in the next chunk: a line without its
         # ending yet, or a "\r" whose "\n" has not arrived.
-        pending = lines.pop() if lines and (lines[-1].endswith("\r") or not lines[-1].endswith("\n")) else ""
+        pending = [lines.pop()] if lines and (lines[-1].endswith("\r") or not lines[-1].endswith("\n")) else []
         yield from lines
     if pending:
-        yield pending
+        # A "\r" kept waiting for its "\n" may be followed by pieces without a line break: split them too.
+        yield from io.StringIO("".join(pending), newline="").readlines()
 
 
 def logical_lines(lines):
