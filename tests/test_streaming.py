@@ -335,3 +335,20 @@ def test_physical_lines_of_any_chunking_equal_readlines_of_the_whole(pieces, dat
     cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=6)))
     chunks = [text[start:end] for start, end in zip([0] + cuts, cuts + [len(text)])]
     assert list(physical_lines(chunks)) == io.StringIO(text, newline="").readlines()
+
+
+def test_a_streamed_run_into_a_busy_output_is_refused_before_its_counting_pass(binary_csv, tmp_path, capfd):
+    from textclf import train
+    from textclf.checkpoints import InProgress
+    from textclf.data import load_dataset
+
+    from conftest import tiny_config
+
+    rows = load_dataset(binary_csv)
+    holder = InProgress.open(tmp_path / "reviews" / "runs", TrainConfig(), rows, rows)
+    try:
+        with pytest.raises(ValueError, match=r"Another `textclf train` is training into .*reviews \(it holds "):
+            train(binary_csv, tiny_config(streaming="on"), output=tmp_path / "reviews", verbose=0)
+    finally:
+        holder.close()
+    assert "counting reviews.csv" not in capfd.readouterr().err

@@ -70,6 +70,11 @@ def _differences(saved: dict, requested: dict) -> list[str]:
             for name in names if saved.get(name) != requested.get(name)]
 
 
+def _busy_error(lock_file: Path) -> ValueError:
+    return ValueError(f"Another `textclf train` is training into {lock_file.parent.parent.parent} (it holds "
+                      f"{lock_file}); wait for it to finish or choose another --output")
+
+
 class InProgress:
     """The in-progress folder of one run, opened by :meth:`open`.
 
@@ -141,6 +146,24 @@ class InProgress:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    @staticmethod
+    def refuse_if_busy(runs_dir) -> None:
+        """Refuses now, before a long pass over the data, when another run holds the lock.
+
+        Only a check: :meth:`open` takes the lock itself (a run starting in
+        between is still refused there).
+        """
+        lock_file = Path(runs_dir) / IN_PROGRESS / "lock"
+        try:
+            handle = open(lock_file, "r")
+        except OSError:
+            return  # No lock file: nobody trains there.
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _busy_error(lock_file) from None
+
     def _acquire_lock(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         while True:
@@ -149,9 +172,7 @@ class InProgress:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.close()
-                raise ValueError(f"Another `textclf train` is training into {self.path.parent.parent} "
-                                 f"(it holds {self.path / 'lock'}); wait for it to finish or choose another "
-                                 "--output") from None
+                raise _busy_error(self.path / "lock") from None
             # The previous holder may have deleted the folder between our open and
             # our lock; a lock on a deleted file protects nothing, so try again.
             try:

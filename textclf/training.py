@@ -274,6 +274,8 @@ def _train_streamed(data, config, valid, output, run_dir, verbose, tensorboard, 
     """:func:`train` for a file streamed from disk (see :mod:`textclf.stream_training`)."""
     from textclf.stream_training import fit_streamed, prepare_streamed, streamed_metrics
 
+    if role.is_chief:
+        InProgress.refuse_if_busy(run_dir.parent)  # Before the counting pass, which may take minutes.
     prepared = prepare_streamed(config, data, valid, data_format, encoding)
     train_rows, valid_rows = prepared.parts()
     progress = InProgress.open(run_dir.parent, config, train_rows, valid_rows, role, restart=restart)
