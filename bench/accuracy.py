@@ -22,14 +22,8 @@ sys.path.insert(0, str(REPO))
 from textclf import TrainConfig, train  # noqa: E402
 from textclf.baseline import BASELINES, run_baseline  # noqa: E402
 from textclf.training import prepare_split  # noqa: E402
+from settings import parse_setting  # noqa: E402  (bench/settings.py)
 
-
-def parse_setting(text):
-    name, _, value = text.partition("=")
-    try:
-        return name, json.loads(value)  # Numbers, true/false/null, lists.
-    except json.JSONDecodeError:
-        return name, value  # Any other word is a string setting, e.g. class_weight=none.
 
 
 def main():

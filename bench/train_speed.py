@@ -37,6 +37,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from settings import parse_setting  # noqa: E402  (bench/settings.py)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -55,14 +56,6 @@ def epoch_timer():
 
     return EpochTimer()
 
-
-def parse_setting(text):
-    """``NAME=VALUE`` → ``(name, value)``, the value read as JSON when it looks like a number or literal."""
-    name, _, value = text.partition("=")
-    try:
-        return name, json.loads(value)  # Numbers, true/false/null, lists.
-    except json.JSONDecodeError:
-        return name, value  # Any other word is a string setting, e.g. class_weight=none.
 
 
 def split_of(data_name):

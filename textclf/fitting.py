@@ -223,6 +223,20 @@ def resolve_split_mode(config: TrainConfig, texts) -> TrainConfig:
     return config.replace(split_mode=mode)
 
 
+def resumed_setup(checkpoint, requested: TrainConfig):
+    """``(tokenizer, settings)`` of the interrupted run ``checkpoint`` holds, or ``None`` for a fresh run.
+
+    The settings are the interrupted run's, resolved (``max_len``...), with
+    this run's ``checkpoint_every``, the one setting that may change on resume.
+    """
+    saved = checkpoint.saved_setup() if checkpoint is not None else None
+    if saved is None:
+        return None
+    tokenizer, resolved = saved
+    log(f"resuming the interrupted run in {checkpoint.path} with its vocabulary and settings (--restart discards it)")
+    return tokenizer, resolved.replace(checkpoint_every=requested.checkpoint_every)
+
+
 def fit_pipeline(config: TrainConfig, train_data: Dataset, valid_data: Dataset, classes, verbose="auto",
                  tensorboard=None, callbacks=None, checkpoint=None) -> FittedPipeline:
     """Fits the tokenizer on the training texts, resolves ``max_len``, trains the model.
@@ -231,12 +245,9 @@ def fit_pipeline(config: TrainConfig, train_data: Dataset, valid_data: Dataset, 
     :class:`textclf.checkpoints.InProgress`); when it holds an interrupted
     run, its tokenizer and resolved settings are reused.
     """
-    saved = checkpoint.saved_setup() if checkpoint is not None else None
+    saved = resumed_setup(checkpoint, config)
     if saved is not None:
-        tokenizer, resolved = saved
-        config = resolved.replace(checkpoint_every=config.checkpoint_every)
-        log(f"resuming the interrupted run in {checkpoint.path} with its vocabulary and settings "
-            "(--restart discards it)")
+        tokenizer, config = saved
     else:
         requested = config
         config = resolve_split_mode(config, train_data.texts)

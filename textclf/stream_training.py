@@ -21,7 +21,7 @@ import os
 import time
 
 from textclf.config import TrainConfig
-from textclf.fitting import FittedPipeline, fit, log, new_tokenizer, resolve_split_mode
+from textclf.fitting import FittedPipeline, fit, log, new_tokenizer, resolve_split_mode, resumed_setup
 from textclf.inputs import SHUFFLE_BUFFER
 from textclf.metrics import classification_metrics_of_indices
 from textclf.multilabel import multilabel_metrics, tune_threshold
@@ -130,12 +130,9 @@ def fit_streamed(requested: TrainConfig, prepared: StreamedSplit, verbose="auto"
         A :class:`textclf.fitting.FittedPipeline` (its ``probabilities`` take texts in memory;
         use :func:`streamed_metrics` for the validation file).
     """
-    saved = checkpoint.saved_setup() if checkpoint is not None else None
+    saved = resumed_setup(checkpoint, requested)
     if saved is not None:
-        tokenizer, resolved = saved
-        config = resolved.replace(checkpoint_every=requested.checkpoint_every)
-        log(f"resuming the interrupted run in {checkpoint.path} with its vocabulary and settings "
-            "(--restart discards it)")
+        tokenizer, config = saved
     else:
         tokenizer, config = prepared.tokenizer, prepared.config
     train_rows, valid_rows = prepared.parts(tokenizer, config)
