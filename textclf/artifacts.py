@@ -33,6 +33,7 @@ def load_run(path) -> Run:
     import keras
 
     import textclf.layers  # noqa: F401  (registers the custom pooling layers for load_model)
+    import textclf.optimizers  # noqa: F401  (and LazyAdam, should a saved model carry its optimizer)
 
     path = Path(path)
     if not path.is_dir():

@@ -18,8 +18,8 @@ import sys
 import typing
 from pathlib import Path
 
-from textclf.config import (ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, POOLINGS, SPLIT_MODES, STRATEGIES,
-                            STREAMING_MODES, TrainConfig)
+from textclf.config import (ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS, POOLINGS, SPLIT_MODES,
+                            STRATEGIES, STREAMING_MODES, TrainConfig)
 from textclf.formats import FORMAT_NAMES, decode
 
 EXIT_USAGE = 2
@@ -53,7 +53,7 @@ def _optional_int(text: str):
 SETTING_CHOICES = {
     "arch": ARCHITECTURES, "pooling": POOLINGS, "split_mode": SPLIT_MODES, "lr_schedule": LR_SCHEDULES,
     "class_weight": CLASS_WEIGHTS, "strategy": STRATEGIES, "padding": ("pre", "post"), "truncating": ("pre", "post"),
-    "streaming": STREAMING_MODES,
+    "streaming": STREAMING_MODES, "optimizer": OPTIMIZERS,
 }
 
 

@@ -18,6 +18,7 @@ from textclf.text import DEFAULT_FILTERS, TextRules
 ARCHITECTURES = ("lstm", "gru", "bilstm", "bigru")
 POOLINGS = ("last", "max", "mean", "attention", "max_mean")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
+OPTIMIZERS = ("lazy_adam", "adam")
 SPLIT_MODES = ("auto", "word", "cjk", "cjk_bigrams")
 # TextRules.cjk for each resolved split mode.
 _CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}
@@ -78,6 +79,10 @@ class TrainConfig:
             disables the fused cuDNN kernel on a GPU.
         epochs: Maximum number of passes over the training data.
         batch_size: Texts per training step.
+        optimizer: ``lazy_adam`` (Adam that updates only the embedding rows of
+            the words in each batch, several times faster per step on a CPU
+            with a large vocabulary; see docs/PERFORMANCE.md) or ``adam``
+            (Keras's Adam, every embedding row every step).
         learning_rate: Adam's learning rate.
         lr_schedule: ``constant``; ``plateau`` halves the rate when validation
             loss stops improving; ``cosine`` decays it to 0 over ``epochs``.
@@ -141,6 +146,7 @@ class TrainConfig:
     recurrent_dropout_rate: float = 0.0
     epochs: int = 10
     batch_size: int = 64
+    optimizer: str = "lazy_adam"
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"
     class_weight: str = "none"
@@ -177,7 +183,8 @@ class TrainConfig:
             raise ValueError("`class_weight` applies to single-label tasks only. "
                              f"Received: class_weight={self.class_weight!r} with multi_label=True")
         _check_number("spatial_dropout_rate", self.spatial_dropout_rate, 0.0, 1.0, open_high=True)
-        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("class_weight", CLASS_WEIGHTS),
+        for name, allowed in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES),
+                              ("class_weight", CLASS_WEIGHTS),
                               ("split_mode", SPLIT_MODES), ("strategy", STRATEGIES),
                               ("streaming", STREAMING_MODES)):
             if getattr(self, name) not in allowed:

@@ -116,13 +116,16 @@ def build_fit_model(config: TrainConfig, tokenizer: Tokenizer, classes):
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int):
-    """Adam with the configured learning rate (or cosine decay over all steps) and gradient clipping."""
+    """Adam (``config.optimizer``) with the configured learning rate (or cosine decay over all steps) and clipping."""
     import keras
+
+    from textclf.optimizers import LazyAdam
 
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
-    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm)
+    optimizer_class = LazyAdam if config.optimizer == "lazy_adam" else keras.optimizers.Adam
+    return optimizer_class(learning_rate=learning_rate, clipnorm=config.clipnorm)
 
 
 def loss_name(classes, multi_label: bool = False) -> str:
