@@ -35,7 +35,7 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     """
     import keras
 
-    from textclf.layers import AttentionPooling, MaskedMaxPooling
+    from textclf.layers import AttentionPooling, GatherEmbedding, MaskedMaxPooling
 
     if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 2:
         raise ValueError(f"`vocabulary_size` must be an integer >= 2. Received: vocabulary_size={vocabulary_size!r}")
@@ -47,7 +47,7 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     pools_over_time = config.pooling != "last"
 
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    hidden = keras.layers.Embedding(
+    hidden = GatherEmbedding(
         vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding",
         trainable=not config.freeze_embeddings,
     )(ids)
