@@ -18,9 +18,12 @@ stratified 80/20 split:
   path ``textclf train`` takes (the checkpointed loop); ``--set NAME=VALUE``
   changes a setting of this variant to measure a lever.
 
-Each variant runs in its own process so peak memory (max RSS) is its own.
-Samples/s and tokens/s (non-padding tokens) use the epochs after the first,
-which also pays for tracing.  textclf's epoch times include its validation
+Each variant runs in its own process so peak memory (max RSS) is its own,
+``--repeats`` times (default 2) in alternation (reference, textclf,
+reference, ...), so a slow spell on a shared machine hits both.  Samples/s
+and tokens/s (non-padding tokens) use the median epoch time over the epochs
+after the first (which also pays for tracing) of every repeat; macro-F1 is
+the mean over the repeats.  textclf's epoch times include its validation
 pass (the loop's per-epoch log line); the classic recipe's do not (it fits
 without validation data), which favours the reference slightly.  Prints a table and the ratios.
 """
@@ -140,11 +143,21 @@ def child(variant, data_name, reference_epochs, settings):
     print("RESULT " + json.dumps(result))
 
 
-def summarize(result):
-    steady = result["epoch_seconds"][1:] or result["epoch_seconds"]
-    seconds = sum(steady) / len(steady)
-    return {**result, "epoch_s": seconds, "samples_per_s": result["rows"] / seconds,
-            "tokens_per_s": result["tokens"] / seconds}
+def summarize(results):
+    """One row per variant from its repeats: median steady epoch, mean macro-F1, largest peak RSS."""
+    import statistics
+
+    def steady(result):
+        return result["epoch_seconds"][1:] or result["epoch_seconds"]
+
+    seconds = statistics.median(value for result in results for value in steady(result))
+    first = results[0]
+    return {**first, "epoch_s": seconds, "samples_per_s": first["rows"] / seconds,
+            "tokens_per_s": first["tokens"] / seconds,
+            "macro_f1": statistics.mean(result["macro_f1"] for result in results),
+            "macro_f1_each": [result["macro_f1"] for result in results],
+            "samples_per_s_each": [first["rows"] / statistics.median(steady(result)) for result in results],
+            "peak_rss_mb": max(result["peak_rss_mb"] for result in results)}
 
 
 def main():
@@ -153,14 +166,17 @@ def main():
     parser.add_argument("--reference-epochs", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a TrainConfig setting for the textclf variant, e.g. --set batch_size=256 (repeatable)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each variant, alternating [2]")
     parser.add_argument("--variant", choices=("reference", "textclf"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     settings = dict(parse_setting(text) for text in args.set)
     if args.variant:
         child(args.variant, args.data, args.reference_epochs, settings)
         return
-    results = []
-    for variant in ("reference", "textclf"):
+    runs = {"reference": [], "textclf": []}
+    for variant in ("reference", "textclf") * args.repeats:
         process = subprocess.run([sys.executable, __file__, "--variant", variant, "--data", args.data,
                                   "--reference-epochs", str(args.reference_epochs),
                                   *[part for text in args.set for part in ("--set", text)]],
@@ -168,7 +184,8 @@ def main():
         lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
         if process.returncode or not lines:
             sys.exit(f"{variant} failed:\n{process.stderr[-3000:]}")
-        results.append(summarize(json.loads(lines[-1][7:])))
+        runs[variant].append(json.loads(lines[-1][7:]))
+    results = [summarize(runs["reference"]), summarize(runs["textclf"])]
     reference, ours = results
     print(f"data/{args.data}.csv, Embedding 128 → LSTM 64, {reference['rows']} training rows, same split"
           + (f"; textclf settings {settings}" if settings else ""))
@@ -180,6 +197,10 @@ def main():
     print(f"ratio textclf / classic: samples/s {ours['samples_per_s'] / reference['samples_per_s']:.2f}x, "
           f"peak RSS {ours['peak_rss_mb'] / reference['peak_rss_mb']:.2f}x, "
           f"macro-F1 {ours['macro_f1'] - reference['macro_f1']:+.4f}")
+    for row in results:
+        print(f"{row['variant']}, each repeat: samples/s "
+              + ", ".join(f"{value:.0f}" for value in row["samples_per_s_each"])
+              + "; macro-F1 " + ", ".join(f"{value:.4f}" for value in row["macro_f1_each"]))
 
 
 if __name__ == "__main__":

@@ -119,12 +119,12 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
     """Adam (``config.optimizer``) with the configured learning rate (or cosine decay over all steps) and clipping."""
     import keras
 
-    from textclf.optimizers import LazyAdam
+    from textclf.optimizers import FusedAdam, LazyAdam
 
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
-    optimizer_class = LazyAdam if config.optimizer == "lazy_adam" else keras.optimizers.Adam
+    optimizer_class = LazyAdam if config.optimizer == "lazy_adam" else FusedAdam
     return optimizer_class(learning_rate=learning_rate, clipnorm=config.clipnorm)
 
 
