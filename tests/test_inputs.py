@@ -3,7 +3,7 @@
 import numpy as np
 
 from textclf import Tokenizer, encode
-from textclf.inputs import EncodedTexts, bucket_boundaries, make_dataset
+from textclf.inputs import EncodedTexts, batch_plan, bucket_boundaries, make_dataset, planned_dataset
 
 TEXTS = ["a b c d e f", "a", "", "b c", "zzz unknown", "c c c"]
 
@@ -47,3 +47,35 @@ def test_batches_are_padded_to_their_longest_row_and_cover_every_row_once():
     first_epoch = [t.numpy().tolist() for _, t in make_dataset(encoded, targets, 16, shuffle_seed=1)]
     again = [t.numpy().tolist() for _, t in make_dataset(encoded, targets, 16, shuffle_seed=1)]
     assert first_epoch == again  # Same seed, same order.
+
+
+def test_batch_plan_groups_like_bucket_by_sequence_length():
+    # Buckets: length < 3, 3 <= length < 6, >= 6.  Full batches leave when their last row arrives.
+    lengths = np.array([1, 4, 7, 2, 5, 1, 8, 4, 2])
+    plan = batch_plan(lengths, batch_size=2, boundaries=[3, 6])
+    assert [batch.tolist() for batch in plan] == [[0, 3], [1, 4], [2, 6], [5, 8], [7]]
+    assert [batch.tolist() for batch in batch_plan(lengths, 4, [])] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+
+
+def test_planned_batches_equal_tf_data_bucketing():
+    tokenizer = fitted_tokenizer()
+    texts = [" ".join(["a", "b", "c"][: index % 3 + 1] * (index % 4 + 1)) for index in range(40)]
+    encoded = EncodedTexts.from_texts(tokenizer, texts, max_len=9)
+    targets = np.arange(40, dtype=np.int32)
+
+    def batches(dataset):
+        return sorted((ids.numpy().tolist(), batch_targets.numpy().tolist()) for ids, batch_targets in dataset)
+
+    # Same batches, each padded to its longest row, as tf.data's ragged bucketing (whose order of the partial
+    # batches at the end is its own); without buckets, the same batches in the same order.
+    assert batches(planned_dataset(encoded, targets, 8)) == batches(make_dataset(encoded, targets, 8))
+    def in_order(dataset):
+        return [(ids.numpy().tolist(), batch_targets.numpy().tolist()) for ids, batch_targets in dataset]
+
+    assert in_order(planned_dataset(encoded, targets, 8, bucket=False)) == in_order(
+        make_dataset(encoded, targets, 8, bucket=False))
+    first_ids, first_targets = next(iter(planned_dataset(encoded, targets, 3, bucket=False)))
+    np.testing.assert_array_equal(first_ids.numpy(), [[3, 0, 0, 0, 0, 0, 0, 0, 0],
+                                                      [3, 4, 3, 4, 0, 0, 0, 0, 0],
+                                                      [3, 4, 2, 3, 4, 2, 3, 4, 2]])
+    np.testing.assert_array_equal(first_targets.numpy(), [0, 1, 2])

@@ -5,14 +5,14 @@ epoch ``k`` depends on how many epochs this process has already iterated.
 A resumed run must see exactly the batches the interrupted one had not yet
 trained on, so here each epoch's order is a function of ``(seed, epoch)``
 alone and the batches already trained on are skipped.  Batching itself
-(length buckets, per-batch padding) is ``textclf.inputs``'s.
+(length buckets, per-batch padding) is ``textclf.inputs``'s, planned in NumPy.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from textclf.inputs import EncodedTexts, make_dataset
+from textclf.inputs import EncodedTexts, planned_dataset
 from textclf.sequences import encode
 
 
@@ -59,8 +59,7 @@ class TokenizedRows:
         if self.dense is not None:
             data = tf.data.Dataset.from_tensor_slices((self.dense[rows], self.targets[rows]))
             return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-        return make_dataset(self._encoded_subset(rows), self.targets[rows], batch_size, shuffle_seed=None,
-                            bucket=bucket)
+        return planned_dataset(self._encoded_subset(rows), self.targets[rows], batch_size, bucket=bucket)
 
 
 def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
