@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from textclf.cluster import get_strategy, worker_role
-from textclf.fitting import build_fit_model, class_weights, log, loss_name, make_optimizer, targets_of
+from textclf.fitting import build_fit_model, class_weights, log, make_optimizer, targets_of
 from textclf.shards import TokenizedRows, input_function
+from textclf.steps import STEPS_PER_CALL, batches, step_functions
 from textclf.stream_inputs import StreamedRows, streamed_input_function
 from textclf.counts import balanced_class_weights
 
@@ -85,76 +86,6 @@ class LoopState:
     def restore_best_weights(self, model) -> None:
         for kept, weight in zip(self.best_weights, model.weights):
             weight.assign(kept.numpy())
-
-
-def _batches(distributed_dataset):
-    """Per-step batches, until every worker has run out.
-
-    ``get_next_as_optional`` agrees across workers: while any worker still has
-    data, the others get empty batches, so every worker runs the same number
-    of steps (shards of bucketed batches differ in count).
-    """
-    iterator = iter(distributed_dataset)
-    while True:
-        optional = iterator.get_next_as_optional()
-        if not bool(optional.has_value()):
-            return
-        yield optional.get_value()
-
-
-def _step_functions(strategy, model, optimizer, classes, weights_by_class, multi_label=False):
-    """``(train_step, evaluate_step)``: per-replica work, summed over replicas into ``[loss, correct, rows]``.
-
-    ``correct`` follows Keras's "accuracy" for the head: argmax for a softmax;
-    for sigmoid units (binary, multi-label) the share of units on the right
-    side of 0.5, per row (``binary_accuracy``), so a row counts 1 when every
-    unit is right.
-    """
-    import keras
-    import tensorflow as tf
-
-    loss_function = keras.losses.get(loss_name(classes, multi_label))
-    sigmoid = len(classes) == 2 or multi_label
-    class_weight_vector = None if weights_by_class is None else tf.constant(
-        [weights_by_class[index] for index in range(len(classes))], tf.float32)
-
-    def sums(ids, targets, training):
-        # An empty batch (a worker that ran out) may have zero columns; one padding column keeps shapes valid.
-        ids = tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
-        outputs = model(ids, training=training)
-        losses = loss_function(targets, outputs)  # [rows]: binary cross-entropy is averaged over the units.
-        if training and class_weight_vector is not None:
-            # Class weights exist for binary and multiclass only (the config refuses them for multi-label).
-            class_index = tf.cast(targets[:, 0] if sigmoid else targets, tf.int32)
-            losses = losses * tf.gather(class_weight_vector, class_index)
-        if sigmoid:
-            right = tf.cast(outputs > 0.5, tf.float32) == tf.cast(targets > 0.5, tf.float32)
-            correct = tf.reduce_sum(tf.reduce_mean(tf.cast(right, tf.float32), axis=-1))
-        else:
-            right = tf.argmax(outputs, -1, tf.int32) == tf.cast(targets, tf.int32)
-            correct = tf.reduce_sum(tf.cast(right, tf.float32))
-        return tf.reduce_sum(losses), correct, tf.cast(tf.shape(targets)[0], tf.float32)
-
-    def replica_train(ids, targets):
-        with tf.GradientTape() as tape:
-            loss_sum, correct, rows = sums(ids, targets, training=True)
-            # The mean over the global batch: Keras sums the replicas' gradients.
-            all_rows = tf.distribute.get_replica_context().all_reduce("sum", rows)
-            objective = loss_sum / tf.maximum(all_rows, 1.0)
-        optimizer.apply(tape.gradient(objective, model.trainable_variables), model.trainable_variables)
-        return tf.stack([loss_sum, correct, rows])
-
-    def replica_evaluate(ids, targets):
-        return tf.stack(sums(ids, targets, training=False))
-
-    def compile_step(replica_function, element_spec):
-        def step(batch):
-            return strategy.reduce("sum", strategy.run(replica_function, args=batch), axis=None)
-
-        # One trace for every batch shape (bucketed batches vary in length).
-        return tf.function(step, input_signature=[element_spec])
-
-    return (lambda spec: compile_step(replica_train, spec)), (lambda spec: compile_step(replica_evaluate, spec))
 
 
 def _check_workers_agree(strategy, state: LoopState, where) -> None:
@@ -250,13 +181,10 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         if config.strategy == "multiworker":
             _check_workers_agree(strategy, state, checkpoint.checkpoint_dir)
 
-    make_train_step, make_evaluate_step = _step_functions(
-        strategy, model, optimizer, classes,
-        weights_by_class,
-        multi_label=config.multi_label)
+    train_steps, make_evaluate_step = step_functions(
+        strategy, model, optimizer, classes, weights_by_class, state, multi_label=config.multi_label)
     valid_input = strategy.distribute_datasets_from_function(make_input(valid_rows, config.batch_size))
     evaluate_step = make_evaluate_step(valid_input.element_spec)
-    train_step = None
     writers = None
     if tensorboard and role.is_chief:
         _check_tensorboard()
@@ -274,23 +202,29 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         train_input = strategy.distribute_datasets_from_function(make_input(
             train_rows, config.batch_size, seed=config.seed, epoch=epoch, skip_steps=int(state.step),
             bucket=config.bucketing))
-        train_step = train_step or make_train_step(train_input.element_spec)
         bar = _progress_bar(verbose, role, steps_per_epoch)
-        for batch in _batches(train_input):
-            state.sums.assign_add(tf.cast(train_step(batch), tf.float64))
-            state.step.assign_add(1)
-            state.global_step.assign_add(1)
-            if config.checkpoint_every and int(state.global_step) % config.checkpoint_every == 0:
+        iterator = iter(train_input)
+        while True:
+            limit = STEPS_PER_CALL
+            if config.checkpoint_every:
+                # Stop at the next multiple of checkpoint_every, to save there.
+                limit = min(limit, config.checkpoint_every - int(state.global_step) % config.checkpoint_every)
+            before = int(state.step)
+            train_steps(iterator, tf.constant(limit, tf.int64))
+            done = int(state.step) - before
+            if done and config.checkpoint_every and int(state.global_step) % config.checkpoint_every == 0:
                 save()
-            if bar is not None:
+            if bar is not None and done:
                 sums = state.sums.numpy()
                 bar.update(int(state.step), [("loss", sums[0] / max(sums[2], 1)), ("accuracy", sums[1] / max(sums[2], 1))])
+            if done < limit:
+                break
         if bar is not None:
             bar.update(int(state.step), finalize=True)  # Ends the bar's line, even with an unknown step count.
         # Bucketed epochs have a step count known only once one has run (Keras's progress bar says "Unknown" too).
         steps_per_epoch = steps_per_epoch or (int(state.step) if int(state.step) and not skipped else None)
         valid_sums = np.zeros(3)
-        for batch in _batches(valid_input):
+        for batch in batches(valid_input):
             valid_sums += evaluate_step(batch).numpy()
         train_sums = state.sums.numpy()
         learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
