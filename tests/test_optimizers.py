@@ -139,3 +139,19 @@ def test_gather_embedding_equals_keras_embedding_and_keeps_a_sparse_gradient():
                                   [[2, 2], [4, 4], [4, 4], [2, 2]])
     rebuilt = GatherEmbedding.from_config(ours.get_config())
     assert rebuilt.get_config() == ours.get_config()
+
+
+def test_a_keras_adam_checkpoint_restores_into_fused_adam(tmp_path):
+    # Runs checkpointed before FusedAdam became the default resume with it: the same slot variables.
+    table = keras.Variable(TABLE)
+    keras_adam = keras.optimizers.Adam(learning_rate=0.1)
+    keras_adam.build([table])
+    keras_adam.apply([tf.constant(TABLE)], [table])
+    path = tf.train.Checkpoint(optimizer=keras_adam).write(str(tmp_path / "adam"))
+    restored_table = keras.Variable(np.zeros_like(TABLE))
+    fused = FusedAdam(learning_rate=0.1)
+    fused.build([restored_table])
+    tf.train.Checkpoint(optimizer=fused).read(path).assert_existing_objects_matched()
+    assert int(fused.iterations.numpy()) == 1
+    for restored, saved in zip(slots(fused, restored_table), slots(keras_adam, table)):
+        np.testing.assert_array_equal(restored, saved)
