@@ -30,10 +30,13 @@ def load_run(path) -> Run:
     Raises:
         ValueError: naming the missing file when ``path`` is not a run folder.
     """
+    import importlib
+
     import keras
 
-    import textclf.layers  # noqa: F401  (registers the custom pooling layers for load_model)
-    import textclf.optimizers  # noqa: F401  (and LazyAdam, should a saved model carry its optimizer)
+    for module in ("textclf.layers", "textclf.optimizers"):
+        # Registers textclf's layers, and its optimizers should a saved model carry one, for load_model.
+        importlib.import_module(module)
 
     path = Path(path)
     if not path.is_dir():

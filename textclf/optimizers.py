@@ -66,7 +66,8 @@ class FusedAdam(keras.optimizers.Adam):
         tf.raw_ops.ResourceApplyAdam(
             var=_tf_variable(variable).handle, m=_tf_variable(self._momentums[index]).handle,
             v=_tf_variable(self._velocities[index]).handle,
-            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step), beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
             lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype),
             epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(tf.convert_to_tensor(gradient), dtype))
 
