@@ -172,13 +172,10 @@ def planned_dataset(encoded: EncodedTexts, targets, batch_size: int, bucket: boo
     def batches():
         for rows in plan:
             row_lengths = lengths[rows]
-            longest = int(row_lengths.max())
-            ids = np.zeros((len(rows), longest), dtype=np.int32)
             # Flat positions of the batch's ids: each row's start, plus 0..length-1.
             offsets = np.arange(int(row_lengths.sum())) - np.repeat(np.cumsum(row_lengths) - row_lengths, row_lengths)
-            ids[np.arange(longest)[None, :] < row_lengths[:, None]] = encoded.values[
-                np.repeat(starts[rows], row_lengths) + offsets]
-            yield ids, targets[rows]
+            batch = EncodedTexts(encoded.values[np.repeat(starts[rows], row_lengths) + offsets], row_lengths)
+            yield batch.padded(int(row_lengths.max())), targets[rows]
 
     signature = (tf.TensorSpec([None, None], tf.int32),
                  tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)))
