@@ -219,6 +219,7 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
                 bar.update(int(state.step), [("loss", sums[0] / max(sums[2], 1)), ("accuracy", sums[1] / max(sums[2], 1))])
             if done < limit:
                 break
+        training_seconds = time.perf_counter() - started
         if bar is not None:
             bar.update(int(state.step), finalize=True)  # Ends the bar's line, even with an unknown step count.
         # Bucketed epochs have a step count known only once one has run (Keras's progress bar says "Unknown" too).
@@ -237,7 +238,7 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         if verbose:
             log(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(
                 f"{name} {value:.4f}" for name, value in zip(HISTORY_KEYS[:4], row)) +
-                f" ({time.perf_counter() - started:.2f} s)")
+                f" ({time.perf_counter() - started:.2f} s, training {training_seconds:.2f} s)")
         if writers:
             for part, offset in (("train", 0), ("validation", 2)):
                 with writers[part].as_default():
