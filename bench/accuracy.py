@@ -26,6 +26,12 @@ from settings import parse_setting  # noqa: E402  (bench/settings.py)
 
 
 
+def epochs_of(history):
+    """``"epochs run (best)"``: early stopping restores the epoch of the lowest validation loss."""
+    losses = history["val_loss"]
+    return f"{len(losses)} ({losses.index(min(losses)) + 1})"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=["rt_polarity", "news_source"])
@@ -46,13 +52,13 @@ def main():
     changed = {k: v for k, v in config.to_dict().items() if v != getattr(TrainConfig(), k)}
     print(f"settings: {json.dumps(changed) if changed else 'TrainConfig() defaults'}")
     print("| data | textclf macro-F1 | textclf accuracy | " + " | ".join(f"{label} macro-F1" for label in labels)
-          + " | textclf − baseline | textclf time |")
-    print("|---" * (5 + len(labels)) + "|")
+          + " | textclf − baseline | textclf time | epochs run (best) |")
+    print("|---" * (6 + len(labels)) + "|")
     for name, result, seconds, baselines in rows:
         first = baselines[labels[0]]["macro_f1"]
         print(f"| {name} | {result.metrics['macro_f1']:.4f} | {result.metrics['accuracy']:.4f} | "
               + " | ".join(f"{baselines[label]['macro_f1']:.4f}" for label in labels)
-              + f" | {result.metrics['macro_f1'] - first:+.4f} | {seconds:.0f} s |")
+              + f" | {result.metrics['macro_f1'] - first:+.4f} | {seconds:.0f} s | {epochs_of(result.history)} |")
 
 
 if __name__ == "__main__":

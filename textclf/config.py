@@ -79,10 +79,11 @@ class TrainConfig:
             disables the fused cuDNN kernel on a GPU.
         epochs: Maximum number of passes over the training data (early
             stopping usually ends the run sooner).
-        batch_size: Texts per training step.  256 (with ``learning_rate``
-            2e-3) trains about twice as fast per text as 64 on a CPU and was
-            as accurate on both data sets (docs/PERFORMANCE.md); on a few
-            hundred texts a smaller batch gives more steps per epoch.
+        batch_size: Texts per training step.  On a CPU, 256 (with
+            ``learning_rate`` 2e-3) trains about 1.7 times as many texts per
+            second as 64 did, and was at least as accurate on both data sets
+            (docs/PERFORMANCE.md); on a few hundred texts a smaller batch
+            gives more steps per epoch.
         optimizer: ``adam`` (Keras's Adam, every weight every step, computed
             by TensorFlow's fused kernel) or ``lazy_adam`` (updates only the
             embedding rows of the words in each batch: faster per step on a

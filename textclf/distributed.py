@@ -183,7 +183,10 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
 
     train_steps, make_evaluate_step = step_functions(
         strategy, model, optimizer, classes, weights_by_class, state, multi_label=config.multi_label)
-    valid_input = strategy.distribute_datasets_from_function(make_input(valid_rows, config.batch_size))
+    # Validation sums loss and counts over every row, so its batches may be length-bucketed like training's
+    # (less padding; only the order of the float sums changes).
+    valid_input = strategy.distribute_datasets_from_function(
+        make_input(valid_rows, config.batch_size, bucket=config.bucketing))
     evaluate_step = make_evaluate_step(valid_input.element_spec)
     writers = None
     if tensorboard and role.is_chief:
