@@ -156,8 +156,10 @@ def test_estimator_works_with_clone_cross_validation_and_grid_search():
 
 def test_explanation_gives_the_deciding_word_the_largest_weight(binary_result, tmp_path, capsys):
     classifier = load(binary_result.export_dir.parent)
-    explanation = explain(classifier, "The movie was brilliant and the plot was a story")
+    explanation = explain(classifier, "The movie was a story and the plot was brilliant")
     assert explanation.label == "fresh"
+    # The tiny model keeps 8 tokens and truncates "pre" (the default): the explanation weighs the last 8.
+    assert explanation.tokens == ["was", "a", "story", "and", "the", "plot", "was", "brilliant"]
     assert explanation.tokens[int(np.argmax(explanation.weights))] == "brilliant"
     assert len(explanation.weights) == len(explanation.tokens) == 8  # max_len of the tiny model
     assert "\033[48;5;" in terminal_line(explanation)
@@ -172,3 +174,28 @@ def test_explanation_gives_the_deciding_word_the_largest_weight(binary_result, t
     out = capsys.readouterr().out
     assert status == 0 and page.read_text().startswith("<!DOCTYPE html>")
     assert out.startswith("rotten (")
+
+
+def test_explanation_weighs_the_tokens_the_model_keeps_for_either_truncation():
+    from textclf.explain import explain
+
+    class Scorer:
+        """Stands in for a loaded export that keeps 3 words: P(fresh) is the share of "good" among them."""
+
+        classes = ["rotten", "fresh"]
+
+        def __init__(self, truncating):
+            self.truncating = truncating
+            self.metadata = {"config": TrainConfig(max_len=3, truncating=truncating).to_dict()}
+
+        def probabilities(self, texts):
+            kept = [text.split()[-3:] if self.truncating == "pre" else text.split()[:3] for text in texts]
+            shares = [words.count("good") / max(len(words), 1) for words in kept]
+            return np.array([[1 - share, share] for share in shares])
+
+    text = "good plot dull actors and good music"
+    assert explain(Scorer("post"), text).tokens == ["good", "plot", "dull"]
+    kept_end = explain(Scorer("pre"), text)
+    assert kept_end.tokens == ["and", "good", "music"]
+    # Without "and" or "music" half the kept words are "good" (rotten 1/2 instead of 2/3); without "good", none.
+    assert kept_end.label == "rotten" and kept_end.weights == pytest.approx([1 / 6, -1 / 3, 1 / 6])

@@ -188,7 +188,7 @@ def test_streamed_batches_hold_the_rows_the_in_memory_encoding_gives(topics_csv)
     valid = [index for index in range(len(loaded)) if split.is_validation(index)]
     rows = StreamedRows(source, "valid", split, summary.valid_rows, tokenizer, config, summary.classes)
     ids, targets = zip(*[(batch[0].numpy(), batch[1].numpy()) for batch in rows.dataset(batch_size=4)])
-    expected = encode(tokenizer, [loaded.texts[index] for index in valid], 4)
+    expected = encode(tokenizer, [loaded.texts[index] for index in valid], 4, truncating=config.truncating)
     padded = np.concatenate([np.pad(batch, [[0, 0], [0, 4 - batch.shape[1]]]) for batch in ids])
     np.testing.assert_array_equal(padded, expected)
     np.testing.assert_array_equal(np.concatenate(targets),
@@ -196,7 +196,8 @@ def test_streamed_batches_hold_the_rows_the_in_memory_encoding_gives(topics_csv)
     pre = StreamedRows(source, "valid", split, summary.valid_rows, tokenizer, config.replace(padding="pre"),
                        summary.classes)
     np.testing.assert_array_equal(np.concatenate([batch[0].numpy() for batch in pre.dataset(batch_size=4)]),
-                                  encode(tokenizer, [loaded.texts[index] for index in valid], 4, padding="pre"))
+                                  encode(tokenizer, [loaded.texts[index] for index in valid], 4, padding="pre",
+                                         truncating=config.truncating))
 
 
 def test_training_rows_are_sharded_and_shuffled_by_seed_and_epoch(topics_csv):

@@ -57,7 +57,9 @@ class TrainConfig:
             pairs) or ``auto`` (``cjk`` when most training texts are mostly CJK).
         oov_token: Token for unknown words; also stands for a text with no known word.
         padding: ``"post"`` keeps masks right-padded, which cuDNN needs on a GPU.
-        truncating: ``"post"`` keeps the start of long texts, ``"pre"`` the end.
+        truncating: ``"pre"`` (Keras's ``pad_sequences`` default) keeps the
+            end of long texts, ``"post"`` the start.  The end won on the long
+            news_source articles (docs/RESULTS.md).
         bucketing: Batch training texts of similar length together, each batch
             padded to its longest row (post-padding only); a large speed-up.
         arch: ``lstm``, ``gru``, ``bilstm`` or ``bigru``.
@@ -137,7 +139,7 @@ class TrainConfig:
     split_mode: str = "auto"
     oov_token: str = "[UNK]"
     padding: str = "post"
-    truncating: str = "post"
+    truncating: str = "pre"
     bucketing: bool = True
     arch: str = "bilstm"
     num_layers: int = 1

@@ -44,7 +44,9 @@ def explain(classifier, text: str, max_tokens: int | None = None) -> Explanation
     Args:
         classifier: A loaded export or run folder (:func:`textclf.load`).
         text: The text to explain; an empty one gives no tokens.
-        max_tokens: Weigh only this many leading tokens (default: the model's ``max_len``).
+        max_tokens: Weigh only this many tokens (default: the model's
+            ``max_len``): the last ones when the model truncates ``"pre"``
+            (it keeps the end of a long text), otherwise the first ones.
 
     Returns:
         An :class:`Explanation`.
@@ -55,7 +57,10 @@ def explain(classifier, text: str, max_tokens: int | None = None) -> Explanation
     """
     config = _config_of(classifier)
     rules = config.text_rules()
-    tokens = rules.split_python(text)[: max_tokens or config.max_len]
+    tokens = rules.split_python(text)
+    limit = max_tokens or config.max_len
+    # The tokens the model sees: truncation keeps the end ("pre") or the start ("post") of a long text.
+    tokens = tokens[-limit:] if config.truncating == "pre" else tokens[:limit]
     joiner = "" if rules.char_level else rules.split
     variants = [joiner.join(tokens[:position] + tokens[position + 1 :]) for position in range(len(tokens))]
     probabilities = classifier.probabilities([text] + variants)
