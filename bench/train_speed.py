@@ -29,7 +29,9 @@ and tokens/s (non-padding tokens) use the fastest epoch after the first
 (which also pays for tracing) over every repeat: on the shared 2-core
 machine epochs take either their usual time or about twice it when another
 job takes a core, so the fastest is the variant's own speed; the ratio of
-the median epochs is printed too.
+the median epochs is printed too, and each repeat's ratio (its textclf run
+over the reference run just before it, same seed) with their median, which
+one lucky or unlucky run moves least.
 Epoch times are training time on both sides: the classic recipe fits without
 validation data, and textclf's time is the training part of its epoch (the
 loop's log line gives both; the validation pass it runs after every epoch,
@@ -42,6 +44,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -157,8 +160,6 @@ def child(variant, data_name, reference_epochs, settings, seed):
 
 def summarize(results):
     """One row per variant from its repeats: fastest steady epoch, mean macro-F1, largest peak RSS."""
-    import statistics
-
     def steady(result):
         return result["epoch_seconds"][1:] or result["epoch_seconds"]
 
@@ -217,6 +218,9 @@ def main():
           f"(median epochs: {reference['median_epoch_s'] / ours['median_epoch_s']:.2f}x), "
           f"peak RSS {ours['peak_rss_mb'] / reference['peak_rss_mb']:.2f}x, "
           f"macro-F1 {ours['macro_f1'] - reference['macro_f1']:+.4f}")
+    paired = [mine / theirs for mine, theirs in zip(ours["samples_per_s_each"], reference["samples_per_s_each"])]
+    print("ratio of each repeat's pair (same seed, run back to back): "
+          + ", ".join(f"{value:.2f}x" for value in paired) + f"; median {statistics.median(paired):.2f}x")
     if ours["with_validation_s"]:
         with_validation = ours["rows"] / ours["with_validation_s"]
         print(f"textclf with its per-epoch validation pass: fastest epoch {ours['with_validation_s']:.2f} s, "
