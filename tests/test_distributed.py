@@ -273,6 +273,16 @@ def test_mirrored_without_a_gpu_warns_and_trains_on_the_cpu(tmp_path, binary_csv
         assert ("warning: strategy 'mirrored' found no GPU, so it trains on the CPU with a single replica "
                 "(like strategy 'none')") in err
     assert (tmp_path / "mirrored" / "1" / "saved_model.pb").is_file()
+    assert "note: " not in err  # 64 training rows at batch 16 are 4 steps an epoch: enough.
+
+
+def test_a_batch_that_leaves_few_steps_an_epoch_gets_a_note(tmp_path, binary_csv, capsys):
+    status = main(["train", str(binary_csv), "--output", str(tmp_path / "few"), "--epochs", "1", "--units", "4",
+                   "--embedding-dim", "4", "--max-len", "6", "--batch-size", "40"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert ("note: 64 training rows make 2 steps an epoch at batch_size=40; a smaller --batch-size (for example 32) "
+            "gives more updates per epoch") in err
 
 
 @pytest.mark.parametrize("tf_config, message", [

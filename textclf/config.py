@@ -85,7 +85,8 @@ class TrainConfig:
             ``learning_rate`` 2e-3) trains about 1.7 times as many texts per
             second as 64 did, and was at least as accurate on both data sets
             (docs/PERFORMANCE.md); on a few hundred texts a smaller batch
-            gives more steps per epoch.
+            gives more steps per epoch (training logs a note when an epoch
+            has fewer than 4 steps).
         optimizer: ``adam`` (Keras's Adam, every weight every step, computed
             by TensorFlow's fused kernel) or ``lazy_adam`` (updates only the
             embedding rows of the words in each batch: faster per step on a

@@ -42,6 +42,8 @@ from textclf.counts import balanced_class_weights
 # Set by tests: each worker writes the SHA-256 of its final weights to this file.
 DIGEST_VARIABLE = "TEXTCLF_WEIGHTS_DIGEST_FILE"
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+# Fewer training steps an epoch than this, and the loop suggests a smaller batch.
+FEW_STEPS = 4
 # keras.callbacks.ReduceLROnPlateau's defaults, as fitting.fit uses it.
 _PLATEAU_FACTOR, _PLATEAU_PATIENCE, _PLATEAU_MIN_DELTA = 0.5, 1, 1e-4
 
@@ -152,6 +154,11 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"`batch_size` is the global batch and must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas. Received: batch_size={config.batch_size}")
+    steps = math.ceil(len(train_data) / config.batch_size)
+    if steps < FEW_STEPS:
+        # The default batch (256) suits thousands of rows; on a few hundred an epoch is one or two updates.
+        log(f"note: {len(train_data)} training rows make {steps} step{'s' * (steps != 1)} an epoch at "
+            f"batch_size={config.batch_size}; a smaller --batch-size (for example 32) gives more updates per epoch")
     balanced = config.class_weight == "balanced"
     if isinstance(train_data, StreamedRows):
         # Streamed rows are tokenized as each epoch reads the file; their counting pass counted the labels.
