@@ -154,11 +154,12 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"`batch_size` is the global batch and must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas. Received: batch_size={config.batch_size}")
-    steps = math.ceil(len(train_data) / config.batch_size)
-    if steps < FEW_STEPS:
+    full_epoch_steps = math.ceil(len(train_data) / config.batch_size)  # Without buckets' partial batches.
+    if full_epoch_steps < FEW_STEPS:
         # The default batch (256) suits thousands of rows; on a few hundred an epoch is one or two updates.
-        log(f"note: {len(train_data)} training rows make {steps} step{'s' * (steps != 1)} an epoch at "
-            f"batch_size={config.batch_size}; a smaller --batch-size (for example 32) gives more updates per epoch")
+        log(f"note: {len(train_data)} training rows make {full_epoch_steps} step{'s' * (full_epoch_steps != 1)} "
+            f"an epoch at batch_size={config.batch_size}; a smaller --batch-size (for example 32) gives more "
+            "updates per epoch")
     balanced = config.class_weight == "balanced"
     if isinstance(train_data, StreamedRows):
         # Streamed rows are tokenized as each epoch reads the file; their counting pass counted the labels.
@@ -171,7 +172,7 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         weights_by_class = class_weights(train_data.labels, classes) if balanced else None
     with strategy.scope():
         model = build_fit_model(config, tokenizer, classes)
-        optimizer = make_optimizer(config, math.ceil(len(train_data) / config.batch_size))
+        optimizer = make_optimizer(config, full_epoch_steps)
         optimizer.build(model.trainable_variables)  # Its variables must exist before a restore.
     state = LoopState(model, config.epochs)
     saved = state.checkpoint(model, optimizer)
@@ -205,8 +206,7 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         if manager is not None:
             manager.save()
 
-    steps_per_epoch = None if config.bucketing and config.padding == "post" else math.ceil(
-        len(train_data) / config.batch_size)
+    steps_per_epoch = None if config.bucketing and config.padding == "post" else full_epoch_steps
     while not bool(state.finished) and int(state.epoch) < config.epochs:
         epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
         train_input = strategy.distribute_datasets_from_function(make_input(

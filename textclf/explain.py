@@ -14,6 +14,7 @@ import dataclasses
 import html
 
 from textclf.config import TrainConfig
+from textclf.sequences import truncated
 
 
 @dataclasses.dataclass
@@ -57,10 +58,8 @@ def explain(classifier, text: str, max_tokens: int | None = None) -> Explanation
     """
     config = _config_of(classifier)
     rules = config.text_rules()
-    tokens = rules.split_python(text)
-    limit = max_tokens or config.max_len
-    # The tokens the model sees: truncation keeps the end ("pre") or the start ("post") of a long text.
-    tokens = tokens[-limit:] if config.truncating == "pre" else tokens[:limit]
+    # The tokens the model sees: the encoding's own truncation rule.
+    tokens = truncated(rules.split_python(text), max_tokens or config.max_len, config.truncating)
     joiner = "" if rules.char_level else rules.split
     variants = [joiner.join(tokens[:position] + tokens[position + 1 :]) for position in range(len(tokens))]
     probabilities = classifier.probabilities([text] + variants)

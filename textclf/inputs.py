@@ -15,7 +15,7 @@ from array import array
 
 import numpy as np
 
-from textclf.sequences import empty_index, encode
+from textclf.sequences import empty_index, encode, truncated
 
 # Rows held by the per-epoch shuffle; the rows are fully permuted once before.
 SHUFFLE_BUFFER = 16384
@@ -43,7 +43,7 @@ class EncodedTexts:
         values, lengths = array("i"), array("q")
         for sequence in tokenizer.texts_to_sequences_generator(texts):
             sequence = sequence or fallback
-            sequence = sequence[:max_len] if truncating == "post" else sequence[-max_len:]
+            sequence = truncated(sequence, max_len, truncating)
             values.extend(sequence)
             lengths.append(len(sequence))
         return cls(np.frombuffer(values, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64))

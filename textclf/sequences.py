@@ -31,6 +31,12 @@ def _check_encoding_arguments(max_len, padding, truncating):
         raise ValueError(f"`truncating` must be 'pre' or 'post'. Received: truncating={truncating!r}")
 
 
+def truncated(sequence, max_len: int, truncating: str):
+    """Rule 3's truncation of one sequence (ids or tokens): its first ``max_len`` items
+    with ``"post"``, its last with ``"pre"`` (``pad_sequences``'s rule)."""
+    return sequence[-max_len:] if truncating == "pre" else sequence[:max_len]
+
+
 def empty_index(tokenizer: Tokenizer) -> int:
     """The id that stands for a text with no known token (the OOV index)."""
     if tokenizer.oov_index is None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from textclf.inputs import SHUFFLE_BUFFER
 from textclf.multilabel import row_labels
-from textclf.sequences import empty_index
+from textclf.sequences import empty_index, truncated
 from textclf.counts import streamed_bucket_boundaries
 from textclf.streaming import RowSplit, StreamSource
 
@@ -92,10 +92,9 @@ class StreamedRows:
                 yield text
 
         fallback, max_len = [empty_index(self.tokenizer)], self.config.max_len
-        post = self.config.truncating == "post"
         for sequence in self.tokenizer.texts_to_sequences_generator(texts()):
             sequence = sequence or fallback
-            sequence = sequence[:max_len] if post else sequence[-max_len:]
+            sequence = truncated(sequence, max_len, self.config.truncating)
             yield array("i", sequence), self._target(labels.popleft())
 
     def _shuffled(self, rows, seed: int, epoch: int, pipeline_id: int):
