@@ -182,17 +182,32 @@ def test_unknown_arch_is_an_argparse_error(binary_csv, capsys):
     assert "argument --arch: invalid choice: 'transformer'" in capsys.readouterr().err
 
 
-def test_mixed_precision_trains_and_exports_in_float32(binary_csv, tmp_path, capsys):
+def test_mixed_precision_trains_and_exports_a_float32_model_the_cpp_loader_serves(binary_csv, tmp_path, capsys):
     import tensorflow as tf
+
+    from textclf.artifacts import load_run
+    from textclf.export import _inference_model
+    from textclf.fitting import predict_probabilities
+    from textclf.sequences import encode
+    from textclf.serving_check import ServingSession
 
     output = tmp_path / "mixed"
     status, out, err = run_cli(capsys, "train", binary_csv, "--output", output, *TINY, "--mixed-precision")
     assert status == 0, err
-    assert "mixed precision: mixed_bfloat16" in err  # No GPU here: bfloat16 on the CPU.
+    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    assert f"mixed precision: {policy}" in err
     loaded = tf.saved_model.load(str(output / "1"))
-    assert {v.dtype for v in loaded.model_variables if v.dtype.is_floating} == {tf.float32}
-    scores = loaded.signatures["serving_default"](text=tf.constant(["great film"]))["scores"]
-    assert scores.dtype == tf.float32 and abs(float(tf.reduce_sum(scores)) - 1.0) < 1e-5
+    assert {v.dtype for v in loaded.served_variables} == {tf.float32}
+    texts = ["great film", "", "awful dull plot!", "x " * 300]
+    python = loaded.signatures["serving_default"](text=tf.constant(texts))
+    with ServingSession(output / "1") as session:
+        served = session.run("serving_default", texts)
+    run = load_run(json.loads(out.strip().splitlines()[-1])["run"])
+    keras_float32 = predict_probabilities(_inference_model(run), encode(run.tokenizer, texts, 6, "post", "pre"))
+    assert served["scores"].dtype == np.float32
+    assert served["label"].tolist() == python["label"].numpy().tolist()
+    np.testing.assert_allclose(served["scores"], python["scores"].numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(served["scores"], keras_float32, atol=1e-5, rtol=0)
 
 
 def test_tensorboard_logs_are_written(binary_csv, tmp_path, capsys):

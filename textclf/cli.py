@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3, help="labels listed per text [3]")
     predict.add_argument("--batch-size", type=int, default=1024, help="texts per model call [1024]")
 
+    check = commands.add_parser(
+        "check-export", help="load and run an export as TF Serving does (C++ loader); exit 2 if it would not serve")
+    check.add_argument("model", metavar="DIR", help="export folder (base: the highest version, or one version)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+
     explain = commands.add_parser("explain", help="show how much each word pushed a prediction")
     explain.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
     explain.add_argument("text", metavar="TEXT", help="the text to explain")
@@ -294,6 +299,12 @@ def run_predict(args) -> None:
             }, ensure_ascii=False))
 
 
+def run_check_export(args) -> None:
+    from textclf.serving_check import check_report
+
+    print(check_report(args.model, as_json=args.json))
+
+
 def run_explain(args) -> None:
     from textclf.explain import explain, html_page, terminal_line
     from textclf.predict import load
@@ -330,7 +341,7 @@ def run_evaluate(args) -> None:
 
 COMMANDS = {
     "train": run_train, "baseline": run_baseline, "export": run_export,
-    "predict": run_predict, "explain": run_explain, "evaluate": run_evaluate,
+    "predict": run_predict, "explain": run_explain, "check-export": run_check_export, "evaluate": run_evaluate,
 }
 
 

@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from textclf.artifacts import EXPORT_METADATA, load_run, versions
+from textclf.artifacts import EXPORT_METADATA, Run, load_run, versions
 from textclf.model import build_model, class_probabilities
 from textclf.sequences import GraphEncoder
 from textclf.serving import LSTMInference, supports
@@ -45,52 +45,65 @@ def _inference_model(run):
 def serving_module(run, fast=True, fast_options=None):
     """A ``tf.Module`` whose functions map raw text to labels and scores.
 
+    The module tracks the lookup table and exactly the ``tf.Variable``s its
+    functions read, and no Keras object.  Why: TF Serving's C++ loader
+    restores a SavedModel by running its saver's restore op, which assigns
+    only the variables that are checkpointed objects.  A Keras 3 variable
+    saves itself as a *new* ``tf.Variable`` copied from the one it wraps
+    (``keras.Variable._export_to_saved_model_graph``), so the restore op fills
+    that copy while the functions read the wrapped variable, which the C++
+    loader never creates ("Could not find variable ...").  Python's
+    ``tf.saved_model.load`` restores objects and hid this.  Tracking the
+    variables the traced functions capture (as Keras's ``ExportArchive``
+    does) makes the restore op fill the very handles the graph reads, and
+    stores each weight once.
+
     Args:
         run: A loaded run (``textclf.artifacts.load_run``).
         fast: LSTM models compute with ``textclf.serving.LSTMInference``
             instead of the Keras graph (same outputs, faster).
         fast_options: Keyword arguments for ``LSTMInference`` (tests use them
             to force one path).
+
+    Returns:
+        The module, its functions traced; ``module.classify`` and
+        ``module.tokenize`` are the two signatures.
+
+    Example:
+        >>> module = serving_module(load_run("saved_models/rt_polarity/runs/20261124-221500"))
+        >>> module.classify(tf.constant(["a gorgeous movie"]))["label"]
+        <tf.Tensor: shape=(1,), dtype=string, numpy=array([b'fresh'], dtype=object)>
     """
     import tensorflow as tf
+
+    encoder = GraphEncoder(run.tokenizer, run.config.max_len, run.config.padding, run.config.truncating)
+    model = _inference_model(run)
+    # LSTM models: the same numbers with less work (textclf/serving.py); others run the Keras graph.
+    inference = LSTMInference(model, run.config, **(fast_options or {})) if fast and supports(run.config) else None
+
+    def scores(text):
+        """The model's output for a ``[batch]`` string tensor."""
+        if inference is None:
+            # Padded to the batch's longest row only: masked steps only carry the state forward,
+            # so a short sentence costs a few steps, not max_len.
+            return model(encoder.padded(text, padding=run.config.padding)[0], training=False)
+        # Right-padded to the longest row of the batch, whatever the training padding.
+        return inference(*encoder.padded(text))
 
     class TextClassifierModule(tf.Module):
         def __init__(self):
             super().__init__(name="textclf")
-            self.encoder = GraphEncoder(run.tokenizer, run.config.max_len, run.config.padding, run.config.truncating)
-            # Attributes are what tf.saved_model tracks: the table and the model must be here.
-            self.table = self.encoder.table
-            model = _inference_model(run)
-            if fast and supports(run.config):
-                # LSTM models: the same numbers with less work (textclf/serving.py).
-                self.inference = LSTMInference(model, run.config, **(fast_options or {}))
-                self.inference_variables = self.inference.variables
-                self.head_layers = self.inference.pooling_layers + [self.inference.head]
-                self.model_variables = self.inference.head_variables
-            else:
-                self.inference = None
-                self.model = model
-                # Keras 3 keeps some state (e.g. random-seed variables) outside TensorFlow's
-                # tracking; listing every variable makes sure the SavedModel holds it.
-                self.model_variables = list(self.model.variables)
+            # Attributes are what tf.saved_model tracks; the model and encoder stay in the closure.
+            self.table = encoder.table
             self.class_names = tf.constant(run.classes, dtype=tf.string)
-
-        def _scores(self, text):
-            """The model's output for a ``[batch]`` string tensor."""
-            if self.inference is None:
-                # Padded to the batch's longest row only: masked steps only carry the
-                # state forward, so a short sentence costs a few steps, not max_len.
-                return self.model(self.encoder.padded(text, padding=run.config.padding)[0], training=False)
-            # Right-padded to the longest row of the batch, whatever the training padding.
-            return self.inference(*self.encoder.padded(text))
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def tokenize(self, text):
-            return {"ids": self.encoder(text)}
+            return {"ids": encoder(text)}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def classify(self, text):
-            probabilities = class_probabilities(self._scores(text))
+            probabilities = class_probabilities(scores(text))
             best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             batch = tf.shape(text)[0]
             classes = tf.tile(self.class_names[tf.newaxis], [batch, 1])
@@ -105,15 +118,55 @@ def serving_module(run, fast=True, fast_options=None):
                 outputs["labels"] = tf.where(probabilities >= run.config.threshold, classes, tf.constant(""))
             return outputs
 
-    return TextClassifierModule()
+    module = TextClassifierModule()
+    captured = {}
+    for function in (module.classify, module.tokenize):
+        for variable in function.get_concrete_function().variables:
+            captured.setdefault(id(variable), variable)
+    module.served_variables = list(captured.values())
+    return module
 
 
-def export_run(run_dir, output) -> Path:
+def _verify(staging: Path, module) -> None:
+    """Refuses an export that TF Serving's C++ loader would not serve, or would serve differently.
+
+    The staged SavedModel is loaded with ``TF_LoadSessionFromSavedModel`` and
+    both signatures run on :data:`textclf.serving_check.PROBE_TEXTS`; the
+    labels must equal and the scores match (1e-5) the module's own outputs.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from textclf.serving_check import PROBE_TEXTS, ServingError, check_export
+
+    try:
+        report = check_export(staging)
+    except ServingError as error:
+        raise ValueError(f"The export would not run in TF Serving's C++ loader: {error}") from None
+    if report["forbidden_ops"]:
+        raise ValueError(f"The export holds ops a CPU-only server cannot run: {', '.join(report['forbidden_ops'])}")
+    served = report["outputs"]["serving_default"]
+    expected = module.classify(tf.constant(PROBE_TEXTS))
+    ids = module.tokenize(tf.constant(PROBE_TEXTS))["ids"].numpy()
+    if (served["label"].tolist() != expected["label"].numpy().tolist()
+            or not np.allclose(served["scores"], expected["scores"].numpy(), rtol=0, atol=1e-5)
+            or not np.array_equal(report["outputs"]["tokenize"]["ids"], ids)):
+        raise ValueError("The export's outputs in TF Serving's C++ loader differ from the model's")
+
+
+def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
     """Exports a run folder as the next version under ``output``.
 
+    The SavedModel is staged in a temporary folder, checked through TF
+    Serving's own loading path (``textclf.serving_check``), and renamed to the
+    version folder only when it loads, runs and agrees with the model.
+
     Args:
-        run_dir: A run folder written by :func:`textclf.train`.
+        run_dir: A run folder written by :func:`textclf.train`, or a loaded
+            :class:`textclf.artifacts.Run`.
         output: Export base folder (``saved_models/NAME``).
+        fast: Compute LSTM models with ``textclf.serving.LSTMInference``.
+        fast_options: Keyword arguments for ``LSTMInference``.
 
     Returns:
         The new version folder, e.g. ``saved_models/NAME/3``.
@@ -124,25 +177,26 @@ def export_run(run_dir, output) -> Path:
     """
     import tensorflow as tf
 
-    run = load_run(run_dir)
+    run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
     base = Path(output)
     if base.exists() and not base.is_dir():
         raise ValueError(f"Export base {base} exists and is not a folder")
     base.mkdir(parents=True, exist_ok=True)
     version = (versions(base) or [0])[-1] + 1
     staging = base / f".tmp-export-{version}-{os.getpid()}"
-    module = serving_module(run)
+    module = serving_module(run, fast=fast, fast_options=fast_options)
     try:
         tf.saved_model.save(
             module, str(staging),
             signatures={"serving_default": module.classify, "tokenize": module.tokenize},
         )
+        _verify(staging, module)
         metadata = {
             "format": "textclf-export",
             "version": version,
             "classes": run.classes,
             "task": "multilabel" if run.config.multi_label else "binary" if len(run.classes) == 2 else "multiclass",
-            "run": str(Path(run_dir)),
+            "run": str(run.path),
             "config": run.config.to_dict(),
         }
         (staging / EXPORT_METADATA).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -1,0 +1,207 @@
+"""Exports served through TF Serving's own loading path (the C API's TF_LoadSessionFromSavedModel).
+
+Every architecture the factory builds is exported and then run three ways on
+the same batches: by the C++ loader (``textclf.serving_check``), by Python's
+``tf.saved_model.load`` and by the Python pipeline (tokenizer, pad_sequences,
+Keras model).  Labels must be identical and scores agree within 1e-5.
+"""
+
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from textclf import TrainConfig
+from textclf.model import build_model
+from textclf.cli import main
+from textclf.export import export_run
+from textclf.fitting import new_tokenizer
+from textclf.predict import RunClassifier
+from textclf.serving_check import (PROBE_TEXTS, ServingError, ServingSession, check_export, forbidden_ops,
+                                   graph_ops)
+
+WORDS = ["good", "great", "awful", "dull", "the", "movie", "plot", "goal", "vote", "atom", "rain", "sun"]
+CJK_WORDS = ["电影", "很好", "好看", "无聊", "剧情", "演员", "中文", "分类"]
+SPECIAL = ["", "?!... ---", "great film 👍🎬", "这部电影很好看", " ".join(["movie"] * 5000), "GOOD & DULL"]
+
+
+def sentences(words, count, seed, joiner=" "):
+    """``count`` texts of 1-15 words (several longer than the tiny max_len used here)."""
+    rng = random.Random(seed)
+    return [joiner.join(rng.choice(words) for _ in range(rng.randint(1, 15))) for _ in range(count)]
+
+
+def write_random_run(folder, config, texts, classes, seed=0):
+    """A run folder as ``textclf train`` writes it, with random (not trained) weights of a decisive size."""
+    tokenizer = new_tokenizer(config)
+    tokenizer.fit_on_texts(texts)
+    model = build_model(config, tokenizer.vocabulary_size, len(classes))
+    rng = np.random.default_rng(seed)
+    # Biases zero: a random head bias alone can outweigh what the texts change.
+    model.set_weights([rng.normal(0.0, 0.5, weight.shape).astype(np.float32) if weight.ndim > 1
+                       else np.zeros(weight.shape, np.float32) for weight in model.get_weights()])
+    folder.mkdir(parents=True)
+    config.save(folder / "config.json")
+    (folder / "tokenizer.json").write_text(tokenizer.to_json(ensure_ascii=False), encoding="utf-8")
+    (folder / "labels.json").write_text(json.dumps({"classes": classes}), encoding="utf-8")
+    model.save(folder / "model.keras")
+    return folder
+
+
+BASE = dict(units=6, embedding_dim=5, max_len=12, spatial_dropout_rate=0.0, split_mode="word")
+# (id, settings, export options): every architecture, pooling, two residual layers, both padding sides,
+# multi-label, the CJK modes, and the fast LSTM path (both its batch paths, with and without the projection
+# table) as well as the Keras graph.
+CASES = [
+    ("lstm-max-fast", dict(arch="lstm"), {}),
+    ("lstm-max-keras", dict(arch="lstm"), {"fast": False}),
+    ("lstm-last-pre", dict(arch="lstm", pooling="last", padding="pre", truncating="post"), {}),
+    ("gru-mean", dict(arch="gru", pooling="mean"), {}),
+    ("gru-last-pre", dict(arch="gru", pooling="last", padding="pre"), {}),
+    ("bilstm-max-fast", dict(arch="bilstm"), {}),
+    ("bilstm-mean-keras-pre", dict(arch="bilstm", pooling="mean", padding="pre"), {"fast": False}),
+    ("bilstm-attention-no-table", dict(arch="bilstm", pooling="attention"),
+     {"fast_options": {"table_limit_bytes": 0}}),
+    ("bilstm-last", dict(arch="bilstm", pooling="last"), {}),
+    ("bilstm-2-layers-max-mean", dict(arch="bilstm", num_layers=2, units=5, embedding_dim=10, pooling="max_mean"),
+     {}),
+    ("bigru-2-layers-attention", dict(arch="bigru", num_layers=2, units=5, embedding_dim=10, pooling="attention"),
+     {}),
+    ("bigru-last", dict(arch="bigru", pooling="last"), {}),
+    ("bilstm-multi-label", dict(arch="bilstm", multi_label=True, threshold=0.4), {}),
+    ("lstm-cjk", dict(arch="lstm", split_mode="cjk"), {}),
+    ("bigru-cjk-bigrams", dict(arch="bigru", split_mode="cjk_bigrams", pooling="max_mean"), {}),
+]
+
+
+def served_three_ways(version, run_dir, texts):
+    """(C API outputs of both signatures, tf.saved_model.load's outputs, the Python pipeline)."""
+    with ServingSession(version) as session:
+        served = session.run("serving_default", texts)
+        ids = session.run("tokenize", texts)["ids"]
+    loaded = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(texts))
+    return served, ids, {key: value.numpy() for key, value in loaded.items()}, RunClassifier(run_dir)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+def test_the_cpp_loader_serves_every_architecture_as_python_and_keras_do(case, tmp_path):
+    name, settings, options = case
+    config = TrainConfig(**{**BASE, **settings})
+    cjk = config.split_mode != "word"
+    texts = sentences(CJK_WORDS if cjk else WORDS, 200, seed=len(name), joiner="" if cjk else " ")
+    classes = ["alpha", "beta"] if config.arch == "lstm" else ["alpha", "beta", "gamma"]
+    run_dir = write_random_run(tmp_path / "run", config, texts, classes)
+    version = export_run(run_dir, tmp_path / "export", **options)
+    assert version == tmp_path / "export" / "1"
+    assert forbidden_ops(version) == []
+
+    batch = SPECIAL + texts[: 300 - len(SPECIAL)] + sentences(WORDS, 300 - len(SPECIAL) - 200, seed=3)
+    for rows in ([SPECIAL[4]], [SPECIAL[0]], batch):  # One row (the fused-op path), then 300.
+        served, ids, python, pipeline = served_three_ways(version, run_dir, rows)
+        assert sorted(served) == sorted(python) == (
+            ["classes", "label", "labels", "score", "scores"] if config.multi_label
+            else ["classes", "label", "score", "scores"])
+        np.testing.assert_array_equal(ids, pipeline.tokenize(rows))
+        assert ids.shape == (len(rows), 12)
+        assert served["label"].tolist() == python["label"].tolist()
+        probabilities = pipeline.probabilities(rows)
+        expected_labels = [pipeline.classes[index].encode() for index in probabilities.argmax(axis=1)]
+        assert served["label"].tolist() == expected_labels
+        np.testing.assert_allclose(served["scores"], python["scores"], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(served["scores"], probabilities, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(served["score"], probabilities.max(axis=1), atol=1e-5, rtol=0)
+        assert served["classes"].tolist() == [[name.encode() for name in classes]] * len(rows)
+        if config.multi_label:
+            expected = [[name.encode() if value >= 0.4 else b"" for name, value in zip(classes, row)]
+                        for row in served["scores"]]
+            assert served["labels"].tolist() == expected == python["labels"].tolist()
+    # The comparison means something: the texts move the scores.
+    assert np.ptp(served["scores"][:, 0]) > 0.05
+
+
+class KerasAttached(tf.Module):
+    """How textclf exported before: a Keras model attached to a tf.Module, saved with tf.saved_model.save."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def tokenize(self, text):
+        return {"ids": tf.cast(tf.strings.length(text), tf.int32)[:, tf.newaxis] % 4 + 1}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def classify(self, text):
+        return {"scores": self.model(self.tokenize(text)["ids"])}
+
+
+def keras_attached_module():
+    import keras
+
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    outputs = keras.layers.Dense(2, name="probabilities")(keras.layers.Embedding(5, 3)(inputs)[:, 0])
+    return KerasAttached(keras.Model(inputs, outputs))
+
+
+def keras_attached_export(folder):
+    module = keras_attached_module()
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.classify})
+    return folder
+
+
+def test_an_export_of_attached_keras_variables_fails_in_the_cpp_loader_but_not_in_python(tmp_path):
+    folder = keras_attached_export(tmp_path / "1")
+    # Python's object-based loader runs it...
+    scores = tf.saved_model.load(str(folder)).signatures["serving_default"](text=tf.constant(["ab"]))["scores"]
+    assert scores.shape == (1, 2)
+    # ...TF Serving's loader does not: the graph reads variables the saver never restores.
+    with pytest.raises(ServingError, match="Could not find variable probabilities/(kernel|bias)"):
+        check_export(folder, ["ab"])
+
+
+def test_check_export_command_reports_the_failure_and_exits_2(tmp_path, capsys):
+    keras_attached_export(tmp_path / "old" / "1")
+    assert main(["check-export", str(tmp_path / "old")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"textclf check-export: error: {tmp_path / 'old' / '1'} would not serve in TF Serving's "
+                            "C++ loader: Running signature 'serving_default' (TF_SessionRun): ")
+    assert re.search("Could not find variable probabilities/(kernel|bias)", error)
+
+
+def test_check_export_command_reports_success_with_the_outputs(binary_result, capsys):
+    assert main(["check-export", str(binary_result.export_dir.parent), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = RunClassifier(binary_result.run_dir).predict(list(PROBE_TEXTS))
+    assert report["export"] == str(binary_result.export_dir)
+    assert report["servable"] is True and report["forbidden_ops"] == []
+    assert report["python_loader_agrees"] is True and report["largest_difference"] <= 1e-5
+    assert report["signatures"] == {"serving_default": ["classes", "label", "score", "scores"], "tokenize": ["ids"]}
+    assert [row["label"] for row in report["outputs"]] == [prediction.label for prediction in expected]
+    np.testing.assert_allclose([row["score"] for row in report["outputs"]],
+                               [prediction.score for prediction in expected], atol=1e-5, rtol=0)
+    assert report["outputs"][5]["text"] == "word " * 11 + "wo..."
+
+
+def test_ops_inside_the_function_library_are_found(tmp_path):
+    class WithPyFunction(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def classify(self, text):
+            return {"length": tf.py_function(lambda t: tf.strings.length(t), [text], tf.int32)}
+
+    module = WithPyFunction()
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.classify})
+    assert "EagerPyFunc" in graph_ops(tmp_path / "1")
+    assert forbidden_ops(tmp_path / "1") == ["EagerPyFunc"]
+    assert main(["check-export", str(tmp_path)]) == 2
+
+
+def test_an_export_that_would_not_serve_is_never_written(binary_result, tmp_path, monkeypatch):
+    import textclf.export
+
+    monkeypatch.setattr(textclf.export, "serving_module", lambda run, **_: keras_attached_module())
+    with pytest.raises(ValueError, match="^The export would not run in TF Serving's C\\+\\+ loader: "):
+        export_run(binary_result.run_dir, tmp_path / "base")
+    assert list((tmp_path / "base").iterdir()) == []  # Neither a version nor a staging folder.
