@@ -228,8 +228,8 @@ def test_a_checkpoint_of_other_settings_or_data_is_refused_until_restart(tmp_pat
     assert status == 2
     assert err.splitlines()[-1] == (
         f"textclf train: error: The interrupted run in {in_progress} used different settings: units=4 (this run: "
-        "units=5). Resume with the same settings and data, or pass --restart (restart=True) to discard it and start "
-        "fresh")
+        "units=5). Rerun the interrupted command (same settings and data) to resume from its checkpoint, or pass "
+        "--restart (restart=True) to discard its checkpoint and start this one fresh")
 
     other_data = write_csv(tmp_path / "other.csv", make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 80, seed=99))
     status = main(["train", str(other_data), "--output", str(output), *tiny])

@@ -121,9 +121,10 @@ class InProgress:
 
                     log(f"--restart: discarded the interrupted run in {progress.path}")
                 return progress
-            if not state_file.is_file():
+            if not state_file.is_file() or not progress.has_checkpoint():
                 if role.is_chief:
-                    progress._clear()  # Leftovers of a run killed before its setup was complete.
+                    # Leftovers of a run that stopped before its first checkpoint: nothing to resume.
+                    progress._clear()
                 return progress
             progress._check_state(json.loads(state_file.read_text(encoding="utf-8")), config, train_data, valid_data)
             progress.resuming = True
@@ -189,8 +190,8 @@ class InProgress:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
     def _check_state(self, state: dict, config: TrainConfig, train_data: Dataset, valid_data: Dataset) -> None:
-        hint = ("Resume with the same settings and data, or pass --restart (restart=True) to discard it and "
-                "start fresh")
+        hint = ("Rerun the interrupted command (same settings and data) to resume from its checkpoint, or pass --restart "
+                "(restart=True) to discard its checkpoint and start this one fresh")
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{self.path / 'state.json'} is not a textclf in-progress state. {hint}")
         differences = _differences(state["settings"], config.to_dict())
@@ -203,6 +204,15 @@ class InProgress:
                 f"The interrupted run in {self.path} was trained on different data ({data['train_rows']} training "
                 f"and {data['valid_rows']} validation rows then, {len(train_data)} and {len(valid_data)} now, "
                 f"or the same counts with other texts or labels). {hint}")
+
+    def has_checkpoint(self) -> bool:
+        """Whether a checkpoint was written (``tf.train.CheckpointManager`` writes its index file last)."""
+        return (self.checkpoint_dir / "checkpoint").is_file()
+
+    def discard(self) -> None:
+        """Deletes what an interrupted run left (the chief only), so the next run starts fresh."""
+        if self.role.is_chief:
+            self._clear()
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -268,14 +278,15 @@ class InProgress:
     def close(self) -> None:
         """Releases the lock and the worker's temporary folder; keeps a resumable checkpoint.
 
-        A folder with no complete setup (the run failed before training)
-        has nothing to resume and is removed.
+        A folder with no checkpoint (the run failed before its first one, e.g.
+        on a setting the error told to change) has nothing to resume and is
+        removed, so the corrected command is not refused as "different settings".
         """
         if self._worker_dir is not None:
             shutil.rmtree(self._worker_dir, ignore_errors=True)
             self._worker_dir = None
         if self._lock is not None:
-            if not (self.path / "state.json").exists():
+            if not (self.path / "state.json").exists() or not self.has_checkpoint():
                 shutil.rmtree(self.path, ignore_errors=True)
             self._lock.close()
             self._lock = None

@@ -13,8 +13,10 @@ import csv
 import dataclasses
 import itertools
 import json
+import os
 import re
 import sys
+import tempfile
 import typing
 from pathlib import Path
 
@@ -29,7 +31,9 @@ def _setting_help() -> dict[str, str]:
     """Help text per setting, read from the ``Args:`` section of ``TrainConfig``'s docstring."""
     helps, names = {}, []
     for line in (TrainConfig.__doc__ or "").split("Args:")[1].split("Example:")[0].splitlines():
-        match = re.match(r"^ {8}([a-z_, ]+):\s*(.*)$", line)
+        # A setting's line: exactly 8 spaces, then names (no space before the first), a colon.  Continuation
+        # lines are indented further; "[a-z_, ]" alone let "    default: ..." pass for a name and cut the help.
+        match = re.match(r"^ {8}([a-z_]+(?:, [a-z_]+)*):\s*(.*)$", line)
         if match:
             names = [name.strip() for name in match.group(1).split(",")]
             for name in names:
@@ -98,9 +102,22 @@ def _add_reading_flags(parser: argparse.ArgumentParser, format_flag: str = "--fo
                         help="encoding of text files, e.g. latin-1, cp1252, utf-16 [utf-8, BOM or not]")
 
 
+class _Commands:
+    """``add_subparsers`` whose every command also takes the common flags (``--verbose``)."""
+
+    def __init__(self, subparsers, common):
+        self._subparsers, self._common = subparsers, common
+
+    def add_parser(self, name, **kwargs):
+        return self._subparsers.add_parser(name, parents=[self._common], **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textclf", description="LSTM/GRU text classification with raw-text export.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's start-up messages (CUDA probing, CPU features)")
+    commands = _Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
 
     train = commands.add_parser("train", help="train on labelled data and export for TF Serving")
     train.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
@@ -313,7 +330,8 @@ def run_explain(args) -> None:
     if args.json:
         print(json.dumps(explanation.to_dict(), ensure_ascii=False))
     else:
-        print(terminal_line(explanation))
+        # Colour codes on a terminal only: a file or a pipe gets the plain sentence.
+        print(terminal_line(explanation, colour=sys.stdout.isatty()))
         for token, weight in sorted(zip(explanation.tokens, explanation.weights), key=lambda item: -abs(item[1]))[:10]:
             print(f"  {weight:+.4f}  {token}")
     if args.html:
@@ -345,14 +363,77 @@ COMMANDS = {
 }
 
 
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ start-up lines (CUDA probing, CPU features, absl) discarded.
+
+    Those lines are written to file descriptor 2 by C++ before any logging
+    setting applies (``TF_CPP_MIN_LOG_LEVEL`` does not silence them), so the
+    descriptor points at a temporary file meanwhile; should the import fail,
+    what it wrote is shown with the error.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()  # Device set-up prints its CUDA lines here, not at the first op.
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _parse(parser: argparse.ArgumentParser, argv):
+    """Parses ``argv``; ``predict``'s texts may come after its options (``predict MODEL --top-k 2 "text"``)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
+        # argparse gives the TEXT list its (empty) share before the options and leaves later texts over.
+        args.texts = list(args.texts) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _error_message(error: BaseException) -> str | None:
+    """A one-line message for an error a user can fix (bad file, full disk, too large a model), else None."""
+    if isinstance(error, ValueError):
+        return str(error)
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or error}{where}"
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
+        detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else "MemoryError"
+        return (f"out of memory ({detail}); lower --units, --embedding-dim, --num-words, --max-len or --batch-size")
+    return None
+
+
 def main(argv=None) -> int:
     """Entry point of the ``textclf`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
+    if not args.verbose:
+        _import_tensorflow_quietly()
     try:
         COMMANDS[args.command](args)
-    except ValueError as error:
-        print(f"textclf {args.command}: error: {error}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (``textclf predict ... | head -1``): stop quietly, as Python's docs advise;
+        # stdout goes to /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as error:  # noqa: BLE001 - everything a user can fix becomes one line and exit 2.
+        message = _error_message(error)
+        if message is None:
+            raise
+        print(f"textclf {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     return 0
 

@@ -283,10 +283,12 @@ def _check_int(name, value, minimum, what=None):
 
 
 def _check_number(name, value, low, high, open_low=False, open_high=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    # Finite only: an infinite learning rate or clipnorm passes a range check and trains to NaN.
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
     if not ok:
         left = "(" if open_low else "["
         right = ")" if open_high else "]"
-        raise ValueError(f"`{name}` must be a number in {left}{low}, {high}{right}. Received: {name}={value!r}")
+        kind = "a finite number" if high == math.inf else "a number"
+        raise ValueError(f"`{name}` must be {kind} in {left}{low}, {high}{right}. Received: {name}={value!r}")

@@ -241,6 +241,13 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         row = [train_sums[0] / max(train_sums[2], 1), train_sums[1] / max(train_sums[2], 1),
                valid_sums[0] / max(valid_sums[2], 1), valid_sums[1] / max(valid_sums[2], 1), learning_rate]
+        if not (math.isfinite(row[0]) and math.isfinite(row[2])):
+            if checkpoint is not None:
+                checkpoint.discard()  # Its weights lead here: nothing worth resuming.
+            raise ValueError(
+                f"The loss became {row[0]:.4g} (validation {row[2]:.4g}) in epoch {epoch + 1} at learning rate "
+                f"{learning_rate:g}: training diverged, and nothing was saved or exported. Lower --learning-rate "
+                "(or --clipnorm) and train again")
         state.history[epoch].assign(row)
         stop = _early_stopping(state, model, epoch, row[2], config.patience)
         if config.lr_schedule == "plateau":

@@ -75,8 +75,8 @@ def _config_of(classifier) -> TrainConfig:
     return classifier.run.config
 
 
-def terminal_line(explanation: Explanation) -> str:
-    """The tokens coloured by weight (green: for the label, red: against), with ANSI codes."""
+def terminal_line(explanation: Explanation, colour: bool = True) -> str:
+    """The tokens coloured by weight (green: for the label, red: against), with ANSI codes unless ``colour`` is False."""
     if not explanation.tokens:
         return f"{explanation.label} ({explanation.score:.3f}): no tokens to weigh"
     largest = max(abs(weight) for weight in explanation.weights) or 1.0
@@ -84,8 +84,8 @@ def terminal_line(explanation: Explanation) -> str:
     for token, weight in zip(explanation.tokens, explanation.weights):
         strength = min(abs(weight) / largest, 1.0)
         # 256-colour greens (22..46) and reds (52..196) by strength.
-        colour = (22, 28, 34, 40, 46)[round(strength * 4)] if weight >= 0 else (52, 88, 124, 160, 196)[round(strength * 4)]
-        parts.append(f"\033[48;5;{colour}m\033[97m{token}\033[0m" if strength > 0.05 else token)
+        shade = (22, 28, 34, 40, 46)[round(strength * 4)] if weight >= 0 else (52, 88, 124, 160, 196)[round(strength * 4)]
+        parts.append(f"\033[48;5;{shade}m\033[97m{token}\033[0m" if colour and strength > 0.05 else token)
     return f"{explanation.label} ({explanation.score:.3f}): " + " ".join(parts)
 
 

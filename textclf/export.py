@@ -154,6 +154,20 @@ def _verify(staging: Path, module) -> None:
         raise ValueError("The export's outputs in TF Serving's C++ loader differ from the model's")
 
 
+def _remove_stale_staging(base: Path) -> None:
+    """Deletes ``.tmp-export-N-PID`` folders whose process is gone (killed while exporting)."""
+    for folder in base.glob(".tmp-export-*-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # Signal 0 only asks whether the process exists.
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # Alive, another user's.
+
+
 def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
     """Exports a run folder as the next version under ``output``.
 
@@ -182,6 +196,7 @@ def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
     if base.exists() and not base.is_dir():
         raise ValueError(f"Export base {base} exists and is not a folder")
     base.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(base)
     version = (versions(base) or [0])[-1] + 1
     staging = base / f".tmp-export-{version}-{os.getpid()}"
     module = serving_module(run, fast=fast, fast_options=fast_options)

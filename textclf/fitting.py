@@ -182,10 +182,21 @@ def fit(config: TrainConfig, tokenizer: Tokenizer, classes, train_data: Dataset,
     return model, {name: [float(value) for value in values] for name, values in history.history.items()}
 
 
+def _without_padding_columns(ids: np.ndarray) -> np.ndarray:
+    """``ids`` less the columns that are padding in every row, at either end (no row is all padding).
+
+    Masked steps change no output, so this is exact, and a batch of short texts
+    does not run the recurrent layers over a long ``max_len``.
+    """
+    used = np.flatnonzero(ids.any(axis=0))
+    return ids[:, used[0]: used[-1] + 1] if used.size else ids
+
+
 def predict_probabilities(model, ids, batch_size=1024) -> np.ndarray:
     """``[rows, num_classes]`` probabilities, computed batch by batch with direct calls."""
     outputs = [
-        np.asarray(class_probabilities(model(ids[start : start + batch_size], training=False)))
+        np.asarray(class_probabilities(model(_without_padding_columns(ids[start : start + batch_size]),
+                                             training=False)))
         for start in range(0, len(ids), batch_size)
     ]
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
@@ -203,7 +214,7 @@ class FittedPipeline:
 
     def probabilities(self, texts) -> np.ndarray:
         """``[len(texts), num_classes]`` probabilities (Python tokenizer + Keras model)."""
-        ids = encode(self.tokenizer, texts, self.config.max_len, self.config.padding, self.config.truncating)
+        ids = encode(self.tokenizer, texts, self.config.max_len, self.config.padding, self.config.truncating, trim=True)
         return predict_probabilities(self.model, ids)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import io
 import json
 import re
@@ -86,10 +87,11 @@ def format_of(path: Path, data_format: str | None = None) -> str:
 
 def columns_error(source, column, option, columns) -> ValueError:
     """The error for a missing column, listing the columns there are."""
-    return ValueError(
-        f"Column {column!r} not found in {source}; its columns are: {', '.join(map(repr, columns)) or '(none)'}. "
-        f"Choose one with {option}."
-    )
+    columns = list(columns)
+    # A header of a million columns must not make a 13 MB message: the first 20 and a count.
+    shown = ", ".join(map(repr, columns[:20])) + (f", ... ({len(columns)} columns in all)" if len(columns) > 20 else "")
+    return ValueError(f"Column {column!r} not found in {source}; its columns are: {shown or '(none)'}. "
+                      f"Choose one with {option}.")
 
 
 def _wanted(text_column, label_column) -> list[str]:
@@ -315,6 +317,7 @@ def read_rows(path: Path, data_format: str | None = None, text_column: str = "te
     check_format(data_format, path)
     if not path.exists():
         raise ValueError(f"Data file not found: {path}")
+    guessed = data_format is None
     data_format = format_of(path, data_format)
     if data_format == "folder":
         return folder_rows(path, label_column, encoding)
@@ -330,4 +333,10 @@ def read_rows(path: Path, data_format: str | None = None, text_column: str = "te
                 progress(source.bytes_read, source.size)
 
     lines = physical_lines(decoded_chunks(reported(source.chunks()), path, encoding))
+    if guessed and data_format == "lines":
+        # A .txt file of "__label__pos text" lines is fastText (its tools write .txt): read it as such.
+        first = next(lines, "")
+        lines = itertools.chain([first], lines)
+        if first.lstrip("\ufeff").startswith("__label__"):
+            data_format = "fasttext"
     return line_rows(lines, path, data_format, text_column, label_column, label_sep)

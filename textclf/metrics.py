@@ -5,6 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def _occurring(classes, true_labels, predicted_labels) -> list:
+    """The classes macro-F1 averages over: those with a true or a predicted row.
+
+    A class with neither (no validation row, never predicted) has no F1 to
+    speak of; counting it as 0 would lower macro-F1 for a class that was
+    never tested (scikit-learn's own default when ``labels`` is not given).
+    """
+    seen = set(true_labels) | set(predicted_labels)
+    return [name for name in classes if name in seen]
+
+
 def classification_metrics(true_labels, predicted_labels, classes) -> dict:
     """Accuracy, macro-F1, per-class report and confusion matrix.
 
@@ -29,7 +40,8 @@ def classification_metrics(true_labels, predicted_labels, classes) -> dict:
     predicted_labels = list(predicted_labels)
     return {
         "accuracy": float(accuracy_score(true_labels, predicted_labels)),
-        "macro_f1": float(f1_score(true_labels, predicted_labels, labels=classes, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(true_labels, predicted_labels, labels=_occurring(classes, true_labels, predicted_labels),
+                                   average="macro", zero_division=0)),
         "support": len(true_labels),
         "classes": classes,
         "report": classification_report(
@@ -61,8 +73,9 @@ def classification_metrics_of_indices(true_indices, predicted_indices, classes) 
     true_indices, predicted_indices = np.asarray(true_indices), np.asarray(predicted_indices)
     return {
         "accuracy": float(accuracy_score(true_indices, predicted_indices)),
-        "macro_f1": float(f1_score(true_indices, predicted_indices, labels=positions, average="macro",
-                                   zero_division=0)),
+        "macro_f1": float(f1_score(true_indices, predicted_indices,
+                                   labels=_occurring(positions, true_indices.tolist(), predicted_indices.tolist()),
+                                   average="macro", zero_division=0)),
         "support": len(true_indices),
         "classes": classes,
         "report": classification_report(true_indices, predicted_indices, labels=positions, target_names=classes,

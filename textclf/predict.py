@@ -92,7 +92,12 @@ class ExportedClassifier(_Classifier):
         self.classes = list(self.metadata["classes"])
         self.config = TrainConfig.from_dict(self.metadata["config"])
         self.threshold = self.config.threshold if self.config.multi_label else None
-        self._loaded = tf.saved_model.load(str(self.path))
+        try:
+            self._loaded = tf.saved_model.load(str(self.path))
+        except Exception as error:  # noqa: BLE001 - a damaged export (truncated or empty file) is bad input.
+            detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            raise ValueError(f"{self.path} cannot be loaded as a SavedModel (damaged or incomplete: {detail}); "
+                             "export the run again with `textclf export RUN --output BASE`") from None
         self._serve = self._loaded.signatures["serving_default"]
         self._tokenize = self._loaded.signatures["tokenize"]
 
@@ -128,7 +133,9 @@ class RunClassifier(_Classifier):
     def probabilities(self, texts) -> np.ndarray:
         from textclf.fitting import predict_probabilities
 
-        return predict_probabilities(self.run.model, self.tokenize(texts))
+        config = self.run.config
+        ids = encode(self.run.tokenizer, texts, config.max_len, config.padding, config.truncating, trim=True)
+        return predict_probabilities(self.run.model, ids)
 
 
 def load(path):

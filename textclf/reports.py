@@ -38,6 +38,8 @@ def plot_history(history: dict, path) -> Path:
             axis.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
         axis.set_title(title)
         axis.set_xlabel("epoch")
+        # Epochs are whole numbers: no 1.5 ticks on a short run.
+        axis.xaxis.set_major_locator(pyplot.MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()

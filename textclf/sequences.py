@@ -47,7 +47,8 @@ def empty_index(tokenizer: Tokenizer) -> int:
     return tokenizer.oov_index
 
 
-def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", truncating: str = "post") -> np.ndarray:
+def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", truncating: str = "post",
+           trim: bool = False) -> np.ndarray:
     """Padded id matrix for ``texts``, shape ``[len(texts), max_len]``, int32.
 
     Args:
@@ -56,6 +57,9 @@ def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", tru
         max_len: Length of every row.
         padding: ``"post"`` pads on the right (the default: cuDNN needs right-padded masks).
         truncating: ``"post"`` keeps the beginning of long texts, ``"pre"`` the end.
+        trim: Pad only to the longest row (at most ``max_len``) instead of
+            ``max_len``.  The model's output is the same (padding is masked),
+            and a huge ``max_len`` then costs nothing for short texts.
 
     Returns:
         ``np.ndarray`` of int32.
@@ -71,8 +75,9 @@ def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", tru
     sequences = [sequence or fallback for sequence in tokenizer.texts_to_sequences_generator(texts)]
     if not sequences:
         return np.zeros((0, max_len), dtype=np.int32)
+    width = min(max_len, max(map(len, sequences))) if trim else max_len
     return keras.utils.pad_sequences(
-        sequences, maxlen=max_len, dtype="int32", padding=padding, truncating=truncating, value=0
+        sequences, maxlen=width, dtype="int32", padding=padding, truncating=truncating, value=0
     )
 
 

@@ -31,7 +31,7 @@ class TokenizedRows:
         self.dense = None
         if config.padding == "pre":
             # Per-batch post-padding cannot express pre-padding: keep fixed-length rows.
-            self.dense = encode(tokenizer, texts, config.max_len, config.padding, config.truncating)
+            self.dense = encode(tokenizer, texts, config.max_len, config.padding, config.truncating, trim=True)
         else:
             self.encoded = EncodedTexts.from_texts(tokenizer, texts, config.max_len, config.truncating)
             self.starts = np.concatenate([[0], np.cumsum(self.encoded.lengths)[:-1]]).astype(np.int64)

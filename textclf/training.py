@@ -102,7 +102,8 @@ def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -
         run_dir: The folder to create.
         files: ``{name: text}`` files.
         model: The Keras model, saved as ``model.keras``.
-        pictures: ``{name: function(path)}`` writers of image files.
+        pictures: ``{name: function(path)}`` writers of image files; one that
+            fails is logged as a warning and left out.
     """
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = run_dir.parent / f".tmp-{run_dir.name}-{os.getpid()}"
@@ -110,9 +111,14 @@ def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -
     try:
         for name, content in files.items():
             (staging / name).write_text(content, encoding="utf-8")
-        for name, draw in (pictures or {}).items():
-            draw(staging / name)
         model.save(staging / "model.keras")
+        for name, draw in (pictures or {}).items():
+            # Pictures are optional: a failure (no matplotlib, no fonts, ...) never costs the trained run.
+            try:
+                draw(staging / name)
+            except Exception as error:  # noqa: BLE001 - any drawing failure is only a warning.
+                (staging / name).unlink(missing_ok=True)
+                log(f"warning: {name} was not drawn ({type(error).__name__}: {error}); the run is saved without it")
         os.rename(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -201,6 +207,11 @@ def train(
         >>> result.metrics["macro_f1"]
     """
     config = config or TrainConfig()
+    if valid is None and config.validation_fraction == 0:
+        # Early stopping, the best weights and the metrics all need validation rows.
+        raise ValueError("`validation_fraction` must be > 0 when no validation file is given (early stopping and "
+                         "the metrics need validation rows). Received: validation_fraction=0.0; pass a fraction "
+                         "such as 0.2, or --valid FILE")
     if output is None and run_dir is None:
         raise ValueError("Give `output` (export base folder) or `run_dir` (run folder). Received neither")
     run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(Path(output))
