@@ -176,7 +176,12 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
         train(data, config, output=tmp_path / "resumed", verbose=0)
     monkeypatch.undo()
     capsys.readouterr()
+    # The interrupted part's time counts in run.json: pretend it took 1000 s up to its checkpoint.
+    seconds_file = tmp_path / "resumed" / "runs" / ".in-progress" / "seconds.json"
+    assert json.loads(seconds_file.read_text())["seconds"] > 0
+    seconds_file.write_text(json.dumps({"seconds": 1000.0}))
     resumed = train(data, config, output=tmp_path / "resumed", verbose=0)
+    assert 1000 < json.loads((resumed.run_dir / "run.json").read_text())["training_seconds"] < 1300
     log = capsys.readouterr().err
     # Saves at steps 4, 8, 12, the end of epoch 1 (12 steps), then step 16: epoch 2 after its 4th step.
     assert re.search(r"resuming from \S+/ckpt-5: epoch 2/3, step 4 \(16 steps trained\)", log), log
@@ -334,3 +339,46 @@ def test_an_unknown_strategy_flag_is_an_argparse_error(binary_csv, capsys):
         main(["train", str(binary_csv), "--strategy", "horovod"])
     assert exit_info.value.code == 2
     assert "argument --strategy: invalid choice: 'horovod'" in capsys.readouterr().err
+
+
+def _lone_worker(tmp_path, name, **environment):
+    """Worker 0 of a two-worker TF_CONFIG whose worker 1 never starts."""
+    data = write_csv(tmp_path / "topics.csv", make_rows(TOPICS, 60, seed=3))
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    process = start_train([data, "--output", tmp_path / "out", "--strategy", "multiworker", *SETTINGS], tmp_path,
+                          name, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}),
+                          **environment)
+    return process, f"worker 1 at 127.0.0.1:{ports[1]}"
+
+
+def test_a_worker_whose_peers_never_come_says_which_and_gives_up(tmp_path):
+    process, missing = _lone_worker(tmp_path, "lone", TEXTCLF_CLUSTER_TIMEOUT="12")
+    try:
+        process.wait(timeout=120)
+    finally:
+        stop_all([process])
+    err = (tmp_path / "lone.err").read_text()
+    assert f"waiting for the other workers of TF_CONFIG (10 s of 12 s); not answering yet: {missing}" in err
+    assert err.strip().splitlines()[-1] == (
+        f"textclf train: error: the other workers of TF_CONFIG did not all join within 12 s (not answering: "
+        f"{missing}); start every worker, or raise TEXTCLF_CLUSTER_TIMEOUT")
+    assert process.returncode == -signal.SIGKILL  # Only a kill ends the C++ wait.
+    assert not (tmp_path / "out" / "1").exists()
+
+
+def test_ctrl_c_stops_a_worker_waiting_for_its_peers(tmp_path):
+    process, _ = _lone_worker(tmp_path, "interrupted")
+    try:
+        deadline = time.monotonic() + 90
+        while "joining the TF_CONFIG cluster" not in (tmp_path / "interrupted.err").read_text():
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.5)
+        time.sleep(3)  # Inside the strategy's C++ wait.
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+    finally:
+        stop_all([process])
+    assert "stopped by SIGINT while waiting for the other workers of TF_CONFIG" in (
+        tmp_path / "interrupted.err").read_text()
+    assert process.returncode == -signal.SIGKILL

@@ -172,7 +172,7 @@ def test_check_export_command_reports_the_failure_and_exits_2(tmp_path, capsys):
 
 
 def test_check_export_command_reports_success_with_the_outputs(binary_result, capsys):
-    assert main(["check-export", str(binary_result.export_dir.parent), "--json"]) == 0
+    assert main(["check-export", str(binary_result.export_dir), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     expected = RunClassifier(binary_result.run_dir).predict(list(PROBE_TEXTS))
     assert report["export"] == str(binary_result.export_dir)

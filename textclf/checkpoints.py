@@ -10,7 +10,9 @@
 * ``state.json`` (written last): the settings as requested and a fingerprint
   of the data, to refuse resuming under different ones;
 * ``checkpoint/``: ``tf.train.CheckpointManager`` files (weights, optimizer,
-  epoch and step; see :mod:`textclf.distributed`).
+  epoch and step; see :mod:`textclf.distributed`);
+* ``seconds.json``: training seconds up to the last checkpoint, so a resumed
+  run's ``run.json`` counts the whole run.
 
 The folder is deleted once the run folder is written.  In a multi-worker run
 only the chief writes here; the other workers read it to resume (so the
@@ -89,6 +91,8 @@ class InProgress:
         self.path = path
         self.role = role
         self.resuming = resuming
+        # Training seconds the interrupted run had spent up to its checkpoint (``seconds.json``); 0 when fresh.
+        self.previous_seconds = 0.0
         self._lock = None
         self._worker_dir = None
 
@@ -128,6 +132,7 @@ class InProgress:
                 return progress
             progress._check_state(json.loads(state_file.read_text(encoding="utf-8")), config, train_data, valid_data)
             progress.resuming = True
+            progress.previous_seconds = progress._read_previous_seconds()
             return progress
         except BaseException:
             progress.close()
@@ -204,6 +209,18 @@ class InProgress:
                 f"The interrupted run in {self.path} was trained on different data ({data['train_rows']} training "
                 f"and {data['valid_rows']} validation rows then, {len(train_data)} and {len(valid_data)} now, "
                 f"or the same counts with other texts or labels). {hint}")
+
+    def _read_previous_seconds(self) -> float:
+        try:
+            return float(json.loads((self.path / "seconds.json").read_text(encoding="utf-8"))["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0
+
+    def record_seconds(self, seconds_since_start: float) -> None:
+        """Writes the training time up to the checkpoint just saved: earlier runs' and this one's (the chief only)."""
+        if self.role.is_chief:
+            _write_atomically(self.path / "seconds.json",
+                              json.dumps({"seconds": round(self.previous_seconds + seconds_since_start, 3)}))
 
     def has_checkpoint(self) -> bool:
         """Whether a checkpoint was written (``tf.train.CheckpointManager`` writes its index file last)."""

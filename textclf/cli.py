@@ -381,7 +381,10 @@ def _import_tensorflow_quietly() -> None:
         try:
             import tensorflow as tf
 
-            tf.config.list_logical_devices()  # Device set-up prints its CUDA lines here, not at the first op.
+            if not os.environ.get("TF_CONFIG"):
+                # Device set-up prints its CUDA lines here, not at the first op.  Not in a cluster: collective
+                # ops (strategy multiworker) must be configured before the devices are.
+                tf.config.list_logical_devices()
         except BaseException:
             os.dup2(saved, 2)
             capture.seek(0)

@@ -18,12 +18,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import socket
 
 from textclf.config import STRATEGIES
 
 TF_CONFIG = "TF_CONFIG"
 _EXAMPLE = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
             '"task": {"type": "worker", "index": 0}}\'')
+# Seconds a worker waits for the other workers of TF_CONFIG before it gives up (environment variable).
+CLUSTER_TIMEOUT = "TEXTCLF_CLUSTER_TIMEOUT"
+DEFAULT_CLUSTER_TIMEOUT = 600.0
 # MultiWorkerMirroredStrategy can be created once per process, before any
 # other TensorFlow op; every later request must get the same object.
 _strategies: dict = {}
@@ -164,7 +169,96 @@ def get_strategy(strategy: str):
                 _strategies[strategy] = tf.distribute.MirroredStrategy()
                 log(f"strategy 'mirrored': {len(gpus)} GPU replica{'s' if len(gpus) > 1 else ''}")
         else:
-            _strategies[strategy] = tf.distribute.MultiWorkerMirroredStrategy()
+            _strategies[strategy] = _join_cluster(tf.distribute.MultiWorkerMirroredStrategy, log)
             log(f"strategy 'multiworker': this is {worker_role(strategy).describe()}, "
                 f"{_strategies[strategy].num_replicas_in_sync} replicas in all")
     return _strategies[strategy]
+
+
+def _other_tasks(environ=None) -> list[tuple[str, str]]:
+    """``(name, "host:port")`` of every task of TF_CONFIG but this one, e.g. ``("worker 1", "host2:2222")``."""
+    value = json.loads((os.environ if environ is None else environ)[TF_CONFIG])
+    task = value["task"]
+    return [(f"{kind} {index}", address) for kind, addresses in value["cluster"].items()
+            for index, address in enumerate(addresses) if (kind, index) != (task["type"], task["index"])]
+
+
+# The watchdog runs in its own process: while MultiWorkerMirroredStrategy() waits for the other workers it
+# holds the GIL in C++, so no thread of this process (and no Python signal handler) runs.  Arguments: the parent's
+# PID, the timeout, then "name=host:port" per other task; file descriptor 3 carries the parent's signal numbers
+# (Python's wakeup fd) and a 0 byte when the cluster has formed.
+_WATCHDOG = r"""
+import os, select, signal, socket, sys, time
+parent, timeout, tasks = int(sys.argv[1]), float(sys.argv[2]), [t.split("=", 1) for t in sys.argv[3:]]
+def say(text):
+    os.write(2, (text + "\n").encode())
+def answering(address):
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+def stop(number):
+    say(f"stopped by {signal.Signals(number).name} while waiting for the other workers of TF_CONFIG")
+    os.kill(parent, signal.SIGKILL)
+    os._exit(128 + number)
+signal.signal(signal.SIGINT, lambda *_: stop(signal.SIGINT))
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # The parent's SIGTERM arrives through fd 3.
+started = time.monotonic()
+while os.getppid() == parent:
+    ready, _, _ = select.select([3], [], [], 10.0)
+    if ready:
+        data = os.read(3, 64)
+        if not data or 0 in data:
+            os._exit(0)
+        for number in data:
+            if number in (signal.SIGINT, signal.SIGTERM):
+                stop(number)
+    waited = time.monotonic() - started
+    missing = ", ".join(f"{name} at {address}" for name, address in tasks if not answering(address))
+    if waited >= timeout:
+        say(f"textclf train: error: the other workers of TF_CONFIG did not all join within {timeout:g} s (not "
+            f"answering: {missing or 'none, but the cluster did not form'}); start every worker, or raise "
+            "TEXTCLF_CLUSTER_TIMEOUT")
+        os.kill(parent, signal.SIGKILL)
+        os._exit(2)
+    say(f"waiting for the other workers of TF_CONFIG ({waited:.0f} s of {timeout:g} s); not answering yet: "
+        f"{missing or 'none (connecting)'}")
+"""
+
+
+def _join_cluster(create, log):
+    """``create()`` (MultiWorkerMirroredStrategy), which blocks in C++ until every worker of TF_CONFIG is up.
+
+    While it blocks, it holds the GIL: no Python runs in this process, so
+    Ctrl-C and SIGTERM did nothing and nothing was said.  A watchdog process
+    (:data:`_WATCHDOG`) says every 10 s which tasks do not answer yet, ends
+    this process after ``TEXTCLF_CLUSTER_TIMEOUT`` seconds (600) with a
+    message, and ends it on Ctrl-C or SIGTERM: Python's C-level signal
+    handler still writes the signal number to the wakeup descriptor, which
+    the watchdog reads.
+    """
+    import subprocess
+    import sys
+
+    timeout = float(os.environ.get(CLUSTER_TIMEOUT, DEFAULT_CLUSTER_TIMEOUT))
+    log(f"joining the TF_CONFIG cluster (up to {timeout:g} s; {CLUSTER_TIMEOUT} changes it)")
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout),
+         *(f"{name}={address}" for name, address in _other_tasks())],
+        pass_fds=(reader.fileno(),), preexec_fn=lambda: os.dup2(reader.fileno(), 3))
+    previous = {number: signal.signal(number, lambda *_: None) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        return create()
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        writer.send(b"\0")  # The cluster formed (or creating it failed): the watchdog exits.
+        watchdog.wait()
+        reader.close()
+        writer.close()

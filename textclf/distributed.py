@@ -201,10 +201,14 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         _check_tensorboard()
         writers = {part: tf.summary.create_file_writer(str(Path(tensorboard) / part)) for part in ("train", "validation")}
 
+    loop_started = time.perf_counter()
+
     def save():
         # Numbered by the manager's own counter, so a save never rewrites the files the last one left.
         if manager is not None:
             manager.save()
+            # Training time up to this checkpoint, so a resumed run reports the whole run's time.
+            checkpoint.record_seconds(time.perf_counter() - loop_started)
 
     steps_per_epoch = None if config.bucketing and config.padding == "post" else full_epoch_steps
     while not bool(state.finished) and int(state.epoch) < config.epochs:

@@ -274,7 +274,9 @@ def fit_pipeline(config: TrainConfig, train_data: Dataset, valid_data: Dataset, 
     started = time.perf_counter()
     model, history = fit(config, tokenizer, classes, train_data, valid_data, verbose=verbose,
                          tensorboard=tensorboard, callbacks=callbacks, checkpoint=checkpoint)
-    return FittedPipeline(tokenizer, config, model, history, time.perf_counter() - started)
+    # A resumed run counts the time its interrupted part spent up to the checkpoint too.
+    earlier = checkpoint.previous_seconds if checkpoint is not None else 0.0
+    return FittedPipeline(tokenizer, config, model, history, earlier + time.perf_counter() - started)
 
 
 def seed_everything(seed: int) -> None:

@@ -143,7 +143,9 @@ def fit_streamed(requested: TrainConfig, prepared: StreamedSplit, verbose="auto"
     started = time.perf_counter()
     model, history = fit(config, tokenizer, prepared.classes, train_rows, valid_rows, verbose=verbose,
                          tensorboard=tensorboard, checkpoint=checkpoint)
-    return FittedPipeline(tokenizer, config, model, history, time.perf_counter() - started)
+    # A resumed run counts the time its interrupted part spent up to the checkpoint too.
+    earlier = checkpoint.previous_seconds if checkpoint is not None else 0.0
+    return FittedPipeline(tokenizer, config, model, history, earlier + time.perf_counter() - started)
 
 
 def streamed_metrics(model, prepared: StreamedSplit, tokenizer, config: TrainConfig):
