@@ -65,7 +65,8 @@ def peak_mb() -> float:
 
 def child(path: str, mode: str, max_steps: int, valid_limit: int) -> None:
     from textclf import TrainConfig
-    from textclf.fitting import build_fit_model, loss_name, make_optimizer, new_tokenizer, seed_everything
+    from textclf.fitting import new_tokenizer, seed_everything
+    from textclf.run_setup import build_fit_model, loss_name, make_optimizer
 
     config = TrainConfig(streaming="on" if mode == "streaming" else "off")
     seed_everything(config.seed)

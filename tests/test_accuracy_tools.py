@@ -12,7 +12,7 @@ from textclf.cli import main
 from textclf.embeddings import load_embeddings
 from textclf.explain import explain, html_page, terminal_line
 from textclf.layers import AttentionPooling, MaskedMaxPooling
-from textclf.fitting import class_weights
+from textclf.run_setup import class_weights
 
 from conftest import NEGATIVE, POSITIVE, make_rows
 
@@ -125,13 +125,23 @@ def test_baseline_prints_both_models_on_the_same_split(binary_csv, tmp_path, cap
     assert any(line.startswith("| textclf (bilstm, pooling=") for line in lines)
     assert any(line.startswith("| TF-IDF 1-2-grams + LogReg |") for line in lines)
     run_dir = tmp_path / "b" / "runs" / os.listdir(tmp_path / "b" / "runs")[0]
-    assert len(json.loads((run_dir / "baseline.json").read_text())) == 3
+    compared = json.loads((run_dir / "baseline.json").read_text())
+    assert len(compared) == 3
+    # The flags reached the textclf run: its settings, and the plateau schedule's learning-rate history.
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["class_weight"], config["lr_schedule"], config["epochs"], config["units"]) == (
+        "balanced", "plateau", 2, 4)
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["learning_rate"][0] == pytest.approx(2e-3)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    textclf_row = next(value for name, value in compared.items() if name.startswith("textclf"))
+    assert textclf_row == {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
 def test_estimator_works_with_clone_cross_validation_and_grid_search():
     from sklearn.base import clone
     from sklearn.exceptions import NotFittedError
-    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
     from textclf.estimator import TextClassifier
 
@@ -144,9 +154,14 @@ def test_estimator_works_with_clone_cross_validation_and_grid_search():
     with pytest.raises(NotFittedError, match="This TextClassifier instance is not fitted yet"):
         estimator.predict(["good film"])
     scores = cross_val_score(estimator, texts, labels, cv=2)
-    assert scores.shape == (2,) and np.all((0 <= scores) & (scores <= 1))
+    # The same folds fitted and scored by hand: cross_val_score really fits a clone per fold (training is seeded).
+    folds = list(StratifiedKFold(2).split(texts, labels))
+    by_hand = {units: [clone(estimator).set_params(units=units).fit([texts[i] for i in train], labels[train])
+                       .score([texts[i] for i in test], labels[test]) for train, test in folds] for units in (2, 4)}
+    assert scores.tolist() == by_hand[4]
     search = GridSearchCV(estimator, {"units": [2, 4]}, cv=2).fit(texts, labels)
-    assert search.best_params_["units"] in (2, 4)
+    assert search.cv_results_["mean_test_score"].tolist() == [np.mean(by_hand[2]), np.mean(by_hand[4])]
+    assert search.best_params_ == {"units": max((2, 4), key=lambda units: np.mean(by_hand[units]))}
     fitted = clone(estimator).set_params(epochs=6).fit(texts, labels)
     assert fitted.classes_.tolist() == [0, 1]
     assert fitted.predict(["great superb lovely film"]).tolist() == [1]

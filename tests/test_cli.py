@@ -43,7 +43,9 @@ def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):
     assert status == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["text"] for line in lines] == ["great lovely film", "", "?!"]
-    assert all(line["label"] in ("fresh", "rotten") and 0.5 <= line["score"] <= 1 for line in lines)
+    expected = load(run_dir).predict(["great lovely film", "", "?!"])  # Python tokenizer and Keras model.
+    assert [line["label"] for line in lines] == [prediction.label for prediction in expected]
+    assert [line["score"] for line in lines] == pytest.approx([prediction.score for prediction in expected], abs=2e-6)
     assert [len(line["top_k"]) for line in lines] == [1, 1, 1]
     assert lines[1]["score"] == lines[2]["score"]  # Empty and punctuation-only texts are both [OOV].
 

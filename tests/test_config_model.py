@@ -55,7 +55,13 @@ def test_each_architecture_builds_with_the_right_head(arch, num_classes):
     outputs = np.asarray(model(ids))
     assert outputs.shape == ((2, 1) if num_classes == 2 else (2, num_classes))
     probabilities = np.asarray(class_probabilities(outputs))
-    np.testing.assert_allclose(probabilities.sum(axis=1), [1.0, 1.0], rtol=1e-6)
+    if num_classes == 2:
+        # One sigmoid unit p, the probability of the second class, read as [1 - p, p].
+        assert model.layers[-1].activation.__name__ == "sigmoid"
+        np.testing.assert_array_equal(probabilities, np.concatenate([1.0 - outputs, outputs], axis=1))
+    else:
+        assert model.layers[-1].activation.__name__ == "softmax"
+        np.testing.assert_array_equal(probabilities, outputs)
     recurrent = [layer for layer in model.layers if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))]
     assert len(recurrent) == 2
     assert all(isinstance(layer, keras.layers.Bidirectional) == arch.startswith("bi") for layer in recurrent)

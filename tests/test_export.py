@@ -101,7 +101,9 @@ def test_python_api_predict_returns_labels_and_scores(binary_result):
     classifier = load(binary_result.export_dir.parent)
     predictions = classifier.predict(["great lovely superb film", "awful dull terrible plot"])
     assert [prediction.label for prediction in predictions] == ["fresh", "rotten"]
-    assert all(0.5 < prediction.score <= 1.0 for prediction in predictions)
+    expected = load(binary_result.run_dir).probabilities(["great lovely superb film", "awful dull terrible plot"])
+    np.testing.assert_allclose([prediction.score for prediction in predictions], expected.max(axis=1),
+                               atol=1e-6, rtol=0)
     assert predictions[0].top_k(1) == [{"label": "fresh", "score": predictions[0].score}]
     with pytest.raises(ValueError, match=r"`texts` must be strings. Received: texts\[1\]=3"):
         classifier.predict(["ok", 3])

@@ -8,7 +8,7 @@ import pyarrow
 import pyarrow.parquet
 import pytest
 
-from textclf import load_dataset
+from textclf import load, load_dataset
 from textclf.cli import main
 from textclf.data import dataset_from_text
 
@@ -237,7 +237,10 @@ def test_train_on_a_folder_per_class_then_predict_from_standard_input(tmp_path, 
     assert status == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["text"] for line in lines] == ["great lovely film", "awful dull plot", "?!"]
-    assert all(line["label"] in ("fresh", "rotten") for line in lines)
+    run_dir = next((output / "runs").iterdir())
+    expected = load(run_dir).predict(["great lovely film", "awful dull plot", "?!"])
+    assert [line["label"] for line in lines] == [prediction.label for prediction in expected]
+    assert [line["score"] for line in lines] == pytest.approx([prediction.score for prediction in expected], abs=2e-6)
 
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("très bien\n".encode("latin-1"))))
     status, out, err = run_cli(capsys, "predict", output, "--input", "-", "--encoding", "latin-1")

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from textclf import TrainConfig
-from textclf.fitting import make_optimizer
+from textclf.run_setup import make_optimizer
 from textclf.layers import GatherEmbedding
 from textclf.optimizers import FusedAdam, LazyAdam
 

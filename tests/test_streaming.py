@@ -18,7 +18,7 @@ from textclf.inputs import bucket_boundaries
 from textclf.progress import ProgressBar
 from textclf.reading import decode, decoded_chunks, physical_lines
 from textclf.counts import balanced_class_weights, histogram_quantiles, streamed_bucket_boundaries, streamed_max_len
-from textclf.fitting import class_weights
+from textclf.run_setup import class_weights
 from textclf.streaming import THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, should_stream
 from textclf.stream_inputs import StreamedRows
 
@@ -274,8 +274,12 @@ def test_train_streamed_exports_a_classifier(binary_csv, tmp_path, monkeypatch, 
     assert sum(map(sum, result.metrics["confusion_matrix"])) == run["valid_rows"]
     assert result.config.max_len == json.loads((result.run_dir / "config.json").read_text())["max_len"] >= 1
     classifier = load(output)
-    predictions = classifier.predict(["great lovely superb film", "awful dull boring plot"])
-    assert {prediction.label for prediction in predictions} <= {"fresh", "rotten"}
+    texts = ["great lovely superb film", "awful dull boring plot"]
+    predictions = classifier.predict(texts)
+    expected = load(result.run_dir).predict(texts)  # The run folder's Python pipeline.
+    assert [prediction.label for prediction in predictions] == [prediction.label for prediction in expected]
+    np.testing.assert_allclose([prediction.score for prediction in predictions],
+                               [prediction.score for prediction in expected], atol=1e-6, rtol=0)
     assert not (output / "runs" / ".in-progress").exists()
 
 

@@ -121,7 +121,7 @@ class InProgress:
             if restart:
                 if role.is_chief and state_file.exists():
                     progress._clear()
-                    from textclf.fitting import log
+                    from textclf.log import log
 
                     log(f"--restart: discarded the interrupted run in {progress.path}")
                 return progress

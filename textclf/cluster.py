@@ -153,7 +153,7 @@ def get_strategy(strategy: str):
     """
     import tensorflow as tf
 
-    from textclf.fitting import log
+    from textclf.log import log
 
     worker_role(strategy)  # Checks the name and TF_CONFIG before TensorFlow does.
     if strategy not in _strategies:

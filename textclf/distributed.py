@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from textclf.cluster import get_strategy, worker_role
-from textclf.fitting import build_fit_model, class_weights, log, make_optimizer, targets_of
+from textclf.log import log
+from textclf.run_setup import build_fit_model, class_weights, make_optimizer, targets_of
 from textclf.shards import TokenizedRows, input_function
 from textclf.steps import STEPS_PER_CALL, batches, step_functions
 from textclf.stream_inputs import StreamedRows, streamed_input_function

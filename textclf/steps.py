@@ -11,7 +11,7 @@ one a step-by-step loop would take (a resumed run stays bitwise equal).
 
 from __future__ import annotations
 
-from textclf.fitting import loss_name
+from textclf.run_setup import loss_name
 
 # Training steps per call of the compiled function; the progress bar moves once per call.
 STEPS_PER_CALL = 16

@@ -21,7 +21,8 @@ import os
 import time
 
 from textclf.config import TrainConfig
-from textclf.fitting import FittedPipeline, fit, log, new_tokenizer, resolve_split_mode, resumed_setup
+from textclf.fitting import FittedPipeline, fit, new_tokenizer, resolve_split_mode, resumed_setup
+from textclf.log import log
 from textclf.inputs import SHUFFLE_BUFFER
 from textclf.metrics import classification_metrics_of_indices
 from textclf.multilabel import multilabel_metrics, tune_threshold

@@ -21,13 +21,13 @@ import collections
 import dataclasses
 import hashlib
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from textclf.data import clean_row, sorted_classes
 from textclf.formats import format_of, read_rows
+from textclf.log import log
 from textclf.multilabel import row_labels
 from textclf.progress import ProgressBar, human_bytes
 
@@ -83,11 +83,7 @@ def streaming_threshold() -> int:
     return int(available_memory() * AUTO_MEMORY_SHARE)
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def should_stream(config, data, data_format=None, log=_log) -> bool:
+def should_stream(config, data, data_format=None, log=log) -> bool:
     """Whether to train from the file without loading it, following ``config.streaming``.
 
     Args:

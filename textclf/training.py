@@ -23,7 +23,8 @@ from textclf.checkpoints import InProgress
 from textclf.cluster import get_strategy, worker_role
 from textclf.config import TrainConfig
 from textclf.data import Dataset, load_dataset, sorted_classes, stratified_split
-from textclf.fitting import fit_pipeline, log, seed_everything
+from textclf.fitting import fit_pipeline, seed_everything
+from textclf.log import log
 from textclf.metrics import classification_metrics, format_metrics
 from textclf.multilabel import label_sets, multi_hot, multilabel_metrics, tune_threshold
 from textclf.reports import plot_confusion_matrix, plot_history

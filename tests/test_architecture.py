@@ -1,0 +1,59 @@
+"""The package's shape: no import cycle between textclf's modules, function-level imports included."""
+
+import ast
+
+from conftest import REPO
+
+
+def module_imports() -> dict[str, set[str]]:
+    """``{module: textclf modules it imports}``, read statically from every import statement, at any depth."""
+    root = REPO / "textclf"
+    modules = {".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+               for path in root.rglob("*.py")}
+    graph = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module)
+                imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module"
+                  and node.args and isinstance(node.args[0], ast.Constant)):
+                imported.add(node.args[0].value)
+        # The package itself (textclf/__init__.py re-exports the public API) is not a module edge.
+        graph[name] = (imported & modules) - {name, "textclf"}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle a depth-first search meets (each once, as the path that closes it)."""
+    found, state = [], {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                found.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_textclf_has_no_import_cycle():
+    graph = module_imports()
+    assert "textclf.run_setup" in graph["textclf.distributed"]  # The reader sees from-imports...
+    assert "textclf.log" in graph["textclf.cluster"]  # ...and imports inside functions.
+    assert cycles(graph) == []
