@@ -13,7 +13,10 @@ Measures, on sentences drawn from the data file, every path interleaved in short
   (the export before issue 4's work; LSTM models only), at the same batch sizes;
 - the run's Keras model through the classic client path (Python tokenizer, ``pad_sequences``,
   ``model.predict``) on one sentence: p50/p99 latency;
-- the TF-IDF + logistic-regression pipeline's ``predict`` at batch 1 and 1024.
+- the TF-IDF + logistic-regression pipeline's ``predict`` at batch 1 and 1024;
+- the export loaded as TF Serving loads it (``TF_LoadSessionFromSavedModel``) and run with ``TF_SessionRun``
+  through ``textclf.serving_check`` (ctypes: building the string tensor in Python is part of each call's time,
+  so TF Serving's own C++ request path pays less), one sentence and 1,024 per call.
 Prints a table, the three serving targets with their status, and the same-run ratios.
 """
 
@@ -84,6 +87,7 @@ def main():
     from textclf.baseline import tfidf_pipeline
     from textclf.predict import RunClassifier
     from textclf.serving import supports
+    from textclf.serving_check import ServingSession
 
     version = resolve_export(args.model)
     metadata = json.loads((version / "textclf.json").read_text())
@@ -91,6 +95,7 @@ def main():
     rng = random.Random(0)
     sentences = [data.texts[rng.randrange(len(data))] for _ in range(1024)]
     signature = tf.saved_model.load(str(version)).signatures["serving_default"]
+    session = ServingSession(version)
     classic = RunClassifier(metadata["run"])
     model, config = classic.run.model, classic.run.config
     baseline = tfidf_pipeline().fit(data.texts, data.labels)
@@ -106,6 +111,10 @@ def main():
         "export, 1 sentence per call": (lambda: signature(text=tf.constant(one())), args.repeats, 30, 1),
         "export, batch 32": (lambda: signature(text=batches[32]), args.repeats // 3, 10, 32),
         "export, batch 1024": (lambda: signature(text=batches[1024]), few, 3, 1024),
+        "export via the C API (TF_SessionRun), 1 sentence per call": (
+            lambda: session.run("serving_default", one()), args.repeats, 30, 1),
+        "export via the C API (TF_SessionRun), batch 1024": (
+            lambda: session.run("serving_default", sentences), few, 3, 1024),
     }
     if before is not None:
         paths.update({
@@ -146,6 +155,10 @@ def main():
         print("same run, export / export with the Keras graph (p50 time, lower is faster): " + ", ".join(
             f"{label} {p50[f'export, {label}'] / p50[f'export with the Keras graph, {label}']:.2f}"
             for label in ("1 sentence per call", "batch 32", "batch 1024")))
+    c_api = p50["export via the C API (TF_SessionRun), 1 sentence per call"]
+    print(f"single-sentence p50 through the C API session <= 0.5 ms: {c_api * 1e3:.3f} ms, {met[c_api <= 5e-4]}")
+    print(f"same run, C API session / tf.saved_model.load signature (p50 time): 1 sentence {c_api / latency:.2f}, "
+          f"batch 1024 {p50['export via the C API (TF_SessionRun), batch 1024'] / p50['export, batch 1024']:.2f}")
     print(f"same run, export / TF-IDF + LogReg (p50 time): 1 sentence "
           f"{latency / p50['TF-IDF + LogReg predict, 1 sentence']:.2f}, batch 1024 "
           f"{p50['export, batch 1024'] / p50['TF-IDF + LogReg predict, batch 1024']:.2f}")
