@@ -210,3 +210,17 @@ def test_an_export_that_would_not_serve_is_never_written(binary_result, tmp_path
     with pytest.raises(ValueError, match="^The export would not run in TF Serving's C\\+\\+ loader: "):
         export_run(binary_result.run_dir, tmp_path / "base")
     assert list((tmp_path / "base").iterdir()) == []  # Neither a version nor a staging folder.
+
+
+def test_without_the_c_api_library_the_export_is_written_with_a_warning(binary_result, tmp_path, monkeypatch,
+                                                                       capsys):
+    import textclf.serving_check
+    from textclf.serving_check import CApiUnavailable
+
+    def missing():
+        raise CApiUnavailable("TensorFlow's C API library (libtensorflow_cc) was not found beside x")
+
+    monkeypatch.setattr(textclf.serving_check, "_library", missing)
+    assert export_run(binary_result.run_dir, tmp_path / "base") == tmp_path / "base" / "1"
+    assert capsys.readouterr().err == ("warning: the export was not checked through TF Serving's loader "
+                                       "(TensorFlow's C API library (libtensorflow_cc) was not found beside x)\n")

@@ -39,6 +39,10 @@ class ServingError(RuntimeError):
     """The C API refused to load or run the export; the message is TensorFlow's own."""
 
 
+class CApiUnavailable(ServingError):
+    """This TensorFlow installation ships no C API library (e.g. on Windows): nothing can be checked."""
+
+
 class _Output(ctypes.Structure):
     _fields_ = [("oper", ctypes.c_void_p), ("index", ctypes.c_int)]
 
@@ -60,7 +64,7 @@ def _library():
     candidates = [Path(tf.__file__).parent / name for name in ("libtensorflow_cc.so.2", "libtensorflow_cc.2.dylib")]
     path = next((candidate for candidate in candidates if candidate.is_file()), None)
     if path is None:
-        raise ServingError(f"TensorFlow's C API library was not found beside {tf.__file__}")
+        raise CApiUnavailable(f"TensorFlow's C API library (libtensorflow_cc) was not found beside {tf.__file__}")
     lib = ctypes.CDLL(str(path))
     p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
     prototypes = {
