@@ -90,3 +90,39 @@ def test_factory_rejects_bad_sizes():
         build_model(TrainConfig(), vocabulary_size=10, num_classes=1)
     with pytest.raises(ValueError, match=r"`vocabulary_size` must be an integer >= 2. Received: vocabulary_size=0"):
         build_model(TrainConfig(), vocabulary_size=0, num_classes=2)
+
+
+def test_every_setting_has_its_help_and_literal_settings_their_choices():
+    import dataclasses
+    import typing
+
+    from textclf.cli import build_parser
+
+    fields = dataclasses.fields(TrainConfig)
+    assert all(TrainConfig.help(field.name).endswith(".") for field in fields)
+    assert TrainConfig.choices("arch") == ("lstm", "gru", "bilstm", "bigru")
+    assert TrainConfig.choices("padding") == TrainConfig.choices("truncating") == ("pre", "post")
+    assert TrainConfig.choices("units") is None
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {action.dest: action for action in train._actions}
+    for field in fields:
+        # The CLI's choices are the Literal's values, not a copy of them.
+        assert flags[field.name].choices == TrainConfig.choices(field.name), field.name
+    hints = typing.get_type_hints(TrainConfig)
+    literal = sorted(name for name, hint in hints.items() if typing.get_origin(hint) is typing.Literal)
+    assert literal == ["arch", "class_weight", "lr_schedule", "optimizer", "padding", "pooling", "split_mode",
+                       "strategy", "streaming", "truncating"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(threshold=0.5), "`threshold` applies to multi-label models only (multi_label=True). Received: "
+                          "threshold=0.5 with multi_label=False"),
+    (dict(freeze_embeddings=True), "`freeze_embeddings` keeps pretrained vectors fixed and needs `embeddings` (a "
+                                   "vectors file). Received: freeze_embeddings=True with embeddings=None"),
+    (dict(padding="middle"), "`padding` must be 'pre' or 'post'. Received: padding='middle'"),
+    (dict(streaming="maybe"), "`streaming` must be one of auto, on, off. Received: streaming='maybe'"),
+])
+def test_settings_that_contradict_each_other_are_refused(settings, message):
+    with pytest.raises(ValueError) as error:
+        TrainConfig(**settings)
+    assert str(error.value) == message

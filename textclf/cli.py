@@ -20,28 +20,10 @@ import tempfile
 import typing
 from pathlib import Path
 
-from textclf.config import (ARCHITECTURES, CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS, POOLINGS, SPLIT_MODES,
-                            STRATEGIES, STREAMING_MODES, TrainConfig)
+from textclf.config import TrainConfig
 from textclf.formats import FORMAT_NAMES, decode
 
 EXIT_USAGE = 2
-
-
-def _setting_help() -> dict[str, str]:
-    """Help text per setting, read from the ``Args:`` section of ``TrainConfig``'s docstring."""
-    helps, names = {}, []
-    for line in (TrainConfig.__doc__ or "").split("Args:")[1].split("Example:")[0].splitlines():
-        # A setting's line: exactly 8 spaces, then names (no space before the first), a colon.  Continuation
-        # lines are indented further; "[a-z_, ]" alone let "    default: ..." pass for a name and cut the help.
-        match = re.match(r"^ {8}([a-z_]+(?:, [a-z_]+)*):\s*(.*)$", line)
-        if match:
-            names = [name.strip() for name in match.group(1).split(",")]
-            for name in names:
-                helps[name] = match.group(2)
-        elif line.strip() and names:
-            for name in names:
-                helps[name] += " " + line.strip()
-    return helps
 
 
 def _optional_int(text: str):
@@ -53,25 +35,19 @@ def _optional_int(text: str):
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
 
 
-# Settings whose values are a closed set: argparse lists them and rejects others.
-SETTING_CHOICES = {
-    "arch": ARCHITECTURES, "pooling": POOLINGS, "split_mode": SPLIT_MODES, "lr_schedule": LR_SCHEDULES,
-    "class_weight": CLASS_WEIGHTS, "strategy": STRATEGIES, "padding": ("pre", "post"), "truncating": ("pre", "post"),
-    "streaming": STREAMING_MODES, "optimizer": OPTIMIZERS,
-}
-
-
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(TrainConfig)
-    helps = _setting_help()
     group = parser.add_argument_group("settings (TrainConfig; defaults in brackets)")
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         hint = hints[field.name]
+        choices = TrainConfig.choices(field.name)  # A Literal setting: argparse lists its values, refuses others.
         kwargs = {"default": None, "dest": field.name,
-                  "help": f"{helps.get(field.name, '')} [{field.default!r}]".replace("``", "").replace("%", "%%")}
+                  "help": f"{TrainConfig.help(field.name)} [{field.default!r}]".replace("``", "").replace("%", "%%")}
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif choices is not None:
+            kwargs["choices"] = choices
         elif hint in (int, float, str):
             kwargs["type"] = hint
         elif str in typing.get_args(hint):  # str | None
@@ -80,9 +56,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["type"] = float
         else:  # int | None
             kwargs["type"] = _optional_int
-        if field.name in SETTING_CHOICES:
-            kwargs["choices"] = SETTING_CHOICES[field.name]
-        elif field.name == "embeddings":
+        if field.name == "embeddings":
             kwargs["metavar"] = "FILE"
         if hint is not bool and "choices" not in kwargs and "metavar" not in kwargs:
             kwargs["metavar"] = {int: "N", float: "X", str: "TEXT"}.get(hint, "N|none")

@@ -11,111 +11,45 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from pathlib import Path
+from typing import Literal
 
 from textclf.text import DEFAULT_FILTERS, TextRules
 
-ARCHITECTURES = ("lstm", "gru", "bilstm", "bigru")
-POOLINGS = ("last", "max", "mean", "attention", "max_mean")
-LR_SCHEDULES = ("constant", "plateau", "cosine")
-OPTIMIZERS = ("adam", "lazy_adam")
-SPLIT_MODES = ("auto", "word", "cjk", "cjk_bigrams")
+# The closed sets of values: the field types below, the CLI's choices and the checks all read these.
+Arch = Literal["lstm", "gru", "bilstm", "bigru"]
+Pooling = Literal["last", "max", "mean", "attention", "max_mean"]
+LRSchedule = Literal["constant", "plateau", "cosine"]
+Optimizer = Literal["adam", "lazy_adam"]
+SplitMode = Literal["auto", "word", "cjk", "cjk_bigrams"]
+ClassWeight = Literal["none", "balanced"]
+Strategy = Literal["none", "mirrored", "multiworker"]
+Streaming = Literal["auto", "on", "off"]
+Side = Literal["pre", "post"]
+ARCHITECTURES = typing.get_args(Arch)
+POOLINGS = typing.get_args(Pooling)
+LR_SCHEDULES = typing.get_args(LRSchedule)
+OPTIMIZERS = typing.get_args(Optimizer)
+SPLIT_MODES = typing.get_args(SplitMode)
+CLASS_WEIGHTS = typing.get_args(ClassWeight)
+STRATEGIES = typing.get_args(Strategy)
+STREAMING_MODES = typing.get_args(Streaming)
 # TextRules.cjk for each resolved split mode.
 _CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}
-CLASS_WEIGHTS = ("none", "balanced")
-STRATEGIES = ("none", "mirrored", "multiworker")
-STREAMING_MODES = ("auto", "on", "off")
+
+
+def setting(default, help: str):  # noqa: A002 - "help" is what argparse and readers call it.
+    """A TrainConfig field: its default and its help (shown by ``textclf train --help``)."""
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Hyperparameters of a run, with their defaults.
 
-    Args:
-        text_column: Column (CSV/TSV header or JSONL key) holding the text.
-        label_column: Column holding the label.
-        validation_fraction: Share of each class held out for validation when
-            no validation file is given.
-        multi_label: Each text may have several labels, separated by
-            ``label_sep`` in the label column; one sigmoid per class.
-        label_sep: Separator between the labels of a multi-label row.
-        threshold: Multi-label decision threshold; ``None`` tunes it on the
-            validation set (best micro-F1).
-        num_words: Vocabulary size kept by the tokenizer (indices ``< num_words``);
-            ``None`` keeps every word.
-        max_len: Tokens per text after truncation/padding; ``None`` chooses the
-            ``max_len_percentile`` percentile of training lengths, at most ``max_len_limit``.
-        max_len_percentile: Percentile used when ``max_len`` is ``None``.
-        max_len_limit: Upper bound for the data-driven ``max_len``.
-        filters: Characters replaced by ``split`` before splitting (legacy Keras default).
-        lower: Lowercase texts (Python's ``str.lower``) before splitting.
-        split: Separator between words.
-        char_level: Every character is a token (filters are not applied).
-        split_mode: ``word`` (legacy: split on ``split``), ``cjk`` (each
-            Chinese/Japanese/Korean character is a token, Latin words and
-            numbers stay whole), ``cjk_bigrams`` (also adjacent-character
-            pairs) or ``auto`` (``cjk`` when most training texts are mostly CJK).
-        oov_token: Token for unknown words; also stands for a text with no known word.
-        padding: ``"post"`` keeps masks right-padded, which cuDNN needs on a GPU.
-        truncating: ``"pre"`` (Keras's ``pad_sequences`` default) keeps the
-            end of long texts, ``"post"`` the start.  The end won on the long
-            news_source articles (docs/RESULTS.md).
-        bucketing: Batch training texts of similar length together, each batch
-            padded to its longest row (post-padding only); a large speed-up.
-        arch: ``lstm``, ``gru``, ``bilstm`` or ``bigru``.
-        num_layers: Stacked recurrent layers.
-        units: Units per recurrent layer (per direction).
-        embedding_dim: Size of the word vectors.
-        pooling: How the sequence becomes one vector: ``last`` (final state),
-            ``max``, ``mean``, ``attention`` (learned weights) or ``max_mean``
-            (both concatenated), each over the unmasked steps.
-        residual: Add each stacked recurrent layer's input to its output.
-        spatial_dropout_rate: Dropout of whole embedding channels.
-        embeddings: Pretrained word vectors (GloVe, word2vec text or fastText
-            ``.vec``, optionally gzip) to start the embedding from; their
-            dimension must equal ``embedding_dim``.
-        freeze_embeddings: Keep the embedding weights fixed (useful with
-            pretrained vectors).
-        dropout_rate: Dropout on the recurrent layers' inputs and before the head.
-        recurrent_dropout_rate: Dropout on the recurrent state; anything but 0
-            disables the fused cuDNN kernel on a GPU.
-        epochs: Maximum number of passes over the training data (early
-            stopping usually ends the run sooner).
-        batch_size: Texts per training step.  On a CPU, 256 (with
-            ``learning_rate`` 2e-3) trains about 1.7 times as many texts per
-            second as 64 did, and was at least as accurate on both data sets
-            (docs/PERFORMANCE.md); on a few hundred texts a smaller batch
-            gives more steps per epoch (training logs a note when an epoch
-            has fewer than 4 steps).
-        optimizer: ``adam`` (Keras's Adam, every weight every step, computed
-            by TensorFlow's fused kernel) or ``lazy_adam`` (updates only the
-            embedding rows of the words in each batch: faster per step on a
-            CPU, but lower validation macro-F1 in docs/PERFORMANCE.md).
-        learning_rate: Adam's learning rate (scale it with ``batch_size``:
-            1e-3 suits batches of 64).
-        lr_schedule: ``constant``; ``plateau`` halves the rate when validation
-            loss stops improving; ``cosine`` decays it to 0 over ``epochs``.
-        class_weight: ``none``, or ``balanced`` to weight each class's loss
-            inversely to its frequency (helps rare classes).
-        clipnorm: Gradient norm clipping.
-        mixed_precision: Compute in float16 on a GPU (bfloat16 on a CPU),
-            keeping float32 weights; the export always computes in float32.
-        patience: Epochs without a better validation loss before stopping;
-            the best weights are restored.
-        seed: Seed for the split, the initial weights, dropout and shuffling.
-        strategy: ``none`` (one process, one device), ``mirrored`` (every
-            local GPU, or the CPU with a warning when there is none) or
-            ``multiworker`` (the cluster in the TF_CONFIG environment variable,
-            data sharded per worker); ``batch_size`` is the global batch.
-        checkpoint_every: Also checkpoint every N training steps (0, the
-            default: at epoch ends only).  ``textclf train`` checkpoints every
-            run at epoch ends, so rerunning the same command after a crash
-            resumes from the last checkpoint.
-        streaming: ``on`` trains from the data file without holding it in
-            memory (a counting pass, then tf.data pipelines that read the
-            file; see docs/PERFORMANCE.md "Larger than memory"); ``off`` reads
-            it into memory; ``auto`` streams when the file (x4 when compressed)
-            is larger than a quarter of the available memory.
+    Each setting's help lives beside it, in its field's metadata (``TrainConfig.help(name)``); the
+    ``textclf train`` flags, their choices (from the ``Literal`` types) and their help are generated from here.
 
     Example:
         >>> config = TrainConfig(arch="gru", epochs=3)
@@ -123,52 +57,129 @@ class TrainConfig:
         True
     """
 
-    text_column: str = "text"
-    label_column: str = "label"
-    validation_fraction: float = 0.2
-    multi_label: bool = False
-    label_sep: str = "|"
-    threshold: float | None = None
-    num_words: int | None = 20000
-    max_len: int | None = None
-    max_len_percentile: float = 95.0
-    max_len_limit: int = 800
-    filters: str = DEFAULT_FILTERS
-    lower: bool = True
-    split: str = " "
-    char_level: bool = False
-    split_mode: str = "auto"
-    oov_token: str = "[UNK]"
-    padding: str = "post"
-    truncating: str = "pre"
-    bucketing: bool = True
-    arch: str = "bilstm"
-    num_layers: int = 1
-    units: int = 64
-    embedding_dim: int = 128
-    pooling: str = "max"
-    residual: bool = True
-    spatial_dropout_rate: float = 0.2
-    embeddings: str | None = None
-    freeze_embeddings: bool = False
-    dropout_rate: float = 0.2
-    recurrent_dropout_rate: float = 0.0
-    epochs: int = 30
-    batch_size: int = 256
-    optimizer: str = "adam"
-    learning_rate: float = 2e-3
-    lr_schedule: str = "constant"
-    class_weight: str = "none"
-    clipnorm: float = 1.0
-    mixed_precision: bool = False
-    patience: int = 2
-    seed: int = 42
-    strategy: str = "none"
-    checkpoint_every: int = 0
-    streaming: str = "auto"
-
+    text_column: str = setting("text", "Column (CSV/TSV header or JSONL key) holding the text.")
+    label_column: str = setting("label", "Column holding the label.")
+    validation_fraction: float = setting(
+        0.2,
+        "Share of each class held out for validation when no validation file is given.")
+    multi_label: bool = setting(
+        False,
+        "Each text may have several labels, separated by ``label_sep`` in the label column; one sigmoid per "
+        "class.")
+    label_sep: str = setting("|", "Separator between the labels of a multi-label row.")
+    threshold: float | None = setting(
+        None,
+        "Multi-label decision threshold; ``None`` tunes it on the validation set (best micro-F1).")
+    num_words: int | None = setting(
+        20000,
+        "Vocabulary size kept by the tokenizer (indices ``< num_words``); ``None`` keeps every word.")
+    max_len: int | None = setting(
+        None,
+        "Tokens per text after truncation/padding; ``None`` chooses the ``max_len_percentile`` percentile of "
+        "training lengths, at most ``max_len_limit``.")
+    max_len_percentile: float = setting(95.0, "Percentile used when ``max_len`` is ``None``.")
+    max_len_limit: int = setting(800, "Upper bound for the data-driven ``max_len``.")
+    filters: str = setting(DEFAULT_FILTERS, "Characters replaced by ``split`` before splitting (legacy Keras default).")
+    lower: bool = setting(True, "Lowercase texts (Python's ``str.lower``) before splitting.")
+    split: str = setting(" ", "Separator between words.")
+    char_level: bool = setting(False, "Every character is a token (filters are not applied).")
+    split_mode: SplitMode = setting(
+        "auto",
+        "``word`` (legacy: split on ``split``), ``cjk`` (each Chinese/Japanese/Korean character is a token, "
+        "Latin words and numbers stay whole), ``cjk_bigrams`` (also adjacent-character pairs) or ``auto`` "
+        "(``cjk`` when most training texts are mostly CJK).")
+    oov_token: str = setting("[UNK]", "Token for unknown words; also stands for a text with no known word.")
+    padding: Side = setting("post", "``\"post\"`` keeps masks right-padded, which cuDNN needs on a GPU.")
+    truncating: Side = setting(
+        "pre",
+        "``\"pre\"`` (Keras's ``pad_sequences`` default) keeps the end of long texts, ``\"post\"`` the start. "
+        "The end won on the long news_source articles (docs/RESULTS.md).")
+    bucketing: bool = setting(
+        True,
+        "Batch training texts of similar length together, each batch padded to its longest row (post-padding "
+        "only); a large speed-up.")
+    arch: Arch = setting("bilstm", "``lstm``, ``gru``, ``bilstm`` or ``bigru``.")
+    num_layers: int = setting(1, "Stacked recurrent layers.")
+    units: int = setting(64, "Units per recurrent layer (per direction).")
+    embedding_dim: int = setting(128, "Size of the word vectors.")
+    pooling: Pooling = setting(
+        "max",
+        "How the sequence becomes one vector: ``last`` (final state), ``max``, ``mean``, ``attention`` "
+        "(learned weights) or ``max_mean`` (both concatenated), each over the unmasked steps.")
+    residual: bool = setting(True, "Add each stacked recurrent layer's input to its output.")
+    spatial_dropout_rate: float = setting(0.2, "Dropout of whole embedding channels.")
+    embeddings: str | None = setting(
+        None,
+        "Pretrained word vectors (GloVe, word2vec text or fastText ``.vec``, optionally gzip) to start the "
+        "embedding from; their dimension must equal ``embedding_dim``.")
+    freeze_embeddings: bool = setting(False, "Keep the embedding weights fixed (useful with pretrained vectors).")
+    dropout_rate: float = setting(0.2, "Dropout on the recurrent layers' inputs and before the head.")
+    recurrent_dropout_rate: float = setting(
+        0.0,
+        "Dropout on the recurrent state; anything but 0 disables the fused cuDNN kernel on a GPU.")
+    epochs: int = setting(
+        30,
+        "Maximum number of passes over the training data (early stopping usually ends the run sooner).")
+    batch_size: int = setting(
+        256,
+        "Texts per training step.  On a CPU, 256 (with ``learning_rate`` 2e-3) trains about 1.7 times as many "
+        "texts per second as 64 did, and was at least as accurate on both data sets (docs/PERFORMANCE.md); on "
+        "a few hundred texts a smaller batch gives more steps per epoch (training logs a note when an epoch "
+        "has fewer than 4 steps).")
+    optimizer: Optimizer = setting(
+        "adam",
+        "``adam`` (Keras's Adam, every weight every step, computed by TensorFlow's fused kernel) or "
+        "``lazy_adam`` (updates only the embedding rows of the words in each batch: faster per step on a CPU, "
+        "but lower validation macro-F1 in docs/PERFORMANCE.md).")
+    learning_rate: float = setting(
+        2e-3,
+        "Adam's learning rate (scale it with ``batch_size``: 1e-3 suits batches of 64).")
+    lr_schedule: LRSchedule = setting(
+        "constant",
+        "``constant``; ``plateau`` halves the rate when validation loss stops improving; ``cosine`` decays it "
+        "to 0 over ``epochs``.")
+    class_weight: ClassWeight = setting(
+        "none",
+        "``none``, or ``balanced`` to weight each class's loss inversely to its frequency (helps rare "
+        "classes).")
+    clipnorm: float = setting(1.0, "Gradient norm clipping.")
+    mixed_precision: bool = setting(
+        False,
+        "Compute in float16 on a GPU (bfloat16 on a CPU), keeping float32 weights; the export always computes "
+        "in float32.")
+    patience: int = setting(
+        2,
+        "Epochs without a better validation loss before stopping; the best weights are restored.")
+    seed: int = setting(42, "Seed for the split, the initial weights, dropout and shuffling.")
+    strategy: Strategy = setting(
+        "none",
+        "``none`` (one process, one device), ``mirrored`` (every local GPU, or the CPU with a warning when "
+        "there is none) or ``multiworker`` (the cluster in the TF_CONFIG environment variable, data sharded "
+        "per worker); ``batch_size`` is the global batch.")
+    checkpoint_every: int = setting(
+        0,
+        "Also checkpoint every N training steps (0, the default: at epoch ends only).  ``textclf train`` "
+        "checkpoints every run at epoch ends, so rerunning the same command after a crash resumes from the "
+        "last checkpoint.")
+    streaming: Streaming = setting(
+        "auto",
+        "``on`` trains from the data file without holding it in memory (a counting pass, then tf.data "
+        "pipelines that read the file; see docs/PERFORMANCE.md \"Larger than memory\"); ``off`` reads it into "
+        "memory; ``auto`` streams when the file (x4 when compressed) is larger than a quarter of the "
+        "available memory.")
     def __post_init__(self):
         self.validate()
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        """The help text of setting ``name``."""
+        return next(field.metadata["help"] for field in dataclasses.fields(cls) if field.name == name)
+
+    @classmethod
+    def choices(cls, name: str) -> tuple | None:
+        """The allowed values of a ``Literal`` setting, else ``None``."""
+        hint = typing.get_type_hints(cls)[name]
+        return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first setting that is out of range."""
@@ -188,34 +199,27 @@ class TrainConfig:
             _check_number("threshold", self.threshold, 0.0, 1.0, open_low=True, open_high=True)
         if not isinstance(self.label_sep, str) or not self.label_sep:
             raise ValueError(f"`label_sep` must be a non-empty string. Received: label_sep={self.label_sep!r}")
+        if self.threshold is not None and not self.multi_label:
+            raise ValueError("`threshold` applies to multi-label models only (multi_label=True). "
+                             f"Received: threshold={self.threshold!r} with multi_label=False")
+        if self.freeze_embeddings and self.embeddings is None:
+            raise ValueError("`freeze_embeddings` keeps pretrained vectors fixed and needs `embeddings` (a vectors "
+                             "file). Received: freeze_embeddings=True with embeddings=None")
         if self.multi_label and self.class_weight != "none":
             raise ValueError("`class_weight` applies to single-label tasks only. "
                              f"Received: class_weight={self.class_weight!r} with multi_label=True")
         _check_number("spatial_dropout_rate", self.spatial_dropout_rate, 0.0, 1.0, open_high=True)
-        for name, allowed in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES),
-                              ("class_weight", CLASS_WEIGHTS),
-                              ("split_mode", SPLIT_MODES), ("strategy", STRATEGIES),
-                              ("streaming", STREAMING_MODES)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={getattr(self, name)!r}"
-                )
+        for field in dataclasses.fields(self):
+            allowed = self.choices(field.name)
+            if allowed is not None and getattr(self, field.name) not in allowed:
+                values = ", ".join(allowed) if len(allowed) > 2 else " or ".join(map(repr, allowed))
+                raise ValueError(f"`{field.name}` must be {'one of ' if len(allowed) > 2 else ''}{values}. "
+                                 f"Received: {field.name}={getattr(self, field.name)!r}")
         if self.embeddings is not None and (not isinstance(self.embeddings, str) or not self.embeddings):
             raise ValueError(f"`embeddings` must be a file path or null. Received: embeddings={self.embeddings!r}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(
-                f"`pooling` must be one of {', '.join(POOLINGS)}. Received: pooling={self.pooling!r}"
-            )
         _check_number("recurrent_dropout_rate", self.recurrent_dropout_rate, 0.0, 1.0, open_high=True)
         _check_number("learning_rate", self.learning_rate, 0.0, math.inf, open_low=True)
         _check_number("clipnorm", self.clipnorm, 0.0, math.inf, open_low=True)
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(
-                f"`arch` must be one of {', '.join(ARCHITECTURES)}. Received: arch={self.arch!r}"
-            )
-        for name in ("padding", "truncating"):
-            if getattr(self, name) not in ("pre", "post"):
-                raise ValueError(f"`{name}` must be 'pre' or 'post'. Received: {name}={getattr(self, name)!r}")
         for name in ("text_column", "label_column", "oov_token"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
