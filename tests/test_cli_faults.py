@@ -153,7 +153,8 @@ def test_an_unknown_column_among_many_lists_the_first_twenty_and_a_count(tmp_pat
     assert status == 2
     assert error_line(err) == (
         f"textclf train: error: Column 'text' not found in {source}; its columns are: "
-        + ", ".join(f"'c{index}'" for index in range(20)) + ", ... (100000 columns in all). Choose one with --text-column.")
+        + ", ".join(f"'c{index}'" for index in range(20))
+        + ", ... (100000 columns in all). Choose one with --text-column.")
 
 
 def test_a_stale_staging_folder_of_a_killed_export_is_removed(binary_result, tmp_path, capsys):

@@ -195,8 +195,8 @@ class InProgress:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
     def _check_state(self, state: dict, config: TrainConfig, train_data: Dataset, valid_data: Dataset) -> None:
-        hint = ("Rerun the interrupted command (same settings and data) to resume from its checkpoint, or pass --restart "
-                "(restart=True) to discard its checkpoint and start this one fresh")
+        hint = ("Rerun the interrupted command (same settings and data) to resume from its checkpoint, or pass "
+                "--restart (restart=True) to discard its checkpoint and start this one fresh")
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{self.path / 'state.json'} is not a textclf in-progress state. {hint}")
         differences = _differences(state["settings"], config.to_dict())

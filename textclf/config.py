@@ -212,8 +212,10 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             allowed = self.choices(field.name)
             if allowed is not None and getattr(self, field.name) not in allowed:
-                values = ", ".join(allowed) if len(allowed) > 2 else " or ".join(map(repr, allowed))
-                raise ValueError(f"`{field.name}` must be {'one of ' if len(allowed) > 2 else ''}{values}. "
+                # The padding sides read as Keras's pad_sequences says them; the other sets as a list.
+                values = ("'pre' or 'post'" if allowed == typing.get_args(Side)
+                          else f"one of {', '.join(allowed)}")
+                raise ValueError(f"`{field.name}` must be {values}. "
                                  f"Received: {field.name}={getattr(self, field.name)!r}")
         if self.embeddings is not None and (not isinstance(self.embeddings, str) or not self.embeddings):
             raise ValueError(f"`embeddings` must be a file path or null. Received: embeddings={self.embeddings!r}")

@@ -76,7 +76,7 @@ def _config_of(classifier) -> TrainConfig:
 
 
 def terminal_line(explanation: Explanation, colour: bool = True) -> str:
-    """The tokens coloured by weight (green: for the label, red: against), with ANSI codes unless ``colour`` is False."""
+    """The tokens coloured by weight (green: for, red: against the label); ANSI codes unless ``colour`` is False."""
     if not explanation.tokens:
         return f"{explanation.label} ({explanation.score:.3f}): no tokens to weigh"
     largest = max(abs(weight) for weight in explanation.weights) or 1.0

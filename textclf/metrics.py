@@ -40,7 +40,8 @@ def classification_metrics(true_labels, predicted_labels, classes) -> dict:
     predicted_labels = list(predicted_labels)
     return {
         "accuracy": float(accuracy_score(true_labels, predicted_labels)),
-        "macro_f1": float(f1_score(true_labels, predicted_labels, labels=_occurring(classes, true_labels, predicted_labels),
+        "macro_f1": float(f1_score(true_labels, predicted_labels,
+                                   labels=_occurring(classes, true_labels, predicted_labels),
                                    average="macro", zero_division=0)),
         "support": len(true_labels),
         "classes": classes,
