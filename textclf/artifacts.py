@@ -59,8 +59,12 @@ def versions(base: Path) -> list[int]:
     return sorted(int(child.name) for child in base.iterdir() if child.is_dir() and child.name.isdigit())
 
 
-def resolve_export(path) -> Path:
+def resolve_export(path, require_metadata: bool = True) -> Path:
     """The version folder for ``path``: a version folder itself, or the highest under a base.
+
+    Args:
+        path: A version folder or an export base.
+        require_metadata: Refuse a SavedModel without ``textclf.json`` (one textclf did not export).
 
     Raises:
         ValueError: when ``path`` holds no textclf export, saying what it found.
@@ -78,6 +82,6 @@ def resolve_export(path) -> Path:
                 "version folder under it (as `textclf train --output` or `textclf export` write)"
             )
         version_dir = path / str(found[-1])
-    if not (version_dir / EXPORT_METADATA).is_file():
+    if require_metadata and not (version_dir / EXPORT_METADATA).is_file():
         raise ValueError(f"{version_dir} is a SavedModel but not a textclf export (no {EXPORT_METADATA})")
     return version_dir

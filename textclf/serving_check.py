@@ -258,8 +258,11 @@ def graph_ops(export_dir) -> set[str]:
     ``saved_model_cli show --list_ops`` lists only the top-level graph, where
     a tf.function export holds little more than ``StatefulPartitionedCall``.
     """
+    return _ops_of(_read_saved_model(export_dir))
+
+
+def _ops_of(saved_model) -> set[str]:
     ops = set()
-    saved_model = _read_saved_model(export_dir)
     for meta_graph in saved_model.meta_graphs:
         ops.update(node.op for node in meta_graph.graph_def.node)
         for function in meta_graph.graph_def.library.function:
@@ -302,24 +305,10 @@ def check_export(export_dir, texts=PROBE_TEXTS) -> dict:
         outputs = {name: session.run(name, texts) for name in sorted(session.signatures)
                    if len(session.signatures[name][0]) == 1}
     return {
-        "forbidden_ops": forbidden_ops(export_dir),
+        "forbidden_ops": sorted(_ops_of(saved_model) & set(FORBIDDEN_OPS)),
         "functions": sum(len(meta.graph_def.library.function) for meta in saved_model.meta_graphs),
         "outputs": outputs,
     }
-
-
-def _version_folder(path) -> Path:
-    """``path`` if it is a SavedModel, else its highest integer version folder holding one."""
-    from textclf.artifacts import versions
-
-    path = Path(path)
-    if (path / "saved_model.pb").is_file():
-        return path
-    found = [number for number in versions(path) if (path / str(number) / "saved_model.pb").is_file()]
-    if not found:
-        raise ValueError(f"{path} holds no SavedModel: expected saved_model.pb in it or in an integer version "
-                         "folder under it")
-    return path / str(found[-1])
 
 
 def check_report(path, as_json: bool = False) -> str:
@@ -342,7 +331,10 @@ def check_report(path, as_json: bool = False) -> str:
 
     import tensorflow as tf
 
-    folder = _version_folder(path)
+    from textclf.artifacts import resolve_export
+
+    # Any SavedModel: an export made by other tools is checked too.
+    folder = resolve_export(path, require_metadata=False)
     try:
         report = check_export(folder)
     except ServingError as error:
