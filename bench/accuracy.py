@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from textclf import TrainConfig, train  # noqa: E402
-from textclf.baseline import BASELINES, run_baseline  # noqa: E402
-from textclf.training import prepare_split  # noqa: E402
+from textclf.evaluate.baseline import BASELINES, run_baseline  # noqa: E402
+from textclf.train.run import prepare_split  # noqa: E402
 from settings import parse_setting  # noqa: E402  (bench/settings.py)
 
 

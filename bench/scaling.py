@@ -43,8 +43,8 @@ def write_sample(rows: int, path: Path) -> None:
 
 def child(path: str) -> None:
     from textclf import TrainConfig, Tokenizer, load_dataset
-    from textclf.fitting import fit_pipeline, seed_everything
-    from textclf.training import prepare_split
+    from textclf.train.fit import fit_pipeline, seed_everything
+    from textclf.train.run import prepare_split
 
     config = TrainConfig(arch="lstm", pooling="last", epochs=1, validation_fraction=0.01)
     seed_everything(config.seed)

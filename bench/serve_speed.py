@@ -9,13 +9,13 @@ Measures, on sentences drawn from the data file, every path interleaved in short
 (so a busy machine slows them alike; see ``interleaved``):
 - the export, loaded with ``tf.saved_model.load`` (TensorFlow only), one sentence per call: p50/p99 latency;
 - the export at batch 32 and 1024: sentences/s;
-- the same run exported with the Keras graph of the model instead of ``textclf/serving.py``'s forward pass
+- the same run exported with the Keras graph of the model instead of ``textclf/serve/fast_lstm.py``'s forward pass
   (the export before issue 4's work; LSTM models only), at the same batch sizes;
 - the run's Keras model through the classic client path (Python tokenizer, ``pad_sequences``,
   ``model.predict``) on one sentence: p50/p99 latency;
 - the TF-IDF + logistic-regression pipeline's ``predict`` at batch 1 and 1024;
 - the export loaded as TF Serving loads it (``TF_LoadSessionFromSavedModel``) and run with ``TF_SessionRun``
-  through ``textclf.serving_check`` (ctypes: building the string tensor in Python is part of each call's time,
+  through ``textclf.serve.check`` (ctypes: building the string tensor in Python is part of each call's time,
   so TF Serving's own C++ request path pays less), one sentence and 1,024 per call.
 Prints a table, the three serving targets with their status, and the same-run ratios.
 """
@@ -66,7 +66,7 @@ def keras_graph_export(run, folder):
     """The run exported with the Keras graph of the model (``serving_module(fast=False)``), loaded back."""
     import tensorflow as tf
 
-    from textclf.export import serving_module
+    from textclf.serve.export import serving_module
 
     module = serving_module(run, fast=False)
     tf.saved_model.save(module, folder, signatures={"serving_default": module.classify, "tokenize": module.tokenize})
@@ -83,11 +83,11 @@ def main():
     import tensorflow as tf
 
     from textclf import load_dataset
-    from textclf.artifacts import resolve_export
-    from textclf.baseline import tfidf_pipeline
-    from textclf.predict import RunClassifier
-    from textclf.serving import supports
-    from textclf.serving_check import ServingSession
+    from textclf.serve.artifacts import resolve_export
+    from textclf.evaluate.baseline import tfidf_pipeline
+    from textclf.serve.predict import RunClassifier
+    from textclf.serve.fast_lstm import supports
+    from textclf.serve.check import ServingSession
 
     version = resolve_export(args.model)
     metadata = json.loads((version / "textclf.json").read_text())

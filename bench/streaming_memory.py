@@ -65,17 +65,17 @@ def peak_mb() -> float:
 
 def child(path: str, mode: str, max_steps: int, valid_limit: int) -> None:
     from textclf import TrainConfig
-    from textclf.fitting import new_tokenizer, seed_everything
-    from textclf.run_setup import build_fit_model, loss_name, make_optimizer
+    from textclf.train.fit import new_tokenizer, seed_everything
+    from textclf.train.setup import build_fit_model, loss_name, make_optimizer
 
     config = TrainConfig(streaming="on" if mode == "streaming" else "off")
     seed_everything(config.seed)
     result = {"mode": mode, "file_mb": os.path.getsize(path) / 2**20}
     started = time.perf_counter()
     if mode == "streaming":
-        from textclf.stream_inputs import StreamedRows
-        from textclf.counts import streamed_max_len
-        from textclf.streaming import RowSplit, StreamSource, count_pass
+        from textclf.train.streamed_rows import StreamedRows
+        from textclf.data.counts import streamed_max_len
+        from textclf.data.streaming import RowSplit, StreamSource, count_pass
 
         config = config.replace(split_mode="word")
         source, split = StreamSource.of(path, config), RowSplit(config.seed, config.validation_fraction)
@@ -88,8 +88,8 @@ def child(path: str, mode: str, max_steps: int, valid_limit: int) -> None:
         train_batches = train.dataset(config.batch_size, seed=config.seed, epoch=0, bucket=True)
         valid_batches = valid.dataset(1024)
     else:
-        from textclf.fitting import datasets, resolve_max_len
-        from textclf.training import prepare_split
+        from textclf.train.fit import datasets, resolve_max_len
+        from textclf.train.run import prepare_split
 
         split_data = prepare_split(config.replace(split_mode="word"), path)
         config = config.replace(split_mode="word")

@@ -22,8 +22,8 @@ step and each variant's samples per second relative to the classic step.
 
 Part 2 measures the CPU seconds one epoch of rt_polarity's training batches
 (batch 64, length buckets) costs to produce, from ``tf.data``'s ragged
-bucketing (``textclf.inputs.make_dataset``) and from the NumPy-planned batches
-the training loop uses (``textclf.inputs.planned_dataset``).
+bucketing (``textclf.train.batches.make_dataset``) and from the NumPy-planned batches
+the training loop uses (``textclf.train.batches.planned_dataset``).
 """
 
 import argparse
@@ -62,7 +62,7 @@ def variants(batch_sizes, rng):
     import tensorflow as tf
 
     from textclf import TrainConfig, build_model
-    from textclf.optimizers import FusedAdam, LazyAdam
+    from textclf.model.optimizers import FusedAdam, LazyAdam
 
     def batch(rows, columns, padded):
         ids = rng.integers(1, VOCABULARY, size=(rows, columns)).astype("int32")
@@ -112,10 +112,10 @@ def pipeline_cpu():
     import numpy as np
 
     from textclf import TrainConfig
-    from textclf.fitting import new_tokenizer
-    from textclf.inputs import EncodedTexts, make_dataset, planned_dataset
-    from textclf.shards import epoch_order
-    from textclf.training import prepare_split
+    from textclf.train.fit import new_tokenizer
+    from textclf.train.batches import EncodedTexts, make_dataset, planned_dataset
+    from textclf.train.rows import epoch_order
+    from textclf.train.run import prepare_split
 
     config = TrainConfig()
     split = prepare_split(config, REPO / "data" / "rt_polarity.csv")

@@ -34,9 +34,9 @@ def main():
     if len(sys.argv) != 2 or sys.argv[1] not in VARIANTS:
         sys.exit(f"usage: python bench/train_variants.py {{{','.join(VARIANTS)}}}")
     from textclf import TrainConfig
-    from textclf.fitting import datasets, new_tokenizer
-    from textclf.model import build_model
-    from textclf.training import prepare_split
+    from textclf.train.fit import datasets, new_tokenizer
+    from textclf.model.factory import build_model
+    from textclf.train.run import prepare_split
 
     settings = dict(VARIANTS[sys.argv[1]])
     xla = settings.pop("xla", False)

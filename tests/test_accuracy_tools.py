@@ -9,10 +9,10 @@ import pytest
 
 from textclf import Tokenizer, TrainConfig, build_model, load
 from textclf.cli import main
-from textclf.embeddings import load_embeddings
-from textclf.explain import explain, html_page, terminal_line
-from textclf.layers import AttentionPooling, MaskedMaxPooling
-from textclf.run_setup import class_weights
+from textclf.model.embeddings import load_embeddings
+from textclf.serve.explain import explain, html_page, terminal_line
+from textclf.model.layers import AttentionPooling, MaskedMaxPooling
+from textclf.train.setup import class_weights
 
 from conftest import NEGATIVE, POSITIVE, make_rows
 
@@ -192,7 +192,7 @@ def test_explanation_gives_the_deciding_word_the_largest_weight(binary_result, t
 
 
 def test_explanation_weighs_the_tokens_the_model_keeps_for_either_truncation():
-    from textclf.explain import explain
+    from textclf.serve.explain import explain
 
     class Scorer:
         """Stands in for a loaded export that keeps 3 words: P(fresh) is the share of "good" among them."""

@@ -70,7 +70,7 @@ def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):
 
 
 def test_predict_reads_a_file_batch_by_batch_in_order(binary_result, tmp_path, capsys):
-    from textclf.data import text_batches
+    from textclf.data.dataset import text_batches
 
     export = binary_result.export_dir.parent
     texts = ["great lovely film", "awful dull plot", "a film", "lovely", "dull"]
@@ -187,11 +187,11 @@ def test_unknown_arch_is_an_argparse_error(binary_csv, capsys):
 def test_mixed_precision_trains_and_exports_a_float32_model_the_cpp_loader_serves(binary_csv, tmp_path, capsys):
     import tensorflow as tf
 
-    from textclf.artifacts import load_run
-    from textclf.export import _inference_model
-    from textclf.fitting import predict_probabilities
-    from textclf.sequences import encode
-    from textclf.serving_check import ServingSession
+    from textclf.serve.artifacts import load_run
+    from textclf.serve.export import _inference_model
+    from textclf.train.fit import predict_probabilities
+    from textclf.text.sequences import encode
+    from textclf.serve.check import ServingSession
 
     output = tmp_path / "mixed"
     status, out, err = run_cli(capsys, "train", binary_csv, "--output", output, *TINY, "--mixed-precision")

@@ -8,7 +8,7 @@ import pytest
 
 from textclf import TrainConfig, build_model
 from textclf.config import ARCHITECTURES
-from textclf.model import class_probabilities
+from textclf.model.factory import class_probabilities
 
 
 def test_every_setting_round_trips_through_json(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from textclf import load_dataset
-from textclf.data import sorted_classes, stratified_split
+from textclf.data.dataset import sorted_classes, stratified_split
 
 
 def test_csv_tsv_and_jsonl_read_the_same_rows(tmp_path):

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from textclf import TrainConfig, evaluate, load, train
-from textclf.checkpoints import InProgress
+from textclf.train.resume import InProgress
 from textclf.cli import main
-from textclf.data import load_dataset
+from textclf.data.dataset import load_dataset
 
 from conftest import NEGATIVE, POSITIVE, TOPICS, make_rows, tiny_config, write_csv
 

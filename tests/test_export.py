@@ -11,8 +11,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from textclf import load
-from textclf.artifacts import load_run
-from textclf.export import _inference_model
+from textclf.serve.artifacts import load_run
+from textclf.serve.export import _inference_model
 
 TEXTS = ["great lovely film", "awful dull plot", "", "!!!", "A GOAL, a vote & an atom?", "Σ İ 中文 ", "x" * 500]
 
@@ -86,7 +86,7 @@ def test_export_graph_holds_no_cudnn_only_op(binary_result):
         ops.update(node.op for node in function.node_def)
     assert not [op for op in ops if "Cudnn" in op]
     assert {"StringSplitV2", "LookupTableFindV2", "StringLower", "StaticRegexReplace"} <= ops
-    # The LSTM forward pass of textclf/serving.py: a fused op with CPU and GPU kernels, and a while loop.
+    # The LSTM forward pass of textclf/serve/fast_lstm.py: a fused op with CPU and GPU kernels, and a while loop.
     assert {"BlockLSTMV2", "While"} <= ops
     assert not {"PyFunc", "EagerPyFunc"} & ops
     # The export is built from a copy that never asks for cuDNN, so tracing it

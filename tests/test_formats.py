@@ -10,7 +10,7 @@ import pytest
 
 from textclf import load, load_dataset
 from textclf.cli import main
-from textclf.data import dataset_from_text
+from textclf.data.dataset import dataset_from_text
 
 from conftest import NEGATIVE, POSITIVE, make_rows
 
@@ -87,7 +87,7 @@ def test_fasttext_leading_labels_several_sorted_and_joined(tmp_path):
 
 def test_fasttext_labels_are_joined_with_the_configured_label_sep(tmp_path):
     from textclf import TrainConfig
-    from textclf.training import prepare_split
+    from textclf.train.run import prepare_split
 
     path = tmp_path / "tags.ft"
     path.write_text("__label__sport __label__politics The minister scored\n__label__sport A late goal\n"

@@ -3,7 +3,7 @@
 import numpy as np
 
 from textclf import Tokenizer, encode
-from textclf.inputs import EncodedTexts, batch_plan, bucket_boundaries, make_dataset, planned_dataset
+from textclf.train.batches import EncodedTexts, batch_plan, bucket_boundaries, make_dataset, planned_dataset
 
 TEXTS = ["a b c d e f", "a", "", "b c", "zzz unknown", "c c c"]
 

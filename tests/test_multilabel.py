@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from textclf import load
 from textclf.cli import main
-from textclf.multilabel import label_sets, multi_hot, tune_threshold
+from textclf.evaluate.multilabel import label_sets, multi_hot, tune_threshold
 
 from conftest import NEUTRAL, TOPICS, write_csv
 

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 from textclf import TrainConfig
-from textclf.run_setup import make_optimizer
-from textclf.layers import GatherEmbedding
-from textclf.optimizers import FusedAdam, LazyAdam
+from textclf.train.setup import make_optimizer
+from textclf.model.layers import GatherEmbedding
+from textclf.model.optimizers import FusedAdam, LazyAdam
 
 TABLE = np.array([[0.0, 0.1], [0.2, 0.3], [0.4, 0.5], [0.6, 0.7]], dtype="float32")
 

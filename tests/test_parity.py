@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from keras.utils import pad_sequences
 
 from textclf import Tokenizer, encode, load_dataset
-from textclf.sequences import GraphEncoder
-from textclf.text import DEFAULT_FILTERS, LOWERCASE_EXCEPTIONS, TextRules, lowercase_graph
+from textclf.text.sequences import GraphEncoder
+from textclf.text.rules import DEFAULT_FILTERS, LOWERCASE_EXCEPTIONS, TextRules, lowercase_graph
 
 from conftest import REPO
 

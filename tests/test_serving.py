@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from textclf import TrainConfig
-from textclf.model import build_model
-from textclf.serving import LSTMInference, supports
+from textclf.model.factory import build_model
+from textclf.serve.fast_lstm import LSTMInference, supports
 
 VOCABULARY = 40
 

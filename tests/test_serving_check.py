@@ -1,7 +1,7 @@
 """Exports served through TF Serving's own loading path (the C API's TF_LoadSessionFromSavedModel).
 
 Every architecture the factory builds is exported and then run three ways on
-the same batches: by the C++ loader (``textclf.serving_check``), by Python's
+the same batches: by the C++ loader (``textclf.serve.check``), by Python's
 ``tf.saved_model.load`` and by the Python pipeline (tokenizer, pad_sequences,
 Keras model).  Labels must be identical and scores agree within 1e-5.
 """
@@ -15,12 +15,12 @@ import pytest
 import tensorflow as tf
 
 from textclf import TrainConfig
-from textclf.model import build_model
+from textclf.model.factory import build_model
 from textclf.cli import main
-from textclf.export import export_run
-from textclf.fitting import new_tokenizer
-from textclf.predict import RunClassifier
-from textclf.serving_check import (PROBE_TEXTS, ServingError, ServingSession, check_export, forbidden_ops,
+from textclf.serve.export import export_run
+from textclf.train.fit import new_tokenizer
+from textclf.serve.predict import RunClassifier
+from textclf.serve.check import (PROBE_TEXTS, ServingError, ServingSession, check_export, forbidden_ops,
                                    graph_ops)
 
 WORDS = ["good", "great", "awful", "dull", "the", "movie", "plot", "goal", "vote", "atom", "rain", "sun"]
@@ -204,9 +204,9 @@ def test_ops_inside_the_function_library_are_found(tmp_path):
 
 
 def test_an_export_that_would_not_serve_is_never_written(binary_result, tmp_path, monkeypatch):
-    import textclf.export
+    import textclf.serve.export
 
-    monkeypatch.setattr(textclf.export, "serving_module", lambda run, **_: keras_attached_module())
+    monkeypatch.setattr(textclf.serve.export, "serving_module", lambda run, **_: keras_attached_module())
     with pytest.raises(ValueError, match="^The export would not run in TF Serving's C\\+\\+ loader: "):
         export_run(binary_result.run_dir, tmp_path / "base")
     assert list((tmp_path / "base").iterdir()) == []  # Neither a version nor a staging folder.
@@ -214,13 +214,13 @@ def test_an_export_that_would_not_serve_is_never_written(binary_result, tmp_path
 
 def test_without_the_c_api_library_the_export_is_written_with_a_warning(binary_result, tmp_path, monkeypatch,
                                                                        capsys):
-    import textclf.serving_check
-    from textclf.serving_check import CApiUnavailable
+    import textclf.serve.check
+    from textclf.serve.check import CApiUnavailable
 
     def missing():
         raise CApiUnavailable("TensorFlow's C API library (libtensorflow_cc) was not found beside x")
 
-    monkeypatch.setattr(textclf.serving_check, "_library", missing)
+    monkeypatch.setattr(textclf.serve.check, "_library", missing)
     assert export_run(binary_result.run_dir, tmp_path / "base") == tmp_path / "base" / "1"
     assert capsys.readouterr().err == ("warning: the export was not checked through TF Serving's loader "
                                        "(TensorFlow's C API library (libtensorflow_cc) was not found beside x)\n")

@@ -13,14 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textclf import TrainConfig, Tokenizer, load_dataset
-from textclf.fitting import new_tokenizer, resolve_max_len
-from textclf.inputs import bucket_boundaries
-from textclf.progress import ProgressBar
-from textclf.reading import decode, decoded_chunks, physical_lines
-from textclf.counts import balanced_class_weights, histogram_quantiles, streamed_bucket_boundaries, streamed_max_len
-from textclf.run_setup import class_weights
-from textclf.streaming import THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, should_stream
-from textclf.stream_inputs import StreamedRows
+from textclf.train.fit import new_tokenizer, resolve_max_len
+from textclf.train.batches import bucket_boundaries
+from textclf.data.progress import ProgressBar
+from textclf.data.reading import decode, decoded_chunks, physical_lines
+from textclf.data.counts import balanced_class_weights, histogram_quantiles, streamed_bucket_boundaries, streamed_max_len
+from textclf.train.setup import class_weights
+from textclf.data.streaming import THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, should_stream
+from textclf.train.streamed_rows import StreamedRows
 
 from conftest import TOPICS, make_rows, write_csv
 
@@ -177,7 +177,7 @@ def test_counting_pass_errors_name_the_file(tmp_path, rows, valid_rows, message)
 
 
 def test_streamed_batches_hold_the_rows_the_in_memory_encoding_gives(topics_csv):
-    from textclf.sequences import encode
+    from textclf.text.sequences import encode
 
     config = TrainConfig(max_len=4, validation_fraction=0.25, seed=5)
     split = RowSplit(config.seed, config.validation_fraction)
@@ -334,7 +334,7 @@ def test_a_resumed_auto_run_follows_the_interrupted_runs_streaming_decision(bina
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(["a", "bc", "\n", "\r", "\r\n", "\u2028", ""]), max_size=30), st.data())
 def test_physical_lines_of_any_chunking_equal_readlines_of_the_whole(pieces, data):
-    from textclf.reading import physical_lines
+    from textclf.data.reading import physical_lines
 
     text = "".join(pieces)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=6)))
@@ -344,8 +344,8 @@ def test_physical_lines_of_any_chunking_equal_readlines_of_the_whole(pieces, dat
 
 def test_a_streamed_run_into_a_busy_output_is_refused_before_its_counting_pass(binary_csv, tmp_path, capfd):
     from textclf import train
-    from textclf.checkpoints import InProgress
-    from textclf.data import load_dataset
+    from textclf.train.resume import InProgress
+    from textclf.data.dataset import load_dataset
 
     from conftest import tiny_config
 

@@ -9,7 +9,7 @@ from tf_keras.preprocessing.text import Tokenizer as LegacyTokenizer
 from tf_keras.preprocessing.text import tokenizer_from_json as legacy_from_json
 
 from textclf import Tokenizer, tokenizer_from_json
-from textclf.text import DEFAULT_FILTERS
+from textclf.text.rules import DEFAULT_FILTERS
 
 TEXTS = ["The cat sat on the mat.", "The dog ate the cat!", "A dog; a CAT, a mat?"]
 

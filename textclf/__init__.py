@@ -14,13 +14,13 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from textclf.config import TrainConfig  # noqa: E402
-from textclf.data import Dataset, load_dataset  # noqa: E402
-from textclf.export import export_run  # noqa: E402
-from textclf.model import build_model  # noqa: E402
-from textclf.predict import Prediction, evaluate, load  # noqa: E402
-from textclf.sequences import encode  # noqa: E402
-from textclf.tokenizer import Tokenizer, tokenizer_from_json  # noqa: E402
-from textclf.training import train  # noqa: E402
+from textclf.data.dataset import Dataset, load_dataset  # noqa: E402
+from textclf.serve.export import export_run  # noqa: E402
+from textclf.model.factory import build_model  # noqa: E402
+from textclf.serve.predict import Prediction, evaluate, load  # noqa: E402
+from textclf.text.sequences import encode  # noqa: E402
+from textclf.text.tokenizer import Tokenizer, tokenizer_from_json  # noqa: E402
+from textclf.train.run import train  # noqa: E402
 
 __version__ = "0.1.0"
 

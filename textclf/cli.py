@@ -21,7 +21,7 @@ import typing
 from pathlib import Path
 
 from textclf.config import TrainConfig
-from textclf.formats import FORMAT_NAMES, decode
+from textclf.data.formats import FORMAT_NAMES, decode
 
 EXIT_USAGE = 2
 
@@ -182,7 +182,7 @@ def _output_of(args) -> Path:
 
 
 def run_train(args) -> None:
-    from textclf.training import train
+    from textclf.train.run import train
 
     config = config_from_args(args)
     output = _output_of(args)
@@ -197,8 +197,8 @@ def run_train(args) -> None:
 
 
 def run_baseline(args) -> None:
-    from textclf.baseline import BASELINES, comparison_table, run_baseline as fit_baseline
-    from textclf.training import prepare_split, train
+    from textclf.evaluate.baseline import BASELINES, comparison_table, run_baseline as fit_baseline
+    from textclf.train.run import prepare_split, train
 
     config = config_from_args(args)
     if config.multi_label:
@@ -219,7 +219,7 @@ def run_baseline(args) -> None:
 
 
 def run_export(args) -> None:
-    from textclf.export import export_run
+    from textclf.serve.export import export_run
 
     print(export_run(args.run, args.output))
 
@@ -232,8 +232,8 @@ def _read_stdin(encoding: str) -> str:
 
 def _text_batches_for_predict(args):
     """Lists of at most ``--batch-size`` texts: a file is read batch by batch, so memory stays bounded."""
-    from textclf.data import dataset_from_text, text_batches
-    from textclf.progress import ProgressBar
+    from textclf.data.dataset import dataset_from_text, text_batches
+    from textclf.data.progress import ProgressBar
 
     if args.input and args.texts:
         raise ValueError("Give texts as arguments or --input FILE, not both")
@@ -258,7 +258,7 @@ def _text_batches_for_predict(args):
 
 
 def run_predict(args) -> None:
-    from textclf.predict import load
+    from textclf.serve.predict import load
 
     _positive("top-k", args.top_k)
     _positive("batch-size", args.batch_size)
@@ -291,14 +291,14 @@ def run_predict(args) -> None:
 
 
 def run_check_export(args) -> None:
-    from textclf.serving_check import check_report
+    from textclf.serve.check import check_report
 
     print(check_report(args.model, as_json=args.json))
 
 
 def run_explain(args) -> None:
-    from textclf.explain import explain, html_page, terminal_line
-    from textclf.predict import load
+    from textclf.serve.explain import explain, html_page, terminal_line
+    from textclf.serve.predict import load
 
     explanation = explain(load(args.model), args.text)
     if args.json:
@@ -314,8 +314,8 @@ def run_explain(args) -> None:
 
 
 def run_evaluate(args) -> None:
-    from textclf.metrics import format_metrics
-    from textclf.predict import evaluate
+    from textclf.evaluate.metrics import format_metrics
+    from textclf.serve.predict import evaluate
 
     metrics = evaluate(args.model, args.data, args.text_column, args.label_column,
                        data_format=args.data_format, encoding=args.encoding)
@@ -325,7 +325,7 @@ def run_evaluate(args) -> None:
         print(f"\nreport written to {args.output}")
     plot = args.plot or (Path(args.output).with_name("confusion_matrix.png") if args.output else None)
     if plot:
-        from textclf.reports import plot_confusion_matrix
+        from textclf.evaluate.reports import plot_confusion_matrix
 
         plot_confusion_matrix(metrics["confusion_matrix"], metrics["classes"], plot, normalize=args.normalize)
         print(f"confusion matrix drawn in {plot}")

@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Literal
 
-from textclf.text import DEFAULT_FILTERS, TextRules
+from textclf.text.rules import DEFAULT_FILTERS, TextRules
 
 # The closed sets of values: the field types below, the CLI's choices and the checks all read these.
 Arch = Literal["lstm", "gru", "bilstm", "bigru"]

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from textclf.config import TrainConfig
-from textclf.data import Dataset
+from textclf.data.dataset import Dataset
 
 _SETTINGS = [field.name for field in dataclasses.fields(TrainConfig)]
 
@@ -64,8 +64,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             ``self``.
         """
-        from textclf.fitting import fit_pipeline, seed_everything
-        from textclf.training import check_labels, split_data
+        from textclf.train.fit import fit_pipeline, seed_everything
+        from textclf.train.run import check_labels, split_data
 
         originals = np.asarray(y).ravel()
         texts, labels = _texts(X, "X"), [str(label) for label in originals]

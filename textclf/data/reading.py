@@ -1,0 +1,154 @@
+"""Reading bytes and text incrementally: a file in chunks, decoded in chunks, split into lines.
+
+Everything here holds one chunk (plus the longest line) at a time, so a file
+of any size reads in bounded memory; :mod:`textclf.data.formats` parses the lines.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import itertools
+import zlib
+from pathlib import Path
+
+# Bytes read at a time: large enough that per-chunk overhead vanishes, small beside any memory.
+CHUNK_BYTES = 1 << 20
+
+
+class DataFile:
+    """A data file read in chunks of bytes, decompressed when its name ends in ``.gz``.
+
+    Memory stays at one chunk whatever the file's size; :attr:`bytes_read`
+    says how far into the file on disk (compressed bytes for ``.gz``) the
+    reading is, for progress bars.
+
+    Args:
+        path: The file.
+        chunk_bytes: Bytes per chunk.
+
+    Example:
+        >>> source = DataFile(Path("data.csv.gz"))
+        >>> total = sum(len(chunk) for chunk in source.chunks())
+    """
+
+    def __init__(self, path: Path, chunk_bytes: int = CHUNK_BYTES):
+        if not path.exists():
+            raise ValueError(f"Data file not found: {path}")
+        if path.is_dir():
+            raise ValueError(f"Expected a data file, got a folder: {path}")
+        self.path = path
+        self.chunk_bytes = chunk_bytes
+        self.size = path.stat().st_size
+        self.bytes_read = 0
+
+    def chunks(self):
+        """Yields the (decompressed) bytes of the file, one chunk at a time."""
+        compressed = self.path.suffix.lower() == ".gz"
+        with open(self.path, "rb") as raw:
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+            while True:
+                try:
+                    chunk = stream.read(self.chunk_bytes)
+                except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError; EOFError when cut.
+                    raise ValueError(f"{self.path} is not valid gzip data ({error}), yet its name ends in .gz") from None
+                self.bytes_read = raw.tell()
+                if not chunk:
+                    return
+                yield chunk
+
+
+def codec_name(encoding: str, source) -> str:
+    """The codec to decode with; UTF-8 as ``utf-8-sig``, so a byte-order mark never sticks to the first column."""
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"Unknown encoding {encoding!r} for {source} (--encoding)") from None
+    return "utf-8-sig" if codec.name == "utf-8" else codec.name
+
+
+def decoded_chunks(byte_chunks, source, encoding: str = "utf-8"):
+    """Decodes a stream of byte chunks incrementally; a UTF-8 byte-order mark is dropped.
+
+    A character cut between two chunks is decoded whole: the decoder keeps
+    the first bytes until the rest arrives.
+
+    Args:
+        byte_chunks: Iterable of ``bytes``.
+        source: What to name in messages (a path, ``<stdin>``).
+        encoding: Any codec name Python knows (``utf-8``, ``latin-1``, ``cp1252``, ``utf-16``...).
+
+    Returns:
+        An iterator of decoded ``str`` chunks.
+
+    Raises:
+        ValueError: for an unknown encoding, or naming the line of the first undecodable bytes.
+    """
+    name = codec_name(encoding, source)
+    decoder = codecs.getincrementaldecoder(name)()
+    line_breaks = 0  # "\n" characters decoded so far: the line of an error is one more than those before it.
+    for chunk, final in itertools.chain(((chunk, False) for chunk in byte_chunks), [(b"", True)]):
+        state = decoder.getstate()
+        try:
+            text = decoder.decode(chunk, final)
+        except UnicodeDecodeError as error:
+            # Count line breaks in the decoded prefix, not newline bytes: in UTF-16 a 0x0A byte is not always one.
+            # A fresh decoder in the failed one's state (byte order, BOM seen) decodes the prefix of its input.
+            prefix_decoder = codecs.getincrementaldecoder(name)(errors="replace")
+            prefix_decoder.setstate((b"", state[1]))
+            line = line_breaks + prefix_decoder.decode(error.object[: error.start], True).count("\n") + 1
+            bad = error.object[error.start:error.end]
+            if name == "utf-8-sig":
+                advice = (f"bytes {bad!r} are not valid UTF-8 (save the file as UTF-8, or give its encoding with "
+                          "--encoding)")
+            else:
+                advice = f"bytes {bad!r} are not valid {name} (check --encoding)"
+            raise ValueError(f"{source} line {line}: {advice}") from None
+        line_breaks += text.count("\n")
+        if text:
+            yield text
+
+
+def decode(raw: bytes, source, encoding: str = "utf-8") -> str:
+    """Decodes ``raw`` whole (see :func:`decoded_chunks`, which it is built on).
+
+    Example:
+        >>> decode(b"\\xef\\xbb\\xbftext,label", "data.csv")
+        'text,label'
+    """
+    return "".join(decoded_chunks([raw], source, encoding))
+
+
+def physical_lines(text_chunks):
+    """Lines of a stream of text chunks, split as ``open(..., newline="")`` splits them.
+
+    A line ends at ``\\n``, ``\\r`` or ``\\r\\n`` and keeps its ending (what
+    ``csv.reader`` wants); a ``\\r\\n`` cut between two chunks stays one line
+    break.  Memory: one chunk plus the longest line.
+    """
+    pending = []  # Pieces of an unfinished line; joined once a line break arrives, so a long line costs linear time.
+    for chunk in text_chunks:
+        if "\n" not in chunk and "\r" not in chunk:
+            pending.append(chunk)
+            continue
+        lines = io.StringIO("".join(pending) + chunk, newline="").readlines()
+        # The last piece may continue in the next chunk: a line without its
+        # ending yet, or a "\r" whose "\n" has not arrived.
+        pending = [lines.pop()] if lines and (lines[-1].endswith("\r") or not lines[-1].endswith("\n")) else []
+        yield from lines
+    if pending:
+        # A "\r" kept waiting for its "\n" may be followed by pieces without a line break: split them too.
+        yield from io.StringIO("".join(pending), newline="").readlines()
+
+
+def logical_lines(lines):
+    """The physical lines without their endings: one text (or record) per ``\\n``, ``\\r\\n`` or ``\\r``.
+
+    Not ``str.splitlines``: it also breaks at form feed, U+0085, U+2028 and
+    U+2029, which occur inside real texts (data/rt_polarity.csv has some), so a
+    3-line file would give more rows than it has lines and ``predict --input``
+    outputs would no longer line up with its inputs.
+    """
+    for line in lines:
+        yield line.rstrip("\r\n") if line.endswith(("\n", "\r")) else line

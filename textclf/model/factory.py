@@ -1,0 +1,107 @@
+"""Model factory: Embedding → recurrent layers → Dense head.  No I/O here."""
+
+from __future__ import annotations
+
+from textclf.config import TrainConfig
+
+
+def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use_cudnn="auto"):
+    """Builds an uncompiled Keras Functional classifier.
+
+    Input: int32 ids of shape ``[batch, time]`` (0 is padding, masked out).
+    Output: ``[batch, 1]`` sigmoid probability of the second class when
+    ``num_classes == 2``, otherwise ``[batch, num_classes]`` softmax; with
+    ``config.multi_label``, ``[batch, num_classes]`` independent sigmoids.
+
+    The recurrent layers keep Keras's defaults (tanh/sigmoid, no unroll, bias
+    on), so with ``recurrent_dropout_rate == 0`` and right-padded input the
+    fused cuDNN kernel is used on a GPU.
+
+    Args:
+        config: Architecture settings (``arch``, ``num_layers``, ``units``,
+            ``embedding_dim``, ``spatial_dropout_rate``, ``dropout_rate``,
+            ``recurrent_dropout_rate``, ``residual``, ``pooling``,
+            ``freeze_embeddings``).
+        vocabulary_size: Rows of the embedding (largest id + 1).
+        num_classes: Number of labels, at least 2.
+        use_cudnn: Passed to every LSTM/GRU; the export uses ``False`` so the
+            saved graph holds no GPU-only op.
+
+    Returns:
+        A ``keras.Model``.
+
+    Example:
+        >>> model = build_model(TrainConfig(arch="gru"), vocabulary_size=5000, num_classes=3)
+    """
+    import keras
+
+    from textclf.model.layers import AttentionPooling, GatherEmbedding, MaskedMaxPooling
+
+    if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 2:
+        raise ValueError(f"`vocabulary_size` must be an integer >= 2. Received: vocabulary_size={vocabulary_size!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
+
+    recurrent_class = keras.layers.GRU if config.arch.endswith("gru") else keras.layers.LSTM
+    bidirectional = config.arch.startswith("bi")
+    pools_over_time = config.pooling != "last"
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    hidden = GatherEmbedding(
+        vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding",
+        trainable=not config.freeze_embeddings,
+    )(ids)
+    if config.spatial_dropout_rate:
+        # Drops whole embedding channels: the same features vanish at every step.
+        hidden = keras.layers.SpatialDropout1D(config.spatial_dropout_rate, name="spatial_dropout")(hidden)
+    for layer_number in range(1, config.num_layers + 1):
+        last_layer = layer_number == config.num_layers
+        recurrent = recurrent_class(
+            config.units,
+            dropout=config.dropout_rate,
+            recurrent_dropout=config.recurrent_dropout_rate,
+            return_sequences=pools_over_time or not last_layer,
+            use_cudnn=use_cudnn,
+            name=f"{config.arch.removeprefix('bi')}_{layer_number}",
+        )
+        if bidirectional:
+            recurrent = keras.layers.Bidirectional(recurrent, name=f"{config.arch}_{layer_number}")
+        output = recurrent(hidden)
+        # Residual connections between recurrent layers of equal width (not
+        # around the first, whose input is the embedding).
+        if config.residual and layer_number > 1 and output.shape[-1] == hidden.shape[-1] and len(output.shape) == 3:
+            output = keras.layers.Add(name=f"residual_{layer_number}")([hidden, output])
+        hidden = output
+    if config.pooling == "max":
+        hidden = MaskedMaxPooling(name="max_pooling")(hidden)
+    elif config.pooling == "mean":
+        hidden = keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden)
+    elif config.pooling == "attention":
+        hidden = AttentionPooling(config.units, name="attention_pooling")(hidden)
+    elif config.pooling == "max_mean":
+        hidden = keras.layers.Concatenate(name="max_mean_pooling")([
+            MaskedMaxPooling(name="max_pooling")(hidden),
+            keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden),
+        ])
+    hidden = keras.layers.Dropout(config.dropout_rate, name="head_dropout")(hidden)
+    if config.multi_label:
+        # Independent probabilities: a text may belong to several classes, or none.
+        outputs = keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="label_probabilities")(hidden)
+    elif num_classes == 2:
+        outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(hidden)
+    else:
+        outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(hidden)
+    return keras.Model(ids, outputs, name=f"textclf_{config.arch}")
+
+
+def class_probabilities(outputs):
+    """``[batch, num_classes]`` probabilities from the model's raw output.
+
+    The binary head has one sigmoid unit ``p`` (probability of the second
+    class), expanded here to ``[1 - p, p]``; works on NumPy arrays and tensors.
+    """
+    if outputs.shape[-1] == 1:
+        import keras
+
+        return keras.ops.concatenate([1.0 - outputs, outputs], axis=-1)
+    return outputs

@@ -1,0 +1,87 @@
+"""Finding and reading run folders and exported SavedModels on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from textclf.config import TrainConfig
+from textclf.text.tokenizer import Tokenizer, tokenizer_from_json
+
+# Written into every export version; marks the folder as a textclf export.
+EXPORT_METADATA = "textclf.json"
+
+
+@dataclasses.dataclass
+class Run:
+    """A run folder's contents, loaded."""
+
+    path: Path
+    config: TrainConfig
+    tokenizer: Tokenizer
+    classes: list[str]
+    model: object  # keras.Model
+
+
+def load_run(path) -> Run:
+    """Reads a run folder written by :func:`textclf.train`.
+
+    Raises:
+        ValueError: naming the missing file when ``path`` is not a run folder.
+    """
+    import importlib
+
+    import keras
+
+    for module in ("textclf.model.layers", "textclf.model.optimizers"):
+        # Registers textclf's layers, and its optimizers should a saved model carry one, for load_model.
+        importlib.import_module(module)
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"Run folder not found: {path}")
+    missing = [name for name in ("config.json", "tokenizer.json", "labels.json", "model.keras")
+               if not (path / name).is_file()]
+    if missing:
+        raise ValueError(f"{path} is not a textclf run folder (missing {', '.join(missing)})")
+    config = TrainConfig.load(path / "config.json")
+    tokenizer = tokenizer_from_json((path / "tokenizer.json").read_text(encoding="utf-8"))
+    classes = json.loads((path / "labels.json").read_text(encoding="utf-8"))["classes"]
+    model = keras.saving.load_model(path / "model.keras")
+    return Run(path, config, tokenizer, classes, model)
+
+
+def versions(base: Path) -> list[int]:
+    """Integer version folders directly under ``base``, ascending."""
+    if not base.is_dir():
+        return []
+    return sorted(int(child.name) for child in base.iterdir() if child.is_dir() and child.name.isdigit())
+
+
+def resolve_export(path, require_metadata: bool = True) -> Path:
+    """The version folder for ``path``: a version folder itself, or the highest under a base.
+
+    Args:
+        path: A version folder or an export base.
+        require_metadata: Refuse a SavedModel without ``textclf.json`` (one textclf did not export).
+
+    Raises:
+        ValueError: when ``path`` holds no textclf export, saying what it found.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"Model folder not found: {path}")
+    if (path / "saved_model.pb").is_file():
+        version_dir = path
+    else:
+        found = [number for number in versions(path) if (path / str(number) / "saved_model.pb").is_file()]
+        if not found:
+            raise ValueError(
+                f"{path} is not a textclf export: expected saved_model.pb in it or in an integer "
+                "version folder under it (as `textclf train --output` or `textclf export` write)"
+            )
+        version_dir = path / str(found[-1])
+    if require_metadata and not (version_dir / EXPORT_METADATA).is_file():
+        raise ValueError(f"{version_dir} is a SavedModel but not a textclf export (no {EXPORT_METADATA})")
+    return version_dir

@@ -1,0 +1,367 @@
+"""Load and run an export the way TF Serving does: TensorFlow's C API, not Python's loader.
+
+TF Serving loads a SavedModel with the C++ ``LoadSavedModel``: it imports the
+MetaGraphDef into a Session, runs the saver's restore op (which restores only
+the variables the saver knows, under the names the graph reads) and fetches
+a signature's tensors by name.  ``tf.saved_model.load`` restores objects
+instead and so can run exports that the C++ loader cannot.  TensorFlow's C
+API exposes the C++ path as ``TF_LoadSessionFromSavedModel`` in
+``libtensorflow_cc.so.2``, which the tensorflow wheel ships; this module calls
+it with ``ctypes`` (no other dependency).
+
+String tensors in the C API are arrays of ``TF_TString`` (24 bytes each),
+written with ``TF_StringInit``/``TF_StringCopy`` and read with
+``TF_StringGetDataPointer``/``TF_StringGetSize``.
+
+Example:
+    >>> with ServingSession("saved_models/rt_polarity/1") as session:
+    ...     session.run("serving_default", ["a gorgeous movie"])["label"]
+    array([b'fresh'], dtype=object)
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+# Ops a CPU-only server cannot run (cuDNN kernels exist only on GPUs) or that call back into Python.
+FORBIDDEN_OPS = ("CudnnRNN", "CudnnRNNV2", "CudnnRNNV3", "CudnnRNNBackprop", "CudnnRNNBackpropV2",
+                 "CudnnRNNBackpropV3", "CudnnRNNCanonicalToParams", "CudnnRNNParamsToCanonical",
+                 "CudnnRNNParamsSize", "PyFunc", "PyFuncStateless", "EagerPyFunc")
+TSTRING_BYTES = 24  # sizeof(TF_TString)
+_TF_STRING = 7  # TF_DataType codes (tensorflow/c/tf_datatype.h).
+_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 10: np.bool_}
+
+
+class ServingError(RuntimeError):
+    """The C API refused to load or run the export; the message is TensorFlow's own."""
+
+
+class CApiUnavailable(ServingError):
+    """This TensorFlow installation ships no C API library (e.g. on Windows): nothing can be checked."""
+
+
+class _Output(ctypes.Structure):
+    _fields_ = [("oper", ctypes.c_void_p), ("index", ctypes.c_int)]
+
+
+class _Buffer(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("length", ctypes.c_size_t), ("data_deallocator", ctypes.c_void_p)]
+
+
+_LIBRARY = None
+
+
+def _library():
+    """``libtensorflow_cc.so.2`` of the installed tensorflow wheel, with the prototypes used here."""
+    global _LIBRARY
+    if _LIBRARY is not None:
+        return _LIBRARY
+    import tensorflow as tf  # Loads the library into the process; its folder is tf's.
+
+    candidates = [Path(tf.__file__).parent / name for name in ("libtensorflow_cc.so.2", "libtensorflow_cc.2.dylib")]
+    path = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if path is None:
+        raise CApiUnavailable(f"TensorFlow's C API library (libtensorflow_cc) was not found beside {tf.__file__}")
+    lib = ctypes.CDLL(str(path))
+    p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+    prototypes = {
+        "TF_NewStatus": (p, []), "TF_DeleteStatus": (None, [p]), "TF_GetCode": (i, [p]),
+        "TF_Message": (ctypes.c_char_p, [p]),
+        "TF_NewSessionOptions": (p, []), "TF_DeleteSessionOptions": (None, [p]),
+        "TF_NewGraph": (p, []), "TF_DeleteGraph": (None, [p]),
+        "TF_NewBuffer": (ctypes.POINTER(_Buffer), []), "TF_DeleteBuffer": (None, [ctypes.POINTER(_Buffer)]),
+        "TF_LoadSessionFromSavedModel": (p, [p, p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), i, p,
+                                             ctypes.POINTER(_Buffer), p]),
+        "TF_GraphOperationByName": (p, [p, ctypes.c_char_p]),
+        "TF_SessionRun": (None, [p, p, ctypes.POINTER(_Output), ctypes.POINTER(p), i, ctypes.POINTER(_Output),
+                                 ctypes.POINTER(p), i, p, i, p, p]),
+        "TF_CloseSession": (None, [p, p]), "TF_DeleteSession": (None, [p, p]),
+        "TF_AllocateTensor": (p, [i, ctypes.POINTER(ctypes.c_int64), i, s]), "TF_DeleteTensor": (None, [p]),
+        "TF_TensorData": (p, [p]), "TF_TensorType": (i, [p]), "TF_NumDims": (i, [p]),
+        "TF_Dim": (ctypes.c_int64, [p, i]), "TF_TensorByteSize": (s, [p]),
+        "TF_StringInit": (None, [p]), "TF_StringCopy": (None, [p, ctypes.c_char_p, s]),
+        "TF_StringGetDataPointer": (p, [p]), "TF_StringGetSize": (s, [p]), "TF_StringDealloc": (None, [p]),
+    }
+    for name, (restype, argtypes) in prototypes.items():
+        function = getattr(lib, name)
+        function.restype, function.argtypes = restype, argtypes
+    _LIBRARY = lib
+    return lib
+
+
+def _check(lib, status, action: str) -> None:
+    if lib.TF_GetCode(status) != 0:
+        raise ServingError(f"{action}: {lib.TF_Message(status).decode('utf-8', 'replace')}")
+
+
+def _tensor_name(name: str) -> tuple[str, int]:
+    """``"op:1"`` → ``("op", 1)``."""
+    op, _, index = name.partition(":")
+    return op, int(index or 0)
+
+
+class ServingSession:
+    """A SavedModel loaded with ``TF_LoadSessionFromSavedModel`` (tag ``serve``), as TF Serving loads it.
+
+    Args:
+        export_dir: A SavedModel folder (one version).
+
+    Raises:
+        ServingError: with TensorFlow's message when loading fails.
+    """
+
+    def __init__(self, export_dir):
+        from tensorflow.core.protobuf import meta_graph_pb2
+
+        self._lib = lib = _library()
+        self._session = None
+        status, options, meta_graph = lib.TF_NewStatus(), lib.TF_NewSessionOptions(), lib.TF_NewBuffer()
+        self._graph = lib.TF_NewGraph()
+        try:
+            tags = (ctypes.c_char_p * 1)(b"serve")
+            self._session = lib.TF_LoadSessionFromSavedModel(
+                options, None, str(export_dir).encode(), tags, 1, self._graph, meta_graph, status)
+            _check(lib, status, f"Loading {export_dir} (TF_LoadSessionFromSavedModel)")
+            definition = meta_graph_pb2.MetaGraphDef()
+            definition.ParseFromString(ctypes.string_at(meta_graph.contents.data, meta_graph.contents.length))
+        finally:
+            lib.TF_DeleteBuffer(meta_graph)
+            lib.TF_DeleteSessionOptions(options)
+            lib.TF_DeleteStatus(status)
+        # {signature: ({input key: tensor name}, {output key: tensor name})}, as the MetaGraphDef declares them.
+        self.signatures = {
+            name: ({key: info.name for key, info in signature.inputs.items()},
+                   {key: info.name for key, info in signature.outputs.items()})
+            for name, signature in definition.signature_def.items()
+        }
+
+    def _output(self, tensor_name: str) -> _Output:
+        op, index = _tensor_name(tensor_name)
+        operation = self._lib.TF_GraphOperationByName(self._graph, op.encode())
+        if not operation:
+            raise ServingError(f"The graph has no operation {op!r} (signature tensor {tensor_name})")
+        return _Output(operation, index)
+
+    def _string_tensor(self, texts):
+        """A ``TF_STRING`` tensor ``[len(texts)]``; the caller frees it with ``_free_strings``."""
+        lib = self._lib
+        dims = (ctypes.c_int64 * 1)(len(texts))
+        tensor = lib.TF_AllocateTensor(_TF_STRING, dims, 1, TSTRING_BYTES * len(texts))
+        data = lib.TF_TensorData(tensor)
+        for index, text in enumerate(texts):
+            raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+            lib.TF_StringInit(data + index * TSTRING_BYTES)
+            lib.TF_StringCopy(data + index * TSTRING_BYTES, raw, len(raw))
+        return tensor
+
+    def _free_strings(self, tensor, count: int) -> None:
+        # TF_DeleteTensor frees the buffer but not the heap copies of strings over 22 bytes.
+        data = self._lib.TF_TensorData(tensor)
+        for index in range(count):
+            self._lib.TF_StringDealloc(data + index * TSTRING_BYTES)
+        self._lib.TF_DeleteTensor(tensor)
+
+    def _to_numpy(self, tensor) -> np.ndarray:
+        lib = self._lib
+        shape = tuple(lib.TF_Dim(tensor, axis) for axis in range(lib.TF_NumDims(tensor)))
+        dtype, data = lib.TF_TensorType(tensor), lib.TF_TensorData(tensor)
+        if dtype == _TF_STRING:
+            count = int(np.prod(shape, dtype=np.int64))
+            values = [ctypes.string_at(lib.TF_StringGetDataPointer(data + index * TSTRING_BYTES),
+                                       lib.TF_StringGetSize(data + index * TSTRING_BYTES)) for index in range(count)]
+            return np.array(values, dtype=object).reshape(shape)
+        if dtype not in _DTYPES:
+            raise ServingError(f"Unsupported output dtype code {dtype}")
+        raw = ctypes.string_at(data, lib.TF_TensorByteSize(tensor))
+        return np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(shape).copy()
+
+    def run(self, signature: str, texts) -> dict[str, np.ndarray]:
+        """Runs ``signature`` on a batch of texts (its single string input) with ``TF_SessionRun``.
+
+        Args:
+            signature: A signature key, e.g. ``"serving_default"`` or ``"tokenize"``.
+            texts: A sequence of ``str`` or ``bytes``.
+
+        Returns:
+            ``{output key: numpy array}``; strings come back as ``bytes`` in object arrays.
+        """
+        if signature not in self.signatures:
+            raise ServingError(f"No signature {signature!r}; the export has {sorted(self.signatures)}")
+        inputs, outputs = self.signatures[signature]
+        if len(inputs) != 1:
+            raise ServingError(f"Signature {signature!r} takes {sorted(inputs)}; expected one string input")
+        lib = self._lib
+        keys = sorted(outputs)
+        input_outputs = (_Output * 1)(self._output(next(iter(inputs.values()))))
+        fetches = (_Output * len(keys))(*(self._output(outputs[key]) for key in keys))
+        values = (ctypes.c_void_p * len(keys))()
+        text_tensor = self._string_tensor(list(texts))
+        feeds = (ctypes.c_void_p * 1)(text_tensor)
+        status = lib.TF_NewStatus()
+        try:
+            lib.TF_SessionRun(self._session, None, input_outputs, feeds, 1, fetches, values, len(keys),
+                              None, 0, None, status)
+            _check(lib, status, f"Running signature {signature!r} (TF_SessionRun)")
+            return {key: self._to_numpy(values[index]) for index, key in enumerate(keys)}
+        finally:
+            for value in values:
+                if value:
+                    lib.TF_DeleteTensor(value)
+            self._free_strings(text_tensor, len(texts))
+            lib.TF_DeleteStatus(status)
+
+    def close(self) -> None:
+        lib = self._lib
+        status = lib.TF_NewStatus()
+        if self._session:
+            lib.TF_CloseSession(self._session, status)
+            lib.TF_DeleteSession(self._session, status)
+            self._session = None
+        if self._graph:
+            lib.TF_DeleteGraph(self._graph)
+            self._graph = None
+        lib.TF_DeleteStatus(status)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_lib", None) is not None:
+            self.close()
+
+
+def _read_saved_model(export_dir):
+    """The parsed ``saved_model.pb``; a ServingError names a missing or unreadable one."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = Path(export_dir) / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        saved_model.ParseFromString(path.read_bytes())
+    except (OSError, DecodeError) as error:
+        raise ServingError(f"{path} cannot be read as a SavedModel: {error}") from None
+    if not saved_model.meta_graphs:
+        raise ServingError(f"{path} holds no MetaGraph (empty or truncated file)")
+    return saved_model
+
+
+def graph_ops(export_dir) -> set[str]:
+    """Every op type in the SavedModel's graphs *and* their function libraries.
+
+    ``saved_model_cli show --list_ops`` lists only the top-level graph, where
+    a tf.function export holds little more than ``StatefulPartitionedCall``.
+    """
+    return _ops_of(_read_saved_model(export_dir))
+
+
+def _ops_of(saved_model) -> set[str]:
+    ops = set()
+    for meta_graph in saved_model.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+def forbidden_ops(export_dir) -> list[str]:
+    """Ops in the export (graph and functions) that a CPU-only TF Serving cannot run."""
+    return sorted(graph_ops(export_dir) & set(FORBIDDEN_OPS))
+
+
+# A batch a server meets: empty, punctuation only, emoji, CJK, an ordinary sentence, a 5,000-word text.
+PROBE_TEXTS = ("", "?!... ---", "great film 👍🎬", "这部电影很好看", "a gorgeous, witty, seductive movie",
+               " ".join(["word"] * 5000))
+
+
+def check_export(export_dir, texts=PROBE_TEXTS) -> dict:
+    """Checks that TF Serving's loading path serves an export, as the C++ server would run it.
+
+    Loads ``export_dir`` with ``TF_LoadSessionFromSavedModel``, runs every
+    signature on ``texts`` with ``TF_SessionRun`` and lists the ops a CPU-only
+    server cannot run (searched in the graph and its function library).
+
+    Args:
+        export_dir: A SavedModel version folder.
+        texts: The batch each signature is run on.
+
+    Returns:
+        ``{"forbidden_ops": [...], "functions": N, "outputs": {signature: {key: array}}}``.
+
+    Raises:
+        ServingError: TensorFlow's message when the export does not load or a signature does not run.
+
+    Example:
+        >>> check_export("saved_models/rt_polarity/1")["outputs"]["serving_default"]["label"]
+    """
+    saved_model = _read_saved_model(export_dir)
+    with ServingSession(export_dir) as session:
+        outputs = {name: session.run(name, texts) for name in sorted(session.signatures)
+                   if len(session.signatures[name][0]) == 1}
+    return {
+        "forbidden_ops": sorted(_ops_of(saved_model) & set(FORBIDDEN_OPS)),
+        "functions": sum(len(meta.graph_def.library.function) for meta in saved_model.meta_graphs),
+        "outputs": outputs,
+    }
+
+
+def check_report(path, as_json: bool = False) -> str:
+    """``textclf check-export``: the C++ loader's verdict on an export, with its outputs.
+
+    Also runs the same batch through Python's ``tf.saved_model.load`` and
+    reports whether both loaders agree (labels identical, scores within 1e-5).
+
+    Args:
+        path: An export base (highest version) or version folder.
+        as_json: Return JSON instead of lines of text.
+
+    Returns:
+        The report to print.
+
+    Raises:
+        ValueError: the export would not serve (TensorFlow's error), or holds ops a CPU-only server cannot run.
+    """
+    import json
+
+    import tensorflow as tf
+
+    from textclf.serve.artifacts import resolve_export
+
+    # Any SavedModel: an export made by other tools is checked too.
+    folder = resolve_export(path, require_metadata=False)
+    try:
+        report = check_export(folder)
+    except ServingError as error:
+        raise ValueError(f"{folder} would not serve in TF Serving's C++ loader: {error}") from None
+    if report["forbidden_ops"]:
+        raise ValueError(f"{folder} holds ops a CPU-only TF Serving cannot run (graph or function library): "
+                         f"{', '.join(report['forbidden_ops'])}")
+    served = report["outputs"].get("serving_default")
+    if served is None:
+        raise ValueError(f"{folder} has no serving_default signature taking one text input")
+    python = tf.saved_model.load(str(folder)).signatures["serving_default"](text=tf.constant(PROBE_TEXTS))
+    difference = max(float(np.max(np.abs(served[key] - python[key].numpy()))) for key in served
+                     if served[key].dtype != object)
+    agree = (served["label"].tolist() == python["label"].numpy().tolist()) and difference <= 1e-5
+    rows = [{"text": text if len(text) <= 60 else text[:57] + "...", "label": label.decode(), "score": float(score)}
+            for text, label, score in zip(PROBE_TEXTS, served["label"], served["score"])]
+    if as_json:
+        return json.dumps({"export": str(folder), "servable": True, "forbidden_ops": [],
+                           "functions_searched": report["functions"], "python_loader_agrees": agree,
+                           "largest_difference": difference,
+                           "signatures": {name: sorted(outputs) for name, outputs in report["outputs"].items()},
+                           "outputs": rows}, ensure_ascii=False)
+    lines = [f"{folder}: servable — loaded with TF_LoadSessionFromSavedModel (TF Serving's C++ loader) and run "
+             "with TF_SessionRun",
+             "  signatures: " + "; ".join(f"{name}(text) -> {', '.join(sorted(outputs))}"
+                                          for name, outputs in report["outputs"].items()),
+             f"  no Cudnn*/PyFunc op in the graph or its {report['functions']} functions",
+             f"  tf.saved_model.load {'agrees' if agree else 'DISAGREES'}: largest difference {difference:.2e}"]
+    lines += [f"  {json.dumps(row['text'], ensure_ascii=False)} -> {row['label']} {row['score']:.6f}" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,232 @@
+"""Export a run as a SavedModel that takes raw text, in TF Serving's layout.
+
+Layout: ``BASE/<version>/saved_model.pb`` with ``variables/``, plus
+``textclf.json`` (classes, task, config).  The next version is the highest
+existing one + 1; the SavedModel is written to a temporary folder beside it
+and renamed only when complete, so a crash never leaves a half version and an
+existing version is never touched.
+
+Signature ``serving_default``: input ``text`` (string ``[batch]``); outputs
+``label`` (string ``[batch]``), ``score`` (float32 ``[batch]``, the
+probability of that label), ``classes`` (string ``[batch, C]``) and ``scores``
+(float32 ``[batch, C]``); multi-label models add ``labels`` (string
+``[batch, C]``: the class where its score reaches the threshold, else "").
+Signature ``tokenize`` returns the ``ids`` (int32
+``[batch, max_len]``) the model reads, for debugging clients.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from textclf.serve.artifacts import EXPORT_METADATA, Run, load_run, versions
+from textclf.model.factory import build_model, class_probabilities
+from textclf.text.sequences import GraphEncoder
+from textclf.serve.fast_lstm import LSTMInference, supports
+
+
+def _inference_model(run):
+    """A copy of the run's model whose recurrent layers never pick cuDNN.
+
+    A graph traced on a GPU with ``use_cudnn="auto"`` can contain only
+    ``CudnnRNNV3`` ops, which fail on a CPU-only server.  The copy, with
+    ``use_cudnn=False``, traces the generic loop that runs on both.
+    """
+    # Dropout is the identity at inference: without it the graph holds no random-seed state.
+    config = run.config.replace(dropout_rate=0.0, recurrent_dropout_rate=0.0, spatial_dropout_rate=0.0)
+    model = build_model(config, run.tokenizer.vocabulary_size, len(run.classes), use_cudnn=False)
+    model.set_weights(run.model.get_weights())
+    return model
+
+
+def serving_module(run, fast=True, fast_options=None):
+    """A ``tf.Module`` whose functions map raw text to labels and scores.
+
+    The module tracks the lookup table and exactly the ``tf.Variable``s its
+    functions read, and no Keras object.  Why: TF Serving's C++ loader
+    restores a SavedModel by running its saver's restore op, which assigns
+    only the variables that are checkpointed objects.  A Keras 3 variable
+    saves itself as a *new* ``tf.Variable`` copied from the one it wraps
+    (``keras.Variable._export_to_saved_model_graph``), so the restore op fills
+    that copy while the functions read the wrapped variable, which the C++
+    loader never creates ("Could not find variable ...").  Python's
+    ``tf.saved_model.load`` restores objects and hid this.  Tracking the
+    variables the traced functions capture (as Keras's ``ExportArchive``
+    does) makes the restore op fill the very handles the graph reads, and
+    stores each weight once.
+
+    Args:
+        run: A loaded run (``textclf.serve.artifacts.load_run``).
+        fast: LSTM models compute with ``textclf.serve.fast_lstm.LSTMInference``
+            instead of the Keras graph (same outputs, faster).
+        fast_options: Keyword arguments for ``LSTMInference`` (tests use them
+            to force one path).
+
+    Returns:
+        The module, its functions traced; ``module.classify`` and
+        ``module.tokenize`` are the two signatures.
+
+    Example:
+        >>> module = serving_module(load_run("saved_models/rt_polarity/runs/20261124-221500"))
+        >>> module.classify(tf.constant(["a gorgeous movie"]))["label"]
+        <tf.Tensor: shape=(1,), dtype=string, numpy=array([b'fresh'], dtype=object)>
+    """
+    import tensorflow as tf
+
+    encoder = GraphEncoder(run.tokenizer, run.config.max_len, run.config.padding, run.config.truncating)
+    model = _inference_model(run)
+    # LSTM models: the same numbers with less work (textclf/serve/fast_lstm.py); others run the Keras graph.
+    inference = LSTMInference(model, run.config, **(fast_options or {})) if fast and supports(run.config) else None
+
+    def scores(text):
+        """The model's output for a ``[batch]`` string tensor."""
+        if inference is None:
+            # Padded to the batch's longest row only: masked steps only carry the state forward,
+            # so a short sentence costs a few steps, not max_len.
+            return model(encoder.padded(text, padding=run.config.padding)[0], training=False)
+        # Right-padded to the longest row of the batch, whatever the training padding.
+        return inference(*encoder.padded(text))
+
+    class TextClassifierModule(tf.Module):
+        def __init__(self):
+            super().__init__(name="textclf")
+            # Attributes are what tf.saved_model tracks; the model and encoder stay in the closure.
+            self.table = encoder.table
+            self.class_names = tf.constant(run.classes, dtype=tf.string)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def tokenize(self, text):
+            return {"ids": encoder(text)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def classify(self, text):
+            probabilities = class_probabilities(scores(text))
+            best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            batch = tf.shape(text)[0]
+            classes = tf.tile(self.class_names[tf.newaxis], [batch, 1])
+            outputs = {
+                "label": tf.gather(self.class_names, best),
+                "score": tf.reduce_max(probabilities, axis=-1),
+                "classes": classes,
+                "scores": probabilities,
+            }
+            if run.config.multi_label:
+                # Signatures return dense tensors: unselected classes are "".
+                outputs["labels"] = tf.where(probabilities >= run.config.threshold, classes, tf.constant(""))
+            return outputs
+
+    module = TextClassifierModule()
+    captured = {}
+    for function in (module.classify, module.tokenize):
+        for variable in function.get_concrete_function().variables:
+            captured.setdefault(id(variable), variable)
+    module.served_variables = list(captured.values())
+    return module
+
+
+def _verify(staging: Path, module) -> None:
+    """Refuses an export that TF Serving's C++ loader would not serve, or would serve differently.
+
+    The staged SavedModel is loaded with ``TF_LoadSessionFromSavedModel`` and
+    both signatures run on :data:`textclf.serve.check.PROBE_TEXTS`; the
+    labels must equal and the scores match (1e-5) the module's own outputs.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from textclf.log import log
+    from textclf.serve.check import PROBE_TEXTS, CApiUnavailable, ServingError, check_export
+
+    try:
+        report = check_export(staging)
+    except CApiUnavailable as error:
+        # The export itself is fine; only this check needs the library.
+        log(f"warning: the export was not checked through TF Serving's loader ({error})")
+        return
+    except ServingError as error:
+        raise ValueError(f"The export would not run in TF Serving's C++ loader: {error}") from None
+    if report["forbidden_ops"]:
+        raise ValueError(f"The export holds ops a CPU-only server cannot run: {', '.join(report['forbidden_ops'])}")
+    served = report["outputs"]["serving_default"]
+    expected = module.classify(tf.constant(PROBE_TEXTS))
+    ids = module.tokenize(tf.constant(PROBE_TEXTS))["ids"].numpy()
+    if (served["label"].tolist() != expected["label"].numpy().tolist()
+            or not np.allclose(served["scores"], expected["scores"].numpy(), rtol=0, atol=1e-5)
+            or not np.array_equal(report["outputs"]["tokenize"]["ids"], ids)):
+        raise ValueError("The export's outputs in TF Serving's C++ loader differ from the model's")
+
+
+def _remove_stale_staging(base: Path) -> None:
+    """Deletes ``.tmp-export-N-PID`` folders whose process is gone (killed while exporting)."""
+    for folder in base.glob(".tmp-export-*-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # Signal 0 only asks whether the process exists.
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # Alive, another user's.
+
+
+def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
+    """Exports a run folder as the next version under ``output``.
+
+    The SavedModel is staged in a temporary folder, checked through TF
+    Serving's own loading path (``textclf.serve.check``), and renamed to the
+    version folder only when it loads, runs and agrees with the model.
+
+    Args:
+        run_dir: A run folder written by :func:`textclf.train`, or a loaded
+            :class:`textclf.serve.artifacts.Run`.
+        output: Export base folder (``saved_models/NAME``).
+        fast: Compute LSTM models with ``textclf.serve.fast_lstm.LSTMInference``.
+        fast_options: Keyword arguments for ``LSTMInference``.
+
+    Returns:
+        The new version folder, e.g. ``saved_models/NAME/3``.
+
+    Example:
+        >>> export_run("saved_models/rt_polarity/runs/20261124-221500", "saved_models/rt_polarity")
+        PosixPath('saved_models/rt_polarity/2')
+    """
+    import tensorflow as tf
+
+    run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
+    base = Path(output)
+    if base.exists() and not base.is_dir():
+        raise ValueError(f"Export base {base} exists and is not a folder")
+    base.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(base)
+    version = (versions(base) or [0])[-1] + 1
+    staging = base / f".tmp-export-{version}-{os.getpid()}"
+    module = serving_module(run, fast=fast, fast_options=fast_options)
+    try:
+        tf.saved_model.save(
+            module, str(staging),
+            signatures={"serving_default": module.classify, "tokenize": module.tokenize},
+        )
+        _verify(staging, module)
+        metadata = {
+            "format": "textclf-export",
+            "version": version,
+            "classes": run.classes,
+            "task": "multilabel" if run.config.multi_label else "binary" if len(run.classes) == 2 else "multiclass",
+            "run": str(run.path),
+            "config": run.config.to_dict(),
+        }
+        (staging / EXPORT_METADATA).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
+        target = base / str(version)
+        if target.exists():
+            raise ValueError(f"Version folder {target} appeared while exporting; it was left untouched")
+        # os.rename refuses to replace a non-empty folder, so a version written
+        # meanwhile by another process is never overwritten.
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,323 @@
+"""Training loop on tf.distribute, checkpointed so that a killed run resumes where it was.
+
+``fitting.fit`` trains here for ``strategy`` ``mirrored`` or ``multiworker``
+and for every run with a checkpoint folder (every ``textclf train`` run),
+because:
+
+* Keras 3.15 ``model.fit`` under MultiWorkerMirroredStrategy fails on
+  TensorFlow 2.21 ("unsupported type PerReplica", keras-team/keras#20585),
+  while ``strategy.run`` over a distributed dataset works;
+* ``keras.callbacks.BackupAndRestore`` (3.15) cannot resume mid-epoch: it
+  reads back only the epoch, so the interrupted epoch is replayed from its
+  first batch; with a step ``save_freq`` it no longer saves at epoch ends; a
+  mid-epoch save after a resume records epoch 0; and the early-stopping and
+  learning-rate-plateau state is not saved.
+
+The loop computes what ``model.fit`` does in ``fitting.fit`` (same model,
+loss, Adam settings, class weights, accuracy, early stopping on
+``val_loss`` with the best weights restored, plateau halving) and saves,
+with ``tf.train.CheckpointManager``, everything needed to continue: weights,
+optimizer, epoch and step, the partial epoch's sums, the history,
+early-stopping and plateau state, the best weights (:class:`LoopState`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from textclf.train.cluster import get_strategy, worker_role
+from textclf.log import log
+from textclf.train.setup import build_fit_model, class_weights, make_optimizer, targets_of
+from textclf.train.rows import TokenizedRows, input_function
+from textclf.train.steps import STEPS_PER_CALL, batches, step_functions
+from textclf.train.streamed_rows import StreamedRows, streamed_input_function
+from textclf.data.counts import balanced_class_weights
+
+# Set by tests: each worker writes the SHA-256 of its final weights to this file.
+DIGEST_VARIABLE = "TEXTCLF_WEIGHTS_DIGEST_FILE"
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+# Fewer training steps an epoch than this, and the loop suggests a smaller batch.
+FEW_STEPS = 4
+# keras.callbacks.ReduceLROnPlateau's defaults, as fitting.fit uses it.
+_PLATEAU_FACTOR, _PLATEAU_PATIENCE, _PLATEAU_MIN_DELTA = 0.5, 1, 1e-4
+
+
+class LoopState:
+    """The training position and bookkeeping, as variables saved with the weights in one checkpoint.
+
+    Created outside the strategy's scope: every worker updates its own copy
+    identically from all-reduced values, so they need no synchronization.
+    """
+
+    def __init__(self, model, epochs: int):
+        import tensorflow as tf
+
+        self.epoch = tf.Variable(0, dtype=tf.int64)  # Epochs completed.
+        self.step = tf.Variable(0, dtype=tf.int64)  # Steps done in the current epoch.
+        self.global_step = tf.Variable(0, dtype=tf.int64)
+        self.sums = tf.Variable(tf.zeros(3, tf.float64))  # Loss, correct, rows of the current epoch.
+        self.history = tf.Variable(tf.zeros([epochs, len(HISTORY_KEYS)], tf.float64))
+        self.best_loss = tf.Variable(math.inf, dtype=tf.float64)
+        self.best_epoch = tf.Variable(-1, dtype=tf.int64)
+        self.wait = tf.Variable(0, dtype=tf.int64)
+        self.plateau_best = tf.Variable(math.inf, dtype=tf.float64)
+        self.plateau_wait = tf.Variable(0, dtype=tf.int64)
+        self.finished = tf.Variable(False)
+        self.best_weights = [tf.Variable(weight.numpy(), trainable=False) for weight in model.weights]
+
+    def checkpoint(self, model, optimizer):
+        """A ``tf.train.Checkpoint`` of the model, the optimizer and this state."""
+        import tensorflow as tf
+
+        return tf.train.Checkpoint(
+            model_variables=list(model.variables), optimizer=optimizer, epoch=self.epoch, step=self.step,
+            global_step=self.global_step, sums=self.sums, history=self.history, best_loss=self.best_loss,
+            best_epoch=self.best_epoch, wait=self.wait, plateau_best=self.plateau_best,
+            plateau_wait=self.plateau_wait, finished=self.finished, best_weights=self.best_weights)
+
+    def keep_best_weights(self, model) -> None:
+        for kept, weight in zip(self.best_weights, model.weights):
+            kept.assign(weight.numpy())
+
+    def restore_best_weights(self, model) -> None:
+        for kept, weight in zip(self.best_weights, model.weights):
+            weight.assign(kept.numpy())
+
+
+def _check_workers_agree(strategy, state: LoopState, where) -> None:
+    """Stops every worker with the same error when they restored different positions."""
+    import tensorflow as tf
+
+    position = tf.reshape(tf.cast(state.global_step, tf.int64), [1])
+
+    def local_position():
+        return position
+
+    @tf.function
+    def every_position():
+        return strategy.gather(strategy.run(local_position), axis=0)
+
+    gathered = every_position().numpy()
+    if len(set(gathered.tolist())) > 1:
+        raise ValueError(
+            f"The workers restored different checkpoints (global steps {sorted(set(gathered.tolist()))}) from "
+            f"{where}: every worker must see the chief's --output folder (shared storage), or pass --restart "
+            "to every worker")
+
+
+def _check_tensorboard() -> None:
+    # tf.summary.scalar needs the tensorboard package; say so before training, not after an epoch.
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
+
+
+def _write_digest(model) -> None:
+    path = os.environ.get(DIGEST_VARIABLE)
+    if path:
+        digest = hashlib.sha256(b"".join(np.ascontiguousarray(weight.numpy()).tobytes() for weight in model.weights))
+        Path(path).write_text(digest.hexdigest() + "\n", encoding="utf-8")
+
+
+def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=None, verbose="auto",
+                tensorboard=None, callbacks=None):
+    """Builds the model in the strategy's scope and trains it; resumes from ``checkpoint`` when it holds a run.
+
+    Args:
+        config: Settings, ``max_len`` resolved; ``strategy`` picks the strategy.
+        tokenizer: The fitted tokenizer.
+        classes: The labels, in output order.
+        train_data: Training rows: a :class:`textclf.data.dataset.Dataset`, or
+            :class:`textclf.train.streamed_rows.StreamedRows` read from the file each epoch.
+        valid_data: Validation rows, of the same kind.
+        checkpoint: A :class:`textclf.train.resume.InProgress`, or ``None`` for no checkpoints.
+        verbose: 0 for no per-epoch log lines.
+        tensorboard: Folder for TensorBoard logs (chief only).
+        callbacks: Not supported here (Keras callbacks need ``model.fit``).
+
+    Returns:
+        ``(model, history)`` like ``fitting.fit``: the model with the weights of
+        the epoch with the lowest validation loss, and per-epoch metrics.
+    """
+    import keras
+    import tensorflow as tf
+
+    if callbacks:
+        raise ValueError("Keras callbacks run only in model.fit (fitting.fit without a checkpoint, with strategy "
+                         f"'none'); this run trains in the checkpointed loop (strategy={config.strategy!r})")
+    strategy, role = get_strategy(config.strategy), worker_role(config.strategy)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"`batch_size` is the global batch and must be divisible by the "
+                         f"{strategy.num_replicas_in_sync} replicas. Received: batch_size={config.batch_size}")
+    full_epoch_steps = math.ceil(len(train_data) / config.batch_size)  # Without buckets' partial batches.
+    if full_epoch_steps < FEW_STEPS:
+        # The default batch (256) suits thousands of rows; on a few hundred an epoch is one or two updates.
+        log(f"note: {len(train_data)} training rows make {full_epoch_steps} step{'s' * (full_epoch_steps != 1)} "
+            f"an epoch at batch_size={config.batch_size}; a smaller --batch-size (for example 32) gives more "
+            "updates per epoch")
+    balanced = config.class_weight == "balanced"
+    if isinstance(train_data, StreamedRows):
+        # Streamed rows are tokenized as each epoch reads the file; their counting pass counted the labels.
+        train_rows, valid_rows, make_input = train_data, valid_data, streamed_input_function
+        weights_by_class = balanced_class_weights(train_data.label_counts, classes) if balanced else None
+    else:
+        train_rows = TokenizedRows(tokenizer, train_data.texts, targets_of(config, train_data.labels, classes), config)
+        valid_rows = TokenizedRows(tokenizer, valid_data.texts, targets_of(config, valid_data.labels, classes), config)
+        make_input = input_function
+        weights_by_class = class_weights(train_data.labels, classes) if balanced else None
+    with strategy.scope():
+        model = build_fit_model(config, tokenizer, classes)
+        optimizer = make_optimizer(config, full_epoch_steps)
+        optimizer.build(model.trainable_variables)  # Its variables must exist before a restore.
+    state = LoopState(model, config.epochs)
+    saved = state.checkpoint(model, optimizer)
+    manager = None
+    if checkpoint is not None:
+        manager = tf.train.CheckpointManager(saved, str(checkpoint.write_dir), max_to_keep=1)
+        latest = tf.train.latest_checkpoint(str(checkpoint.checkpoint_dir)) if checkpoint.resuming else None
+        if latest:
+            saved.restore(latest).assert_existing_objects_matched()
+            log(f"resuming from {latest}: epoch {int(state.epoch) + 1}/{config.epochs}, step {int(state.step)} "
+                f"({int(state.global_step)} steps trained)" + (", training had finished" if state.finished else ""))
+        elif checkpoint.resuming:
+            log(f"resuming from {checkpoint.path}: no checkpoint was written yet, so training starts at epoch 1")
+        if config.strategy == "multiworker":
+            _check_workers_agree(strategy, state, checkpoint.checkpoint_dir)
+
+    train_steps, make_evaluate_step = step_functions(
+        strategy, model, optimizer, classes, weights_by_class, state, multi_label=config.multi_label)
+    # Validation sums loss and counts over every row, so its batches may be length-bucketed like training's
+    # (less padding; only the order of the float sums changes).
+    valid_input = strategy.distribute_datasets_from_function(
+        make_input(valid_rows, config.batch_size, bucket=config.bucketing))
+    evaluate_step = make_evaluate_step(valid_input.element_spec)
+    writers = None
+    if tensorboard and role.is_chief:
+        _check_tensorboard()
+        writers = {part: tf.summary.create_file_writer(str(Path(tensorboard) / part)) for part in ("train", "validation")}
+
+    loop_started = time.perf_counter()
+
+    def save():
+        # Numbered by the manager's own counter, so a save never rewrites the files the last one left.
+        if manager is not None:
+            manager.save()
+            # Training time up to this checkpoint, so a resumed run reports the whole run's time.
+            checkpoint.record_seconds(time.perf_counter() - loop_started)
+
+    steps_per_epoch = None if config.bucketing and config.padding == "post" else full_epoch_steps
+    while not bool(state.finished) and int(state.epoch) < config.epochs:
+        epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
+        train_input = strategy.distribute_datasets_from_function(make_input(
+            train_rows, config.batch_size, seed=config.seed, epoch=epoch, skip_steps=int(state.step),
+            bucket=config.bucketing))
+        bar = _progress_bar(verbose, role, steps_per_epoch)
+        iterator = iter(train_input)
+        while True:
+            limit = STEPS_PER_CALL
+            if config.checkpoint_every:
+                # Stop at the next multiple of checkpoint_every, to save there.
+                limit = min(limit, config.checkpoint_every - int(state.global_step) % config.checkpoint_every)
+            before = int(state.step)
+            train_steps(iterator, tf.constant(limit, tf.int64))
+            done = int(state.step) - before
+            if done and config.checkpoint_every and int(state.global_step) % config.checkpoint_every == 0:
+                save()
+            if bar is not None and done:
+                sums = state.sums.numpy()
+                bar.update(int(state.step), [("loss", sums[0] / max(sums[2], 1)), ("accuracy", sums[1] / max(sums[2], 1))])
+            if done < limit:
+                break
+        training_seconds = time.perf_counter() - started
+        if bar is not None:
+            bar.update(int(state.step), finalize=True)  # Ends the bar's line, even with an unknown step count.
+        # Bucketed epochs have a step count known only once one has run (Keras's progress bar says "Unknown" too).
+        steps_per_epoch = steps_per_epoch or (int(state.step) if int(state.step) and not skipped else None)
+        valid_sums = np.zeros(3)
+        for batch in batches(valid_input):
+            valid_sums += evaluate_step(batch).numpy()
+        train_sums = state.sums.numpy()
+        learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        row = [train_sums[0] / max(train_sums[2], 1), train_sums[1] / max(train_sums[2], 1),
+               valid_sums[0] / max(valid_sums[2], 1), valid_sums[1] / max(valid_sums[2], 1), learning_rate]
+        if not (math.isfinite(row[0]) and math.isfinite(row[2])):
+            if checkpoint is not None:
+                checkpoint.discard()  # Its weights lead here: nothing worth resuming.
+            raise ValueError(
+                f"The loss became {row[0]:.4g} (validation {row[2]:.4g}) in epoch {epoch + 1} at learning rate "
+                f"{learning_rate:g}: training diverged, and nothing was saved or exported. Lower --learning-rate "
+                "(or --clipnorm) and train again")
+        state.history[epoch].assign(row)
+        stop = _early_stopping(state, model, epoch, row[2], config.patience)
+        if config.lr_schedule == "plateau":
+            _plateau(state, optimizer, epoch, row[2], learning_rate)
+        if verbose:
+            log(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(
+                f"{name} {value:.4f}" for name, value in zip(HISTORY_KEYS[:4], row)) +
+                f" ({time.perf_counter() - started:.2f} s, training {training_seconds:.2f} s)")
+        if writers:
+            for part, offset in (("train", 0), ("validation", 2)):
+                with writers[part].as_default():
+                    tf.summary.scalar("epoch_loss", row[offset], step=epoch)
+                    tf.summary.scalar("epoch_accuracy", row[offset + 1], step=epoch)
+        state.epoch.assign_add(1)
+        state.step.assign(0)
+        state.sums.assign(tf.zeros(3, tf.float64))
+        state.finished.assign(stop or int(state.epoch) == config.epochs)
+        save()
+
+    epochs_run = int(state.epoch)
+    if int(state.best_epoch) >= 0:
+        log(f"restoring the weights of the best epoch: {int(state.best_epoch) + 1}")
+        state.restore_best_weights(model)
+    _write_digest(model)
+    history = state.history.numpy()[:epochs_run]
+    keys = HISTORY_KEYS if config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
+    return model, {key: [float(value) for value in history[:, column]] for column, key in enumerate(keys)}
+
+
+def _progress_bar(verbose, role, steps_per_epoch):
+    """A Keras progress bar for the epoch's steps, when ``verbose`` is 1 (or "auto" on a terminal), on the chief."""
+    import sys
+
+    import keras
+
+    wanted = verbose == 1 or (verbose == "auto" and sys.stdout.isatty())
+    return keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"]) if wanted and role.is_chief else None
+
+
+def _early_stopping(state: LoopState, model, epoch: int, val_loss: float, patience: int) -> bool:
+    """``keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True)``'s rule; True to stop."""
+    if int(state.best_epoch) < 0:
+        state.keep_best_weights(model)
+        state.best_epoch.assign(epoch)
+    state.wait.assign_add(1)
+    if val_loss < float(state.best_loss):
+        state.best_loss.assign(val_loss)
+        state.best_epoch.assign(epoch)
+        state.keep_best_weights(model)
+        state.wait.assign(0)
+        return False
+    if int(state.wait) >= patience and epoch > 0:
+        log(f"epoch {epoch + 1}: early stopping")
+        return True
+    return False
+
+
+def _plateau(state: LoopState, optimizer, epoch: int, val_loss: float, learning_rate: float) -> None:
+    """``keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1)``'s rule."""
+    if val_loss < float(state.plateau_best) - _PLATEAU_MIN_DELTA:
+        state.plateau_best.assign(val_loss)
+        state.plateau_wait.assign(0)
+        return
+    state.plateau_wait.assign_add(1)
+    if int(state.plateau_wait) >= _PLATEAU_PATIENCE:
+        optimizer.learning_rate = learning_rate * _PLATEAU_FACTOR
+        state.plateau_wait.assign(0)
+        log(f"epoch {epoch + 1}: reducing the learning rate to {learning_rate * _PLATEAU_FACTOR}")

@@ -1,0 +1,309 @@
+"""The in-progress folder of a run: what an interrupted ``textclf train`` resumes from.
+
+``OUTPUT/runs/.in-progress/`` holds, while a run trains:
+
+* ``lock``: held (``flock``) by the training process, so a second run on the
+  same output is refused instead of mixing checkpoints; the kernel releases
+  it when the process dies, even by SIGKILL;
+* ``tokenizer.json``, ``labels.json``, ``config.json`` (settings with
+  ``max_len`` resolved): the vocabulary and settings the checkpoint belongs to;
+* ``state.json`` (written last): the settings as requested and a fingerprint
+  of the data, to refuse resuming under different ones;
+* ``checkpoint/``: ``tf.train.CheckpointManager`` files (weights, optimizer,
+  epoch and step; see :mod:`textclf.train.loop`);
+* ``seconds.json``: training seconds up to the last checkpoint, so a resumed
+  run's ``run.json`` counts the whole run.
+
+The folder is deleted once the run folder is written.  In a multi-worker run
+only the chief writes here; the other workers read it to resume (so the
+output must be on storage every worker sees) and write their share of each
+checkpoint to a temporary folder outside the output.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from textclf.train.cluster import WorkerRole
+from textclf.config import TrainConfig
+from textclf.data.dataset import Dataset
+from textclf.text.tokenizer import Tokenizer, tokenizer_from_json
+
+IN_PROGRESS = ".in-progress"
+STATE_FORMAT = "textclf-in-progress"
+# Settings that change how often checkpoints are written, not what is trained.
+_MAY_CHANGE_ON_RESUME = ("checkpoint_every",)
+
+
+def data_fingerprint(train_data: Dataset, valid_data: Dataset) -> str:
+    """SHA-256 of the training and validation texts and labels, in order.
+
+    Streamed parts (``textclf.train.streamed_rows.StreamedRows``) bring the
+    fingerprint their counting pass computed, since their texts are not in memory.
+    """
+    digest = hashlib.sha256()
+    if hasattr(train_data, "fingerprint"):
+        digest.update(f"{train_data.fingerprint}\x1e{valid_data.fingerprint}".encode())
+        return digest.hexdigest()
+    for part in (train_data, valid_data):
+        digest.update(f"{len(part)}\x1e".encode())
+        for text, label in zip(part.texts, part.labels):
+            digest.update(f"{text}\x1f{label}\x1e".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A reader (another worker, or the next run after a crash) sees the old
+    # file or the whole new one, never half of it.
+    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    staging.write_text(text, encoding="utf-8")
+    os.replace(staging, path)
+
+
+def _differences(saved: dict, requested: dict) -> list[str]:
+    names = sorted((set(saved) | set(requested)) - set(_MAY_CHANGE_ON_RESUME))
+    return [f"{name}={saved.get(name)!r} (this run: {name}={requested.get(name)!r})"
+            for name in names if saved.get(name) != requested.get(name)]
+
+
+def _busy_error(lock_file: Path) -> ValueError:
+    return ValueError(f"Another `textclf train` is training into {lock_file.parent.parent.parent} (it holds "
+                      f"{lock_file}); wait for it to finish or choose another --output")
+
+
+class InProgress:
+    """The in-progress folder of one run, opened by :meth:`open`.
+
+    Attributes:
+        path: ``OUTPUT/runs/.in-progress``.
+        role: This process's place in the cluster.
+        resuming: Whether an interrupted run is continued (its setup is read
+            from the folder instead of being recomputed).
+    """
+
+    def __init__(self, path: Path, role: WorkerRole, resuming: bool):
+        self.path = path
+        self.role = role
+        self.resuming = resuming
+        # Training seconds the interrupted run had spent up to its checkpoint (``seconds.json``); 0 when fresh.
+        self.previous_seconds = 0.0
+        self._lock = None
+        self._worker_dir = None
+
+    @classmethod
+    def open(cls, runs_dir, config: TrainConfig, train_data: Dataset, valid_data: Dataset,
+             role: WorkerRole = WorkerRole(), restart: bool = False) -> "InProgress":
+        """Opens ``runs_dir/.in-progress`` for a run, resuming when it holds an interrupted one.
+
+        Args:
+            runs_dir: The folder of run folders (``OUTPUT/runs``).
+            config: The settings as requested (``max_len`` possibly unresolved).
+            train_data: Training rows, after the split.
+            valid_data: Validation rows, after the split.
+            role: This process's role; only the chief writes.
+            restart: Discard an interrupted run instead of resuming it.
+
+        Raises:
+            ValueError: when another process trains into the same folder, or
+                the interrupted run had other settings or data (naming them).
+        """
+        progress = cls(Path(runs_dir) / IN_PROGRESS, role, resuming=False)
+        if role.is_chief:
+            progress._acquire_lock()
+        try:
+            state_file = progress.path / "state.json"
+            if restart:
+                if role.is_chief and state_file.exists():
+                    progress._clear()
+                    from textclf.log import log
+
+                    log(f"--restart: discarded the interrupted run in {progress.path}")
+                return progress
+            if not state_file.is_file() or not progress.has_checkpoint():
+                if role.is_chief:
+                    # Leftovers of a run that stopped before its first checkpoint: nothing to resume.
+                    progress._clear()
+                return progress
+            progress._check_state(json.loads(state_file.read_text(encoding="utf-8")), config, train_data, valid_data)
+            progress.resuming = True
+            progress.previous_seconds = progress._read_previous_seconds()
+            return progress
+        except BaseException:
+            progress.close()
+            raise
+
+    @staticmethod
+    def interrupted_setting(runs_dir, name: str):
+        """A setting of the interrupted run in ``runs_dir/.in-progress`` as it was resolved, or ``None``.
+
+        ``streaming="auto"`` decides from the memory free at the time; a
+        resumed run follows the interrupted run's decision instead of deciding
+        again (the two modes split and fingerprint the data differently).
+        """
+        state_file = Path(runs_dir) / IN_PROGRESS / "state.json"
+        try:
+            return json.loads(state_file.read_text(encoding="utf-8"))["settings"].get(name)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @staticmethod
+    def refuse_if_busy(runs_dir) -> None:
+        """Refuses now, before a long pass over the data, when another run holds the lock.
+
+        Only a check: :meth:`open` takes the lock itself (a run starting in
+        between is still refused there).
+        """
+        lock_file = Path(runs_dir) / IN_PROGRESS / "lock"
+        try:
+            handle = open(lock_file, "r")
+        except OSError:
+            return  # No lock file: nobody trains there.
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _busy_error(lock_file) from None
+
+    def _acquire_lock(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        while True:
+            handle = open(self.path / "lock", "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                raise _busy_error(self.path / "lock") from None
+            # The previous holder may have deleted the folder between our open and
+            # our lock; a lock on a deleted file protects nothing, so try again.
+            try:
+                if os.stat(self.path / "lock").st_ino == os.fstat(handle.fileno()).st_ino:
+                    self._lock = handle
+                    return
+            except FileNotFoundError:
+                self.path.mkdir(parents=True, exist_ok=True)
+            handle.close()
+
+    def _clear(self) -> None:
+        for child in self.path.iterdir() if self.path.is_dir() else []:
+            if child.name != "lock":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+    def _check_state(self, state: dict, config: TrainConfig, train_data: Dataset, valid_data: Dataset) -> None:
+        hint = ("Rerun the interrupted command (same settings and data) to resume from its checkpoint, or pass "
+                "--restart (restart=True) to discard its checkpoint and start this one fresh")
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{self.path / 'state.json'} is not a textclf in-progress state. {hint}")
+        differences = _differences(state["settings"], config.to_dict())
+        if differences:
+            raise ValueError(f"The interrupted run in {self.path} used different settings: "
+                             f"{', '.join(differences)}. {hint}")
+        data = state["data"]
+        if data["fingerprint"] != data_fingerprint(train_data, valid_data):
+            raise ValueError(
+                f"The interrupted run in {self.path} was trained on different data ({data['train_rows']} training "
+                f"and {data['valid_rows']} validation rows then, {len(train_data)} and {len(valid_data)} now, "
+                f"or the same counts with other texts or labels). {hint}")
+
+    def _read_previous_seconds(self) -> float:
+        try:
+            return float(json.loads((self.path / "seconds.json").read_text(encoding="utf-8"))["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0
+
+    def record_seconds(self, seconds_since_start: float) -> None:
+        """Writes the training time up to the checkpoint just saved: earlier runs' and this one's (the chief only)."""
+        if self.role.is_chief:
+            _write_atomically(self.path / "seconds.json",
+                              json.dumps({"seconds": round(self.previous_seconds + seconds_since_start, 3)}))
+
+    def has_checkpoint(self) -> bool:
+        """Whether a checkpoint was written (``tf.train.CheckpointManager`` writes its index file last)."""
+        return (self.checkpoint_dir / "checkpoint").is_file()
+
+    def discard(self) -> None:
+        """Deletes what an interrupted run left (the chief only), so the next run starts fresh."""
+        if self.role.is_chief:
+            self._clear()
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the chief's checkpoints are, and where every worker restores from."""
+        return self.path / "checkpoint"
+
+    @property
+    def write_dir(self) -> Path:
+        """Where this process writes its checkpoints.
+
+        MultiWorkerMirroredStrategy wants every worker to take part in a save
+        (TensorFlow's own ``PreemptionCheckpointHandler`` does the same), but
+        only the chief may write to the output: the others write to a
+        temporary folder that :meth:`close` deletes.
+        """
+        if self.role.is_chief:
+            return self.checkpoint_dir
+        if self._worker_dir is None:
+            self._worker_dir = Path(tempfile.mkdtemp(prefix=f"textclf-worker{self.role.index}-"))
+        return self._worker_dir
+
+    def saved_setup(self) -> tuple[Tokenizer, TrainConfig] | None:
+        """The interrupted run's tokenizer and resolved settings, or ``None`` for a fresh run."""
+        if not self.resuming:
+            return None
+        tokenizer = tokenizer_from_json((self.path / "tokenizer.json").read_text(encoding="utf-8"))
+        return tokenizer, TrainConfig.load(self.path / "config.json")
+
+    def save_setup(self, requested: TrainConfig, resolved: TrainConfig, tokenizer: Tokenizer, classes,
+                   train_data: Dataset, valid_data: Dataset) -> None:
+        """Writes what a resumed run needs besides the checkpoint (the chief only).
+
+        Args:
+            requested: The settings as given (compared on resume).
+            resolved: The settings used, ``max_len`` and ``split_mode`` resolved.
+            tokenizer: The fitted tokenizer.
+            classes: The labels, in model output order.
+            train_data: Training rows (fingerprinted).
+            valid_data: Validation rows (fingerprinted).
+        """
+        if not self.role.is_chief:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_atomically(self.path / "tokenizer.json", tokenizer.to_json(ensure_ascii=False))
+        _write_atomically(self.path / "labels.json", json.dumps(
+            {"classes": list(classes), "task": "multilabel" if resolved.multi_label else
+             "binary" if len(classes) == 2 else "multiclass"}, ensure_ascii=False))
+        _write_atomically(self.path / "config.json", json.dumps(resolved.to_dict(), indent=2, ensure_ascii=False))
+        # Last: its presence means the setup above is complete.
+        _write_atomically(self.path / "state.json", json.dumps({
+            "format": STATE_FORMAT,
+            "settings": requested.to_dict(),
+            "data": {"train_rows": len(train_data), "valid_rows": len(valid_data),
+                     "fingerprint": data_fingerprint(train_data, valid_data)},
+        }, indent=2, ensure_ascii=False))
+
+    def complete(self) -> None:
+        """Deletes the folder: the run folder now holds the result (the chief only)."""
+        if self.role.is_chief:
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.close()
+
+    def close(self) -> None:
+        """Releases the lock and the worker's temporary folder; keeps a resumable checkpoint.
+
+        A folder with no checkpoint (the run failed before its first one, e.g.
+        on a setting the error told to change) has nothing to resume and is
+        removed, so the corrected command is not refused as "different settings".
+        """
+        if self._worker_dir is not None:
+            shutil.rmtree(self._worker_dir, ignore_errors=True)
+            self._worker_dir = None
+        if self._lock is not None:
+            if not (self.path / "state.json").exists() or not self.has_checkpoint():
+                shutil.rmtree(self.path, ignore_errors=True)
+            self._lock.close()
+            self._lock = None

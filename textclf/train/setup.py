@@ -1,0 +1,93 @@
+"""What a run is built from: its targets, class weights, model (with precision and embeddings), optimizer, loss.
+
+Shared by the training loop (``textclf.train.loop``, ``textclf.train.steps``) and the
+pipeline above it (``textclf.train.fit``), so neither imports the other for these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from textclf.config import TrainConfig
+from textclf.log import log
+from textclf.model.factory import build_model
+from textclf.evaluate.multilabel import label_sets, multi_hot
+from textclf.text.tokenizer import Tokenizer
+
+
+def targets_of(config: TrainConfig, labels, classes):
+    """Training targets: multi-hot rows (multi-label), a float column (binary) or class indices."""
+    if config.multi_label:
+        return multi_hot(label_sets(labels, config.label_sep), classes)
+    return _targets(labels, classes)
+
+
+def _targets(labels, classes):
+    positions = {label: index for index, label in enumerate(classes)}
+    indices = np.array([positions[label] for label in labels], dtype=np.int32)
+    # The binary head is one sigmoid unit: its target is a float column.
+    return indices.astype("float32")[:, None] if len(classes) == 2 else indices
+
+
+def class_weights(labels, classes) -> dict[int, float]:
+    """``{class index: weight}`` with weights inversely proportional to class frequency.
+
+    scikit-learn's "balanced" rule: ``rows / (classes * rows of the class)``.
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    weights = compute_class_weight("balanced", classes=np.asarray(classes), y=np.asarray(labels))
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def _build_with_precision(config: TrainConfig, vocabulary_size: int, num_classes: int):
+    """``build_model`` under a mixed-precision policy when asked, restoring the global policy after.
+
+    Layers take their dtype policy when they are built, so restoring it keeps
+    later models in this process (the export's inference copy) in float32.
+    """
+    import keras
+    import tensorflow as tf
+
+    if not config.mixed_precision:
+        return build_model(config, vocabulary_size, num_classes)
+    previous = keras.config.dtype_policy()
+    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    keras.config.set_dtype_policy(policy)
+    try:
+        log(f"mixed precision: {policy}")
+        return build_model(config, vocabulary_size, num_classes)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_fit_model(config: TrainConfig, tokenizer: Tokenizer, classes):
+    """The uncompiled model to fit, its embedding loaded from ``config.embeddings`` when given."""
+    model = _build_with_precision(config, tokenizer.vocabulary_size, len(classes))
+    if config.embeddings:
+        from textclf.model.embeddings import load_embeddings
+
+        vectors = load_embeddings(config.embeddings, tokenizer, tokenizer.vocabulary_size, config.embedding_dim,
+                                  seed=config.seed)
+        model.get_layer("embedding").set_weights([vectors.matrix])
+        log(f"{config.embeddings}: vectors for {vectors.found} of {vectors.total} vocabulary words "
+            f"({vectors.coverage:.1%} coverage){', frozen' if config.freeze_embeddings else ''}")
+    return model
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """Adam (``config.optimizer``) with the configured learning rate (or cosine decay over all steps) and clipping."""
+    import keras
+
+    from textclf.model.optimizers import FusedAdam, LazyAdam
+
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
+    optimizer_class = LazyAdam if config.optimizer == "lazy_adam" else FusedAdam
+    return optimizer_class(learning_rate=learning_rate, clipnorm=config.clipnorm)
+
+
+def loss_name(classes, multi_label: bool = False) -> str:
+    """The Keras loss for the head: sigmoid units for two classes or multi-label, a softmax otherwise."""
+    return "binary_crossentropy" if len(classes) == 2 or multi_label else "sparse_categorical_crossentropy"

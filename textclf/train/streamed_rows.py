@@ -1,0 +1,241 @@
+"""tf.data pipelines that read a streamed data file (see :mod:`textclf.data.streaming`).
+
+A Python generator reads the file, keeps the rows of one part (training or
+validation) and of one input pipeline (row number modulo the number of
+pipelines), tokenizes them with the fitted tokenizer and hands tf.data
+chunks of 1,024 rows as flat arrays; tf.data splits them into rows and
+batches them as :func:`textclf.train.batches.make_dataset` does (length buckets,
+per-batch post-padding; fixed length for pre-padding).  Training rows pass
+through a shuffle buffer of :data:`textclf.train.batches.SHUFFLE_BUFFER` rows
+seeded from ``(seed, epoch, pipeline)``, so an epoch's order is the same in a
+resumed run, which then skips the batches already trained on.
+"""
+
+from __future__ import annotations
+
+import collections
+from array import array
+
+import numpy as np
+
+from textclf.train.batches import SHUFFLE_BUFFER
+from textclf.evaluate.multilabel import row_labels
+from textclf.text.sequences import empty_index, truncated
+from textclf.data.counts import streamed_bucket_boundaries
+from textclf.data.streaming import RowSplit, StreamSource
+
+# Rows per element of the generator: one Python-to-TensorFlow hand-over per chunk, not per row.
+CHUNK_ROWS = 1024
+PARTS = ("train", "valid")
+
+
+class StreamedRows:
+    """One part of a streamed file, tokenized as it is read; the streaming counterpart of ``shards.TokenizedRows``.
+
+    Args:
+        source: The file.
+        part: ``train`` or ``valid``: which rows of ``source`` this is.
+        split: Decides each row's part; ``None`` when every row of ``source`` is in ``part``.
+        count: Rows in the part (from the counting pass).
+        tokenizer: The fitted tokenizer.
+        config: Settings, ``max_len`` resolved.
+        classes: The labels, in output order.
+        lengths: Histogram of the part's token counts, for the length buckets (training).
+        fingerprint: Identifies the data (``StreamSummary.fingerprint``), for checkpoints.
+        label_counts: Rows per label (``StreamSummary.label_counts``), for class weights (training).
+
+    Example:
+        >>> rows = StreamedRows(source, "train", RowSplit(42, 0.2), summary.train_rows, tokenizer, config, classes)
+        >>> batches = rows.dataset(batch_size=64, seed=42, epoch=0, bucket=True)
+    """
+
+    def __init__(self, source: StreamSource, part: str, split: RowSplit | None, count: int, tokenizer, config,
+                 classes, lengths: dict | None = None, fingerprint: str = "", label_counts: dict | None = None):
+        if part not in PARTS:
+            raise ValueError(f"`part` must be one of {', '.join(PARTS)}. Received: part={part!r}")
+        self.source, self.part, self.count = source, part, count
+        self.split_seed = None if split is None else (split.seed, split.fraction)
+        self.tokenizer, self.config, self.classes = tokenizer, config, list(classes)
+        self.lengths = lengths or {}
+        self.fingerprint = f"{fingerprint}:{part}"
+        self.label_counts = label_counts or {}
+        self.position = {name: index for index, name in enumerate(self.classes)}
+
+    def __len__(self):
+        return self.count
+
+    def _part_rows(self, pipeline_id: int, pipelines: int):
+        """``(text, label)`` of this part's rows whose number in the part is ``pipeline_id`` modulo ``pipelines``."""
+        # A fresh split per pass: RowSplit caches a block, and two passes may run at once.
+        split = None if self.split_seed is None else RowSplit(*self.split_seed)
+        in_part = -1
+        for number, (_, text, label) in enumerate(self.source.rows()):
+            if split is not None and split.is_validation(number) != (self.part == "valid"):
+                continue
+            in_part += 1
+            if in_part % pipelines == pipeline_id:
+                yield text, label
+
+    def _target(self, label: str):
+        if self.config.multi_label:
+            return [self.position[name] for name in row_labels(label, self.config.label_sep)]
+        return self.position[label]
+
+    def encoded_rows(self, pipeline_id: int = 0, pipelines: int = 1):
+        """``(ids, target)`` per row: int32 ids, truncated, ``[oov]`` for a text without tokens (as in memory)."""
+        labels: collections.deque = collections.deque()
+
+        def texts():
+            # The tokenizer's generator reads one text at a time, so the labels queue never holds more than one.
+            for text, label in self._part_rows(pipeline_id, pipelines):
+                labels.append(label)
+                yield text
+
+        fallback, max_len = [empty_index(self.tokenizer)], self.config.max_len
+        for sequence in self.tokenizer.texts_to_sequences_generator(texts()):
+            sequence = sequence or fallback
+            sequence = truncated(sequence, max_len, self.config.truncating)
+            yield array("i", sequence), self._target(labels.popleft())
+
+    def _shuffled(self, rows, seed: int, epoch: int, pipeline_id: int):
+        """``rows`` through a shuffle buffer of ``SHUFFLE_BUFFER`` rows, in an order fixed by the seeds."""
+        rng = np.random.default_rng([seed, epoch, pipeline_id])
+        buffer, draws = [], []
+        for row in rows:
+            if len(buffer) < SHUFFLE_BUFFER:
+                buffer.append(row)
+                continue
+            if not draws:
+                draws = rng.integers(0, SHUFFLE_BUFFER, 4096).tolist()
+            slot = draws.pop()
+            yield buffer[slot]
+            buffer[slot] = row
+        for slot in rng.permutation(len(buffer)).tolist():
+            yield buffer[slot]
+
+    def _chunk(self, rows):
+        values, lengths = array("i"), array("q")
+        for ids, _ in rows:
+            values.extend(ids)
+            lengths.append(len(ids))
+        if self.config.multi_label:
+            targets = np.zeros((len(rows), len(self.classes)), dtype=np.float32)
+            for index, (_, positions) in enumerate(rows):
+                targets[index, positions] = 1.0
+        else:
+            targets = np.array([target for _, target in rows], dtype=np.int32)
+            # The binary head is one sigmoid unit: its target is a float column (fitting.targets_of).
+            targets = targets.astype(np.float32)[:, None] if len(self.classes) == 2 else targets
+        return np.frombuffer(values, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64), targets
+
+    def chunks(self, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0):
+        """``(values, lengths, targets)`` NumPy arrays of up to ``CHUNK_ROWS`` rows each."""
+        rows = self.encoded_rows(pipeline_id, pipelines)
+        if seed is not None:
+            rows = self._shuffled(rows, seed, epoch, pipeline_id)
+        pending = []
+        for row in rows:
+            pending.append(row)
+            if len(pending) == CHUNK_ROWS:
+                yield self._chunk(pending)
+                pending = []
+        if pending:
+            yield self._chunk(pending)
+
+    def target_spec(self):
+        import tensorflow as tf
+
+        if self.config.multi_label:
+            return tf.TensorSpec([None, len(self.classes)], tf.float32)
+        if len(self.classes) == 2:
+            return tf.TensorSpec([None, 1], tf.float32)
+        return tf.TensorSpec([None], tf.int32)
+
+    def dataset(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
+                bucket: bool = False):
+        """A ``tf.data.Dataset`` of ``(ids, targets)`` batches read from the file.
+
+        Args:
+            batch_size: Rows per batch.
+            pipeline_id: This input pipeline (``context.input_pipeline_id``).
+            pipelines: Input pipelines in all (``context.num_input_pipelines``).
+            seed: Shuffle with ``(seed, epoch, pipeline_id)``; ``None`` keeps the file's order.
+            epoch: The epoch (0-based) whose order to use.
+            bucket: Group rows of similar length (post-padding only).
+        """
+        import tensorflow as tf
+
+        signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int64), self.target_spec())
+        chunks = tf.data.Dataset.from_generator(lambda: self.chunks(pipeline_id, pipelines, seed, epoch),
+                                                output_signature=signature)
+        rows = chunks.flat_map(lambda values, lengths, targets: tf.data.Dataset.from_tensor_slices(
+            (tf.RaggedTensor.from_row_lengths(values, lengths), targets)))
+        # Rows of a ragged tensor come out with a ragged spec of rank 0; an identity map makes them plain tensors.
+        rows = rows.map(tf.autograph.experimental.do_not_convert(lambda ids, target: (ids, target)))
+        max_len = self.config.max_len
+        if self.config.padding == "pre":
+            # Fixed-length rows padded in front, as fitting's dense pipeline makes them.
+            rows = rows.map(tf.autograph.experimental.do_not_convert(
+                lambda ids, target: (tf.pad(ids, [[max_len - tf.shape(ids)[0], 0]]), target)))
+            return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        boundaries = streamed_bucket_boundaries(self.lengths, max_len) if bucket else []
+        if boundaries:
+            batches = rows.bucket_by_sequence_length(
+                element_length_func=lambda ids, target: tf.shape(ids)[0], bucket_boundaries=boundaries,
+                bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+        else:
+            batches = rows.padded_batch(batch_size)
+        return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def streamed_input_function(rows: StreamedRows, global_batch_size: int, seed=None, epoch=0, skip_steps=0,
+                            bucket=False):
+    """``shards.input_function`` for :class:`StreamedRows`: a function for ``distribute_datasets_from_function``.
+
+    Each input pipeline reads the file and keeps the rows whose number in the
+    part is its ``input_pipeline_id`` modulo ``num_input_pipelines``.
+
+    Args:
+        rows: The part to read.
+        global_batch_size: Rows per step over all replicas.
+        seed: Seed of the per-epoch shuffle; ``None`` keeps the file's order (validation).
+        epoch: The epoch (0-based) whose order to use.
+        skip_steps: Training steps of this epoch already done (a resumed run).
+        bucket: Group rows of similar length.
+    """
+
+    def make(context):
+        data = rows.dataset(context.get_per_replica_batch_size(global_batch_size), context.input_pipeline_id,
+                            context.num_input_pipelines, seed=seed, epoch=epoch, bucket=bucket)
+        replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
+        return data.skip(skip_steps * replicas_here) if skip_steps else data
+
+    return make
+
+
+def streamed_predictions(model, rows: StreamedRows, batch_size: int = 1024):
+    """Validation outputs read from the file, keeping only what the metrics need.
+
+    Single-label: ``(true, predicted)`` int32 class indices, O(rows) integers.
+    Multi-label: ``(targets, probabilities)``, float32 ``[rows, classes]``
+    each, which threshold tuning needs whole.
+
+    Returns:
+        The two NumPy arrays.
+    """
+    from textclf.model.factory import class_probabilities
+
+    multi_label = rows.config.multi_label
+    truths, outputs = [], []
+    for ids, targets in rows.dataset(batch_size):
+        probabilities = np.asarray(class_probabilities(model(ids, training=False)))
+        targets = targets.numpy()
+        if multi_label:
+            truths.append(targets.astype(np.float32))
+            outputs.append(probabilities.astype(np.float32))
+        else:
+            truths.append((targets[:, 0] if targets.ndim == 2 else targets).astype(np.int32))
+            outputs.append(probabilities.argmax(axis=1).astype(np.int32))
+    width = (len(rows.classes),) if multi_label else ()
+    empty = np.zeros((0, *width), dtype=np.float32 if multi_label else np.int32)
+    return (np.concatenate(truths) if truths else empty), (np.concatenate(outputs) if outputs else empty)
