@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from textclf import TrainConfig, train  # noqa: E402
 from textclf.evaluate.baseline import BASELINES, run_baseline  # noqa: E402
-from textclf.train.run import prepare_split  # noqa: E402
+from textclf.train.prepare import prepare_in_memory  # noqa: E402
 from settings import parse_setting  # noqa: E402  (bench/settings.py)
 
 
@@ -41,7 +41,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.data:
-            split = prepare_split(config, REPO / "data" / f"{name}.csv")
+            split = prepare_in_memory(config, REPO / "data" / f"{name}.csv")
             started = time.perf_counter()
             result = train(split.train, config, valid=split.valid, run_dir=Path(folder) / name, verbose=0)
             seconds = time.perf_counter() - started

@@ -43,8 +43,9 @@ def write_sample(rows: int, path: Path) -> None:
 
 def child(path: str) -> None:
     from textclf import TrainConfig, Tokenizer, load_dataset
-    from textclf.train.fit import fit_pipeline, seed_everything
-    from textclf.train.run import prepare_split
+    from textclf.train.fit import fit_prepared
+    from textclf.train.prepare import prepare_in_memory
+    from textclf.train.setup import seed_everything
 
     config = TrainConfig(arch="lstm", pooling="last", epochs=1, validation_fraction=0.01)
     seed_everything(config.seed)
@@ -55,9 +56,9 @@ def child(path: str) -> None:
     Tokenizer(num_words=config.num_words, oov_token=config.oov_token).fit_on_texts(data.texts)
     tokenizer_seconds = time.perf_counter() - started
     tokenizer_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    split = prepare_split(config, data)
+    prepared = prepare_in_memory(config, data)
     started = time.perf_counter()
-    fitted = fit_pipeline(config, split.train, split.valid, split.classes, verbose=0)
+    fitted = fit_prepared(config, prepared, verbose=0)  # The training loop every run uses.
     epoch_seconds = time.perf_counter() - started
     print("RESULT " + json.dumps({
         "rows": len(data), "load_s": load_seconds, "tokenizer_s": tokenizer_seconds,

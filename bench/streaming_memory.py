@@ -13,9 +13,10 @@ Each measurement runs in its own process, and its peak memory is that
 process's ``ru_maxrss`` (read by the parent with ``os.wait4``).  In each
 process: ``streaming="on"`` settings (``textclf train``'s default model),
 the counting pass (split, tokenizer, labels, length histogram), then
-``--max-steps`` training steps read from the file through the streaming
-tf.data pipeline (shuffle buffer, length buckets) and the validation outputs
-of ``--valid-batches`` batches of 1,024 rows.  The in-memory path on the small file is
+``--max-steps`` training steps of the training loop (``textclf.train.loop``)
+read from the file through the streaming tf.data pipeline (shuffle buffer,
+length buckets) and validation on ``--valid-batches`` × 1,024 rows (in
+batches of the run's ``batch_size``).  The in-memory path on the small file is
 measured the same way for comparison.  Prints a table and the ratios.
 """
 
@@ -63,57 +64,46 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class FirstBatches:
+    """The first ``steps`` batches of ``rows``: a :class:`textclf.train.rows.Rows` that bounds the bench's time."""
+
+    def __init__(self, rows, steps: int, batch_size: int):
+        self.rows, self.steps = rows, steps
+        self.label_counts, self.fingerprint = rows.label_counts, rows.fingerprint
+        self.count = min(len(rows), steps * batch_size)
+
+    def __len__(self):
+        return self.count
+
+    def batches(self, batch_size, *args, **kwargs):
+        return self.rows.batches(batch_size, *args, **kwargs).take(self.steps)
+
+
 def child(path: str, mode: str, max_steps: int, valid_limit: int) -> None:
     from textclf import TrainConfig
-    from textclf.train.fit import new_tokenizer, seed_everything
-    from textclf.train.setup import build_fit_model, loss_name, make_optimizer
+    from textclf.train.loop import run_loop
+    from textclf.train.prepare import prepare
+    from textclf.train.setup import seed_everything
 
-    config = TrainConfig(streaming="on" if mode == "streaming" else "off")
+    config = TrainConfig(streaming="on" if mode == "streaming" else "off", split_mode="word", epochs=1)
     seed_everything(config.seed)
     result = {"mode": mode, "file_mb": os.path.getsize(path) / 2**20}
     started = time.perf_counter()
-    if mode == "streaming":
-        from textclf.train.streamed_rows import StreamedRows
-        from textclf.data.counts import streamed_max_len
-        from textclf.data.streaming import RowSplit, StreamSource, count_pass
-
-        config = config.replace(split_mode="word")
-        source, split = StreamSource.of(path, config), RowSplit(config.seed, config.validation_fraction)
-        tokenizer = new_tokenizer(config)
-        summary = count_pass(config, tokenizer, source, split)
-        config = config.replace(max_len=streamed_max_len(config, summary.lengths))
-        classes, rows = summary.classes, summary.train_rows + summary.valid_rows
-        train = StreamedRows(source, "train", split, summary.train_rows, tokenizer, config, classes, summary.lengths)
-        valid = StreamedRows(source, "valid", split, summary.valid_rows, tokenizer, config, classes)
-        train_batches = train.dataset(config.batch_size, seed=config.seed, epoch=0, bucket=True)
-        valid_batches = valid.dataset(1024)
-    else:
-        from textclf.train.fit import datasets, resolve_max_len
-        from textclf.train.run import prepare_split
-
-        split_data = prepare_split(config.replace(split_mode="word"), path)
-        config = config.replace(split_mode="word")
-        tokenizer = new_tokenizer(config)
-        tokenizer.fit_on_texts(split_data.train.texts)
-        config = config.replace(max_len=resolve_max_len(config, tokenizer.texts_to_sequences_generator(
-            split_data.train.texts)))
-        classes, rows = split_data.classes, len(split_data.all_train)
-        train_batches, valid_batches = datasets(config, tokenizer, classes, split_data.train, split_data.valid)
-        valid_batches = valid_batches.unbatch().padded_batch(1024)
-    result.update(rows=rows, count_s=time.perf_counter() - started, count_peak_mb=peak_mb(), max_len=config.max_len,
-                  vocabulary=len(tokenizer.word_index))
+    # What `textclf train` does before its first epoch: read (in memory) or count (streamed), split, fit the
+    # tokenizer, encode the rows.
+    prepared = prepare(config, path)
+    train, valid = prepared.parts(prepared.tokenizer, prepared.config)
+    config, tokenizer = prepared.config, prepared.tokenizer
+    result.update(rows=prepared.train_count + prepared.valid_count, count_s=time.perf_counter() - started,
+                  count_peak_mb=peak_mb(), max_len=config.max_len, vocabulary=len(tokenizer.word_index))
     print("COUNTED " + json.dumps(result), flush=True)
 
-    model = build_fit_model(config, tokenizer, classes)
-    model.compile(optimizer=make_optimizer(config, max_steps), loss=loss_name(classes), metrics=["accuracy"])
+    # The training loop every run uses, on the first --max-steps batches and --valid-batches validation batches.
     started = time.perf_counter()
-    model.fit(train_batches.take(max_steps), epochs=1, verbose=0)
-    result.update(train_steps=max_steps, train_s=time.perf_counter() - started)
-    started = time.perf_counter()
-    scored = 0
-    for ids, _ in valid_batches.take(valid_limit):
-        scored += len(model(ids, training=False))
-    result.update(valid_rows_scored=scored, valid_s=time.perf_counter() - started, peak_mb=peak_mb())
+    _, _, seconds = run_loop(config, tokenizer, prepared.classes, FirstBatches(train, max_steps, config.batch_size),
+                             FirstBatches(valid, valid_limit * 4, config.batch_size), verbose=0)
+    result.update(train_steps=max_steps, train_s=seconds["training"][0], valid_s=seconds["validation"][0],
+                  loop_s=time.perf_counter() - started, peak_mb=peak_mb())
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -137,7 +127,7 @@ def main():
     parser.add_argument("--small-mb", type=float, default=100)
     parser.add_argument("--large-mb", type=float, default=2048)
     parser.add_argument("--max-steps", type=int, default=200, help="training steps per measurement [200]")
-    parser.add_argument("--valid-batches", type=int, default=20, help="validation batches of 1,024 rows [20]")
+    parser.add_argument("--valid-batches", type=int, default=20, help="validation rows, in 1,024s [20]")
     parser.add_argument("--workdir", help="folder for the generated files [a temporary folder under /tmp]")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument("--child", help=argparse.SUPPRESS)

@@ -75,9 +75,9 @@ def epoch_timer():
 
 def split_of(data_name):
     from textclf import TrainConfig
-    from textclf.train.run import prepare_split
+    from textclf.train.prepare import prepare_in_memory
 
-    return prepare_split(TrainConfig(), REPO / "data" / f"{data_name}.csv")
+    return prepare_in_memory(TrainConfig(), REPO / "data" / f"{data_name}.csv")
 
 
 def run_reference(data_name, epochs, seed):

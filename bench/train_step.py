@@ -22,7 +22,7 @@ step and each variant's samples per second relative to the classic step.
 
 Part 2 measures the CPU seconds one epoch of rt_polarity's training batches
 (batch 64, length buckets) costs to produce, from ``tf.data``'s ragged
-bucketing (``textclf.train.batches.make_dataset``) and from the NumPy-planned batches
+bucketing (``bucket_by_sequence_length``, the reference) and from the NumPy-planned batches
 the training loop uses (``textclf.train.batches.planned_dataset``).
 """
 
@@ -108,28 +108,40 @@ def time_steps(steps, rounds):
               f"| {rate / classic_rate:.2f}x |")
 
 
+def tf_data_bucketing(encoded, targets, batch_size, boundaries):
+    """The reference: tf.data's ragged rows and ``bucket_by_sequence_length``, the same batches as the plan's."""
+    import tensorflow as tf
+
+    ragged = tf.RaggedTensor.from_row_lengths(encoded.values, encoded.lengths)
+    rows = tf.data.Dataset.from_tensor_slices((ragged, targets)).map(lambda ids, target: (ids, target))
+    return rows.bucket_by_sequence_length(lambda ids, target: tf.shape(ids)[0], list(boundaries),
+                                          [batch_size] * (len(boundaries) + 1)).prefetch(tf.data.AUTOTUNE)
+
+
 def pipeline_cpu():
+    import collections
+
     import numpy as np
 
     from textclf import TrainConfig
-    from textclf.train.fit import new_tokenizer
-    from textclf.train.batches import EncodedTexts, make_dataset, planned_dataset
+    from textclf.data.counts import bucket_boundaries
+    from textclf.train.batches import EncodedTexts, planned_dataset
+    from textclf.train.prepare import prepare_in_memory
     from textclf.train.rows import epoch_order
-    from textclf.train.run import prepare_split
 
-    config = TrainConfig()
-    split = prepare_split(config, REPO / "data" / "rt_polarity.csv")
-    tokenizer = new_tokenizer(config)
-    tokenizer.fit_on_texts(split.train.texts)
-    encoded = EncodedTexts.from_texts(tokenizer, split.train.texts, max_len=34)
-    targets = np.zeros(len(encoded), dtype=np.float32)
+    prepared = prepare_in_memory(TrainConfig(max_len=34), REPO / "data" / "rt_polarity.csv")
+    texts = prepared.train.texts
+    lengths = EncodedTexts.from_texts(prepared.tokenizer, texts, max_len=34).lengths
+    boundaries = bucket_boundaries(collections.Counter(lengths.tolist()), 34)
+    targets = np.zeros(len(texts), dtype=np.float32)
     print("| input pipeline, one epoch of rt_polarity (batch 64, buckets) | batches | CPU s | wall s |")
     print("|---|---|---|---|")
     for epoch in range(3):
-        ordered = encoded.take(epoch_order(len(encoded), 42, epoch))
-        for name, make in (("tf.data ragged bucketing", make_dataset), ("NumPy-planned batches", planned_dataset)):
+        order = epoch_order(len(texts), 42, epoch)
+        ordered = EncodedTexts.from_texts(prepared.tokenizer, [texts[row] for row in order], max_len=34)
+        for name, make in (("tf.data ragged bucketing", tf_data_bucketing), ("NumPy-planned batches", planned_dataset)):
             cpu, wall = time.process_time(), time.perf_counter()
-            count = sum(1 for _ in make(ordered, targets, 64))
+            count = sum(1 for _ in make(ordered, targets, 64, boundaries))
             print(f"| {name}, epoch {epoch + 1} | {count} | {time.process_time() - cpu:.3f} | "
                   f"{time.perf_counter() - wall:.3f} |")
 

@@ -1,4 +1,4 @@
-"""Training throughput of textclf's pipeline under one variant: batch size, buckets, dropout, XLA.
+"""Training throughput of textclf's training loop under one variant: batch size, buckets, dropout.
 
 Usage (from the repository root):
 
@@ -6,15 +6,14 @@ Usage (from the repository root):
     python bench/train_variants.py no_dropout
     python bench/train_variants.py batch256
     python bench/train_variants.py batch256_fixed     # no length buckets
-    python bench/train_variants.py batch256_xla       # jit_compile=True (needs use_cudnn=False)
 
-LSTM 64 on the textclf split of data/rt_polarity.csv, max_len 34, three epochs timed one by one; prints the
-epoch times and samples/s of the fastest epoch after the first (which pays for tracing).
+LSTM 64 on the textclf split of data/rt_polarity.csv, max_len 34, three epochs of the training loop every run
+uses (``textclf.train.loop``), timed one by one by the loop; prints the epoch times and samples/s of the
+fastest epoch after the first (which pays for tracing).
 """
 
 import os
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,7 +25,6 @@ VARIANTS = {
     "no_dropout": {"batch_size": 64, "dropout_rate": 0.0, "spatial_dropout_rate": 0.0},
     "batch256": {"batch_size": 256},
     "batch256_fixed": {"batch_size": 256, "bucketing": False},
-    "batch256_xla": {"batch_size": 256, "xla": True},
 }
 
 
@@ -34,26 +32,17 @@ def main():
     if len(sys.argv) != 2 or sys.argv[1] not in VARIANTS:
         sys.exit(f"usage: python bench/train_variants.py {{{','.join(VARIANTS)}}}")
     from textclf import TrainConfig
-    from textclf.train.fit import datasets, new_tokenizer
-    from textclf.model.factory import build_model
-    from textclf.train.run import prepare_split
+    from textclf.train.fit import fit_prepared
+    from textclf.train.prepare import prepare_in_memory
+    from textclf.train.setup import seed_everything
 
-    settings = dict(VARIANTS[sys.argv[1]])
-    xla = settings.pop("xla", False)
-    config = TrainConfig(arch="lstm", pooling="last", max_len=34, **settings)
-    split = prepare_split(config, REPO / "data" / "rt_polarity.csv")
-    tokenizer = new_tokenizer(config)
-    tokenizer.fit_on_texts(split.train.texts)
-    train_batches, _ = datasets(config, tokenizer, split.classes, split.train, split.valid)
-    model = build_model(config, tokenizer.vocabulary_size, len(split.classes), use_cudnn=False if xla else "auto")
-    model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=xla)
-    seconds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        model.fit(train_batches, epochs=1, verbose=0)
-        seconds.append(time.perf_counter() - started)
-    print(f"{sys.argv[1]}: {settings}{' xla' if xla else ''}, epoch seconds {[round(s, 2) for s in seconds]}, "
-          f"{len(split.train) / min(seconds[1:]):,.0f} samples/s")
+    settings = VARIANTS[sys.argv[1]]
+    config = TrainConfig(arch="lstm", pooling="last", max_len=34, epochs=3, patience=3, **settings)
+    seed_everything(config.seed)
+    prepared = prepare_in_memory(config, REPO / "data" / "rt_polarity.csv")
+    seconds = fit_prepared(config, prepared, verbose=0).epoch_seconds["training"]
+    print(f"{sys.argv[1]}: {settings}, epoch seconds {[round(s, 2) for s in seconds]}, "
+          f"{prepared.train_count / min(seconds[1:]):,.0f} samples/s")
 
 
 if __name__ == "__main__":

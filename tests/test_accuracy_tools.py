@@ -12,7 +12,6 @@ from textclf.cli import main
 from textclf.model.embeddings import load_embeddings
 from textclf.serve.explain import explain, html_page, terminal_line
 from textclf.model.layers import AttentionPooling, MaskedMaxPooling
-from textclf.train.setup import class_weights
 
 from conftest import NEGATIVE, POSITIVE, make_rows
 
@@ -108,8 +107,7 @@ def test_embedding_dimension_mismatch_exits_2(binary_csv, tmp_path, capsys):
     assert "holds vectors of dimension 2, but embedding_dim is 128; pass --embedding-dim 2" in capsys.readouterr().err
 
 
-def test_balanced_class_weights_and_unknown_value():
-    assert class_weights(["a", "a", "a", "b"], ["a", "b"]) == {0: 4 / 6, 1: 2.0}
+def test_unknown_class_weight_value_is_refused():
     with pytest.raises(ValueError, match=r"`class_weight` must be one of none, balanced. Received: class_weight='heavy'"):
         TrainConfig(class_weight="heavy")
 

@@ -189,7 +189,7 @@ def test_mixed_precision_trains_and_exports_a_float32_model_the_cpp_loader_serve
 
     from textclf.serve.artifacts import load_run
     from textclf.serve.export import _inference_model
-    from textclf.train.fit import predict_probabilities
+    from textclf.model.factory import predict_probabilities
     from textclf.text.sequences import encode
     from textclf.serve.check import ServingSession
 

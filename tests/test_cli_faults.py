@@ -189,7 +189,7 @@ def test_every_setting_help_is_whole(capsys):
 
 
 def test_a_huge_max_len_costs_only_the_longest_text(binary_result):
-    from textclf.train.fit import predict_probabilities
+    from textclf.model.factory import predict_probabilities
     from textclf.serve.predict import RunClassifier
     from textclf.text.sequences import encode
 

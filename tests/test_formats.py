@@ -87,7 +87,7 @@ def test_fasttext_leading_labels_several_sorted_and_joined(tmp_path):
 
 def test_fasttext_labels_are_joined_with_the_configured_label_sep(tmp_path):
     from textclf import TrainConfig
-    from textclf.train.run import prepare_split
+    from textclf.train.prepare import prepare_in_memory
 
     path = tmp_path / "tags.ft"
     path.write_text("__label__sport __label__politics The minister scored\n__label__sport A late goal\n"
@@ -95,7 +95,7 @@ def test_fasttext_labels_are_joined_with_the_configured_label_sep(tmp_path):
     assert load_dataset(path, label_sep=",").labels == ["politics,sport", "sport", "politics", "science,sport"]
     assert dataset_from_text(path.read_text(encoding="utf-8"), data_format="fasttext", label_column="label",
                              label_sep=";").labels[0] == "politics;sport"
-    split = prepare_split(TrainConfig(multi_label=True, label_sep=","), path, valid=path)
+    split = prepare_in_memory(TrainConfig(multi_label=True, label_sep=","), path, valid=path)
     assert split.classes == ["politics", "science", "sport"]
 
 

@@ -18,7 +18,7 @@ from textclf import TrainConfig
 from textclf.model.factory import build_model
 from textclf.cli import main
 from textclf.serve.export import export_run
-from textclf.train.fit import new_tokenizer
+from textclf.train.prepare import new_tokenizer
 from textclf.serve.predict import RunClassifier
 from textclf.serve.check import (PROBE_TEXTS, ServingError, ServingSession, check_export, forbidden_ops,
                                    graph_ops)

@@ -13,12 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textclf import TrainConfig, Tokenizer, load_dataset
-from textclf.train.fit import new_tokenizer, resolve_max_len
-from textclf.train.batches import bucket_boundaries
+from textclf.train.prepare import new_tokenizer
 from textclf.data.progress import ProgressBar
 from textclf.data.reading import decode, decoded_chunks, physical_lines
-from textclf.data.counts import balanced_class_weights, histogram_quantiles, streamed_bucket_boundaries, streamed_max_len
-from textclf.train.setup import class_weights
 from textclf.data.streaming import THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, should_stream
 from textclf.train.streamed_rows import StreamedRows
 
@@ -113,29 +110,6 @@ def test_the_split_is_a_function_of_seed_and_row_number():
     assert not any(nothing_held_out.is_validation(row) for row in range(1000))
 
 
-@settings(max_examples=200, deadline=None)
-@given(values=st.lists(st.integers(0, 60), min_size=1, max_size=300),
-       percentile=st.floats(0.01, 100.0, allow_nan=False))
-def test_histogram_quantiles_equal_numpy(values, percentile):
-    histogram = {value: values.count(value) for value in set(values)}
-    quantiles = np.linspace(0, 1, 11)[1:-1]
-    assert histogram_quantiles(histogram, quantiles).tolist() == np.quantile(values, quantiles).tolist()
-    expected = np.percentile(values, percentile)
-    assert histogram_quantiles(histogram, [np.true_divide(percentile, 100)])[0] == expected
-    config = TrainConfig(max_len_percentile=percentile, max_len_limit=50)
-    assert streamed_max_len(config, histogram) == resolve_max_len(config, [[0] * value for value in values])
-    clipped = np.minimum(np.maximum(values, 1), 20)
-    assert streamed_bucket_boundaries(histogram, 20) == bucket_boundaries(clipped)
-
-
-def test_balanced_class_weights_from_counts_equal_scikit_learns():
-    labels = ["b"] * 5 + ["a"] * 2 + ["c"] * 13
-    counts = {name: labels.count(name) for name in set(labels)}
-    assert balanced_class_weights(counts, ["a", "b", "c"]) == pytest.approx(class_weights(labels, ["a", "b", "c"]))
-    with pytest.raises(ValueError, match=r"needs training rows of every class; no training row has 'd'"):
-        balanced_class_weights(counts, ["a", "b", "c", "d"])
-
-
 @pytest.fixture
 def topics_csv(tmp_path):
     return write_csv(tmp_path / "topics.csv", make_rows(TOPICS, 60, seed=3) + [("", "sport")])
@@ -187,7 +161,7 @@ def test_streamed_batches_hold_the_rows_the_in_memory_encoding_gives(topics_csv)
     loaded = load_dataset(topics_csv)
     valid = [index for index in range(len(loaded)) if split.is_validation(index)]
     rows = StreamedRows(source, "valid", split, summary.valid_rows, tokenizer, config, summary.classes)
-    ids, targets = zip(*[(batch[0].numpy(), batch[1].numpy()) for batch in rows.dataset(batch_size=4)])
+    ids, targets = zip(*[(batch[0].numpy(), batch[1].numpy()) for batch in rows.batches(batch_size=4)])
     expected = encode(tokenizer, [loaded.texts[index] for index in valid], 4, truncating=config.truncating)
     padded = np.concatenate([np.pad(batch, [[0, 0], [0, 4 - batch.shape[1]]]) for batch in ids])
     np.testing.assert_array_equal(padded, expected)
@@ -195,7 +169,7 @@ def test_streamed_batches_hold_the_rows_the_in_memory_encoding_gives(topics_csv)
                                   [summary.classes.index(loaded.labels[index]) for index in valid])
     pre = StreamedRows(source, "valid", split, summary.valid_rows, tokenizer, config.replace(padding="pre"),
                        summary.classes)
-    np.testing.assert_array_equal(np.concatenate([batch[0].numpy() for batch in pre.dataset(batch_size=4)]),
+    np.testing.assert_array_equal(np.concatenate([batch[0].numpy() for batch in pre.batches(batch_size=4)]),
                                   encode(tokenizer, [loaded.texts[index] for index in valid], 4, padding="pre",
                                          truncating=config.truncating))
 
@@ -342,18 +316,20 @@ def test_physical_lines_of_any_chunking_equal_readlines_of_the_whole(pieces, dat
     assert list(physical_lines(chunks)) == io.StringIO(text, newline="").readlines()
 
 
-def test_a_streamed_run_into_a_busy_output_is_refused_before_its_counting_pass(binary_csv, tmp_path, capfd):
+@pytest.mark.parametrize("streaming", ["on", "off"])
+def test_a_run_into_a_busy_output_is_refused_before_reading_its_data(streaming, binary_csv, tmp_path, capfd):
     from textclf import train
+    from textclf.train.prepare import prepare_in_memory
     from textclf.train.resume import InProgress
-    from textclf.data.dataset import load_dataset
 
     from conftest import tiny_config
 
-    rows = load_dataset(binary_csv)
-    holder = InProgress.open(tmp_path / "reviews" / "runs", TrainConfig(), rows, rows)
+    holder = InProgress.open(tmp_path / "reviews" / "runs", TrainConfig(), prepare_in_memory(TrainConfig(), binary_csv))
+    capfd.readouterr()
     try:
         with pytest.raises(ValueError, match=r"Another `textclf train` is training into .*reviews \(it holds "):
-            train(binary_csv, tiny_config(streaming="on"), output=tmp_path / "reviews", verbose=0)
+            train(binary_csv, tiny_config(streaming=streaming), output=tmp_path / "reviews", verbose=0)
     finally:
         holder.close()
-    assert "counting reviews.csv" not in capfd.readouterr().err
+    log = capfd.readouterr().err
+    assert "training rows" not in log and "counting reviews.csv" not in log

@@ -198,7 +198,8 @@ def run_train(args) -> None:
 
 def run_baseline(args) -> None:
     from textclf.evaluate.baseline import BASELINES, comparison_table, run_baseline as fit_baseline
-    from textclf.train.run import prepare_split, train
+    from textclf.train.prepare import prepare_in_memory
+    from textclf.train.run import train
 
     config = config_from_args(args)
     if config.multi_label:
@@ -206,7 +207,7 @@ def run_baseline(args) -> None:
     if config.streaming == "on":
         raise ValueError("The TF-IDF baseline holds the data in memory; run `textclf baseline` without --streaming on")
     output = _output_of(args)
-    split = prepare_split(config, args.data, args.valid, data_format=args.data_format, encoding=args.encoding)
+    split = prepare_in_memory(config, args.data, args.valid, data_format=args.data_format, encoding=args.encoding)
     result = train(split.train, config, valid=split.valid, output=output)
     rows = {f"textclf ({result.config.arch}, pooling={result.config.pooling})": result.metrics}
     for name in BASELINES:

@@ -64,8 +64,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             ``self``.
         """
-        from textclf.train.fit import fit_pipeline, seed_everything
-        from textclf.train.run import check_labels, split_data
+        from textclf.train.fit import fit_prepared
+        from textclf.train.prepare import check_labels, prepare_in_memory
+        from textclf.train.setup import seed_everything
 
         originals = np.asarray(y).ravel()
         texts, labels = _texts(X, "X"), [str(label) for label in originals]
@@ -80,8 +81,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         # Predictions come back as the caller's label values (ints stay ints).
         by_name = {str(label): label for label in originals}
         self.classes_ = np.asarray([by_name[name] for name in class_names])
-        train_data, valid_data = split_data(config, data, None)
-        fitted = fit_pipeline(config, train_data, valid_data, class_names, verbose=0)
+        fitted = fit_prepared(config, prepare_in_memory(config, data), verbose=0)
         self.tokenizer_, self.config_, self.model_, self.history_ = (
             fitted.tokenizer, fitted.config, fitted.model, fitted.history)
         self._fitted = fitted

@@ -1,10 +1,10 @@
-"""Statistics from counts instead of rows, for streamed data (see :mod:`textclf.data.streaming`).
+"""The statistics a run derives from its training rows, computed from histograms (``{value: rows}``).
 
-The in-memory path computes ``max_len``, the length buckets and the class
-weights from one value per row; a streamed run keeps histograms instead
-(``{value: rows}``), bounded by the number of distinct values, and gets the
-same numbers from them: ``tests/test_streaming.py`` checks them against the
-NumPy and scikit-learn functions the in-memory path calls.
+``max_len``, the length buckets and the class weights are computed here for
+rows in memory and streamed rows alike: a streamed run never holds one value
+per row, and a histogram is bounded by the number of distinct values.  The
+results equal NumPy's percentile/quantile and scikit-learn's "balanced"
+weights on the full arrays (``tests/test_counts.py`` checks them against those).
 """
 
 from __future__ import annotations
@@ -43,8 +43,13 @@ def histogram_quantiles(histogram: dict, quantiles) -> np.ndarray:
     return np.where(gamma >= 0.5, high - difference * (1 - gamma), result)
 
 
-def streamed_max_len(config, lengths: dict) -> int:
-    """``fitting.resolve_max_len`` from a histogram of sequence lengths (the same value, computed exactly)."""
+def max_len_of(config, lengths: dict) -> int:
+    """``config.max_len``, or the ``max_len_percentile`` of the token counts in ``lengths``, within ``max_len_limit``.
+
+    Args:
+        config: The settings.
+        lengths: ``{token count: rows}`` of the training rows.
+    """
     if config.max_len is not None:
         return config.max_len
     if not lengths:
@@ -54,7 +59,12 @@ def streamed_max_len(config, lengths: dict) -> int:
 
 
 def balanced_class_weights(label_counts: dict, classes) -> dict[int, float]:
-    """``fitting.class_weights`` (scikit-learn's "balanced") from per-class row counts."""
+    """``{class index: weight}``, scikit-learn's "balanced" rule ``rows / (classes * rows of the class)``.
+
+    Example:
+        >>> balanced_class_weights({"a": 3, "b": 1}, ["a", "b"])
+        {0: 0.6666666666666666, 1: 2.0}
+    """
     missing = [name for name in classes if not label_counts.get(name)]
     if missing:
         raise ValueError(f"class_weight 'balanced' needs training rows of every class; no training row has "
@@ -63,8 +73,18 @@ def balanced_class_weights(label_counts: dict, classes) -> dict[int, float]:
     return {index: total / (len(classes) * label_counts[name]) for index, name in enumerate(classes)}
 
 
-def streamed_bucket_boundaries(lengths: dict, max_len: int, buckets: int = 10) -> list[int]:
-    """``textclf.train.batches.bucket_boundaries`` of the training rows' lengths, from their histogram."""
+def bucket_boundaries(lengths: dict, max_len: int, buckets: int = 10) -> list[int]:
+    """Upper length bounds (exclusive) that split the rows into about ``buckets`` equally full length buckets.
+
+    Args:
+        lengths: ``{token count: rows}``; counts are clipped to ``1..max_len`` as the batches hold them.
+        max_len: The run's ``max_len``.
+        buckets: How many buckets to aim for.
+
+    Example:
+        >>> bucket_boundaries({1: 50, 10: 50}, max_len=20, buckets=2)
+        [7]
+    """
     clipped: collections.Counter = collections.Counter()
     for length, count in lengths.items():
         clipped[min(max(length, 1), max_len)] += count  # As EncodedTexts stores them: at least 1, truncated.

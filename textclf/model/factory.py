@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from textclf.config import TrainConfig
 
 
@@ -105,3 +107,23 @@ def class_probabilities(outputs):
 
         return keras.ops.concatenate([1.0 - outputs, outputs], axis=-1)
     return outputs
+
+
+def _without_padding_columns(ids: np.ndarray) -> np.ndarray:
+    """``ids`` less the columns that are padding in every row, at either end (no row is all padding).
+
+    Masked steps change no output, so this is exact, and a batch of short texts
+    does not run the recurrent layers over a long ``max_len``.
+    """
+    used = np.flatnonzero(ids.any(axis=0))
+    return ids[:, used[0]: used[-1] + 1] if used.size else ids
+
+
+def predict_probabilities(model, ids, batch_size=1024) -> np.ndarray:
+    """``[rows, num_classes]`` probabilities of the padded ``ids``, computed batch by batch with direct calls."""
+    outputs = [
+        np.asarray(class_probabilities(model(_without_padding_columns(ids[start : start + batch_size]),
+                                             training=False)))
+        for start in range(0, len(ids), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)

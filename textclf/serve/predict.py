@@ -131,7 +131,7 @@ class RunClassifier(_Classifier):
         return encode(self.run.tokenizer, texts, config.max_len, config.padding, config.truncating)
 
     def probabilities(self, texts) -> np.ndarray:
-        from textclf.train.fit import predict_probabilities
+        from textclf.model.factory import predict_probabilities
 
         config = self.run.config
         ids = encode(self.run.tokenizer, texts, config.max_len, config.padding, config.truncating, trim=True)

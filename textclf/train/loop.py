@@ -1,24 +1,26 @@
-"""Training loop on tf.distribute, checkpointed so that a killed run resumes where it was.
+"""The training loop: every run trains here, on one device, on several (``mirrored``) or on a cluster.
 
-``fitting.fit`` trains here for ``strategy`` ``mirrored`` or ``multiworker``
-and for every run with a checkpoint folder (every ``textclf train`` run),
-because:
+One loop for ``textclf train``, ``TextClassifier.fit``, streamed data and
+every bench.  It is a custom loop on ``tf.distribute`` rather than
+``model.fit`` because it must resume a killed run exactly where it was:
 
-* Keras 3.15 ``model.fit`` under MultiWorkerMirroredStrategy fails on
-  TensorFlow 2.21 ("unsupported type PerReplica", keras-team/keras#20585),
-  while ``strategy.run`` over a distributed dataset works;
 * ``keras.callbacks.BackupAndRestore`` (3.15) cannot resume mid-epoch: it
   reads back only the epoch, so the interrupted epoch is replayed from its
   first batch; with a step ``save_freq`` it no longer saves at epoch ends; a
   mid-epoch save after a resume records epoch 0; and the early-stopping and
-  learning-rate-plateau state is not saved.
+  learning-rate-plateau state is not saved;
+* Keras 3.15 ``model.fit`` under MultiWorkerMirroredStrategy fails on
+  TensorFlow 2.21 ("unsupported type PerReplica", keras-team/keras#20585),
+  while ``strategy.run`` over a distributed dataset works.
 
-The loop computes what ``model.fit`` does in ``fitting.fit`` (same model,
-loss, Adam settings, class weights, accuracy, early stopping on
-``val_loss`` with the best weights restored, plateau halving) and saves,
-with ``tf.train.CheckpointManager``, everything needed to continue: weights,
-optimizer, epoch and step, the partial epoch's sums, the history,
-early-stopping and plateau state, the best weights (:class:`LoopState`).
+It computes what ``model.fit`` with Keras's callbacks would (Adam settings,
+class weights, accuracy, ``EarlyStopping(monitor="val_loss",
+restore_best_weights=True)``, ``ReduceLROnPlateau(factor=0.5, patience=1)``)
+and saves, with ``tf.train.CheckpointManager``, everything needed to
+continue: weights, optimizer, epoch and step, the partial epoch's sums, the
+history, early-stopping and plateau state, the best weights (:class:`LoopState`).
+The rows come through one interface (:class:`textclf.train.rows.Rows`), in
+memory or read from a file each epoch.
 """
 
 from __future__ import annotations
@@ -34,18 +36,17 @@ import numpy as np
 
 from textclf.train.cluster import get_strategy, worker_role
 from textclf.log import log
-from textclf.train.setup import build_fit_model, class_weights, make_optimizer, targets_of
-from textclf.train.rows import TokenizedRows, input_function
-from textclf.train.steps import STEPS_PER_CALL, batches, step_functions
-from textclf.train.streamed_rows import StreamedRows, streamed_input_function
 from textclf.data.counts import balanced_class_weights
+from textclf.train.rows import Rows, input_function
+from textclf.train.setup import build_fit_model, make_optimizer
+from textclf.train.steps import STEPS_PER_CALL, batches, step_functions
 
 # Set by tests: each worker writes the SHA-256 of its final weights to this file.
 DIGEST_VARIABLE = "TEXTCLF_WEIGHTS_DIGEST_FILE"
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 # Fewer training steps an epoch than this, and the loop suggests a smaller batch.
 FEW_STEPS = 4
-# keras.callbacks.ReduceLROnPlateau's defaults, as fitting.fit uses it.
+# keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1)'s rule, with its min_delta default.
 _PLATEAU_FACTOR, _PLATEAU_PATIENCE, _PLATEAU_MIN_DELTA = 0.5, 1, 1e-4
 
 
@@ -125,52 +126,44 @@ def _write_digest(model) -> None:
         Path(path).write_text(digest.hexdigest() + "\n", encoding="utf-8")
 
 
-def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=None, verbose="auto",
-                tensorboard=None, callbacks=None):
-    """Builds the model in the strategy's scope and trains it; resumes from ``checkpoint`` when it holds a run.
+def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_progress=None, verbose="auto",
+             tensorboard=None):
+    """Builds the model in the strategy's scope and trains it; resumes from ``in_progress`` when it holds a run.
 
     Args:
         config: Settings, ``max_len`` resolved; ``strategy`` picks the strategy.
         tokenizer: The fitted tokenizer.
         classes: The labels, in output order.
-        train_data: Training rows: a :class:`textclf.data.dataset.Dataset`, or
-            :class:`textclf.train.streamed_rows.StreamedRows` read from the file each epoch.
-        valid_data: Validation rows, of the same kind.
-        checkpoint: A :class:`textclf.train.resume.InProgress`, or ``None`` for no checkpoints.
-        verbose: 0 for no per-epoch log lines.
+        train_rows: Training :class:`textclf.train.rows.Rows`.
+        valid_rows: Validation rows (early stopping, plateau, history).
+        in_progress: A :class:`textclf.train.resume.InProgress` to checkpoint
+            into and resume from, or ``None`` for no checkpoints.
+        verbose: 0 for no per-epoch log lines; 1 (or "auto" on a terminal) adds a progress bar.
         tensorboard: Folder for TensorBoard logs (chief only).
-        callbacks: Not supported here (Keras callbacks need ``model.fit``).
 
     Returns:
-        ``(model, history)`` like ``fitting.fit``: the model with the weights of
-        the epoch with the lowest validation loss, and per-epoch metrics.
+        ``(model, history, seconds)``: the model with the weights of the epoch
+        with the lowest validation loss; per-epoch ``loss``, ``accuracy``,
+        ``val_loss``, ``val_accuracy`` (and ``learning_rate`` with the plateau
+        schedule); ``{"training": [...], "validation": [...]}`` seconds of each
+        epoch this process ran (a resumed run's first one is the part after the checkpoint).
     """
     import keras
     import tensorflow as tf
 
-    if callbacks:
-        raise ValueError("Keras callbacks run only in model.fit (fitting.fit without a checkpoint, with strategy "
-                         f"'none'); this run trains in the checkpointed loop (strategy={config.strategy!r})")
+
     strategy, role = get_strategy(config.strategy), worker_role(config.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"`batch_size` is the global batch and must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas. Received: batch_size={config.batch_size}")
-    full_epoch_steps = math.ceil(len(train_data) / config.batch_size)  # Without buckets' partial batches.
+    full_epoch_steps = math.ceil(len(train_rows) / config.batch_size)  # Without buckets' partial batches.
     if full_epoch_steps < FEW_STEPS:
         # The default batch (256) suits thousands of rows; on a few hundred an epoch is one or two updates.
-        log(f"note: {len(train_data)} training rows make {full_epoch_steps} step{'s' * (full_epoch_steps != 1)} "
+        log(f"note: {len(train_rows)} training rows make {full_epoch_steps} step{'s' * (full_epoch_steps != 1)} "
             f"an epoch at batch_size={config.batch_size}; a smaller --batch-size (for example 32) gives more "
             "updates per epoch")
-    balanced = config.class_weight == "balanced"
-    if isinstance(train_data, StreamedRows):
-        # Streamed rows are tokenized as each epoch reads the file; their counting pass counted the labels.
-        train_rows, valid_rows, make_input = train_data, valid_data, streamed_input_function
-        weights_by_class = balanced_class_weights(train_data.label_counts, classes) if balanced else None
-    else:
-        train_rows = TokenizedRows(tokenizer, train_data.texts, targets_of(config, train_data.labels, classes), config)
-        valid_rows = TokenizedRows(tokenizer, valid_data.texts, targets_of(config, valid_data.labels, classes), config)
-        make_input = input_function
-        weights_by_class = class_weights(train_data.labels, classes) if balanced else None
+    weights_by_class = (balanced_class_weights(train_rows.label_counts, classes)
+                        if config.class_weight == "balanced" else None)
     with strategy.scope():
         model = build_fit_model(config, tokenizer, classes)
         optimizer = make_optimizer(config, full_epoch_steps)
@@ -178,24 +171,24 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
     state = LoopState(model, config.epochs)
     saved = state.checkpoint(model, optimizer)
     manager = None
-    if checkpoint is not None:
-        manager = tf.train.CheckpointManager(saved, str(checkpoint.write_dir), max_to_keep=1)
-        latest = tf.train.latest_checkpoint(str(checkpoint.checkpoint_dir)) if checkpoint.resuming else None
+    if in_progress is not None:
+        manager = tf.train.CheckpointManager(saved, str(in_progress.write_dir), max_to_keep=1)
+        latest = tf.train.latest_checkpoint(str(in_progress.checkpoint_dir)) if in_progress.resuming else None
         if latest:
             saved.restore(latest).assert_existing_objects_matched()
             log(f"resuming from {latest}: epoch {int(state.epoch) + 1}/{config.epochs}, step {int(state.step)} "
                 f"({int(state.global_step)} steps trained)" + (", training had finished" if state.finished else ""))
-        elif checkpoint.resuming:
-            log(f"resuming from {checkpoint.path}: no checkpoint was written yet, so training starts at epoch 1")
+        elif in_progress.resuming:
+            log(f"resuming from {in_progress.path}: no checkpoint was written yet, so training starts at epoch 1")
         if config.strategy == "multiworker":
-            _check_workers_agree(strategy, state, checkpoint.checkpoint_dir)
+            _check_workers_agree(strategy, state, in_progress.checkpoint_dir)
 
     train_steps, make_evaluate_step = step_functions(
         strategy, model, optimizer, classes, weights_by_class, state, multi_label=config.multi_label)
     # Validation sums loss and counts over every row, so its batches may be length-bucketed like training's
     # (less padding; only the order of the float sums changes).
     valid_input = strategy.distribute_datasets_from_function(
-        make_input(valid_rows, config.batch_size, bucket=config.bucketing))
+        input_function(valid_rows, config.batch_size, bucket=config.bucketing))
     evaluate_step = make_evaluate_step(valid_input.element_spec)
     writers = None
     if tensorboard and role.is_chief:
@@ -203,18 +196,19 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
         writers = {part: tf.summary.create_file_writer(str(Path(tensorboard) / part)) for part in ("train", "validation")}
 
     loop_started = time.perf_counter()
+    seconds = {"training": [], "validation": []}
 
     def save():
         # Numbered by the manager's own counter, so a save never rewrites the files the last one left.
         if manager is not None:
             manager.save()
             # Training time up to this checkpoint, so a resumed run reports the whole run's time.
-            checkpoint.record_seconds(time.perf_counter() - loop_started)
+            in_progress.record_seconds(time.perf_counter() - loop_started)
 
     steps_per_epoch = None if config.bucketing and config.padding == "post" else full_epoch_steps
     while not bool(state.finished) and int(state.epoch) < config.epochs:
         epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
-        train_input = strategy.distribute_datasets_from_function(make_input(
+        train_input = strategy.distribute_datasets_from_function(input_function(
             train_rows, config.batch_size, seed=config.seed, epoch=epoch, skip_steps=int(state.step),
             bucket=config.bucketing))
         bar = _progress_bar(verbose, role, steps_per_epoch)
@@ -239,16 +233,18 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
             bar.update(int(state.step), finalize=True)  # Ends the bar's line, even with an unknown step count.
         # Bucketed epochs have a step count known only once one has run (Keras's progress bar says "Unknown" too).
         steps_per_epoch = steps_per_epoch or (int(state.step) if int(state.step) and not skipped else None)
-        valid_sums = np.zeros(3)
+        valid_sums, validation_started = np.zeros(3), time.perf_counter()
         for batch in batches(valid_input):
             valid_sums += evaluate_step(batch).numpy()
+        seconds["training"].append(training_seconds)
+        seconds["validation"].append(time.perf_counter() - validation_started)
         train_sums = state.sums.numpy()
         learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         row = [train_sums[0] / max(train_sums[2], 1), train_sums[1] / max(train_sums[2], 1),
                valid_sums[0] / max(valid_sums[2], 1), valid_sums[1] / max(valid_sums[2], 1), learning_rate]
         if not (math.isfinite(row[0]) and math.isfinite(row[2])):
-            if checkpoint is not None:
-                checkpoint.discard()  # Its weights lead here: nothing worth resuming.
+            if in_progress is not None:
+                in_progress.discard()  # Its weights lead here: nothing worth resuming.
             raise ValueError(
                 f"The loss became {row[0]:.4g} (validation {row[2]:.4g}) in epoch {epoch + 1} at learning rate "
                 f"{learning_rate:g}: training diverged, and nothing was saved or exported. Lower --learning-rate "
@@ -279,7 +275,8 @@ def fit_in_loop(config, tokenizer, classes, train_data, valid_data, checkpoint=N
     _write_digest(model)
     history = state.history.numpy()[:epochs_run]
     keys = HISTORY_KEYS if config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
-    return model, {key: [float(value) for value in history[:, column]] for column, key in enumerate(keys)}
+    history = {key: [float(value) for value in history[:, column]] for column, key in enumerate(keys)}
+    return model, history, seconds
 
 
 def _progress_bar(verbose, role, steps_per_epoch):

@@ -23,7 +23,6 @@ checkpoint to a temporary folder outside the output.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -32,30 +31,12 @@ from pathlib import Path
 
 from textclf.train.cluster import WorkerRole
 from textclf.config import TrainConfig
-from textclf.data.dataset import Dataset
 from textclf.text.tokenizer import Tokenizer, tokenizer_from_json
 
 IN_PROGRESS = ".in-progress"
 STATE_FORMAT = "textclf-in-progress"
 # Settings that change how often checkpoints are written, not what is trained.
 _MAY_CHANGE_ON_RESUME = ("checkpoint_every",)
-
-
-def data_fingerprint(train_data: Dataset, valid_data: Dataset) -> str:
-    """SHA-256 of the training and validation texts and labels, in order.
-
-    Streamed parts (``textclf.train.streamed_rows.StreamedRows``) bring the
-    fingerprint their counting pass computed, since their texts are not in memory.
-    """
-    digest = hashlib.sha256()
-    if hasattr(train_data, "fingerprint"):
-        digest.update(f"{train_data.fingerprint}\x1e{valid_data.fingerprint}".encode())
-        return digest.hexdigest()
-    for part in (train_data, valid_data):
-        digest.update(f"{len(part)}\x1e".encode())
-        for text, label in zip(part.texts, part.labels):
-            digest.update(f"{text}\x1f{label}\x1e".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -97,15 +78,14 @@ class InProgress:
         self._worker_dir = None
 
     @classmethod
-    def open(cls, runs_dir, config: TrainConfig, train_data: Dataset, valid_data: Dataset,
+    def open(cls, runs_dir, config: TrainConfig, prepared,
              role: WorkerRole = WorkerRole(), restart: bool = False) -> "InProgress":
         """Opens ``runs_dir/.in-progress`` for a run, resuming when it holds an interrupted one.
 
         Args:
             runs_dir: The folder of run folders (``OUTPUT/runs``).
             config: The settings as requested (``max_len`` possibly unresolved).
-            train_data: Training rows, after the split.
-            valid_data: Validation rows, after the split.
+            prepared: The run's data (:class:`textclf.train.prepare.Prepared`): row counts and fingerprint.
             role: This process's role; only the chief writes.
             restart: Discard an interrupted run instead of resuming it.
 
@@ -130,7 +110,7 @@ class InProgress:
                     # Leftovers of a run that stopped before its first checkpoint: nothing to resume.
                     progress._clear()
                 return progress
-            progress._check_state(json.loads(state_file.read_text(encoding="utf-8")), config, train_data, valid_data)
+            progress._check_state(json.loads(state_file.read_text(encoding="utf-8")), config, prepared)
             progress.resuming = True
             progress.previous_seconds = progress._read_previous_seconds()
             return progress
@@ -194,7 +174,7 @@ class InProgress:
             if child.name != "lock":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
-    def _check_state(self, state: dict, config: TrainConfig, train_data: Dataset, valid_data: Dataset) -> None:
+    def _check_state(self, state: dict, config: TrainConfig, prepared) -> None:
         hint = ("Rerun the interrupted command (same settings and data) to resume from its checkpoint, or pass "
                 "--restart (restart=True) to discard its checkpoint and start this one fresh")
         if state.get("format") != STATE_FORMAT:
@@ -204,10 +184,10 @@ class InProgress:
             raise ValueError(f"The interrupted run in {self.path} used different settings: "
                              f"{', '.join(differences)}. {hint}")
         data = state["data"]
-        if data["fingerprint"] != data_fingerprint(train_data, valid_data):
+        if data["fingerprint"] != prepared.fingerprint:
             raise ValueError(
                 f"The interrupted run in {self.path} was trained on different data ({data['train_rows']} training "
-                f"and {data['valid_rows']} validation rows then, {len(train_data)} and {len(valid_data)} now, "
+                f"and {data['valid_rows']} validation rows then, {prepared.train_count} and {prepared.valid_count} now, "
                 f"or the same counts with other texts or labels). {hint}")
 
     def _read_previous_seconds(self) -> float:
@@ -259,7 +239,7 @@ class InProgress:
         return tokenizer, TrainConfig.load(self.path / "config.json")
 
     def save_setup(self, requested: TrainConfig, resolved: TrainConfig, tokenizer: Tokenizer, classes,
-                   train_data: Dataset, valid_data: Dataset) -> None:
+                   prepared) -> None:
         """Writes what a resumed run needs besides the checkpoint (the chief only).
 
         Args:
@@ -267,8 +247,7 @@ class InProgress:
             resolved: The settings used, ``max_len`` and ``split_mode`` resolved.
             tokenizer: The fitted tokenizer.
             classes: The labels, in model output order.
-            train_data: Training rows (fingerprinted).
-            valid_data: Validation rows (fingerprinted).
+            prepared: The run's data (:class:`textclf.train.prepare.Prepared`): row counts and fingerprint.
         """
         if not self.role.is_chief:
             return
@@ -282,8 +261,8 @@ class InProgress:
         _write_atomically(self.path / "state.json", json.dumps({
             "format": STATE_FORMAT,
             "settings": requested.to_dict(),
-            "data": {"train_rows": len(train_data), "valid_rows": len(valid_data),
-                     "fingerprint": data_fingerprint(train_data, valid_data)},
+            "data": {"train_rows": prepared.train_count, "valid_rows": prepared.valid_count,
+                     "fingerprint": prepared.fingerprint},
         }, indent=2, ensure_ascii=False))
 
     def complete(self) -> None:

@@ -1,40 +1,99 @@
-"""Input pipelines for the distributed training loop: sharded per worker, ordered per epoch.
+"""The one data interface of the training loop: :class:`Rows`, in memory (:class:`TokenizedRows`) or streamed.
 
-``textclf.train.batches`` shuffles with ``reshuffle_each_iteration``, so the order of
-epoch ``k`` depends on how many epochs this process has already iterated.
-A resumed run must see exactly the batches the interrupted one had not yet
-trained on, so here each epoch's order is a function of ``(seed, epoch)``
-alone and the batches already trained on are skipped.  Batching itself
-(length buckets, per-batch padding) is ``textclf.train.batches``'s, planned in NumPy.
+The loop, validation and the metrics see only this interface, so they are
+written once for rows in memory and for rows read from a file each epoch
+(:class:`textclf.train.streamed_rows.StreamedRows`).
+
+Each epoch's order is a function of ``(seed, epoch)`` alone (not of how many
+epochs this process has already run), so a resumed run sees exactly the
+batches the interrupted one had not yet trained on, after skipping those it had.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
+from typing import Protocol
+
 import numpy as np
 
-from textclf.train.batches import EncodedTexts, planned_dataset
+from textclf.data.counts import bucket_boundaries
+from textclf.evaluate.multilabel import label_sets
 from textclf.text.sequences import encode
+from textclf.train.batches import EncodedTexts, planned_dataset
+from textclf.train.setup import targets_of
+
+
+class Rows(Protocol):
+    """Labelled rows the loop trains or validates on.
+
+    Attributes:
+        label_counts: ``{label: rows}`` (class weights).
+        fingerprint: Identifies the rows (checkpoints refuse to resume on other data).
+    """
+
+    label_counts: dict
+    fingerprint: str
+
+    def __len__(self) -> int: ...
+
+    def batches(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
+                bucket: bool = False):
+        """A ``tf.data.Dataset`` of ``(ids [rows, length] int32, targets)`` batches.
+
+        Args:
+            batch_size: Rows per batch.
+            pipeline_id: This input pipeline; it takes the rows whose number is ``pipeline_id`` modulo ``pipelines``.
+            pipelines: Input pipelines in all.
+            seed: Shuffle with ``(seed, epoch)``; ``None`` keeps the rows' order (validation, predictions).
+            epoch: The epoch (0-based) whose order to use.
+            bucket: Group rows of similar length (post-padding only).
+        """
+
+
+def fingerprint_of(texts, labels) -> str:
+    """SHA-256 of texts and labels, in order."""
+    digest = hashlib.sha256()
+    for text, label in zip(texts, labels):
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\x1f" + label.encode("utf-8", "surrogatepass") + b"\x1e")
+    return digest.hexdigest()
+
+
+def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of ``count`` rows for ``epoch``: the same in every process and after a resume."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
 
 
 class TokenizedRows:
-    """Texts tokenized once, with their targets; any subset is batched on demand.
+    """Rows in memory, tokenized once; each epoch batches a permutation of them.
 
     Args:
         tokenizer: The fitted tokenizer.
         texts: The texts.
-        targets: One target row per text (NumPy).
-        config: Settings (``max_len``, ``padding``, ``truncating``).
+        labels: Their labels (strings; ``label_sep``-joined for multi-label).
+        config: Settings (``max_len`` resolved, ``padding``, ``truncating``, ``multi_label``).
+        classes: The labels, in output order.
+
+    Example:
+        >>> rows = TokenizedRows(tokenizer, ["a fine film", "dull"], ["pos", "neg"], config, ["neg", "pos"])
+        >>> next(iter(rows.batches(batch_size=2)))[0].shape
+        TensorShape([2, 3])
     """
 
-    def __init__(self, tokenizer, texts, targets, config):
-        self.targets = targets
+    def __init__(self, tokenizer, texts, labels, config, classes):
+        self.targets = targets_of(config, labels, classes)
+        names = ([name for row in label_sets(labels, config.label_sep) for name in row] if config.multi_label
+                 else labels)
+        self.label_counts = dict(collections.Counter(names))
+        self.fingerprint = fingerprint_of(texts, labels)
         self.dense = None
         if config.padding == "pre":
             # Per-batch post-padding cannot express pre-padding: keep fixed-length rows.
             self.dense = encode(tokenizer, texts, config.max_len, config.padding, config.truncating, trim=True)
-        else:
-            self.encoded = EncodedTexts.from_texts(tokenizer, texts, config.max_len, config.truncating)
-            self.starts = np.concatenate([[0], np.cumsum(self.encoded.lengths)[:-1]]).astype(np.int64)
+            return
+        self.encoded = EncodedTexts.from_texts(tokenizer, texts, config.max_len, config.truncating)
+        self.starts = np.concatenate([[0], np.cumsum(self.encoded.lengths)[:-1]]).astype(np.int64)
+        self.boundaries = bucket_boundaries(collections.Counter(self.encoded.lengths.tolist()), config.max_len)
 
     def __len__(self):
         return len(self.targets)
@@ -46,28 +105,22 @@ class TokenizedRows:
         positions = np.repeat(self.starts[rows] - new_starts, lengths) + np.arange(int(lengths.sum()))
         return EncodedTexts(self.encoded.values[positions], lengths)
 
-    def dataset(self, rows: np.ndarray, batch_size: int, bucket: bool):
-        """``(ids, targets)`` batches of ``rows``, in that order (or length-bucketed from it).
-
-        Args:
-            rows: Row indices.
-            batch_size: Rows per batch (per replica).
-            bucket: Group rows of similar length (post-padding only).
-        """
+    def batches(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
+                bucket: bool = False):
+        """See :meth:`Rows.batches`."""
         import tensorflow as tf
 
+        rows = np.arange(len(self))[pipeline_id::pipelines]
+        if seed is not None:
+            rows = rows[epoch_order(len(rows), seed, epoch)]
         if self.dense is not None:
             data = tf.data.Dataset.from_tensor_slices((self.dense[rows], self.targets[rows]))
             return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-        return planned_dataset(self._encoded_subset(rows), self.targets[rows], batch_size, bucket=bucket)
+        return planned_dataset(self._encoded_subset(rows), self.targets[rows], batch_size,
+                               self.boundaries if bucket else ())
 
 
-def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
-    """The permutation of ``count`` rows for ``epoch``: the same in every process and after a resume."""
-    return np.random.default_rng([seed, epoch]).permutation(count)
-
-
-def input_function(rows: TokenizedRows, global_batch_size: int, seed=None, epoch=0, skip_steps=0, bucket=False):
+def input_function(rows: Rows, global_batch_size: int, seed=None, epoch=0, skip_steps=0, bucket=False):
     """A function for ``strategy.distribute_datasets_from_function``.
 
     Each worker (input pipeline) takes every n-th row, so the workers' shards
@@ -84,12 +137,37 @@ def input_function(rows: TokenizedRows, global_batch_size: int, seed=None, epoch
     """
 
     def make(context):
-        shard = np.arange(len(rows))[context.input_pipeline_id::context.num_input_pipelines]
-        if seed is not None:
-            shard = shard[epoch_order(len(shard), seed, epoch)]
-        data = rows.dataset(shard, context.get_per_replica_batch_size(global_batch_size), bucket)
+        data = rows.batches(context.get_per_replica_batch_size(global_batch_size), context.input_pipeline_id,
+                            context.num_input_pipelines, seed=seed, epoch=epoch, bucket=bucket)
         # Every step takes one batch for each replica this pipeline feeds.
         replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
         return data.skip(skip_steps * replicas_here) if skip_steps else data
 
     return make
+
+
+def predictions(model, rows: Rows, multi_label: bool, batch_size: int = 1024):
+    """The model's outputs on ``rows``, keeping only what the metrics need.
+
+    Single-label: ``(true, predicted)`` int32 class indices, O(rows) integers.
+    Multi-label: ``(targets, probabilities)``, float32 ``[rows, classes]``
+    each, which threshold tuning needs whole.
+
+    Returns:
+        The two NumPy arrays, in the rows' order.
+    """
+    from textclf.model.factory import class_probabilities
+
+    truths, outputs = [], []
+    for ids, targets in rows.batches(batch_size):
+        probabilities = np.asarray(class_probabilities(model(ids, training=False)))
+        targets = targets.numpy()
+        if multi_label:
+            truths.append(targets.astype(np.float32))
+            outputs.append(probabilities.astype(np.float32))
+        else:
+            truths.append((targets[:, 0] if targets.ndim == 2 else targets).astype(np.int32))
+            outputs.append(probabilities.argmax(axis=1).astype(np.int32))
+    if not truths:
+        raise ValueError("There are no rows to predict")
+    return np.concatenate(truths), np.concatenate(outputs)

@@ -1,10 +1,11 @@
-"""Training: data → split → fit → validation metrics → run folder → export.
+"""A training run: prepare the data → fit in the loop → validation metrics → run folder → export.
 
 A run folder holds everything needed to rebuild, export or reuse the run:
 ``config.json`` (settings actually used, ``max_len`` resolved),
 ``tokenizer.json``, ``labels.json``, ``history.json``, ``metrics.json``
 (validation accuracy, macro-F1, per-class report, confusion matrix),
-``run.json`` (data files, row counts, timing), ``history.png``,
+``run.json`` (data files, row counts, timing, and ``resolved``: each setting
+the run decided, requested → used), ``history.png``,
 ``confusion_matrix.png`` and ``model.keras``.
 """
 
@@ -17,18 +18,16 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
-
-from textclf.train.resume import InProgress
-from textclf.train.cluster import get_strategy, worker_role
 from textclf.config import TrainConfig
-from textclf.data.dataset import Dataset, load_dataset, sorted_classes, stratified_split
-from textclf.train.fit import fit_pipeline, seed_everything
-from textclf.log import log
-from textclf.evaluate.metrics import classification_metrics, format_metrics
-from textclf.evaluate.multilabel import label_sets, multi_hot, multilabel_metrics, tune_threshold
-from textclf.evaluate.reports import plot_confusion_matrix, plot_history
 from textclf.data.streaming import should_stream
+from textclf.evaluate.metrics import format_metrics
+from textclf.evaluate.reports import plot_confusion_matrix, plot_history
+from textclf.log import log
+from textclf.train.cluster import get_strategy, worker_role
+from textclf.train.fit import fit_prepared, validation_metrics
+from textclf.train.prepare import prepare, task_of
+from textclf.train.resume import InProgress
+from textclf.train.setup import seed_everything
 
 
 @dataclasses.dataclass
@@ -49,41 +48,6 @@ class TrainResult:
     history: dict
     config: TrainConfig
     export_dir: Path | None = None
-
-
-def split_data(config: TrainConfig, train_data: Dataset, valid_data: Dataset | None):
-    """The training and validation sets: ``valid_data``, or a stratified split."""
-    if valid_data is not None:
-        return train_data, valid_data
-    train_indices, valid_indices = stratified_split(train_data.labels, config.validation_fraction, config.seed)
-    return train_data.subset(train_indices), train_data.subset(valid_indices)
-
-
-def task_of(config: TrainConfig, classes) -> str:
-    """``multilabel``, ``binary`` or ``multiclass``."""
-    return "multilabel" if config.multi_label else "binary" if len(classes) == 2 else "multiclass"
-
-
-def check_labels(train_data: Dataset, valid_data: Dataset, config: TrainConfig | None = None) -> list[str]:
-    """The classes, refusing a single label or validation labels never trained on."""
-    def names(data):
-        if config is not None and config.multi_label:
-            return [name for names in label_sets(data.labels, config.label_sep, data.path) for name in names]
-        return data.labels
-
-    classes = sorted_classes(names(train_data))
-    if len(classes) < 2:
-        raise ValueError(
-            f"{train_data.path}: training needs at least two different labels; found only "
-            f"{', '.join(map(repr, classes))}"
-        )
-    unseen = sorted(set(names(valid_data)) - set(classes))
-    if unseen:
-        raise ValueError(
-            f"{valid_data.path}: labels {', '.join(map(repr, unseen))} do not occur in the training data "
-            f"(training labels: {', '.join(map(repr, classes))})"
-        )
-    return classes
 
 
 def _new_run_dir(output: Path) -> Path:
@@ -125,46 +89,6 @@ def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return run_dir
-
-
-@dataclasses.dataclass
-class Split:
-    """The data of a run: what was read, and the training/validation split."""
-
-    all_train: Dataset
-    given_valid: Dataset | None
-    train: Dataset
-    valid: Dataset
-    classes: list[str]
-
-
-def _as_dataset(source, config: TrainConfig, data_format=None, encoding="utf-8") -> Dataset | None:
-    if source is None or isinstance(source, Dataset):
-        return source
-    loaded = load_dataset(source, config.text_column, config.label_column, data_format, encoding, config.label_sep)
-    if loaded.dropped_files:
-        shown = ", ".join(loaded.dropped_files[:10]) + (" ..." if len(loaded.dropped_files) > 10 else "")
-        log(f"{source}: dropped {len(loaded.dropped_files)} empty files ({shown})")
-    if loaded.dropped_lines:
-        shown = ", ".join(map(str, loaded.dropped_lines[:10])) + (" ..." if len(loaded.dropped_lines) > 10 else "")
-        log(f"{source}: dropped {len(loaded.dropped_lines)} rows with empty or missing text or label (lines {shown})")
-    return loaded
-
-
-def prepare_split(config: TrainConfig, data, valid=None, data_format=None, encoding="utf-8") -> Split:
-    """Reads the data and makes the split every command uses for these settings.
-
-    ``train`` and ``baseline`` both call this, so the TF-IDF baseline is
-    scored on exactly the rows the model is validated on.  ``data_format`` and
-    ``encoding`` apply to both files (see :func:`textclf.data.dataset.load_dataset`).
-    """
-    all_train = _as_dataset(data, config, data_format, encoding)
-    given_valid = _as_dataset(valid, config, data_format, encoding)
-    classes = check_labels(all_train, given_valid if given_valid is not None else all_train, config)
-    train_data, valid_data = split_data(config, all_train, given_valid)
-    log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
-        f"{len(classes)} labels ({task_of(config, classes)}): {', '.join(classes[:10])}")
-    return Split(all_train, given_valid, train_data, valid_data, classes)
 
 
 def train(
@@ -224,20 +148,19 @@ def train(
     role = worker_role(config.strategy)
     get_strategy(config.strategy)
     seed_everything(config.seed)
-    config = _resolve_streaming(config, data, data_format, run_dir.parent, restart)
-    if config.streaming == "on":
-        return _train_streamed(data, config, valid, output, run_dir, verbose, tensorboard, data_format, encoding,
-                               restart, role)
-    split = prepare_split(config, data, valid, data_format, encoding)
-
-    # Every run checkpoints (at epoch ends, and every `checkpoint_every` steps)
-    # and trains in textclf.train.loop's loop, which can resume mid-epoch
-    # exactly; keras.callbacks.BackupAndRestore cannot (see that module).
-    progress = InProgress.open(run_dir.parent, config, split.train, split.valid, role, restart=restart)
+    settings = _resolve_streaming(config, data, data_format, run_dir.parent, restart)
+    if role.is_chief:
+        InProgress.refuse_if_busy(run_dir.parent)  # Before reading or counting the data, which may take minutes.
+    prepared = prepare(settings, data, valid, data_format, encoding)
+    # Every run checkpoints (at epoch ends, and every `checkpoint_every` steps) into .in-progress, and a rerun
+    # of an interrupted one resumes from its last checkpoint, mid-epoch exactly (see textclf.train.loop).
+    in_progress = InProgress.open(run_dir.parent, settings, prepared, role, restart=restart)
     try:
-        return _fit_and_finish(progress, config, split, run_dir, output, role, verbose, tensorboard)
+        fitted = fit_prepared(settings, prepared, in_progress, verbose=verbose, tensorboard=tensorboard)
+        used, metrics = validation_metrics(fitted, prepared.classes)
+        return _finish_run(run_dir, output, role, in_progress, fitted, config, used, prepared, metrics)
     except BaseException:
-        progress.close()  # Releases the lock; keeps the checkpoint for the next run to resume from.
+        in_progress.close()  # Releases the lock; keeps the checkpoint for the next run to resume from.
         raise
 
 
@@ -253,73 +176,20 @@ def _resolve_streaming(config: TrainConfig, data, data_format, runs_dir, restart
     return config.replace(streaming="on" if should_stream(config, data, data_format, log) else "off")
 
 
-def _fit_and_finish(progress, config, split, run_dir, output, role, verbose, tensorboard) -> TrainResult:
-    """In-memory training after the split: fit, validation metrics, run folder, export."""
-    all_train, given_valid, train_data, valid_data, classes = (
-        split.all_train, split.given_valid, split.train, split.valid, split.classes)
-    fitted = fit_pipeline(config, train_data, valid_data, classes, verbose=verbose, tensorboard=tensorboard,
-                          checkpoint=progress)
-    config = fitted.config
-
-    probabilities = fitted.probabilities(valid_data.texts)
-    if config.multi_label:
-        targets = multi_hot(label_sets(valid_data.labels, config.label_sep), classes)
-        if config.threshold is None:
-            config = config.replace(threshold=tune_threshold(probabilities, targets))
-            log(f"threshold {config.threshold} (best validation micro-F1)")
-        metrics = multilabel_metrics(targets, probabilities, classes, config.threshold)
-    else:
-        predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
-        metrics = classification_metrics(valid_data.labels, predicted.tolist(), classes)
-    run_info = {
-        "train_file": all_train.path,
-        "valid_file": given_valid.path if given_valid is not None else None,
-        "train_rows": len(train_data),
-        "valid_rows": len(valid_data),
-        "dropped_rows": len(all_train.dropped_lines) + (len(given_valid.dropped_lines) if given_valid else 0),
-    }
-    return _finish_run(run_dir, output, role, progress, fitted, config, classes, metrics, run_info)
-
-
-def _train_streamed(data, config, valid, output, run_dir, verbose, tensorboard, data_format, encoding, restart,
-                    role) -> TrainResult:
-    """:func:`train` for a file streamed from disk (see :mod:`textclf.train.streamed`)."""
-    from textclf.train.streamed import fit_streamed, prepare_streamed, streamed_metrics
-
-    if role.is_chief:
-        InProgress.refuse_if_busy(run_dir.parent)  # Before the counting pass, which may take minutes.
-    prepared = prepare_streamed(config, data, valid, data_format, encoding)
-    train_rows, valid_rows = prepared.parts()
-    progress = InProgress.open(run_dir.parent, config, train_rows, valid_rows, role, restart=restart)
-    try:
-        fitted = fit_streamed(config, prepared, verbose=verbose, tensorboard=tensorboard, checkpoint=progress)
-        config, metrics = streamed_metrics(fitted.model, prepared, fitted.tokenizer, fitted.config)
-        summary = prepared.summary
-        run_info = {
-            "train_file": str(prepared.source.path),
-            "valid_file": str(prepared.valid_source.path) if prepared.valid_source is not None else None,
-            "train_rows": summary.train_rows,
-            "valid_rows": summary.valid_rows,
-            "dropped_rows": summary.dropped_rows,
-            "streaming": True,
-        }
-        return _finish_run(run_dir, output, role, progress, fitted, config, prepared.classes, metrics, run_info)
-    except BaseException:
-        progress.close()  # Releases the lock; keeps the checkpoint for the next run to resume from.
-        raise
-
-
-def _finish_run(run_dir, output, role, progress, fitted, config, classes, metrics, run_info) -> TrainResult:
+def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, prepared, metrics) -> TrainResult:
     """Logs the metrics, writes the run folder (the chief only), completes the checkpoint, exports."""
-    tokenizer, model, history, training_seconds = (
-        fitted.tokenizer, fitted.model, fitted.history, fitted.training_seconds)
+    tokenizer, model, history, training_seconds, classes = (
+        fitted.tokenizer, fitted.model, fitted.history, fitted.training_seconds, prepared.classes)
     log("validation\n" + format_metrics(metrics))
     if not role.is_chief:
-        progress.close()
+        in_progress.close()
         return TrainResult(run_dir=None, metrics=metrics, history=history, config=config)
 
-    run_info = {**run_info, "epochs_run": len(history.get("loss", [])),
-                "training_seconds": round(training_seconds, 2)}
+    # What the run decided for settings left to it ("auto", None): requested value → value used.
+    resolved = {name: {"requested": value, "used": getattr(config, name)}
+                for name, value in requested.to_dict().items() if value != config.to_dict()[name]}
+    run_info = {**prepared.run_info, "epochs_run": len(history.get("loss", [])),
+                "training_seconds": round(training_seconds, 2), "resolved": resolved}
     write_run(run_dir, {
         "config.json": json.dumps(config.to_dict(), indent=2, ensure_ascii=False),
         "tokenizer.json": tokenizer.to_json(ensure_ascii=False),
@@ -332,7 +202,7 @@ def _finish_run(run_dir, output, role, progress, fitted, config, classes, metric
         **({} if config.multi_label else {
             "confusion_matrix.png": lambda path: plot_confusion_matrix(metrics["confusion_matrix"], classes, path)}),
     })
-    progress.complete()  # The run folder now holds the result: nothing left to resume.
+    in_progress.complete()  # The run folder now holds the result: nothing left to resume.
     log(f"run saved to {run_dir} ({training_seconds:.1f} s of training)")
     result = TrainResult(run_dir=run_dir, metrics=metrics, history=history, config=config)
     if output is not None:

@@ -1,4 +1,4 @@
-"""What a run is built from: its targets, class weights, model (with precision and embeddings), optimizer, loss.
+"""What a run is built from: its seeds, targets, model (with precision and embeddings), optimizer, loss.
 
 Shared by the training loop (``textclf.train.loop``, ``textclf.train.steps``) and the
 pipeline above it (``textclf.train.fit``), so neither imports the other for these.
@@ -27,17 +27,6 @@ def _targets(labels, classes):
     indices = np.array([positions[label] for label in labels], dtype=np.int32)
     # The binary head is one sigmoid unit: its target is a float column.
     return indices.astype("float32")[:, None] if len(classes) == 2 else indices
-
-
-def class_weights(labels, classes) -> dict[int, float]:
-    """``{class index: weight}`` with weights inversely proportional to class frequency.
-
-    scikit-learn's "balanced" rule: ``rows / (classes * rows of the class)``.
-    """
-    from sklearn.utils.class_weight import compute_class_weight
-
-    weights = compute_class_weight("balanced", classes=np.asarray(classes), y=np.asarray(labels))
-    return {index: float(weight) for index, weight in enumerate(weights)}
 
 
 def _build_with_precision(config: TrainConfig, vocabulary_size: int, num_classes: int):
@@ -91,3 +80,12 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
 def loss_name(classes, multi_label: bool = False) -> str:
     """The Keras loss for the head: sigmoid units for two classes or multi-label, a softmax otherwise."""
     return "binary_crossentropy" if len(classes) == 2 or multi_label else "sparse_categorical_crossentropy"
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and TensorFlow and makes TensorFlow ops deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()

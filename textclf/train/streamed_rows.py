@@ -1,14 +1,14 @@
-"""tf.data pipelines that read a streamed data file (see :mod:`textclf.data.streaming`).
+"""Rows read from a data file each epoch (see :mod:`textclf.data.streaming`): :class:`textclf.train.rows.Rows` streamed.
 
 A Python generator reads the file, keeps the rows of one part (training or
 validation) and of one input pipeline (row number modulo the number of
 pipelines), tokenizes them with the fitted tokenizer and hands tf.data
 chunks of 1,024 rows as flat arrays; tf.data splits them into rows and
-batches them as :func:`textclf.train.batches.make_dataset` does (length buckets,
-per-batch post-padding; fixed length for pre-padding).  Training rows pass
-through a shuffle buffer of :data:`textclf.train.batches.SHUFFLE_BUFFER` rows
-seeded from ``(seed, epoch, pipeline)``, so an epoch's order is the same in a
-resumed run, which then skips the batches already trained on.
+batches them in length buckets with per-batch post-padding (fixed length for
+pre-padding), the batches rows in memory get.  Training rows pass through a
+shuffle buffer of :data:`SHUFFLE_BUFFER` rows seeded from ``(seed, epoch,
+pipeline)``, so an epoch's order is the same in a resumed run, which then
+skips the batches already trained on.
 """
 
 from __future__ import annotations
@@ -18,19 +18,20 @@ from array import array
 
 import numpy as np
 
-from textclf.train.batches import SHUFFLE_BUFFER
+from textclf.data.counts import bucket_boundaries
+from textclf.data.streaming import RowSplit, StreamSource
 from textclf.evaluate.multilabel import row_labels
 from textclf.text.sequences import empty_index, truncated
-from textclf.data.counts import streamed_bucket_boundaries
-from textclf.data.streaming import RowSplit, StreamSource
 
 # Rows per element of the generator: one Python-to-TensorFlow hand-over per chunk, not per row.
 CHUNK_ROWS = 1024
+# Rows held by the per-epoch shuffle of streamed training rows (memory stays flat however large the file).
+SHUFFLE_BUFFER = 16384
 PARTS = ("train", "valid")
 
 
 class StreamedRows:
-    """One part of a streamed file, tokenized as it is read; the streaming counterpart of ``shards.TokenizedRows``.
+    """One part of a streamed file, tokenized as it is read; the streamed :class:`textclf.train.rows.Rows`.
 
     Args:
         source: The file.
@@ -46,7 +47,7 @@ class StreamedRows:
 
     Example:
         >>> rows = StreamedRows(source, "train", RowSplit(42, 0.2), summary.train_rows, tokenizer, config, classes)
-        >>> batches = rows.dataset(batch_size=64, seed=42, epoch=0, bucket=True)
+        >>> batches = rows.batches(batch_size=64, seed=42, epoch=0, bucket=True)
     """
 
     def __init__(self, source: StreamSource, part: str, split: RowSplit | None, count: int, tokenizer, config,
@@ -124,7 +125,7 @@ class StreamedRows:
                 targets[index, positions] = 1.0
         else:
             targets = np.array([target for _, target in rows], dtype=np.int32)
-            # The binary head is one sigmoid unit: its target is a float column (fitting.targets_of).
+            # The binary head is one sigmoid unit: its target is a float column (textclf.train.setup.targets_of).
             targets = targets.astype(np.float32)[:, None] if len(self.classes) == 2 else targets
         return np.frombuffer(values, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64), targets
 
@@ -151,18 +152,9 @@ class StreamedRows:
             return tf.TensorSpec([None, 1], tf.float32)
         return tf.TensorSpec([None], tf.int32)
 
-    def dataset(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
+    def batches(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
                 bucket: bool = False):
-        """A ``tf.data.Dataset`` of ``(ids, targets)`` batches read from the file.
-
-        Args:
-            batch_size: Rows per batch.
-            pipeline_id: This input pipeline (``context.input_pipeline_id``).
-            pipelines: Input pipelines in all (``context.num_input_pipelines``).
-            seed: Shuffle with ``(seed, epoch, pipeline_id)``; ``None`` keeps the file's order.
-            epoch: The epoch (0-based) whose order to use.
-            bucket: Group rows of similar length (post-padding only).
-        """
+        """See :meth:`textclf.train.rows.Rows.batches`; the shuffle is a buffer seeded with ``(seed, epoch, pipeline_id)``."""
         import tensorflow as tf
 
         signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int64), self.target_spec())
@@ -174,11 +166,11 @@ class StreamedRows:
         rows = rows.map(tf.autograph.experimental.do_not_convert(lambda ids, target: (ids, target)))
         max_len = self.config.max_len
         if self.config.padding == "pre":
-            # Fixed-length rows padded in front, as fitting's dense pipeline makes them.
+            # Fixed-length rows padded in front, as TokenizedRows keeps them.
             rows = rows.map(tf.autograph.experimental.do_not_convert(
                 lambda ids, target: (tf.pad(ids, [[max_len - tf.shape(ids)[0], 0]]), target)))
             return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-        boundaries = streamed_bucket_boundaries(self.lengths, max_len) if bucket else []
+        boundaries = bucket_boundaries(self.lengths, max_len) if bucket else []
         if boundaries:
             batches = rows.bucket_by_sequence_length(
                 element_length_func=lambda ids, target: tf.shape(ids)[0], bucket_boundaries=boundaries,
@@ -186,56 +178,3 @@ class StreamedRows:
         else:
             batches = rows.padded_batch(batch_size)
         return batches.prefetch(tf.data.AUTOTUNE)
-
-
-def streamed_input_function(rows: StreamedRows, global_batch_size: int, seed=None, epoch=0, skip_steps=0,
-                            bucket=False):
-    """``shards.input_function`` for :class:`StreamedRows`: a function for ``distribute_datasets_from_function``.
-
-    Each input pipeline reads the file and keeps the rows whose number in the
-    part is its ``input_pipeline_id`` modulo ``num_input_pipelines``.
-
-    Args:
-        rows: The part to read.
-        global_batch_size: Rows per step over all replicas.
-        seed: Seed of the per-epoch shuffle; ``None`` keeps the file's order (validation).
-        epoch: The epoch (0-based) whose order to use.
-        skip_steps: Training steps of this epoch already done (a resumed run).
-        bucket: Group rows of similar length.
-    """
-
-    def make(context):
-        data = rows.dataset(context.get_per_replica_batch_size(global_batch_size), context.input_pipeline_id,
-                            context.num_input_pipelines, seed=seed, epoch=epoch, bucket=bucket)
-        replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
-        return data.skip(skip_steps * replicas_here) if skip_steps else data
-
-    return make
-
-
-def streamed_predictions(model, rows: StreamedRows, batch_size: int = 1024):
-    """Validation outputs read from the file, keeping only what the metrics need.
-
-    Single-label: ``(true, predicted)`` int32 class indices, O(rows) integers.
-    Multi-label: ``(targets, probabilities)``, float32 ``[rows, classes]``
-    each, which threshold tuning needs whole.
-
-    Returns:
-        The two NumPy arrays.
-    """
-    from textclf.model.factory import class_probabilities
-
-    multi_label = rows.config.multi_label
-    truths, outputs = [], []
-    for ids, targets in rows.dataset(batch_size):
-        probabilities = np.asarray(class_probabilities(model(ids, training=False)))
-        targets = targets.numpy()
-        if multi_label:
-            truths.append(targets.astype(np.float32))
-            outputs.append(probabilities.astype(np.float32))
-        else:
-            truths.append((targets[:, 0] if targets.ndim == 2 else targets).astype(np.int32))
-            outputs.append(probabilities.argmax(axis=1).astype(np.int32))
-    width = (len(rows.classes),) if multi_label else ()
-    empty = np.zeros((0, *width), dtype=np.float32 if multi_label else np.int32)
-    return (np.concatenate(truths) if truths else empty), (np.concatenate(outputs) if outputs else empty)

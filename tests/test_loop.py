@@ -1,0 +1,120 @@
+"""The training loop's rules, each checked against what it must compute (textclf.train.loop, textclf.train.steps)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from textclf.train.loop import LoopState, _early_stopping, _plateau, run_loop
+from textclf.train.prepare import new_tokenizer
+from textclf.train.rows import TokenizedRows, input_function
+from textclf.train.setup import build_fit_model, make_optimizer, seed_everything
+from textclf.train.steps import step_functions
+
+from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config
+
+
+def tiny_model():
+    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+
+def set_weights_to(model, value):
+    for weight in model.weights:
+        weight.assign(np.full(weight.shape, value, dtype="float32"))
+
+
+def test_early_stopping_restores_the_weights_of_the_best_epoch_exactly():
+    model = tiny_model()
+    state = LoopState(model, epochs=6)
+    stopped = []
+    # Validation loss falls to epoch 2 (0-based 1), then rises; patience 2 stops after epoch 4.
+    for epoch, val_loss in enumerate([0.5, 0.4, 0.45, 0.6, 0.3]):
+        set_weights_to(model, epoch + 1.0)  # The weights "trained" in this epoch.
+        if _early_stopping(state, model, epoch, val_loss, patience=2):
+            stopped.append(epoch)
+            break
+    assert stopped == [3]
+    assert int(state.best_epoch) == 1 and float(state.best_loss) == 0.4
+    state.restore_best_weights(model)
+    assert [weight.numpy().tolist() for weight in model.weights] == [[[2.0], [2.0]], [2.0]]
+
+
+def test_plateau_halves_the_learning_rate_after_an_epoch_without_improvement():
+    model = tiny_model()
+    state = LoopState(model, epochs=6)
+    optimizer = keras.optimizers.Adam(learning_rate=0.01)
+    rates = []
+    # Improvements smaller than min_delta (1e-4) do not count as improvements.
+    for epoch, val_loss in enumerate([1.0, 0.9, 0.95, 0.89995, 0.8, 0.8]):
+        _plateau(state, optimizer, epoch, val_loss, float(optimizer.learning_rate))
+        rates.append(float(optimizer.learning_rate))
+    assert rates == pytest.approx([0.01, 0.01, 0.005, 0.0025, 0.0025, 0.00125])
+
+
+def test_balanced_class_weights_scale_each_rows_loss_by_its_class_weight():
+    config = tiny_config(max_len=4, dropout_rate=0.0, spatial_dropout_rate=0.0, class_weight="balanced")
+    texts, labels = ["good film", "good plot", "great actors", "bad film"], ["pos", "pos", "pos", "neg"]
+    classes = ["neg", "pos"]
+    tokenizer = new_tokenizer(config)
+    tokenizer.fit_on_texts(texts)
+    rows = TokenizedRows(tokenizer, texts, labels, config, classes)
+    strategy = tf.distribute.get_strategy()
+    model = build_fit_model(config, tokenizer, classes)
+    optimizer = make_optimizer(config, 1)
+    optimizer.build(model.trainable_variables)
+    per_row = keras.losses.binary_crossentropy(rows.targets, model(rows.encoded.padded(4), training=False)).numpy()
+
+    def first_step_loss(weights):
+        state = LoopState(model, epochs=1)
+        train_steps, _ = step_functions(strategy, model, optimizer, classes, weights, state)
+        saved = [weight.numpy() for weight in model.weights]
+        train_steps(iter(strategy.distribute_datasets_from_function(input_function(rows, 4))), tf.constant(1, tf.int64))
+        for weight, value in zip(model.weights, saved):
+            weight.assign(value)  # Undo the update, so both calls see the same model.
+        return float(state.sums[0])
+
+    # "balanced": rows / (classes * rows of the class) = 4 / (2 * 1) for neg, 4 / (2 * 3) for pos.
+    expected = float(np.dot(per_row, [2 / 3, 2 / 3, 2 / 3, 2.0]))
+    assert first_step_loss({0: 2.0, 1: 2 / 3}) == pytest.approx(expected, rel=1e-5)
+    assert first_step_loss(None) == pytest.approx(float(per_row.sum()), rel=1e-5)
+
+
+def validation_loss(model, rows):
+    total, count = 0.0, 0
+    for ids, targets in rows.batches(64):
+        total += float(keras.losses.binary_crossentropy(targets, model(ids, training=False)).numpy().sum())
+        count += len(targets)
+    return total / count
+
+
+def test_the_loop_returns_the_best_epochs_model_and_follows_the_plateau_rule():
+    # Validation rows whose labels are the opposite of training's: the validation loss rises as training learns.
+    train_pairs = make_rows({"pos": POSITIVE, "neg": NEGATIVE}, 64, seed=3)
+    valid_pairs = [(text, "neg" if label == "pos" else "pos") for text, label in make_rows(
+        {"pos": POSITIVE, "neg": NEGATIVE}, 32, seed=4)]
+    config = tiny_config(epochs=6, patience=2, lr_schedule="plateau", learning_rate=0.05, dropout_rate=0.0,
+                         spatial_dropout_rate=0.0)
+    seed_everything(config.seed)
+    tokenizer = new_tokenizer(config)
+    tokenizer.fit_on_texts([text for text, _ in train_pairs])
+    classes = ["neg", "pos"]
+    train_rows = TokenizedRows(tokenizer, *zip(*train_pairs), config, classes)
+    valid_rows = TokenizedRows(tokenizer, *zip(*valid_pairs), config, classes)
+    model, history, seconds = run_loop(config, tokenizer, classes, train_rows, valid_rows, verbose=0)
+
+    losses = history["val_loss"]
+    assert len(seconds["training"]) == len(seconds["validation"]) == len(losses)
+    best = int(np.argmin(losses))
+    assert len(losses) == min(best + 1 + config.patience, config.epochs)  # Stopped `patience` epochs after the best.
+    assert validation_loss(model, valid_rows) == pytest.approx(losses[best], rel=1e-5)  # The best epoch's weights.
+    # The plateau rule, replayed from the history: half the rate after an epoch without a 1e-4 improvement.
+    rate, plateau_best = config.learning_rate, math.inf
+    for epoch, loss in enumerate(losses):
+        assert history["learning_rate"][epoch] == pytest.approx(rate)
+        if loss < plateau_best - 1e-4:
+            plateau_best = loss
+        else:
+            rate /= 2
+    assert history["learning_rate"][-1] < config.learning_rate  # The rising validation loss did cut the rate.
