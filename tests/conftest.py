@@ -13,6 +13,21 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def pytest_addoption(parser):
+    parser.addoption("--all", action="store_true", help="also run the tests marked slow (CI and the README do)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselects the tests marked slow unless --all is given, -m chooses, or tests are named one by one."""
+    named = any("::" in argument for argument in config.args)
+    if config.getoption("--all") or config.option.markexpr or named:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
 REPO = Path(__file__).resolve().parent.parent
 
 POSITIVE = ["good", "great", "superb", "lovely", "brilliant", "moving"]
@@ -80,3 +95,34 @@ def multiclass_result(multiclass_csv, tmp_path_factory):
 
     output = tmp_path_factory.mktemp("multiclass_export") / "topics"
     return train(multiclass_csv, tiny_config(arch="gru", padding="pre", truncating="pre"), output=output, verbose=0)
+
+
+def multilabel_rows(count, seed):
+    """``count`` rows with one or two topics each, joined with "|"."""
+    rng = random.Random(seed)
+    names = list(TOPICS)
+    rows = []
+    for index in range(count):
+        chosen = rng.sample(names, 1 + index % 2)
+        words = [word for name in chosen for word in rng.sample(TOPICS[name], 2)] + rng.sample(NEUTRAL, 2)
+        rng.shuffle(words)
+        rows.append((" ".join(words), "|".join(chosen)))
+    return rows
+
+
+class Crash(Exception):
+    """Stands for the process dying in the middle of training."""
+
+
+def crash_at_save(monkeypatch, number):
+    """Makes the ``number``-th checkpoint save of this process raise :class:`Crash` once written."""
+    import tensorflow as tf
+
+    save, saved = tf.train.CheckpointManager.save, []
+
+    def save_then_crash(manager, *args, **kwargs):
+        saved.append(save(manager, *args, **kwargs))
+        if len(saved) == number:
+            raise Crash(f"stopped after writing {saved[-1]}")
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_crash)

@@ -84,6 +84,7 @@ def test_bad_vector_files_name_the_problem(tmp_path, lines, header, message):
     assert message in str(error.value)
 
 
+@pytest.mark.slow
 def test_training_with_frozen_vectors_reports_coverage(binary_csv, tmp_path, capsys):
     words = POSITIVE + NEGATIVE
     path = write_vectors(tmp_path / "glove.txt", [f"{word} " + " ".join(["0.5" if word in POSITIVE else "-0.5"] * 4)
@@ -112,6 +113,7 @@ def test_unknown_class_weight_value_is_refused():
         TrainConfig(class_weight="heavy")
 
 
+@pytest.mark.slow
 def test_baseline_prints_both_models_on_the_same_split(binary_csv, tmp_path, capsys):
     status = main([str(a) for a in ["baseline", binary_csv, "--output", tmp_path / "b", "--epochs", "2",
                                     "--units", "4", "--class-weight", "balanced", "--lr-schedule", "plateau"]])
@@ -136,6 +138,7 @@ def test_baseline_prints_both_models_on_the_same_split(binary_csv, tmp_path, cap
     assert textclf_row == {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
+@pytest.mark.slow
 def test_estimator_works_with_clone_cross_validation_and_grid_search():
     from sklearn.base import clone
     from sklearn.exceptions import NotFittedError

@@ -57,3 +57,23 @@ def test_textclf_has_no_import_cycle():
     assert "textclf.train.setup" in graph["textclf.train.loop"]  # The reader sees from-imports...
     assert "textclf.log" in graph["textclf.train.cluster"]  # ...and imports inside functions.
     assert cycles(graph) == []
+
+
+def room_imports(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``{room: rooms it imports}``; a room is a folder of textclf (``train``) or a top-level module (``cli``)."""
+    def room(module):
+        return module.split(".")[1]
+
+    rooms: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if module != "textclf":  # The package's __init__ re-exports the public API from every room.
+            rooms.setdefault(room(module), set()).update(room(target) for target in targets if room(target) != room(module))
+    return rooms
+
+
+def test_the_rooms_depend_on_each_other_in_one_direction():
+    rooms = room_imports(module_imports())
+    assert cycles(rooms) == []
+    # The layers docs/ARCHITECTURE.md describes: text and model know nothing of data, training or serving.
+    assert rooms["text"] == set() and rooms["model"] == {"config"} and rooms["data"] == {"log"}
+    assert "train" not in rooms["serve"] and "serve" not in rooms["data"] and "train" not in rooms["data"]

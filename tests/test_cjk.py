@@ -1,5 +1,6 @@
 """Chinese text: learned in CJK mode (chosen automatically) and served raw through the export."""
 
+import pytest
 import json
 import os
 import random
@@ -29,6 +30,7 @@ def chinese_rows(count, seed):
     return rows
 
 
+@pytest.mark.slow
 def test_chinese_topics_are_learned_in_cjk_mode_and_served_raw(tmp_path, capsys):
     data = write_csv(tmp_path / "zh.csv", chinese_rows(48, seed=4))
     output = tmp_path / "zh"

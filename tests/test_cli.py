@@ -107,6 +107,7 @@ def test_config_file_is_overridden_by_flags(binary_csv, tmp_path, capsys):
     assert (config["arch"], config["units"], config["epochs"], config["max_len"]) == ("gru", 5, 1, 5)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights(binary_csv, tmp_path, capsys):
     weights = []
     for attempt in range(2):
@@ -119,6 +120,7 @@ def test_same_seed_gives_identical_weights(binary_csv, tmp_path, capsys):
         np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.slow
 def test_a_class_with_one_example_still_splits(tmp_path, capsys):
     rows = make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 30, seed=5) + [("a lonely odd sentence", "other")]
     data = write_csv(tmp_path / "odd.csv", rows)
@@ -127,6 +129,7 @@ def test_a_class_with_one_example_still_splits(tmp_path, capsys):
     assert "3 labels (multiclass)" in err
 
 
+@pytest.mark.slow
 def test_dropped_rows_are_reported(tmp_path, capsys):
     rows = make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 30, seed=6) + [("", "fresh"), ("no label", "")]
     data = write_csv(tmp_path / "holes.csv", rows)
@@ -184,6 +187,7 @@ def test_unknown_arch_is_an_argparse_error(binary_csv, capsys):
     assert "argument --arch: invalid choice: 'transformer'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_mixed_precision_trains_and_exports_a_float32_model_the_cpp_loader_serves(binary_csv, tmp_path, capsys):
     import tensorflow as tf
 
@@ -212,6 +216,7 @@ def test_mixed_precision_trains_and_exports_a_float32_model_the_cpp_loader_serve
     np.testing.assert_allclose(served["scores"], keras_float32, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_are_written(binary_csv, tmp_path, capsys):
     logs = tmp_path / "logs"
     status, out, err = run_cli(capsys, "train", binary_csv, "--output", tmp_path / "tb", *TINY, "--tensorboard", logs)

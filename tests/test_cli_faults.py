@@ -44,6 +44,7 @@ def test_settings_that_cannot_train_are_refused_before_training(flags, message, 
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("saved_model.pb"))
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_exports_nothing_and_leaves_nothing_to_resume(multiclass_csv, tmp_path, capsys):
     output = tmp_path / "out"
     status, out, err = run_cli(capsys, "train", multiclass_csv, "--output", output, *TINY, "--learning-rate", "1e30",
@@ -58,6 +59,7 @@ def test_a_diverging_run_stops_exports_nothing_and_leaves_nothing_to_resume(mult
     assert json.loads(out.strip().splitlines()[-1])["export"] == str(output / "1")
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_to_resume(binary_csv, tmp_path, capsys):
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("good 0.1 0.2 0.3\nbad 0.3 0.2 0.1\n", encoding="utf-8")
@@ -70,6 +72,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_to_resume(b
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_a_picture_that_fails_is_a_warning_and_the_run_and_export_are_kept(binary_csv, tmp_path, capsys, monkeypatch):
     import textclf.train.run
 
@@ -202,6 +205,7 @@ def test_a_huge_max_len_costs_only_the_longest_text(binary_result):
                                predict_probabilities(run.model, trimmed), atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_the_command_line_is_quiet_and_a_closed_pipe_ends_it_quietly(binary_result, tmp_path):
     source = tmp_path / "many.txt"
     source.write_text("great film\n" * 5000, encoding="utf-8")

@@ -18,15 +18,11 @@ from textclf.train.resume import InProgress
 from textclf.cli import main
 from textclf.data.dataset import load_dataset
 
-from conftest import NEGATIVE, POSITIVE, TOPICS, make_rows, tiny_config, write_csv
+from conftest import NEGATIVE, POSITIVE, TOPICS, Crash, crash_at_save, make_rows, multilabel_rows, tiny_config, write_csv
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = ["--epochs", "3", "--units", "8", "--embedding-dim", "8", "--batch-size", "16", "--max-len", "8",
             "--learning-rate", "0.02", "--seed", "7"]
-
-
-class Crash(Exception):
-    """Stands for the process dying in the middle of training."""
 
 
 def free_ports(count):
@@ -63,6 +59,7 @@ def weights_digest(model) -> str:
     return hashlib.sha256(b"".join(np.ascontiguousarray(weight).tobytes() for weight in model.get_weights())).hexdigest()
 
 
+@pytest.mark.slow
 def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(tmp_path):
     train_csv = write_csv(tmp_path / "topics.csv", make_rows(TOPICS, 300, seed=11))
     valid_csv = write_csv(tmp_path / "valid.csv", make_rows(TOPICS, 60, seed=12))
@@ -115,6 +112,7 @@ def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(tmp_pa
     assert abs(distributed_accuracy - single_accuracy) <= 0.05
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     data = write_csv(tmp_path / "reviews.csv", make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 2000, seed=3))
     output = tmp_path / "reviews"
@@ -152,20 +150,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert len(json.loads((output / "runs" / runs[0] / "history.json").read_text())["loss"]) == 2
 
 
-def crash_at_save(monkeypatch, number):
-    """Makes the ``number``-th checkpoint save of this process raise :class:`Crash` once written."""
-    import tensorflow as tf
-
-    save, saved = tf.train.CheckpointManager.save, []
-
-    def save_then_crash(manager, *args, **kwargs):
-        saved.append(save(manager, *args, **kwargs))
-        if len(saved) == number:
-            raise Crash(f"stopped after writing {saved[-1]}")
-
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_crash)
-
-
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, capsys):
     data = write_csv(tmp_path / "reviews.csv", make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 120, seed=4))
     config = tiny_config(epochs=3, batch_size=8, checkpoint_every=4, patience=3)
@@ -192,9 +177,9 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
         np.testing.assert_array_equal(expected, actual)
 
 
+@pytest.mark.slow
 def test_every_run_checkpoints_at_epoch_ends_and_resumes_multi_label_too(tmp_path, monkeypatch, capsys):
     # No --checkpoint-every: the default run still checkpoints at each epoch end.
-    from test_multilabel import multilabel_rows
 
     data = write_csv(tmp_path / "topics.csv", multilabel_rows(96, seed=5))
     config = tiny_config(epochs=3, patience=3, multi_label=True, threshold=0.5)
@@ -216,6 +201,7 @@ def test_every_run_checkpoints_at_epoch_ends_and_resumes_multi_label_too(tmp_pat
         np.testing.assert_array_equal(expected, actual)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_other_settings_or_data_is_refused_until_restart(tmp_path, binary_csv, monkeypatch, capsys):
     output = tmp_path / "reviews"
     tiny = ["--epochs", "2", "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6"]
@@ -265,6 +251,7 @@ def test_a_second_run_into_the_same_output_is_refused_while_one_trains(tmp_path,
     assert not (tmp_path / "reviews" / "runs" / ".in-progress").exists()  # Nothing to resume: cleaned up.
 
 
+@pytest.mark.slow
 def test_mirrored_without_a_gpu_warns_and_trains_on_the_cpu(tmp_path, binary_csv, capsys):
     import tensorflow as tf
 
@@ -281,6 +268,7 @@ def test_mirrored_without_a_gpu_warns_and_trains_on_the_cpu(tmp_path, binary_csv
     assert "note: " not in err  # 64 training rows at batch 16 are 4 steps an epoch: enough.
 
 
+@pytest.mark.slow
 def test_a_batch_that_leaves_few_steps_an_epoch_gets_a_note(tmp_path, binary_csv, capsys):
     status = main(["train", str(binary_csv), "--output", str(tmp_path / "few"), "--epochs", "1", "--units", "4",
                    "--embedding-dim", "4", "--max-len", "6", "--batch-size", "40"])
@@ -352,6 +340,7 @@ def _lone_worker(tmp_path, name, **environment):
     return process, f"worker 1 at 127.0.0.1:{ports[1]}"
 
 
+@pytest.mark.slow
 def test_a_worker_whose_peers_never_come_says_which_and_gives_up(tmp_path):
     process, missing = _lone_worker(tmp_path, "lone", TEXTCLF_CLUSTER_TIMEOUT="12")
     try:
@@ -367,6 +356,7 @@ def test_a_worker_whose_peers_never_come_says_which_and_gives_up(tmp_path):
     assert not (tmp_path / "out" / "1").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_worker_waiting_for_its_peers(tmp_path):
     process, _ = _lone_worker(tmp_path, "interrupted")
     try:

@@ -221,6 +221,7 @@ def test_cli_reading_errors_exit_2(tmp_path, capsys, monkeypatch):
     assert status == 2 and "<stdin>: format 'parquet' cannot be read from a stream of text" in err
 
 
+@pytest.mark.slow
 def test_train_on_a_folder_per_class_then_predict_from_standard_input(tmp_path, capsys, monkeypatch):
     rows = make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 40, seed=7)
     root = write_folder(tmp_path / "reviews", {f"{label}/{index:03d}.txt": text

@@ -1,7 +1,6 @@
 """Multi-label: several labels per text, through training, export and predict."""
 
 import json
-import random
 
 import numpy as np
 import pytest
@@ -9,21 +8,10 @@ import tensorflow as tf
 
 from textclf import load
 from textclf.cli import main
-from textclf.evaluate.multilabel import label_sets, multi_hot, tune_threshold
+from textclf.data.labels import label_sets, multi_hot
+from textclf.evaluate.multilabel import tune_threshold
 
-from conftest import NEUTRAL, TOPICS, write_csv
-
-
-def multilabel_rows(count, seed):
-    rng = random.Random(seed)
-    names = list(TOPICS)
-    rows = []
-    for index in range(count):
-        chosen = rng.sample(names, 1 + index % 2)
-        words = [word for name in chosen for word in rng.sample(TOPICS[name], 2)] + rng.sample(NEUTRAL, 2)
-        rng.shuffle(words)
-        rows.append((" ".join(words), "|".join(chosen)))
-    return rows
+from conftest import multilabel_rows, write_csv
 
 
 def test_label_sets_multi_hot_and_threshold():
@@ -39,6 +27,7 @@ def test_label_sets_multi_hot_and_threshold():
     assert tune_threshold(np.array([[0.9, 0.1], [0.1, 0.9]]), np.eye(2)) == 0.5
 
 
+@pytest.mark.slow
 def test_multilabel_round_trip_through_training_export_and_predict(tmp_path, capsys):
     data = write_csv(tmp_path / "tags.csv", multilabel_rows(120, seed=3))
     output = tmp_path / "tags"

@@ -1,11 +1,13 @@
 """notebooks/quickstart.ipynb runs top to bottom (tiny configuration), so it never rots."""
 
+import pytest
 import nbformat
 from nbclient import NotebookClient
 
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_executes(monkeypatch):
     monkeypatch.setenv("TEXTCLF_QUICK", "1")
     notebook = nbformat.read(REPO / "notebooks" / "quickstart.ipynb", as_version=4)

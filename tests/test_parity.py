@@ -131,6 +131,7 @@ unicode_text = st.text(
     truncating=st.sampled_from(["pre", "post"]),
     cjk=st.sampled_from(["off", "chars", "bigrams"]),
 )
+@pytest.mark.slow
 def test_graph_equals_python_on_arbitrary_unicode(
     fit_texts, query_texts, num_words, lower, char_level, split, filters, max_len, padding, truncating, cjk
 ):

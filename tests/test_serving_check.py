@@ -86,7 +86,12 @@ def served_three_ways(version, run_dir, texts):
     return served, ids, {key: value.numpy() for key, value in loaded.items()}, RunClassifier(run_dir)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+# The default run keeps one fast-path LSTM, one Keras-graph LSTM and one GRU; `pytest --all` runs every case.
+QUICK_CASES = ("lstm-max-fast", "lstm-max-keras", "gru-mean")
+
+
+@pytest.mark.parametrize("case", [case if case[0] in QUICK_CASES else pytest.param(case, marks=pytest.mark.slow)
+                                  for case in CASES], ids=[case[0] for case in CASES])
 def test_the_cpp_loader_serves_every_architecture_as_python_and_keras_do(case, tmp_path):
     name, settings, options = case
     config = TrainConfig(**{**BASE, **settings})

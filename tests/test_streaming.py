@@ -19,7 +19,7 @@ from textclf.data.reading import decode, decoded_chunks, physical_lines
 from textclf.data.streaming import THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, should_stream
 from textclf.train.streamed_rows import StreamedRows
 
-from conftest import TOPICS, make_rows, write_csv
+from conftest import TOPICS, Crash, crash_at_save, make_rows, multilabel_rows, write_csv
 
 TEXTS = ["The cat sat on the mat.", "The dog ate the cat!", "A dog; a CAT, a mat?", "", "dog dog DOG"]
 ROWS = [("Hello, world", "pos"), ("Bye now", "neg"), ("naïve café, très bien", "pos"), ("Line one\nline two", "neg")]
@@ -232,6 +232,7 @@ def test_progress_bar_writes_tenths_to_a_log():
     assert "100 rows" in lines[-1]
 
 
+@pytest.mark.slow
 def test_train_streamed_exports_a_classifier(binary_csv, tmp_path, monkeypatch, capfd):
     from textclf import load, train
 
@@ -257,10 +258,9 @@ def test_train_streamed_exports_a_classifier(binary_csv, tmp_path, monkeypatch, 
     assert not (output / "runs" / ".in-progress").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_streamed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, capfd):
     # Multi-label, so the streamed multi-hot targets and the tuned threshold are covered too.
-    from test_distributed import Crash, crash_at_save
-    from test_multilabel import multilabel_rows
     from textclf import load, train
 
     from conftest import tiny_config
@@ -283,9 +283,9 @@ def test_an_interrupted_streamed_run_resumes_to_the_weights_of_an_uninterrupted_
         np.testing.assert_array_equal(expected, actual)
 
 
+@pytest.mark.slow
 def test_a_resumed_auto_run_follows_the_interrupted_runs_streaming_decision(binary_csv, tmp_path, monkeypatch, capfd):
     # The first run streams (forced low threshold); the rerun would load the file in memory on its own.
-    from test_distributed import Crash, crash_at_save
     from textclf import train
 
     from conftest import tiny_config

@@ -1,0 +1,1 @@
+"""Reading labelled data: formats, decoding, the in-memory ``Dataset``, streaming a file and counting it."""

@@ -28,7 +28,7 @@ import numpy as np
 from textclf.data.dataset import clean_row, sorted_classes
 from textclf.data.formats import format_of, read_rows
 from textclf.log import log
-from textclf.evaluate.multilabel import row_labels
+from textclf.data.labels import row_labels
 from textclf.data.progress import ProgressBar, human_bytes
 
 # ``streaming="auto"`` streams when the data would take more than this share of the available memory.

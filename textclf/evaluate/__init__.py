@@ -1,0 +1,1 @@
+"""Scoring a model: metrics, multi-label thresholds, pictures, the TF-IDF baseline."""

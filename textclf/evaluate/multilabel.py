@@ -1,59 +1,16 @@
-"""Multi-label tasks: several labels per text, one sigmoid per class, a tuned threshold.
+"""Scoring multi-label tasks: one sigmoid per class and a threshold tuned on the validation rows.
 
-A multi-label row's label field holds its labels separated by ``label_sep``
-(``"sport|politics"``; the fastText reader joins several ``__label__`` tags
-the same way).  The model scores every class independently; a class is
-predicted when its probability reaches the threshold, which is chosen on the
-validation set to maximise micro-F1 unless the user fixes it.
+The model scores every class independently; a class is predicted when its
+probability reaches the threshold, which is chosen on the validation set to
+maximise micro-F1 unless the user fixes it.  Reading the label sets is
+:mod:`textclf.data.labels`'s.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from textclf.data.dataset import sorted_classes
-
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
-
-
-def row_labels(label: str, separator: str) -> list[str]:
-    """One row's labels: ``label`` split on ``separator``, stripped, without duplicates, in first-seen order.
-
-    Example:
-        >>> row_labels("sport| politics|sport", "|")
-        ['sport', 'politics']
-    """
-    return list(dict.fromkeys(part.strip() for part in label.split(separator) if part.strip()))
-
-
-def label_sets(labels, separator: str, source: str = "data") -> list[list[str]]:
-    """Each row's labels (:func:`row_labels`).
-
-    Raises:
-        ValueError: naming the first row that has no label after splitting.
-    """
-    sets = []
-    for row, label in enumerate(labels, start=1):
-        names = row_labels(label, separator)
-        if not names:
-            raise ValueError(f"{source}: row {row} has no label after splitting {label!r} on {separator!r}")
-        sets.append(names)
-    return sets
-
-
-def classes_of(sets) -> list[str]:
-    """Every label that occurs, in textclf's class order."""
-    return sorted_classes([name for names in sets for name in names])
-
-
-def multi_hot(sets, classes) -> np.ndarray:
-    """float32 ``[rows, classes]`` with 1 where the row has the class."""
-    position = {name: index for index, name in enumerate(classes)}
-    targets = np.zeros((len(sets), len(classes)), dtype=np.float32)
-    for row, names in enumerate(sets):
-        for name in names:
-            targets[row, position[name]] = 1.0
-    return targets
 
 
 def tune_threshold(probabilities: np.ndarray, targets: np.ndarray) -> float:

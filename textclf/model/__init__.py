@@ -1,0 +1,1 @@
+"""The Keras model: the factory (Embedding → LSTM/GRU → pooling → Dense), its layers, optimizers, pretrained vectors."""

@@ -12,7 +12,8 @@ from textclf.serve.artifacts import EXPORT_METADATA, load_run, resolve_export
 from textclf.data.dataset import load_dataset
 from textclf.config import TrainConfig
 from textclf.evaluate.metrics import classification_metrics
-from textclf.evaluate.multilabel import label_sets, multi_hot, multilabel_metrics
+from textclf.data.labels import label_sets, multi_hot
+from textclf.evaluate.multilabel import multilabel_metrics
 from textclf.text.sequences import encode
 
 

@@ -24,7 +24,7 @@ from textclf.config import TrainConfig
 from textclf.data.counts import max_len_of
 from textclf.data.dataset import Dataset, load_dataset, sorted_classes, stratified_split
 from textclf.data.streaming import SPLIT_MODE_SAMPLE_ROWS, RowSplit, StreamSource, count_pass
-from textclf.evaluate.multilabel import label_sets
+from textclf.data.labels import label_sets
 from textclf.log import log
 from textclf.text.rules import cjk_share
 from textclf.text.tokenizer import Tokenizer

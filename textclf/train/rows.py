@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from textclf.data.counts import bucket_boundaries
-from textclf.evaluate.multilabel import label_sets
+from textclf.data.labels import label_sets
 from textclf.text.sequences import encode
 from textclf.train.batches import EncodedTexts, planned_dataset
 from textclf.train.setup import targets_of

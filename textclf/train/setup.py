@@ -11,7 +11,7 @@ import numpy as np
 from textclf.config import TrainConfig
 from textclf.log import log
 from textclf.model.factory import build_model
-from textclf.evaluate.multilabel import label_sets, multi_hot
+from textclf.data.labels import label_sets, multi_hot
 from textclf.text.tokenizer import Tokenizer
 
 

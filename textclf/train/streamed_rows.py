@@ -20,7 +20,7 @@ import numpy as np
 
 from textclf.data.counts import bucket_boundaries
 from textclf.data.streaming import RowSplit, StreamSource
-from textclf.evaluate.multilabel import row_labels
+from textclf.data.labels import row_labels
 from textclf.text.sequences import empty_index, truncated
 
 # Rows per element of the generator: one Python-to-TensorFlow hand-over per chunk, not per row.
