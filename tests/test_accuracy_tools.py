@@ -7,8 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from textclf import Tokenizer, TrainConfig, build_model, load
+from textclf import Tokenizer, TrainConfig, build_model, load, load_dataset
 from textclf.cli import main
+from textclf.evaluate.baseline import held_out_split
+from textclf.evaluate.metrics import classification_metrics
 from textclf.model.embeddings import load_embeddings
 from textclf.serve.explain import explain, html_page, terminal_line
 from textclf.model.layers import AttentionPooling, MaskedMaxPooling
@@ -114,28 +116,31 @@ def test_unknown_class_weight_value_is_refused():
 
 
 @pytest.mark.slow
-def test_baseline_prints_both_models_on_the_same_split(binary_csv, tmp_path, capsys):
+def test_baseline_scores_both_models_on_rows_neither_trained_on(binary_csv, tmp_path, capsys):
     status = main([str(a) for a in ["baseline", binary_csv, "--output", tmp_path / "b", "--epochs", "2",
                                     "--units", "4", "--class-weight", "balanced", "--lr-schedule", "plateau"]])
     out = capsys.readouterr().out
     assert status == 0
-    assert "64 training rows, 16 validation rows (same split for all)" in out
+    # 80 rows: 16 held out for testing; of the other 64, textclf early-stops on 13 (a stratified 20%).
+    assert "both trained on 64 rows (textclf early-stopping on 13 of them), both tested on 16 held-out rows" in out
     lines = out.splitlines()
     assert "| model | accuracy | macro-F1 |" in lines
     assert any(line.startswith("| textclf (bilstm, pooling=") for line in lines)
-    assert any(line.startswith("| TF-IDF 1-2-grams + LogReg |") for line in lines)
     run_dir = tmp_path / "b" / "runs" / os.listdir(tmp_path / "b" / "runs")[0]
+    assert json.loads((run_dir / "run.json").read_text())["train_rows"] + 13 == 64
     compared = json.loads((run_dir / "baseline.json").read_text())
-    assert len(compared) == 3
+    assert list(compared) == ["textclf (bilstm, pooling=max)", "TF-IDF + LogReg"]
     # The flags reached the textclf run: its settings, and the plateau schedule's learning-rate history.
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["class_weight"], config["lr_schedule"], config["epochs"], config["units"]) == (
         "balanced", "plateau", 2, 4)
     history = json.loads((run_dir / "history.json").read_text())
     assert history["learning_rate"][0] == pytest.approx(2e-3)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    textclf_row = next(value for name, value in compared.items() if name.startswith("textclf"))
-    assert textclf_row == {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+    # The textclf row is the export's predictions on the 16 test rows, not the run's validation metrics.
+    test = held_out_split(load_dataset(binary_csv), 0.2, 42)[1]
+    predicted = [prediction.label for prediction in load(tmp_path / "b").predict(test.texts)]
+    expected = classification_metrics(test.labels, predicted, ["fresh", "rotten"])
+    assert compared["textclf (bilstm, pooling=max)"] == {key: expected[key] for key in ("accuracy", "macro_f1")}
 
 
 @pytest.mark.slow
@@ -215,3 +220,16 @@ def test_explanation_weighs_the_tokens_the_model_keeps_for_either_truncation():
     assert kept_end.tokens == ["and", "good", "music"]
     # Without "and" or "music" half the kept words are "good" (rotten 1/2 instead of 2/3); without "good", none.
     assert kept_end.label == "rotten" and kept_end.weights == pytest.approx([1 / 6, -1 / 3, 1 / 6])
+
+
+def test_held_out_split_is_stratified_disjoint_and_keeps_single_rows_for_training():
+    from textclf import Dataset
+
+    labels = ["a"] * 10 + ["b"] * 5 + ["c"]
+    data = Dataset([f"text {index}" for index in range(16)], labels)
+    rest, test = held_out_split(data, 0.2, seed=0)
+    assert sorted(test.labels) == ["a", "a", "b"]  # 20% of each class with more than one row (rounded up).
+    assert "c" in rest.labels and len(rest) == 13
+    assert sorted(rest.texts + test.texts) == sorted(data.texts)
+    assert held_out_split(data, 0.2, seed=0)[1].texts == test.texts  # A function of the seed.
+    assert held_out_split(data, 0.2, seed=1)[1].texts != test.texts

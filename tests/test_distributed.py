@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from textclf import TrainConfig, evaluate, load, train
+from textclf.train.prepare import prepare_in_memory
 from textclf.train.resume import InProgress
 from textclf.cli import main
-from textclf.data.dataset import load_dataset
 
 from conftest import NEGATIVE, POSITIVE, TOPICS, Crash, crash_at_save, make_rows, multilabel_rows, tiny_config, write_csv
 
@@ -238,8 +238,7 @@ def test_a_checkpoint_of_other_settings_or_data_is_refused_until_restart(tmp_pat
 
 
 def test_a_second_run_into_the_same_output_is_refused_while_one_trains(tmp_path, binary_csv, capsys):
-    rows = load_dataset(binary_csv)
-    holder = InProgress.open(tmp_path / "reviews" / "runs", TrainConfig(), rows, rows)
+    holder = InProgress.open(tmp_path / "reviews" / "runs", TrainConfig(), prepare_in_memory(TrainConfig(), binary_csv))
     try:
         status = main(["train", str(binary_csv), "--output", str(tmp_path / "reviews"), "--epochs", "1"])
     finally:

@@ -106,9 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(train)
 
     baseline = commands.add_parser(
-        "baseline", help="train textclf and TF-IDF + logistic regression on the same split; compare them")
+        "baseline", help="train textclf and TF-IDF + logistic regression on the same rows; compare them on held-out rows")
     baseline.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
-    baseline.add_argument("--valid", metavar="DATA", help="validation file (default: stratified split of DATA)")
+    baseline.add_argument("--valid", metavar="DATA",
+                          help="test file (default: a stratified --validation-fraction of DATA, held out)")
     _add_reading_flags(baseline)
     baseline.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
     baseline.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
@@ -197,8 +198,10 @@ def run_train(args) -> None:
 
 
 def run_baseline(args) -> None:
-    from textclf.evaluate.baseline import BASELINES, comparison_table, run_baseline as fit_baseline
-    from textclf.train.prepare import prepare_in_memory
+    from textclf.evaluate.baseline import BASELINE, comparison_table, held_out_split, run_baseline as fit_baseline
+    from textclf.evaluate.metrics import classification_metrics
+    from textclf.serve.predict import load
+    from textclf.train.prepare import check_labels, read_dataset
     from textclf.train.run import train
 
     config = config_from_args(args)
@@ -207,16 +210,23 @@ def run_baseline(args) -> None:
     if config.streaming == "on":
         raise ValueError("The TF-IDF baseline holds the data in memory; run `textclf baseline` without --streaming on")
     output = _output_of(args)
-    split = prepare_in_memory(config, args.data, args.valid, data_format=args.data_format, encoding=args.encoding)
-    result = train(split.train, config, valid=split.valid, output=output)
-    rows = {f"textclf ({result.config.arch}, pooling={result.config.pooling})": result.metrics}
-    for name in BASELINES:
-        rows[name] = fit_baseline(split.train, split.valid, split.classes, config, name)
-    table = comparison_table(rows)
+    data = read_dataset(args.data, config, args.data_format, args.encoding)
+    # Test rows that neither side trains on, nor textclf early-stops on (it holds out its own validation rows).
+    if args.valid is not None:
+        rest, test = data, read_dataset(args.valid, config, args.data_format, args.encoding)
+    else:
+        rest, test = held_out_split(data, config.validation_fraction, config.seed)
+    classes = check_labels(rest, test, config)
+    result = train(rest, config, output=output)
+    predicted = [prediction.label for prediction in load(result.export_dir).predict(test.texts)]
+    rows = {f"textclf ({result.config.arch}, pooling={result.config.pooling})":
+            classification_metrics(test.labels, predicted, classes),
+            BASELINE: fit_baseline(rest, test, classes, result.config.split_mode != "word", config.seed)}
     (result.run_dir / "baseline.json").write_text(json.dumps(
         {name: {key: metrics[key] for key in ("accuracy", "macro_f1")} for name, metrics in rows.items()}, indent=2))
-    print(f"{args.data}: {len(split.train)} training rows, {len(split.valid)} validation rows (same split for all)")
-    print(table)
+    print(f"{args.data}: both trained on {len(rest)} rows (textclf early-stopping on {result.metrics['support']} "
+          f"of them), both tested on {len(test)} held-out rows")
+    print(comparison_table(rows))
 
 
 def run_export(args) -> None:

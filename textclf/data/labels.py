@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from textclf.data.dataset import sorted_classes
-
 
 def row_labels(label: str, separator: str) -> list[str]:
     """One row's labels: ``label`` split on ``separator``, stripped, without duplicates, in first-seen order.
@@ -34,11 +32,6 @@ def label_sets(labels, separator: str, source: str = "data") -> list[list[str]]:
             raise ValueError(f"{source}: row {row} has no label after splitting {label!r} on {separator!r}")
         sets.append(names)
     return sets
-
-
-def classes_of(sets) -> list[str]:
-    """Every label that occurs, in textclf's class order."""
-    return sorted_classes([name for names in sets for name in names])
 
 
 def multi_hot(sets, classes) -> np.ndarray:

@@ -146,7 +146,8 @@ def _dropped(source, loaded: Dataset) -> None:
             log(f"{source}: dropped {len(items)} {kind} ({detail}{shown})")
 
 
-def _as_dataset(source, config: TrainConfig, data_format=None, encoding="utf-8") -> Dataset | None:
+def read_dataset(source, config: TrainConfig, data_format=None, encoding="utf-8") -> Dataset | None:
+    """``source`` as a :class:`Dataset` (read with ``config``'s columns, dropped rows logged); ``None`` stays ``None``."""
     if source is None or isinstance(source, Dataset):
         return source
     loaded = load_dataset(source, config.text_column, config.label_column, data_format, encoding, config.label_sep)
@@ -171,8 +172,8 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
     Returns:
         An :class:`InMemory`.
     """
-    all_train = _as_dataset(data, config, data_format, encoding)
-    given_valid = _as_dataset(valid, config, data_format, encoding)
+    all_train = read_dataset(data, config, data_format, encoding)
+    given_valid = read_dataset(valid, config, data_format, encoding)
     classes = check_labels(all_train, given_valid if given_valid is not None else all_train, config)
     if given_valid is not None:
         train_data, valid_data = all_train, given_valid
