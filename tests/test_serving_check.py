@@ -18,7 +18,9 @@ from textclf import TrainConfig
 from textclf.model.factory import build_model
 from textclf.cli import main
 from textclf.serve.export import export_run
+from textclf.train.batches import EncodedTexts
 from textclf.train.prepare import new_tokenizer
+from textclf.train.wide import bigram_keys
 from textclf.serve.predict import RunClassifier
 from textclf.serve.check import (PROBE_TEXTS, ServingError, ServingSession, check_export, forbidden_ops,
                                    graph_ops)
@@ -38,11 +40,24 @@ def write_random_run(folder, config, texts, classes, seed=0):
     """A run folder as ``textclf train`` writes it, with random (not trained) weights of a decisive size."""
     tokenizer = new_tokenizer(config)
     tokenizer.fit_on_texts(texts)
-    model = build_model(config, tokenizer.vocabulary_size, len(classes))
     rng = np.random.default_rng(seed)
+    if config.wide == "tfidf":
+        # The wide branch's 2-grams are those of the texts, so the served graph looks real keys up.
+        encoded = EncodedTexts.from_texts(tokenizer, texts, config.max_len, config.truncating)
+        keys = bigram_keys(encoded.values, encoded.lengths, tokenizer.vocabulary_size)
+        config = config.replace(wide_bigrams=len(keys))
+    model = build_model(config, tokenizer.vocabulary_size, len(classes))
     # Biases zero: a random head bias alone can outweigh what the texts change.
     model.set_weights([rng.normal(0.0, 0.5, weight.shape).astype(np.float32) if weight.ndim > 1
                        else np.zeros(weight.shape, np.float32) for weight in model.get_weights()])
+    if config.wide == "tfidf":
+        features = tokenizer.vocabulary_size + len(keys)
+        model.get_layer("tfidf_logits").set_weights([
+            keys, rng.uniform(1.0, 3.0, features).astype(np.float32),
+            rng.normal(0.0, 2.0, (features, model.output.shape[-1])).astype(np.float32),
+            np.zeros(model.output.shape[-1], np.float32)])
+        model.get_layer("blend").set_weights([np.array([0.7, 1.3], np.float32),
+                                              np.zeros(model.output.shape[-1], np.float32)])
     folder.mkdir(parents=True)
     config.save(folder / "config.json")
     (folder / "tokenizer.json").write_text(tokenizer.to_json(ensure_ascii=False), encoding="utf-8")
@@ -74,6 +89,9 @@ CASES = [
     ("bilstm-multi-label", dict(arch="bilstm", multi_label=True, threshold=0.4), {}),
     ("lstm-cjk", dict(arch="lstm", split_mode="cjk"), {}),
     ("bigru-cjk-bigrams", dict(arch="bigru", split_mode="cjk_bigrams", pooling="max_mean"), {}),
+    ("lstm-wide-fast", dict(arch="lstm", wide="tfidf"), {}),
+    ("bilstm-wide-keras-pre", dict(arch="bilstm", wide="tfidf", padding="pre"), {"fast": False}),
+    ("bigru-wide-cjk", dict(arch="bigru", wide="tfidf", split_mode="cjk"), {}),
 ]
 
 
@@ -86,8 +104,8 @@ def served_three_ways(version, run_dir, texts):
     return served, ids, {key: value.numpy() for key, value in loaded.items()}, RunClassifier(run_dir)
 
 
-# The default run keeps one fast-path LSTM, one Keras-graph LSTM and one GRU; `pytest --all` runs every case.
-QUICK_CASES = ("lstm-max-fast", "lstm-max-keras", "gru-mean")
+# The default run keeps one fast-path LSTM, one Keras-graph LSTM, one GRU and the wide branch; `pytest --all` runs every case.
+QUICK_CASES = ("lstm-max-fast", "lstm-max-keras", "gru-mean", "lstm-wide-fast")
 
 
 @pytest.mark.parametrize("case", [case if case[0] in QUICK_CASES else pytest.param(case, marks=pytest.mark.slow)

@@ -37,7 +37,7 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     """
     import keras
 
-    from textclf.model.layers import AttentionPooling, GatherEmbedding, MaskedMaxPooling
+    from textclf.model.layers import AttentionPooling, Blend, GatherEmbedding, MaskedMaxPooling, TfidfLogits
 
     if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 2:
         raise ValueError(f"`vocabulary_size` must be an integer >= 2. Received: vocabulary_size={vocabulary_size!r}")
@@ -93,7 +93,19 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
         outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(hidden)
     else:
         outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(hidden)
+    if config.wide == "tfidf" and config.wide_bigrams is not None:
+        # The wide branch beside the recurrent one (its size is known once fitted: textclf.train.wide).
+        wide = TfidfLogits(vocabulary_size, config.wide_bigrams, outputs.shape[-1], name="tfidf_logits")(ids)
+        outputs = Blend(outputs.shape[-1], name="blend")([outputs, wide])
     return keras.Model(ids, outputs, name=f"textclf_{config.arch}")
+
+
+HEAD_NAMES = ("label_probabilities", "probability", "probabilities")
+
+
+def recurrent_head(model):
+    """The recurrent branch's Dense head (the model's output layer unless a wide branch is blended in)."""
+    return next(layer for layer in model.layers if layer.name in HEAD_NAMES)
 
 
 def class_probabilities(outputs):

@@ -81,6 +81,9 @@ def serving_module(run, fast=True, fast_options=None):
     # LSTM models: the same numbers with less work (textclf/serve/fast_lstm.py); others run the Keras graph.
     inference = LSTMInference(model, run.config, **(fast_options or {})) if fast and supports(run.config) else None
 
+    layer_names = {layer.name for layer in model.layers}
+    wide = (model.get_layer("tfidf_logits"), model.get_layer("blend")) if "blend" in layer_names else None
+
     def scores(text):
         """The model's output for a ``[batch]`` string tensor."""
         if inference is None:
@@ -88,7 +91,11 @@ def serving_module(run, fast=True, fast_options=None):
             # so a short sentence costs a few steps, not max_len.
             return model(encoder.padded(text, padding=run.config.padding)[0], training=False)
         # Right-padded to the longest row of the batch, whatever the training padding.
-        return inference(*encoder.padded(text))
+        ids, lengths = encoder.padded(text)
+        if wide is None:
+            return inference(ids, lengths)
+        # The fast path computes the recurrent head; the wide branch and the blend are the model's own layers.
+        return wide[1]([inference(ids, lengths), wide[0](ids)])
 
     class TextClassifierModule(tf.Module):
         def __init__(self):

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from textclf.model.factory import recurrent_head
+
 # Up to this many rows a batch takes the fused-op path; above, the sorted loop.
 SMALL_BATCH = 4
 # Largest first-layer projection table (all directions together); above it the
@@ -97,7 +99,7 @@ class LSTMInference:
         names = {"max": ["max_pooling"], "mean": ["mean_pooling"], "attention": ["attention_pooling"],
                  "max_mean": ["max_pooling", "mean_pooling"], "last": []}[config.pooling]
         self.pooling_layers = [model.get_layer(name) for name in names]
-        self.head = model.layers[-1]
+        self.head = recurrent_head(model)
         self.head_variables = [v for layer in self.pooling_layers + [self.head] for v in layer.variables]
         # A function call the graph does not inline: the untaken branch of the cond is then one
         # node, not the loop's hundred (stepping through those cost about 5% of a single sentence).

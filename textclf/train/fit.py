@@ -21,6 +21,7 @@ from textclf.text.tokenizer import Tokenizer
 from textclf.train.loop import run_loop
 from textclf.train.prepare import Prepared
 from textclf.train.rows import predictions
+from textclf.train.wide import fit_wide
 
 
 @dataclasses.dataclass
@@ -95,6 +96,8 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     started = time.perf_counter()
     model, history, seconds = run_loop(config, tokenizer, prepared.classes, train_rows, valid_rows, in_progress=in_progress,
                               verbose=verbose, tensorboard=tensorboard)
+    if config.wide == "tfidf":
+        model, config = fit_wide(model, config, tokenizer, prepared.classes, train_rows, valid_rows)
     # A resumed run counts the time its interrupted part spent up to the checkpoint too.
     earlier = in_progress.previous_seconds if in_progress is not None else 0.0
     return FittedPipeline(tokenizer, config, model, history, earlier + time.perf_counter() - started, valid_rows,

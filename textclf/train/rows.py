@@ -98,6 +98,17 @@ class TokenizedRows:
     def __len__(self):
         return len(self.targets)
 
+    def id_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, lengths)``: every row's ids without padding, flat, and each row's length."""
+        if self.dense is None:
+            return self.encoded.values, self.encoded.lengths
+        present = self.dense > 0
+        return self.dense[present], present.sum(axis=1)
+
+    def class_indices(self) -> np.ndarray:
+        """Each row's class index (single-label rows)."""
+        return (self.targets[:, 0] if self.targets.ndim == 2 else self.targets).astype(np.int64)
+
     def _encoded_subset(self, rows: np.ndarray) -> EncodedTexts:
         lengths = self.encoded.lengths[rows]
         # Position of every id of the chosen rows in the flat array, without a Python loop.

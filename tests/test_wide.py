@@ -1,0 +1,103 @@
+"""The wide TF-IDF branch: the graph computes what training fitted, the blend, and a trained run (train/wide.py)."""
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from textclf import TrainConfig
+from textclf.model.layers import Blend, TfidfLogits
+from textclf.train.wide import _blend_weights, bigram_keys, tfidf_features
+
+from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
+
+
+def flat(rows):
+    return np.array([value for row in rows for value in row], dtype=np.int32), np.array([len(row) for row in rows])
+
+
+ROWS = [[2, 3, 2, 3, 4], [3, 4], [5], [2, 3], [6, 6, 6, 2]]  # Ids 1..7 of a vocabulary of 8.
+
+
+def test_features_are_scikit_learns_sublinear_tfidf_of_the_ids_1_and_2_grams():
+    values, lengths = flat(ROWS)
+    keys = bigram_keys(values, lengths, 8)
+    assert keys.tolist() == [2 * 8 + 3, 3 * 8 + 4]  # "2 3" in rows 0 and 3, "3 4" in rows 0 and 1; others once.
+    features, idf = tfidf_features(values, lengths, 8, keys)
+    # The same rows as words for scikit-learn, with its vocabulary fixed to the same 1- and 2-grams.
+    documents = [" ".join(f"w{value}" for value in row) for row in ROWS]
+    vocabulary = {f"w{index}": index for index in range(8)} | {"w2 w3": 8, "w3 w4": 9}
+    expected = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocabulary,
+                               token_pattern=r"\S+").fit(documents)
+    np.testing.assert_allclose(idf[1:], expected.idf_[1:], rtol=1e-6)
+    np.testing.assert_allclose(features.toarray(), expected.transform(documents).toarray(), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_the_graph_layer_computes_the_fitted_linear_model(padding):
+    values, lengths = flat(ROWS)
+    keys = bigram_keys(values, lengths, 8)
+    features, idf = tfidf_features(values, lengths, 8, keys)
+    rng = np.random.default_rng(0)
+    kernel, bias = rng.normal(size=(10, 3)).astype(np.float32), np.array([0.5, -1.0, 0.0], np.float32)
+    layer = TfidfLogits(8, len(keys), 3)
+    layer.build((None, None))
+    layer.set_weights([keys, idf, kernel, bias])
+    ids = np.zeros((len(ROWS), 6), np.int32)
+    for row, sequence in enumerate(ROWS):
+        if padding == "post":
+            ids[row, : len(sequence)] = sequence
+        else:
+            ids[row, 6 - len(sequence):] = sequence
+    np.testing.assert_allclose(np.asarray(layer(ids)), features @ kernel + bias, rtol=1e-5, atol=1e-6)
+    # No 2-grams at all, and a row of padding only (its logits are the bias).
+    empty = TfidfLogits(8, 0, 3)
+    empty.build((None, None))
+    empty.set_weights([np.zeros(0, np.int64), idf[:8], kernel[:8], bias])
+    unigrams, _ = tfidf_features(values, lengths, 8, np.zeros(0, np.int64), idf[:8])
+    outputs = np.asarray(empty(np.vstack([ids, np.zeros((1, 6), np.int32)])))
+    np.testing.assert_allclose(outputs[:-1], unigrams @ kernel[:8] + bias, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs[-1], bias)
+
+
+def test_the_blend_recovers_the_weights_that_made_the_labels():
+    rng = np.random.default_rng(1)
+    logits, wide = rng.normal(size=(20000, 1)), rng.normal(size=(20000, 1))
+    truth = 0.5 * logits + 2.0 * wide - 0.3
+    targets = (rng.uniform(size=20000) < 1 / (1 + np.exp(-truth[:, 0]))).astype(np.int64)
+    scales, bias = _blend_weights(1 / (1 + np.exp(-logits)), wide, targets)
+    np.testing.assert_allclose(scales, [0.5, 2.0], atol=0.08)
+    np.testing.assert_allclose(bias, [-0.3], atol=0.06)
+    layer = Blend(1)
+    layer.build([(None, 1), (None, 1)])
+    layer.set_weights([scales, bias])
+    probabilities = np.array([[0.2], [0.9]], np.float32)
+    expected = 1 / (1 + np.exp(-(scales[0] * np.log(probabilities / (1 - probabilities)) + scales[1] * 1.5 + bias)))
+    np.testing.assert_allclose(np.asarray(layer([probabilities, np.full((2, 1), 1.5, np.float32)])), expected,
+                               rtol=1e-5)
+
+
+def test_wide_is_refused_for_multi_label_and_resolved_off_when_streaming(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"`wide` applies to single-label tasks only. Received: wide='tfidf' with "
+                                         r"multi_label=True"):
+        TrainConfig(wide="tfidf", multi_label=True)
+    from textclf.train.prepare import prepare_streamed
+
+    path = write_csv(tmp_path / "reviews.csv", make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 40, seed=1))
+    prepared = prepare_streamed(TrainConfig(wide="tfidf", split_mode="word"), path)
+    assert prepared.config.wide == "none"
+    assert "this run streams, so it trains without it" in capsys.readouterr().err
+
+
+def test_a_wide_run_saves_and_serves_the_branch(binary_csv, tmp_path):
+    from textclf import load, train
+
+    result = train(binary_csv, tiny_config(wide="tfidf"), output=tmp_path / "wide", verbose=0)
+    config = result.config
+    assert config.wide == "tfidf" and config.wide_bigrams > 0
+    run = load(result.run_dir)
+    assert [layer.name for layer in run.run.model.layers][-2:] == ["tfidf_logits", "blend"]
+    texts = ["good great film", "awful dull plot", ""]
+    served = load(result.export_dir).predict(texts)
+    in_python = run.predict(texts)
+    assert [p.label for p in served] == [p.label for p in in_python]
+    np.testing.assert_allclose([p.score for p in served], [p.score for p in in_python], atol=1e-5)

@@ -1,0 +1,134 @@
+"""Fitting the wide TF-IDF branch (``TrainConfig.wide="tfidf"``) once the recurrent model has trained.
+
+1. Features, from the ids the recurrent model reads: each id, and each 2-gram
+   of ids found in at least 2 training rows; values are sublinear TF-IDF,
+   L2-normalised per row (scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``
+   rule, computed here on ids so that the graph can repeat it:
+   :class:`textclf.model.layers.TfidfLogits`).
+2. A logistic regression (scikit-learn, L-BFGS, C=4) on the training rows'
+   features: the TF-IDF baseline's own solution, which SGD inside Keras does not
+   reach on small data (../shared/notes/accuracy-probes.md).
+3. On the validation rows, the weights of the two logits:
+   ``activation(a * recurrent logits + b * wide logits + c)``, by maximum
+   likelihood (:class:`textclf.model.layers.Blend`).  ``b = 0`` would be the
+   recurrent model alone; a linear model alone is ``a = 0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from textclf.log import log
+from textclf.model.factory import build_model
+
+# 2-grams in fewer training rows than this are left out (the baseline's min_df).
+MIN_ROWS = 2
+# The baseline's regularisation (LogisticRegression C).
+C = 4.0
+
+
+def _pairs(values: np.ndarray, lengths: np.ndarray, vocabulary_size: int):
+    """``(row, key)`` of every 2-gram: ``key = first * vocabulary_size + second``, within rows."""
+    row_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    same_row = row_of[:-1] == row_of[1:]
+    keys = values[:-1].astype(np.int64) * vocabulary_size + values[1:]
+    return row_of[:-1][same_row], keys[same_row]
+
+
+def bigram_keys(values: np.ndarray, lengths: np.ndarray, vocabulary_size: int) -> np.ndarray:
+    """Sorted int64 keys of the 2-grams found in at least :data:`MIN_ROWS` rows."""
+    rows, keys = _pairs(values, lengths, vocabulary_size)
+    unique_pairs = np.unique(np.stack([keys, rows]), axis=1)  # One per (key, row).
+    found, rows_with = np.unique(unique_pairs[0], return_counts=True)
+    return found[rows_with >= MIN_ROWS].astype(np.int64)
+
+
+def tfidf_features(values, lengths, vocabulary_size: int, keys: np.ndarray, idf=None):
+    """``(features, idf)``: the sparse ``[rows, vocabulary_size + len(keys)]`` TF-IDF matrix and the idf used.
+
+    Args:
+        values, lengths: The rows' ids, flat, and each row's length (padding excluded).
+        vocabulary_size: Ids are ``1 .. vocabulary_size - 1``.
+        keys: The 2-gram keys (:func:`bigram_keys`).
+        idf: The training rows' idf; ``None`` computes it from these rows (smooth: ``ln((1 + n) / (1 + df)) + 1``).
+    """
+    from scipy import sparse
+    from sklearn.preprocessing import normalize
+
+    values = np.asarray(values, dtype=np.int64)
+    row_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    pair_rows, pair_keys = _pairs(values, np.asarray(lengths), vocabulary_size)
+    position = np.searchsorted(keys, pair_keys).clip(max=max(len(keys) - 1, 0))
+    found = (keys[position] == pair_keys) if len(keys) else np.zeros(len(pair_keys), dtype=bool)
+    rows = np.concatenate([row_of, pair_rows[found]])
+    columns = np.concatenate([values, position[found] + vocabulary_size])
+    shape = (len(lengths), vocabulary_size + len(keys))
+    counts = sparse.coo_matrix((np.ones(len(rows), dtype=np.float64), (rows, columns)), shape=shape).tocsr()
+    counts.sum_duplicates()
+    if idf is None:
+        rows_with = np.bincount(counts.indices, minlength=shape[1])
+        idf = np.log((1 + shape[0]) / (1 + rows_with)) + 1.0
+    counts.data = (1.0 + np.log(counts.data)) * np.asarray(idf, dtype=np.float64)[counts.indices]
+    return normalize(counts), np.asarray(idf, dtype=np.float32)
+
+
+def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(scales [2], bias [outputs])`` maximising the likelihood of ``targets`` (see the module docstring)."""
+    from scipy.optimize import minimize
+
+    outputs = recurrent.shape[1]
+    probabilities = np.clip(recurrent.astype(np.float64), 1e-7, 1 - 1e-7)
+    logits = np.log(probabilities) - (np.log1p(-probabilities) if outputs == 1 else 0.0)
+
+    def loss(parameters):
+        z = parameters[0] * logits + parameters[1] * wide + parameters[2:]
+        if outputs == 1:
+            return float(np.mean(np.logaddexp(0.0, z[:, 0]) - targets * z[:, 0]))
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets]))
+
+    start = np.concatenate([[1.0, 0.0], np.zeros(outputs)])
+    best = minimize(loss, start, method="L-BFGS-B").x
+    return best[:2].astype(np.float32), best[2:].astype(np.float32)
+
+
+def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
+    """The model with the wide branch fitted beside its trained recurrent one.
+
+    Args:
+        model: The trained recurrent model (``build_model`` without the branch).
+        config: Its settings (``wide="tfidf"``).
+        tokenizer: The fitted tokenizer.
+        classes: The labels, in output order.
+        train_rows, valid_rows: :class:`textclf.train.rows.TokenizedRows`.
+
+    Returns:
+        ``(model, config)``: a new model (recurrent weights copied, branch and
+        blend set) and the settings with ``wide_bigrams`` resolved.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    vocabulary_size = tokenizer.vocabulary_size
+    train_ids, valid_ids = train_rows.id_rows(), valid_rows.id_rows()
+    keys = bigram_keys(*train_ids, vocabulary_size)
+    train_features, idf = tfidf_features(*train_ids, vocabulary_size, keys)
+    valid_features, _ = tfidf_features(*valid_ids, vocabulary_size, keys, idf)
+    train_targets, valid_targets = train_rows.class_indices(), valid_rows.class_indices()
+    linear = LogisticRegression(C=C, max_iter=2000, random_state=config.seed).fit(train_features, train_targets)
+    kernel, bias = linear.coef_.T.astype(np.float32), linear.intercept_.astype(np.float32)
+    if len(linear.classes_) != max(kernel.shape[1], 2):
+        raise ValueError(f"`wide` needs training rows of every class; the training rows hold "
+                         f"{len(linear.classes_)} of {len(classes)}")
+    recurrent = np.concatenate([np.asarray(model(ids, training=False)) for ids, _ in valid_rows.batches(1024)])
+    scales, blend_bias = _blend_weights(recurrent, valid_features @ kernel + bias, valid_targets)
+
+    config = config.replace(wide_bigrams=len(keys))
+    combined = build_model(config, vocabulary_size, len(classes))
+    for layer in model.layers:
+        if layer.weights:
+            combined.get_layer(layer.name).set_weights(layer.get_weights())
+    combined.get_layer("tfidf_logits").set_weights([keys, idf, kernel, bias])
+    combined.get_layer("blend").set_weights([scales, blend_bias])
+    log(f"wide branch: {vocabulary_size - 1} ids and {len(keys)} 2-grams; blend fitted on the validation rows: "
+        f"{scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
+    return combined, config
