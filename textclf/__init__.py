@@ -8,6 +8,10 @@ Example:
 """
 
 import os
+import time
+
+# When textclf was first imported: the CLI's start-up phase (imports, TensorFlow, parsing) is measured from here.
+IMPORTED_AT = time.perf_counter()
 
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is not for users;
 # set before TensorFlow is imported anywhere.  An explicit setting wins.

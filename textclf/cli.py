@@ -20,6 +20,7 @@ import tempfile
 import typing
 from pathlib import Path
 
+import textclf
 from textclf.config import TrainConfig
 from textclf.data.formats import FORMAT_NAMES, decode
 
@@ -188,7 +189,7 @@ def run_train(args) -> None:
     config = config_from_args(args)
     output = _output_of(args)
     result = train(args.data, config, valid=args.valid, output=output, tensorboard=args.tensorboard,
-                   data_format=args.data_format, encoding=args.encoding, restart=args.restart)
+                   data_format=args.data_format, encoding=args.encoding, restart=args.restart, started_at=textclf.IMPORTED_AT)
     print(json.dumps({
         # A non-chief worker of a multi-worker run writes no run folder and no export.
         "run": str(result.run_dir) if result.run_dir else None,

@@ -36,6 +36,9 @@ class FittedPipeline:
         training_seconds: Time in the training loop (a resumed run includes its interrupted part).
         valid_rows: The validation :class:`textclf.train.rows.Rows`.
         epoch_seconds: ``{"training": [...], "validation": [...]}`` seconds per epoch this process ran.
+        phase_seconds: Where this process's time went: ``encoding`` the rows, ``building_and_tracing``
+            (the model, the strategy, the compiled steps: the loop's time outside epochs and validation),
+            ``epochs``, ``validation``, and ``wide`` (fitting the TF-IDF branch).
     """
 
     tokenizer: Tokenizer
@@ -45,6 +48,7 @@ class FittedPipeline:
     training_seconds: float
     valid_rows: object = None
     epoch_seconds: dict = dataclasses.field(default_factory=dict)
+    phase_seconds: dict = dataclasses.field(default_factory=dict)
 
     def probabilities(self, texts) -> np.ndarray:
         """``[len(texts), num_classes]`` probabilities (Python tokenizer + Keras model)."""
@@ -88,20 +92,24 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     """
     saved = resumed_setup(in_progress, requested)
     tokenizer, config = saved if saved is not None else (prepared.tokenizer, prepared.config)
+    started = time.perf_counter()
     train_rows, valid_rows = prepared.parts(tokenizer, config)
+    encoded = time.perf_counter()
     if saved is None and in_progress is not None:
         in_progress.save_setup(requested, config, tokenizer, prepared.classes, prepared)
     log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), "
         f"max_len {config.max_len}")
-    started = time.perf_counter()
     model, history, seconds = run_loop(config, tokenizer, prepared.classes, train_rows, valid_rows, in_progress=in_progress,
-                              verbose=verbose, tensorboard=tensorboard)
+                                       verbose=verbose, tensorboard=tensorboard)
+    looped = time.perf_counter()
     if config.wide == "tfidf":
         model, config = fit_wide(model, config, tokenizer, prepared.classes, train_rows, valid_rows)
+    epochs, validation = sum(seconds["training"]), sum(seconds["validation"])
+    phases = {"encoding": encoded - started, "building_and_tracing": looped - encoded - epochs - validation,
+              "epochs": epochs, "validation": validation, "wide": time.perf_counter() - looped}
     # A resumed run counts the time its interrupted part spent up to the checkpoint too.
     earlier = in_progress.previous_seconds if in_progress is not None else 0.0
-    return FittedPipeline(tokenizer, config, model, history, earlier + time.perf_counter() - started, valid_rows,
-                          seconds)
+    return FittedPipeline(tokenizer, config, model, history, earlier + looped - encoded, valid_rows, seconds, phases)
 
 
 def validation_metrics(fitted: FittedPipeline, classes):

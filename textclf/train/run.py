@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from textclf.config import TrainConfig
@@ -102,6 +103,7 @@ def train(
     data_format=None,
     encoding="utf-8",
     restart=False,
+    started_at=None,
 ) -> TrainResult:
     """Trains a classifier and, when ``output`` is given, exports it for TF Serving.
 
@@ -123,6 +125,8 @@ def train(
             the run folders (see :mod:`textclf.train.resume`) at epoch ends
             (and every ``config.checkpoint_every`` steps); a rerun with the
             same settings and data resumes from the last checkpoint.
+        started_at: ``time.perf_counter()`` when the command started (the
+            CLI's), so the time breakdown includes the start-up before ``train``.
 
     Returns:
         A :class:`TrainResult`.
@@ -147,21 +151,53 @@ def train(
     # and only the chief writes files (textclf.train.cluster).
     role = worker_role(config.strategy)
     get_strategy(config.strategy)
+    phases = Phases(started_at)
     seed_everything(config.seed)
     settings = _resolve_streaming(config, data, data_format, run_dir.parent, restart)
     if role.is_chief:
         InProgress.refuse_if_busy(run_dir.parent)  # Before reading or counting the data, which may take minutes.
     prepared = prepare(settings, data, valid, data_format, encoding)
+    phases.lap("reading_and_vocabulary")
     # Every run checkpoints (at epoch ends, and every `checkpoint_every` steps) into .in-progress, and a rerun
     # of an interrupted one resumes from its last checkpoint, mid-epoch exactly (see textclf.train.loop).
     in_progress = InProgress.open(run_dir.parent, settings, prepared, role, restart=restart)
     try:
         fitted = fit_prepared(settings, prepared, in_progress, verbose=verbose, tensorboard=tensorboard)
+        phases.add(fitted.phase_seconds)
         used, metrics = validation_metrics(fitted, prepared.classes)
-        return _finish_run(run_dir, output, role, in_progress, fitted, config, used, prepared, metrics)
+        phases.lap("metrics")
+        return _finish_run(run_dir, output, role, in_progress, fitted, config, used, prepared, metrics, phases)
     except BaseException:
         in_progress.close()  # Releases the lock; keeps the checkpoint for the next run to resume from.
         raise
+
+
+class Phases:
+    """Where a run's time goes, phase by phase (``run.json`` "seconds" and one log line).
+
+    Args:
+        started_at: ``time.perf_counter()`` at the command's start; the time
+            until now is the ``startup`` phase (imports, TensorFlow, parsing).
+    """
+
+    def __init__(self, started_at=None):
+        self.last = time.perf_counter()
+        self.seconds = {} if started_at is None else {"startup": self.last - started_at}
+
+    def lap(self, name: str) -> None:
+        """The time since the previous lap (less what :meth:`add` accounted for) is phase ``name``."""
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def add(self, seconds: dict) -> None:
+        """Phases measured inside the last lap's span (the fit's)."""
+        self.seconds.update(seconds)
+        self.last = time.perf_counter()
+
+    def summary(self) -> str:
+        shown = [f"{name.replace('_', ' ')} {value:.1f} s" for name, value in self.seconds.items() if value >= 0.05]
+        return "time: " + " · ".join(shown) + f" · total {sum(self.seconds.values()):.1f} s"
 
 
 def _resolve_streaming(config: TrainConfig, data, data_format, runs_dir, restart: bool) -> TrainConfig:
@@ -176,7 +212,8 @@ def _resolve_streaming(config: TrainConfig, data, data_format, runs_dir, restart
     return config.replace(streaming="on" if should_stream(config, data, data_format, log) else "off")
 
 
-def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, prepared, metrics) -> TrainResult:
+def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, prepared, metrics,
+                phases) -> TrainResult:
     """Logs the metrics, writes the run folder (the chief only), completes the checkpoint, exports."""
     tokenizer, model, history, training_seconds, classes = (
         fitted.tokenizer, fitted.model, fitted.history, fitted.training_seconds, prepared.classes)
@@ -203,11 +240,23 @@ def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, p
             "confusion_matrix.png": lambda path: plot_confusion_matrix(metrics["confusion_matrix"], classes, path)}),
     })
     in_progress.complete()  # The run folder now holds the result: nothing left to resume.
+    phases.lap("run_folder")
     log(f"run saved to {run_dir} ({training_seconds:.1f} s of training)")
     result = TrainResult(run_dir=run_dir, metrics=metrics, history=history, config=config)
     if output is not None:
         from textclf.serve.export import export_run
 
         result.export_dir = export_run(run_dir, output)
+        phases.lap("export")
         log(f"exported to {result.export_dir}")
+    # run.json gets the whole breakdown, export included (written again, atomically).
+    run_info["seconds"] = {name: round(value, 2) for name, value in phases.seconds.items()}
+    _replace_text(run_dir / "run.json", json.dumps(run_info, indent=2, ensure_ascii=False))
+    log(phases.summary())
     return result
+
+
+def _replace_text(path: Path, text: str) -> None:
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging.write_text(text, encoding="utf-8")
+    os.replace(staging, path)
