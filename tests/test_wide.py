@@ -95,7 +95,17 @@ def test_a_wide_run_saves_and_serves_the_branch(binary_csv, tmp_path):
     config = result.config
     assert config.wide == "tfidf" and config.wide_bigrams > 0
     run = load(result.run_dir)
-    assert [layer.name for layer in run.run.model.layers][-2:] == ["tfidf_logits", "blend"]
+    model = run.run.model
+    assert [layer.name for layer in model.layers][-2:] == ["tfidf_logits", "blend"]
+    # The exported linear part was refitted on every row, validation rows included: its 2-grams are all rows'.
+    from textclf import load_dataset
+    from textclf.train.rows import TokenizedRows
+
+    data = load_dataset(binary_csv)
+    every_row = TokenizedRows(run.run.tokenizer, data.texts, data.labels, config, ["fresh", "rotten"])
+    keys = bigram_keys(*every_row.id_rows(), run.run.tokenizer.vocabulary_size)
+    assert model.get_layer("tfidf_logits").get_weights()[0].tolist() == keys.tolist()
+    assert config.wide_bigrams == len(keys)
     texts = ["good great film", "awful dull plot", ""]
     served = load(result.export_dir).predict(texts)
     in_python = run.predict(texts)

@@ -39,6 +39,8 @@ class FittedPipeline:
         phase_seconds: Where this process's time went: ``encoding`` the rows, ``building_and_tracing``
             (the model, the strategy, the compiled steps: the loop's time outside epochs and validation),
             ``epochs``, ``validation``, and ``wide`` (fitting the TF-IDF branch).
+        validation_model: With a wide branch, the model whose linear part saw only the training rows (the
+            validation metrics are its); ``None`` when that is ``model``.
     """
 
     tokenizer: Tokenizer
@@ -49,6 +51,7 @@ class FittedPipeline:
     valid_rows: object = None
     epoch_seconds: dict = dataclasses.field(default_factory=dict)
     phase_seconds: dict = dataclasses.field(default_factory=dict)
+    validation_model: object = None
 
     def probabilities(self, texts) -> np.ndarray:
         """``[len(texts), num_classes]`` probabilities (Python tokenizer + Keras model)."""
@@ -102,14 +105,16 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     model, history, seconds = run_loop(config, tokenizer, prepared.classes, train_rows, valid_rows, in_progress=in_progress,
                                        verbose=verbose, tensorboard=tensorboard)
     looped = time.perf_counter()
+    validation_model = None
     if config.wide == "tfidf":
-        model, config = fit_wide(model, config, tokenizer, prepared.classes, train_rows, valid_rows)
+        validation_model, model, config = fit_wide(model, config, tokenizer, prepared.classes, train_rows, valid_rows)
     epochs, validation = sum(seconds["training"]), sum(seconds["validation"])
     phases = {"encoding": encoded - started, "building_and_tracing": looped - encoded - epochs - validation,
               "epochs": epochs, "validation": validation, "wide": time.perf_counter() - looped}
     # A resumed run counts the time its interrupted part spent up to the checkpoint too.
     earlier = in_progress.previous_seconds if in_progress is not None else 0.0
-    return FittedPipeline(tokenizer, config, model, history, earlier + looped - encoded, valid_rows, seconds, phases)
+    return FittedPipeline(tokenizer, config, model, history, earlier + looped - encoded, valid_rows, seconds, phases,
+                          validation_model)
 
 
 def validation_metrics(fitted: FittedPipeline, classes):
@@ -122,7 +127,8 @@ def validation_metrics(fitted: FittedPipeline, classes):
         or :func:`textclf.evaluate.multilabel.multilabel_metrics` return them.
     """
     config = fitted.config
-    truths, outputs = predictions(fitted.model, fitted.valid_rows, config.multi_label)
+    model = fitted.model if fitted.validation_model is None else fitted.validation_model
+    truths, outputs = predictions(model, fitted.valid_rows, config.multi_label)
     if not config.multi_label:
         return config, classification_metrics_of_indices(truths, outputs, classes)
     if config.threshold is None:

@@ -12,6 +12,8 @@
    ``activation(a * recurrent logits + b * wide logits + c)``, by maximum
    likelihood (:class:`textclf.model.layers.Blend`).  ``b = 0`` would be the
    recurrent model alone; a linear model alone is ``a = 0``.
+4. The linear model again, on training and validation rows (the refit lever:
+   small data is not cut by the validation share), with the blend kept.
 """
 
 from __future__ import annotations
@@ -92,8 +94,37 @@ def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray)
     return best[:2].astype(np.float32), best[2:].astype(np.float32)
 
 
+def _linear(features, targets, classes, seed) -> tuple[np.ndarray, np.ndarray]:
+    """``(kernel [features, outputs], bias [outputs])`` of the logistic regression on ``features``."""
+    from sklearn.linear_model import LogisticRegression
+
+    linear = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(features, targets)
+    if len(linear.classes_) != len(classes):
+        raise ValueError(f"`wide` needs training rows of every class; the training rows hold "
+                         f"{len(linear.classes_)} of {len(classes)}")
+    return linear.coef_.T.astype(np.float32), linear.intercept_.astype(np.float32)
+
+
+def _combined(model, config, vocabulary_size, classes, keys, idf, kernel, bias, scales, blend_bias):
+    """``build_model`` with the branch, the recurrent weights copied from ``model``, the branch's set."""
+    config = config.replace(wide_bigrams=len(keys))
+    combined = build_model(config, vocabulary_size, len(classes))
+    for layer in model.layers:
+        if layer.weights:
+            combined.get_layer(layer.name).set_weights(layer.get_weights())
+    combined.get_layer("tfidf_logits").set_weights([keys, idf, kernel, bias])
+    combined.get_layer("blend").set_weights([scales, blend_bias])
+    return combined, config
+
+
 def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
     """The model with the wide branch fitted beside its trained recurrent one.
+
+    The linear model is fitted on the training rows and the blend on the
+    validation rows; then the linear model is fitted again on training and
+    validation rows together (as the baseline learns from every row), keeping
+    the blend.  The validation metrics are those of the first model, which
+    did not train on the validation rows.
 
     Args:
         model: The trained recurrent model (``build_model`` without the branch).
@@ -103,32 +134,26 @@ def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
         train_rows, valid_rows: :class:`textclf.train.rows.TokenizedRows`.
 
     Returns:
-        ``(model, config)``: a new model (recurrent weights copied, branch and
-        blend set) and the settings with ``wide_bigrams`` resolved.
+        ``(validation_model, model, config)``: the model whose linear part saw
+        the training rows only, the refitted one, and the latter's settings
+        (``wide_bigrams`` resolved).
     """
-    from sklearn.linear_model import LogisticRegression
-
-    vocabulary_size = tokenizer.vocabulary_size
-    train_ids, valid_ids = train_rows.id_rows(), valid_rows.id_rows()
-    keys = bigram_keys(*train_ids, vocabulary_size)
-    train_features, idf = tfidf_features(*train_ids, vocabulary_size, keys)
-    valid_features, _ = tfidf_features(*valid_ids, vocabulary_size, keys, idf)
+    size = tokenizer.vocabulary_size
+    (train_values, train_lengths), (valid_values, valid_lengths) = train_rows.id_rows(), valid_rows.id_rows()
     train_targets, valid_targets = train_rows.class_indices(), valid_rows.class_indices()
-    linear = LogisticRegression(C=C, max_iter=2000, random_state=config.seed).fit(train_features, train_targets)
-    kernel, bias = linear.coef_.T.astype(np.float32), linear.intercept_.astype(np.float32)
-    if len(linear.classes_) != max(kernel.shape[1], 2):
-        raise ValueError(f"`wide` needs training rows of every class; the training rows hold "
-                         f"{len(linear.classes_)} of {len(classes)}")
+    keys = bigram_keys(train_values, train_lengths, size)
+    train_features, idf = tfidf_features(train_values, train_lengths, size, keys)
+    kernel, bias = _linear(train_features, train_targets, classes, config.seed)
+    valid_features, _ = tfidf_features(valid_values, valid_lengths, size, keys, idf)
     recurrent = np.concatenate([np.asarray(model(ids, training=False)) for ids, _ in valid_rows.batches(1024)])
     scales, blend_bias = _blend_weights(recurrent, valid_features @ kernel + bias, valid_targets)
+    validation_model, _ = _combined(model, config, size, classes, keys, idf, kernel, bias, scales, blend_bias)
 
-    config = config.replace(wide_bigrams=len(keys))
-    combined = build_model(config, vocabulary_size, len(classes))
-    for layer in model.layers:
-        if layer.weights:
-            combined.get_layer(layer.name).set_weights(layer.get_weights())
-    combined.get_layer("tfidf_logits").set_weights([keys, idf, kernel, bias])
-    combined.get_layer("blend").set_weights([scales, blend_bias])
-    log(f"wide branch: {vocabulary_size - 1} ids and {len(keys)} 2-grams; blend fitted on the validation rows: "
-        f"{scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
-    return combined, config
+    values, lengths = np.concatenate([train_values, valid_values]), np.concatenate([train_lengths, valid_lengths])
+    keys = bigram_keys(values, lengths, size)
+    features, idf = tfidf_features(values, lengths, size, keys)
+    kernel, bias = _linear(features, np.concatenate([train_targets, valid_targets]), classes, config.seed)
+    final, config = _combined(model, config, size, classes, keys, idf, kernel, bias, scales, blend_bias)
+    log(f"wide branch: {size - 1} ids and {len(keys)} 2-grams, refitted on training and validation rows; blend "
+        f"fitted on the validation rows: {scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
+    return validation_model, final, config
