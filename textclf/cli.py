@@ -116,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
     _add_setting_flags(baseline)
 
+    tune = commands.add_parser(
+        "tune", help="search arch, units, wide, dropout, learning rate and max_len for a time budget; "
+                     "train and export the best")
+    tune.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
+    tune.add_argument("--valid", metavar="DATA", help="validation file (default: stratified split of DATA)")
+    tune.add_argument("--budget", default="20m", help="no new trial starts after this long: 90s, 20m, 1.5h [20m]")
+    tune.add_argument("--max-trials", type=int, default=50, help="at most this many trials in all [50]")
+    _add_reading_flags(tune)
+    tune.add_argument("--config", metavar="FILE", help="JSON file of the settings not searched (flags override it)")
+    tune.add_argument("--output", metavar="DIR",
+                      help="export base folder; the search state goes to DIR/tune [saved_models/<DATA name>]")
+    _add_setting_flags(tune)
+
     export = commands.add_parser("export", help="export a run folder as the next SavedModel version")
     export.add_argument("run", metavar="RUN", help="run folder (saved_models/NAME/runs/<timestamp>)")
     export.add_argument("--output", metavar="DIR", required=True, help="export base folder (saved_models/NAME)")
@@ -228,6 +241,18 @@ def run_baseline(args) -> None:
     print(f"{args.data}: both trained on {len(rest)} rows (textclf early-stopping on {result.metrics['support']} "
           f"of them), both tested on {len(test)} held-out rows")
     print(comparison_table(rows))
+
+
+def run_tune(args) -> None:
+    from textclf.train.tune import parse_budget, trials_table, tune
+
+    budget = parse_budget(args.budget)
+    result, trials = tune(args.data, config_from_args(args), output=_output_of(args), budget=budget,
+                          max_trials=args.max_trials, valid=args.valid, data_format=args.data_format,
+                          encoding=args.encoding)
+    print(trials_table(trials))
+    print(json.dumps({"run": str(result.run_dir), "export": str(result.export_dir), "trials": len(trials),
+                      "accuracy": round(result.metrics["accuracy"], 4), "macro_f1": round(result.metrics["macro_f1"], 4)}))
 
 
 def run_export(args) -> None:
@@ -344,7 +369,7 @@ def run_evaluate(args) -> None:
 
 
 COMMANDS = {
-    "train": run_train, "baseline": run_baseline, "export": run_export,
+    "train": run_train, "baseline": run_baseline, "tune": run_tune, "export": run_export,
     "predict": run_predict, "explain": run_explain, "check-export": run_check_export, "evaluate": run_evaluate,
 }
 

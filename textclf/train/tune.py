@@ -1,0 +1,150 @@
+"""``textclf tune``: a time-budgeted search over the settings that matter, then a normal run of the best.
+
+KerasTuner's random search (its oracle keeps the trials and their state on
+disk, so a rerun of the same command resumes the search) picks the
+architecture, units, the wide TF-IDF branch, dropout, learning rate and the
+``max_len`` percentile.  Every trial trains through the one training path
+(:func:`textclf.train.fit.fit_prepared`) on the same training/validation
+split of the data, scored by validation macro-F1; no trial sees other rows.
+When the budget is spent (or ``max_trials`` reached), the best setting trains
+once more as a normal ``train`` run (run folder and export), and a table of
+every trial is printed and saved as ``OUTPUT/tune/trials.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from textclf.config import TrainConfig
+from textclf.log import log
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_budget(text: str) -> float:
+    """Seconds of a budget written ``90s``, ``20m``, ``1.5h`` (a bare number is minutes).
+
+    Example:
+        >>> parse_budget("20m"), parse_budget("90s"), parse_budget("2")
+        (1200.0, 90.0, 120.0)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"`budget` must be a positive duration such as 90s, 20m or 1.5h. Received: budget={text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2) or "m"]
+
+
+def search_space(hp, base: TrainConfig) -> TrainConfig:
+    """``base`` with the tuned settings drawn from KerasTuner's ``hp`` (defaults: textclf's own)."""
+    return base.replace(
+        arch=hp.Choice("arch", ["bilstm", "lstm", "bigru", "gru"], default=base.arch),
+        units=hp.Choice("units", [16, 32, 64, 128], default=base.units if base.units in (16, 32, 64, 128) else 64),
+        wide=hp.Choice("wide", ["none", "tfidf"], default=base.wide),
+        dropout_rate=hp.Float("dropout_rate", 0.0, 0.5, step=0.1, default=round(base.dropout_rate, 1)),
+        learning_rate=hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=base.learning_rate),
+        max_len_percentile=hp.Choice("max_len_percentile", [90.0, 95.0, 99.0], default=95.0),
+    )
+
+
+def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1200.0, max_trials: int = 50,
+         valid=None, data_format=None, encoding="utf-8"):
+    """Searches settings for ``budget`` seconds, then trains and exports the best.
+
+    Args:
+        data: Training file or folder, or a :class:`textclf.data.dataset.Dataset`.
+        config: The settings not tuned (``epochs``, ``batch_size``...); defaults to ``TrainConfig()``.
+        output: Export base folder; the search state goes to ``output/tune/``.
+        budget: Seconds after which no new trial starts (the one running finishes).
+        max_trials: At most this many trials in all (a resumed search counts the earlier ones).
+        valid: Validation file, else a stratified split of ``data`` (the same for every trial).
+        data_format: Format of ``data`` and ``valid`` files.
+        encoding: Encoding of text files.
+
+    Returns:
+        ``(result, trials)``: the final run's :class:`textclf.train.run.TrainResult`
+        and one ``{"trial", "settings", "val_macro_f1", "seconds"}`` per finished trial, best first.
+
+    Example:
+        >>> result, trials = tune("data/rt_polarity.csv", output="saved_models/rt_tuned", budget=parse_budget("20m"))
+    """
+    import keras_tuner
+
+    from textclf.train.fit import fit_prepared, validation_metrics
+    from textclf.train.prepare import prepare_in_memory, read_dataset
+    from textclf.train.run import train
+    from textclf.train.setup import seed_everything
+
+    config = config or TrainConfig()
+    if config.streaming == "on" or config.multi_label or config.strategy != "none":
+        raise ValueError("`textclf tune` searches single-label settings on data in memory, on one process; "
+                         f"Received: streaming={config.streaming!r}, multi_label={config.multi_label}, "
+                         f"strategy={config.strategy!r}")
+    if max_trials < 1:
+        raise ValueError(f"`max_trials` must be a positive integer. Received: max_trials={max_trials!r}")
+    output = Path(output)
+    # Read once; every trial prepares (vocabulary, max_len) for its own settings from the same rows and split.
+    dataset = read_dataset(data, config, data_format, encoding)
+    valid_dataset = read_dataset(valid, config, data_format, encoding)
+    started = time.perf_counter()
+    base = config.replace(streaming="off")
+
+    class Search(keras_tuner.Tuner):
+        def pre_create_trial(self):
+            # The budget: once spent, the oracle is told that no trial is left to create.
+            if time.perf_counter() - started > budget:
+                self.oracle.max_trials = len(self.oracle.trials)
+
+        def run_trial(self, trial, *args, **kwargs):
+            settings = search_space(trial.hyperparameters, base)
+            seed_everything(settings.seed)
+            trial_started = time.perf_counter()
+            prepared = prepare_in_memory(settings, dataset, valid_dataset)
+            _, metrics = validation_metrics(fit_prepared(settings, prepared, verbose=0), prepared.classes)
+            log(f"trial {trial.trial_id}: validation macro-F1 {metrics['macro_f1']:.4f} with "
+                f"{json.dumps(trial.hyperparameters.values)}")
+            return {"val_macro_f1": metrics["macro_f1"], "seconds": time.perf_counter() - trial_started}
+
+    search = Search(
+        oracle=keras_tuner.oracles.RandomSearchOracle(
+            objective=keras_tuner.Objective("val_macro_f1", direction="max"), max_trials=max_trials,
+            seed=config.seed, hyperparameters=_space()),
+        directory=str(output / "tune"), project_name="state", overwrite=False)
+    finished = [trial for trial in search.oracle.trials.values() if trial.score is not None]
+    if finished:
+        log(f"resuming the search in {output / 'tune'}: {len(finished)} trials already finished")
+    search.search(verbose=0)  # textclf logs each trial itself; KerasTuner would print a table per trial to stdout.
+    trials = sorted((trial for trial in search.oracle.trials.values() if trial.score is not None),
+                    key=lambda trial: -trial.score)
+    if not trials:
+        raise ValueError(f"No trial finished within the budget of {budget:.0f} s; give a larger --budget")
+    rows = [{"trial": trial.trial_id, "settings": trial.hyperparameters.values, "val_macro_f1": trial.score,
+             "seconds": trial.metrics.get_last_value("seconds")} for trial in trials]
+    best = search_space(trials[0].hyperparameters, base)
+    log(f"best of {len(rows)} trials: {json.dumps(rows[0]['settings'])}; training it as a normal run")
+    result = train(dataset, best, valid=valid_dataset, output=output)
+    (output / "tune" / "trials.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return result, rows
+
+
+def _space():
+    """The search space, declared before the first trial so a resumed search sees the same one."""
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    search_space(hp, TrainConfig())
+    return hp
+
+
+def trials_table(rows) -> str:
+    """A Markdown table of the trials, best first."""
+    names = list(rows[0]["settings"]) if rows else []
+    lines = ["| trial | " + " | ".join(names) + " | validation macro-F1 | seconds |", "|---" * (len(names) + 3) + "|"]
+    for row in rows:
+        values = [f"{value:.2g}" if isinstance(value, float) and name == "learning_rate" else str(value)
+                  for name, value in row["settings"].items()]
+        seconds = f"{row['seconds']:.0f}" if row["seconds"] is not None else "—"
+        lines.append(f"| {row['trial']} | " + " | ".join(values) + f" | {row['val_macro_f1']:.4f} | {seconds} |")
+    return "\n".join(lines)
