@@ -76,15 +76,19 @@ def test_the_blend_recovers_the_weights_that_made_the_labels():
                                rtol=1e-5)
 
 
-def test_wide_is_refused_for_multi_label_and_resolved_off_when_streaming(tmp_path, capsys):
+def test_wide_is_refused_for_multi_label_and_auto_resolves_where_it_applies(tmp_path, capsys):
+    from textclf.train.prepare import prepare_in_memory, prepare_streamed
+
     with pytest.raises(ValueError, match=r"`wide` applies to single-label tasks only. Received: wide='tfidf' with "
                                          r"multi_label=True"):
         TrainConfig(wide="tfidf", multi_label=True)
-    from textclf.train.prepare import prepare_streamed
-
     path = write_csv(tmp_path / "reviews.csv", make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 40, seed=1))
-    prepared = prepare_streamed(TrainConfig(wide="tfidf", split_mode="word"), path)
-    assert prepared.config.wide == "none"
+    assert prepare_in_memory(TrainConfig(wide="auto"), path).config.wide == "tfidf"
+    assert prepare_in_memory(TrainConfig(wide="auto", multi_label=True), path).config.wide == "none"
+    assert prepare_in_memory(TrainConfig(wide="none"), path).config.wide == "none"
+    assert prepare_streamed(TrainConfig(wide="auto", split_mode="word"), path).config.wide == "none"
+    capsys.readouterr()
+    assert prepare_streamed(TrainConfig(wide="tfidf", split_mode="word"), path).config.wide == "none"
     assert "this run streams, so it trains without it" in capsys.readouterr().err
 
 

@@ -27,7 +27,7 @@ ClassWeight = Literal["none", "balanced"]
 Strategy = Literal["none", "mirrored", "multiworker"]
 Streaming = Literal["auto", "on", "off"]
 Side = Literal["pre", "post"]
-Wide = Literal["none", "tfidf"]
+Wide = Literal["auto", "none", "tfidf"]
 ARCHITECTURES = typing.get_args(Arch)
 POOLINGS = typing.get_args(Pooling)
 LR_SCHEDULES = typing.get_args(LRSchedule)
@@ -113,7 +113,8 @@ class TrainConfig:
         "``tfidf`` adds a linear branch beside the recurrent one: TF-IDF of the same ids' 1- and 2-grams (sublinear "
         "tf, 2-grams in at least 2 training rows), weighted by a logistic regression (scikit-learn, C=4) fitted on "
         "the training rows; after training, the weights of the two branches' logits are fitted on the validation "
-        "rows.  The export computes it in the graph.  Single-label runs with the data in memory.")
+        "rows and the linear part is refitted on both.  The export computes it in the graph.  Single-label runs "
+        "with the data in memory; ``auto`` uses it there and not elsewhere.")
     wide_bigrams: int | None = setting(
         None, "Set by training when ``wide`` is ``tfidf``: how many 2-grams the branch holds (resolved, like max_len).")
     spatial_dropout_rate: float = setting(0.2, "Dropout of whole embedding channels.")
@@ -216,7 +217,7 @@ class TrainConfig:
                              "file). Received: freeze_embeddings=True with embeddings=None")
         if self.wide_bigrams is not None:
             _check_int("wide_bigrams", self.wide_bigrams, minimum=0, what="a non-negative integer or null")
-        if self.multi_label and self.wide != "none":
+        if self.multi_label and self.wide == "tfidf":
             raise ValueError("`wide` applies to single-label tasks only. "
                              f"Received: wide={self.wide!r} with multi_label=True")
         if self.multi_label and self.class_weight != "none":

@@ -183,6 +183,8 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
     log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
         f"{len(classes)} labels ({task_of(config, classes)}): {', '.join(classes[:10])}")
     config = resolve_split_mode(config, train_data.texts)
+    if config.wide == "auto":
+        config = config.replace(wide="none" if config.multi_label else "tfidf")
     tokenizer = new_tokenizer(config)
     tokenizer.fit_on_texts(train_data.texts)
     lengths = collections.Counter(map(len, tokenizer.texts_to_sequences_generator(train_data.texts)))
@@ -224,9 +226,9 @@ def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, en
         first = itertools.islice((text for _, text, _ in source.rows()), SPLIT_MODE_SAMPLE_ROWS)
         config = resolve_split_mode(config, first)
         log(f"split_mode auto: {config.split_mode}, decided on the first {SPLIT_MODE_SAMPLE_ROWS:,} rows (streaming)")
-    if config.wide != "none":
-        log(f"wide {config.wide}: the branch is fitted on the rows in memory; this run streams, so it trains without it")
-        config = config.replace(wide="none")
+    if config.wide == "tfidf":
+        log("wide tfidf: the branch is fitted on the rows in memory; this run streams, so it trains without it")
+    config = config.replace(wide="none")
     tokenizer = new_tokenizer(config)
     summary = count_pass(config, tokenizer, source, split, valid_source)
     config = config.replace(max_len=max_len_of(config, summary.lengths))

@@ -42,7 +42,7 @@ def search_space(hp, base: TrainConfig) -> TrainConfig:
     return base.replace(
         arch=hp.Choice("arch", ["bilstm", "lstm", "bigru", "gru"], default=base.arch),
         units=hp.Choice("units", [16, 32, 64, 128], default=base.units if base.units in (16, 32, 64, 128) else 64),
-        wide=hp.Choice("wide", ["none", "tfidf"], default=base.wide),
+        wide=hp.Choice("wide", ["none", "tfidf"], default="none" if base.wide == "none" else "tfidf"),
         dropout_rate=hp.Float("dropout_rate", 0.0, 0.5, step=0.1, default=round(base.dropout_rate, 1)),
         learning_rate=hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=base.learning_rate),
         max_len_percentile=hp.Choice("max_len_percentile", [90.0, 95.0, 99.0], default=95.0),
