@@ -167,11 +167,11 @@ def predictions(model, rows: Rows, multi_label: bool, batch_size: int = 1024):
     Returns:
         The two NumPy arrays, in the rows' order.
     """
-    from textclf.model.factory import class_probabilities
+    from textclf.model.factory import class_probabilities, compiled_call
 
-    truths, outputs = [], []
+    call, truths, outputs = compiled_call(model), [], []
     for ids, targets in rows.batches(batch_size):
-        probabilities = np.asarray(class_probabilities(model(ids, training=False)))
+        probabilities = np.asarray(class_probabilities(call(ids)))
         targets = targets.numpy()
         if multi_label:
             truths.append(targets.astype(np.float32))

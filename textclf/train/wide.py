@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from textclf.log import log
-from textclf.model.factory import build_model
+from textclf.model.factory import build_model, compiled_call
 
 # 2-grams in fewer training rows than this are left out (the baseline's min_df).
 MIN_ROWS = 2
@@ -145,7 +145,8 @@ def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
     train_features, idf = tfidf_features(train_values, train_lengths, size, keys)
     kernel, bias = _linear(train_features, train_targets, classes, config.seed)
     valid_features, _ = tfidf_features(valid_values, valid_lengths, size, keys, idf)
-    recurrent = np.concatenate([np.asarray(model(ids, training=False)) for ids, _ in valid_rows.batches(1024)])
+    call = compiled_call(model)
+    recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in valid_rows.batches(1024)])
     scales, blend_bias = _blend_weights(recurrent, valid_features @ kernel + bias, valid_targets)
     validation_model, _ = _combined(model, config, size, classes, keys, idf, kernel, bias, scales, blend_bias)
 
