@@ -111,7 +111,7 @@ def test_every_setting_has_its_help_and_literal_settings_their_choices():
     hints = typing.get_type_hints(TrainConfig)
     literal = sorted(name for name, hint in hints.items() if typing.get_origin(hint) is typing.Literal)
     assert literal == ["arch", "class_weight", "lr_schedule", "optimizer", "padding", "pooling", "split_mode",
-                       "strategy", "streaming", "truncating"]
+                       "strategy", "streaming", "truncating", "wide"]
 
 
 @pytest.mark.parametrize("settings, message", [
