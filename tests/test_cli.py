@@ -36,9 +36,12 @@ def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):
     # Where the command's time went, export included; the epochs' share is what the loop timed.
     assert list(run_info["seconds"]) == ["startup", "reading_and_vocabulary", "encoding", "building_and_tracing",
                                          "epochs", "validation", "wide", "metrics", "run_folder", "export"]
-    assert run_info["seconds"]["wide"] == 0.0 and run_info["seconds"]["epochs"] > 0
+    assert run_info["seconds"]["wide"] > 0 and run_info["seconds"]["epochs"] > 0
     # The settings the run decided (max_len was given, so it is not among them).
     assert run_info["resolved"] == {"split_mode": {"requested": "auto", "used": "word"},
+                                    "wide": {"requested": "auto", "used": "tfidf"},
+                                    "wide_bigrams": {"requested": None, "used": json.loads(
+                                        (run_dir / "config.json").read_text())["wide_bigrams"]},
                                     "streaming": {"requested": "auto", "used": "off"}}
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["arch"], config["epochs"], config["max_len"], config["units"]) == ("lstm", 2, 6, 4)

@@ -109,7 +109,7 @@ class TrainConfig:
         "(learned weights) or ``max_mean`` (both concatenated), each over the unmasked steps.")
     residual: bool = setting(True, "Add each stacked recurrent layer's input to its output.")
     wide: Wide = setting(
-        "none",
+        "auto",
         "``tfidf`` adds a linear branch beside the recurrent one: TF-IDF of the same ids' 1- and 2-grams (sublinear "
         "tf, 2-grams in at least 2 training rows), weighted by a logistic regression (scikit-learn, C=4) fitted on "
         "the training rows; after training, the weights of the two branches' logits are fitted on the validation "
