@@ -244,9 +244,11 @@ def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, p
     log(f"run saved to {run_dir} ({training_seconds:.1f} s of training)")
     result = TrainResult(run_dir=run_dir, metrics=metrics, history=history, config=config)
     if output is not None:
+        from textclf.serve.artifacts import Run
         from textclf.serve.export import export_run
 
-        result.export_dir = export_run(run_dir, output)
+        # The run as it is in memory: the same weights model.keras holds, without reading it back.
+        result.export_dir = export_run(Run(run_dir, config, tokenizer, classes, model), output)
         phases.lap("export")
         log(f"exported to {result.export_dir}")
     # run.json gets the whole breakdown, export included (written again, atomically).
