@@ -121,13 +121,13 @@ def test_baseline_scores_both_models_on_rows_neither_trained_on(binary_csv, tmp_
                                     "--units", "4", "--class-weight", "balanced", "--lr-schedule", "plateau"]])
     out = capsys.readouterr().out
     assert status == 0
-    # 80 rows: 16 held out for testing; of the other 64, textclf early-stops on 13 (a stratified 20%).
-    assert "both trained on 64 rows (textclf early-stopping on 13 of them), both tested on 16 held-out rows" in out
+    # 80 rows (40 per class): 16 held out for testing; of the other 64, textclf early-stops on 12 (6 per class).
+    assert "both trained on 64 rows (textclf early-stopping on 12 of them), both tested on 16 held-out rows" in out
     lines = out.splitlines()
     assert "| model | accuracy | macro-F1 |" in lines
     assert any(line.startswith("| textclf (bilstm, pooling=") for line in lines)
     run_dir = tmp_path / "b" / "runs" / os.listdir(tmp_path / "b" / "runs")[0]
-    assert json.loads((run_dir / "run.json").read_text())["train_rows"] + 13 == 64
+    assert json.loads((run_dir / "run.json").read_text())["train_rows"] == 64 - 12
     compared = json.loads((run_dir / "baseline.json").read_text())
     assert list(compared) == ["textclf (bilstm, pooling=max)", "TF-IDF + LogReg"]
     # The flags reached the textclf run: its settings, and the plateau schedule's learning-rate history.
