@@ -214,7 +214,9 @@ def test_mixed_precision_trains_and_exports_a_float32_model_the_cpp_loader_serve
     policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
     assert f"mixed precision: {policy}" in err
     loaded = tf.saved_model.load(str(output / "1"))
-    assert {v.dtype for v in loaded.served_variables} == {tf.float32}
+    # Every float variable is float32 (none float16/bfloat16); the one int64 variable is the wide branch's 2-gram keys.
+    assert {v.dtype for v in loaded.served_variables} == {tf.float32, tf.int64}
+    assert [v.shape.rank for v in loaded.served_variables if v.dtype == tf.int64] == [1]
     texts = ["great film", "", "awful dull plot!", "x " * 300]
     python = loaded.signatures["serving_default"](text=tf.constant(texts))
     with ServingSession(output / "1") as session:
