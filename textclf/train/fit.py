@@ -18,7 +18,7 @@ from textclf.log import log
 from textclf.model.factory import predict_probabilities
 from textclf.text.sequences import encode
 from textclf.text.tokenizer import Tokenizer
-from textclf.train.loop import run_loop
+from textclf.train.loop import run_loop, write_weights_digest
 from textclf.train.prepare import Prepared
 from textclf.train.rows import predictions
 from textclf.train.wide import fit_wide
@@ -108,6 +108,7 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     validation_model = None
     if config.wide == "tfidf":
         validation_model, model, config = fit_wide(model, config, tokenizer, prepared.classes, train_rows, valid_rows)
+    write_weights_digest(model)  # The final weights, wide branch included (tests compare workers with it).
     epochs, validation = sum(seconds["training"]), sum(seconds["validation"])
     phases = {"encoding": encoded - started, "building_and_tracing": looped - encoded - epochs - validation,
               "epochs": epochs, "validation": validation, "wide": time.perf_counter() - looped}

@@ -119,7 +119,8 @@ def _check_tensorboard() -> None:
         raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
 
 
-def _write_digest(model) -> None:
+def write_weights_digest(model) -> None:
+    """Tests only: the SHA-256 of the final weights to the file ``TEXTCLF_WEIGHTS_DIGEST_FILE`` names."""
     path = os.environ.get(DIGEST_VARIABLE)
     if path:
         digest = hashlib.sha256(b"".join(np.ascontiguousarray(weight.numpy()).tobytes() for weight in model.weights))
@@ -272,7 +273,6 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
     if int(state.best_epoch) >= 0:
         log(f"restoring the weights of the best epoch: {int(state.best_epoch) + 1}")
         state.restore_best_weights(model)
-    _write_digest(model)
     history = state.history.numpy()[:epochs_run]
     keys = HISTORY_KEYS if config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
     history = {key: [float(value) for value in history[:, column]] for column, key in enumerate(keys)}
