@@ -9,7 +9,7 @@ Usage (from the repository root, after the README's install command):
 Protocol, for each data set and split seed s (0, 1, 2):
 
 1. scikit-learn ``train_test_split(stratify=labels, test_size=0.2, random_state=s)``: the test rows, which
-   neither side trains on and textclf does not early-stop on (``textclf.evaluate.baseline.held_out_split``);
+   neither side trains on and textclf does not early-stop on (``textclf.evaluation.baseline.held_out_split``);
 2. for each learning-curve size (500, 1,000, 2,000 and all training rows; sizes at or above the data's
    training rows collapse to "all"), a stratified subsample of the training rows (``random_state=s``);
 3. textclf: ``train(subsample, config, output=...)`` with ``TrainConfig()`` defaults (it holds out its own
@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from textclf import TrainConfig, load, load_dataset, train  # noqa: E402
-from textclf.evaluate.baseline import held_out_split, run_baseline  # noqa: E402
-from textclf.evaluate.metrics import classification_metrics  # noqa: E402
-from textclf.train.prepare import check_labels  # noqa: E402
+from textclf.evaluation.baseline import held_out_split, run_baseline  # noqa: E402
+from textclf.evaluation.metrics import classification_metrics  # noqa: E402
+from textclf.training.prepare import check_labels  # noqa: E402
 from settings import parse_setting  # noqa: E402  (bench/settings.py)
 
 DATA = ["rt_polarity", "news_source", "convention_party"]

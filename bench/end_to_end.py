@@ -76,7 +76,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     from textclf import load_dataset
-    from textclf.evaluate.baseline import held_out_split
+    from textclf.evaluation.baseline import held_out_split
 
     for name in args.data:
         results = {"classic": [], "textclf": []}

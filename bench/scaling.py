@@ -43,9 +43,9 @@ def write_sample(rows: int, path: Path) -> None:
 
 def child(path: str) -> None:
     from textclf import TrainConfig, Tokenizer, load_dataset
-    from textclf.train.fit import fit_prepared
-    from textclf.train.prepare import prepare_in_memory
-    from textclf.train.setup import seed_everything
+    from textclf.training.fit import fit_prepared
+    from textclf.training.prepare import prepare_in_memory
+    from textclf.training.setup import seed_everything
 
     config = TrainConfig(arch="lstm", pooling="last", epochs=1, validation_fraction=0.01)
     seed_everything(config.seed)

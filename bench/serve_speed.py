@@ -84,7 +84,7 @@ def main():
 
     from textclf import load_dataset
     from textclf.serve.artifacts import resolve_export
-    from textclf.evaluate.baseline import tfidf_pipeline
+    from textclf.evaluation.baseline import tfidf_pipeline
     from textclf.serve.predict import RunClassifier
     from textclf.serve.fast_lstm import supports
     from textclf.serve.check import ServingSession

@@ -13,7 +13,7 @@ Each measurement runs in its own process, and its peak memory is that
 process's ``ru_maxrss`` (read by the parent with ``os.wait4``).  In each
 process: ``streaming="on"`` settings (``textclf train``'s default model),
 the counting pass (split, tokenizer, labels, length histogram), then
-``--max-steps`` training steps of the training loop (``textclf.train.loop``)
+``--max-steps`` training steps of the training loop (``textclf.training.loop``)
 read from the file through the streaming tf.data pipeline (shuffle buffer,
 length buckets) and validation on ``--valid-batches`` × 1,024 rows (in
 batches of the run's ``batch_size``).  The in-memory path on the small file is
@@ -65,7 +65,7 @@ def peak_mb() -> float:
 
 
 class FirstBatches:
-    """The first ``steps`` batches of ``rows``: a :class:`textclf.train.rows.Rows` that bounds the bench's time."""
+    """The first ``steps`` batches of ``rows``: a :class:`textclf.training.rows.Rows` that bounds the bench's time."""
 
     def __init__(self, rows, steps: int, batch_size: int):
         self.rows, self.steps = rows, steps
@@ -81,9 +81,9 @@ class FirstBatches:
 
 def child(path: str, mode: str, max_steps: int, valid_limit: int) -> None:
     from textclf import TrainConfig
-    from textclf.train.loop import run_loop
-    from textclf.train.prepare import prepare
-    from textclf.train.setup import seed_everything
+    from textclf.training.loop import run_loop
+    from textclf.training.prepare import prepare
+    from textclf.training.setup import seed_everything
 
     config = TrainConfig(streaming="on" if mode == "streaming" else "off", split_mode="word", epochs=1)
     seed_everything(config.seed)

@@ -14,7 +14,7 @@ stratified 80/20 split:
   of epochs, ``model.fit`` on NumPy arrays;
 - textclf: ``TrainConfig(arch="lstm", pooling="last")`` with every other
   setting at its default (length bucketing, masks, post-padding, batch size,
-  learning rate, early stopping), trained by ``textclf.train.run.train``, the
+  learning rate, early stopping), trained by ``textclf.training.run.train``, the
   path ``textclf train`` takes (the checkpointed loop); ``--set NAME=VALUE``
   changes a setting of this variant to measure a lever.
 
@@ -75,7 +75,7 @@ def epoch_timer():
 
 def split_of(data_name):
     from textclf import TrainConfig
-    from textclf.train.prepare import prepare_in_memory
+    from textclf.training.prepare import prepare_in_memory
 
     return prepare_in_memory(TrainConfig(), REPO / "data" / f"{data_name}.csv")
 
@@ -85,7 +85,7 @@ def run_reference(data_name, epochs, seed):
     import numpy as np
 
     from textclf import Tokenizer
-    from textclf.evaluate.metrics import classification_metrics
+    from textclf.evaluation.metrics import classification_metrics
 
     split = split_of(data_name)
     keras.utils.set_random_seed(seed)
@@ -124,13 +124,13 @@ def run_textclf(data_name, settings, seed):
 
     import numpy as np
 
-    import textclf.train.loop
+    import textclf.training.loop
     from textclf import TrainConfig, tokenizer_from_json
-    from textclf.train.run import train
+    from textclf.training.run import train
 
     split = split_of(data_name)
     config = TrainConfig(arch="lstm", units=64, embedding_dim=128, pooling="last", seed=seed).replace(**settings)
-    seconds, with_validation, log = [], [], textclf.train.loop.log
+    seconds, with_validation, log = [], [], textclf.training.loop.log
 
     def timed_log(message):
         # "epoch 2/10: loss ... (4.31 s, training 3.90 s)": the whole epoch, then its training steps alone.
@@ -140,7 +140,7 @@ def run_textclf(data_name, settings, seed):
             seconds.append(float(match.group(2)))
         log(message)
 
-    textclf.train.loop.log = timed_log
+    textclf.training.loop.log = timed_log
     with tempfile.TemporaryDirectory() as folder:
         result = train(split.train, config, valid=split.valid, run_dir=Path(folder) / "runs" / "speed")
         tokenizer = tokenizer_from_json((result.run_dir / "tokenizer.json").read_text(encoding="utf-8"))

@@ -23,7 +23,7 @@ step and each variant's samples per second relative to the classic step.
 Part 2 measures the CPU seconds one epoch of rt_polarity's training batches
 (batch 64, length buckets) costs to produce, from ``tf.data``'s ragged
 bucketing (``bucket_by_sequence_length``, the reference) and from the NumPy-planned batches
-the training loop uses (``textclf.train.batches.planned_dataset``).
+the training loop uses (``textclf.training.batches.planned_dataset``).
 """
 
 import argparse
@@ -125,9 +125,9 @@ def pipeline_cpu():
 
     from textclf import TrainConfig
     from textclf.data.counts import bucket_boundaries
-    from textclf.train.batches import EncodedTexts, planned_dataset
-    from textclf.train.prepare import prepare_in_memory
-    from textclf.train.rows import epoch_order
+    from textclf.training.batches import EncodedTexts, planned_dataset
+    from textclf.training.prepare import prepare_in_memory
+    from textclf.training.rows import epoch_order
 
     prepared = prepare_in_memory(TrainConfig(max_len=34), REPO / "data" / "rt_polarity.csv")
     texts = prepared.train.texts

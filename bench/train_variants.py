@@ -8,7 +8,7 @@ Usage (from the repository root):
     python bench/train_variants.py batch256_fixed     # no length buckets
 
 LSTM 64 on the textclf split of data/rt_polarity.csv, max_len 34, three epochs of the training loop every run
-uses (``textclf.train.loop``), timed one by one by the loop; prints the epoch times and samples/s of the
+uses (``textclf.training.loop``), timed one by one by the loop; prints the epoch times and samples/s of the
 fastest epoch after the first (which pays for tracing).
 """
 
@@ -32,9 +32,9 @@ def main():
     if len(sys.argv) != 2 or sys.argv[1] not in VARIANTS:
         sys.exit(f"usage: python bench/train_variants.py {{{','.join(VARIANTS)}}}")
     from textclf import TrainConfig
-    from textclf.train.fit import fit_prepared
-    from textclf.train.prepare import prepare_in_memory
-    from textclf.train.setup import seed_everything
+    from textclf.training.fit import fit_prepared
+    from textclf.training.prepare import prepare_in_memory
+    from textclf.training.setup import seed_everything
 
     settings = VARIANTS[sys.argv[1]]
     config = TrainConfig(arch="lstm", pooling="last", max_len=34, epochs=3, patience=3, **settings)

@@ -9,8 +9,8 @@ import pytest
 
 from textclf import Tokenizer, TrainConfig, build_model, load, load_dataset
 from textclf.cli import main
-from textclf.evaluate.baseline import held_out_split
-from textclf.evaluate.metrics import classification_metrics
+from textclf.evaluation.baseline import held_out_split
+from textclf.evaluation.metrics import classification_metrics
 from textclf.model.embeddings import load_embeddings
 from textclf.serve.explain import explain, html_page, terminal_line
 from textclf.model.layers import AttentionPooling, MaskedMaxPooling

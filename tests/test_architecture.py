@@ -54,8 +54,8 @@ def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import():
 
 def test_textclf_has_no_import_cycle():
     graph = module_imports()
-    assert "textclf.train.setup" in graph["textclf.train.loop"]  # The reader sees from-imports...
-    assert "textclf.log" in graph["textclf.train.cluster"]  # ...and imports inside functions.
+    assert "textclf.training.setup" in graph["textclf.training.loop"]  # The reader sees from-imports...
+    assert "textclf.log" in graph["textclf.training.cluster"]  # ...and imports inside functions.
     assert cycles(graph) == []
 
 
@@ -76,4 +76,15 @@ def test_the_rooms_depend_on_each_other_in_one_direction():
     assert cycles(rooms) == []
     # The layers docs/ARCHITECTURE.md describes: text and model know nothing of data, training or serving.
     assert rooms["text"] == set() and rooms["model"] == {"config"} and rooms["data"] == {"log"}
-    assert "train" not in rooms["serve"] and "serve" not in rooms["data"] and "train" not in rooms["data"]
+    assert "training" not in rooms["serve"] and "serve" not in rooms["data"] and "training" not in rooms["data"]
+
+
+def test_no_public_name_hides_a_room():
+    import importlib
+
+    import textclf
+
+    rooms = sorted(path.name for path in (REPO / "textclf").iterdir() if (path / "__init__.py").is_file())
+    assert rooms == ["data", "evaluation", "model", "serve", "text", "training"]
+    # `import textclf.training.run` then `textclf.training.run` must reach the module, not a function of that name.
+    assert all(getattr(textclf, room) is importlib.import_module(f"textclf.{room}") for room in rooms)

@@ -5,8 +5,8 @@ import tensorflow as tf
 
 from textclf import Tokenizer, TrainConfig, encode
 from textclf.data.counts import bucket_boundaries
-from textclf.train.batches import EncodedTexts, batch_plan, planned_dataset
-from textclf.train.rows import TokenizedRows, epoch_order, input_function
+from textclf.training.batches import EncodedTexts, batch_plan, planned_dataset
+from textclf.training.rows import TokenizedRows, epoch_order, input_function
 
 TEXTS = ["a b c d e f", "a", "", "b c", "zzz unknown", "c c c"]
 

@@ -74,12 +74,12 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_to_resume(b
 
 @pytest.mark.slow
 def test_a_picture_that_fails_is_a_warning_and_the_run_and_export_are_kept(binary_csv, tmp_path, capsys, monkeypatch):
-    import textclf.train.run
+    import textclf.training.run
 
     def broken(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'matplotlib'")
 
-    monkeypatch.setattr(textclf.train.run, "plot_history", broken)
+    monkeypatch.setattr(textclf.training.run, "plot_history", broken)
     status, out, err = run_cli(capsys, "train", binary_csv, "--output", tmp_path / "out", *TINY)
     assert status == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
@@ -218,7 +218,7 @@ def test_the_command_line_is_quiet_and_a_closed_pipe_ends_it_quietly(binary_resu
 
 
 def test_macro_f1_averages_over_the_classes_that_occur():
-    from textclf.evaluate.metrics import classification_metrics, classification_metrics_of_indices
+    from textclf.evaluation.metrics import classification_metrics, classification_metrics_of_indices
 
     # "c" has no validation row and is never predicted: it is not a class with F1 0.
     assert classification_metrics(["a", "a", "b"], ["a", "a", "b"], ["a", "b", "c"])["macro_f1"] == 1.0

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from textclf import TrainConfig, evaluate, load, train
-from textclf.train.prepare import prepare_in_memory
-from textclf.train.resume import InProgress
+from textclf.training.prepare import prepare_in_memory
+from textclf.training.resume import InProgress
 from textclf.cli import main
 
 from conftest import NEGATIVE, POSITIVE, TOPICS, Crash, crash_at_save, make_rows, multilabel_rows, tiny_config, write_csv

@@ -87,7 +87,7 @@ def test_fasttext_leading_labels_several_sorted_and_joined(tmp_path):
 
 def test_fasttext_labels_are_joined_with_the_configured_label_sep(tmp_path):
     from textclf import TrainConfig
-    from textclf.train.prepare import prepare_in_memory
+    from textclf.training.prepare import prepare_in_memory
 
     path = tmp_path / "tags.ft"
     path.write_text("__label__sport __label__politics The minister scored\n__label__sport A late goal\n"

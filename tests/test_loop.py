@@ -1,4 +1,4 @@
-"""The training loop's rules, each checked against what it must compute (textclf.train.loop, textclf.train.steps)."""
+"""The training loop's rules, each checked against what it must compute (textclf.training.loop, textclf.training.steps)."""
 
 import math
 
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from textclf.train.loop import LoopState, _early_stopping, _plateau, run_loop
-from textclf.train.prepare import new_tokenizer
-from textclf.train.rows import TokenizedRows, input_function
-from textclf.train.setup import build_fit_model, make_optimizer, seed_everything
-from textclf.train.steps import step_functions
+from textclf.training.loop import LoopState, _early_stopping, _plateau, run_loop
+from textclf.training.prepare import new_tokenizer
+from textclf.training.rows import TokenizedRows, input_function
+from textclf.training.setup import build_fit_model, make_optimizer, seed_everything
+from textclf.training.steps import step_functions
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 from textclf import load
 from textclf.cli import main
 from textclf.data.labels import label_sets, multi_hot
-from textclf.evaluate.multilabel import tune_threshold
+from textclf.evaluation.multilabel import tune_threshold
 
 from conftest import multilabel_rows, write_csv
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from textclf import TrainConfig
-from textclf.train.setup import make_optimizer
+from textclf.training.setup import make_optimizer
 from textclf.model.layers import GatherEmbedding
 from textclf.model.optimizers import FusedAdam, LazyAdam
 

@@ -18,9 +18,9 @@ from textclf import TrainConfig
 from textclf.model.factory import build_model
 from textclf.cli import main
 from textclf.serve.export import export_run
-from textclf.train.batches import EncodedTexts
-from textclf.train.prepare import new_tokenizer
-from textclf.train.wide import bigram_keys
+from textclf.training.batches import EncodedTexts
+from textclf.training.prepare import new_tokenizer
+from textclf.training.wide import bigram_keys
 from textclf.serve.predict import RunClassifier
 from textclf.serve.check import (PROBE_TEXTS, ServingError, ServingSession, check_export, forbidden_ops,
                                    graph_ops)

@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textclf import TrainConfig, Tokenizer, load_dataset
-from textclf.train.prepare import new_tokenizer
+from textclf.training.prepare import new_tokenizer
 from textclf.data.progress import ProgressBar
 from textclf.data.reading import decode, decoded_chunks, physical_lines
 from textclf.data.streaming import THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, should_stream
-from textclf.train.streamed_rows import StreamedRows
+from textclf.training.streamed_rows import StreamedRows
 
 from conftest import TOPICS, Crash, crash_at_save, make_rows, multilabel_rows, write_csv
 
@@ -319,8 +319,8 @@ def test_physical_lines_of_any_chunking_equal_readlines_of_the_whole(pieces, dat
 @pytest.mark.parametrize("streaming", ["on", "off"])
 def test_a_run_into_a_busy_output_is_refused_before_reading_its_data(streaming, binary_csv, tmp_path, capfd):
     from textclf import train
-    from textclf.train.prepare import prepare_in_memory
-    from textclf.train.resume import InProgress
+    from textclf.training.prepare import prepare_in_memory
+    from textclf.training.resume import InProgress
 
     from conftest import tiny_config
 

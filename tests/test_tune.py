@@ -6,7 +6,7 @@ import os
 import pytest
 
 from textclf.cli import main
-from textclf.train.tune import parse_budget
+from textclf.training.tune import parse_budget
 
 from conftest import NEGATIVE, POSITIVE, make_rows, write_csv
 

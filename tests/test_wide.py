@@ -6,7 +6,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf import TrainConfig
 from textclf.model.layers import Blend, TfidfLogits
-from textclf.train.wide import _blend_weights, bigram_keys, tfidf_features
+from textclf.training.wide import _blend_weights, bigram_keys, tfidf_features
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 
@@ -77,7 +77,7 @@ def test_the_blend_recovers_the_weights_that_made_the_labels():
 
 
 def test_wide_is_refused_for_multi_label_and_auto_resolves_where_it_applies(tmp_path, capsys):
-    from textclf.train.prepare import prepare_in_memory, prepare_streamed
+    from textclf.training.prepare import prepare_in_memory, prepare_streamed
 
     with pytest.raises(ValueError, match=r"`wide` applies to single-label tasks only. Received: wide='tfidf' with "
                                          r"multi_label=True"):
@@ -103,7 +103,7 @@ def test_a_wide_run_saves_and_serves_the_branch(binary_csv, tmp_path):
     assert [layer.name for layer in model.layers][-2:] == ["tfidf_logits", "blend"]
     # The exported linear part was refitted on every row, validation rows included: its 2-grams are all rows'.
     from textclf import load_dataset
-    from textclf.train.rows import TokenizedRows
+    from textclf.training.rows import TokenizedRows
 
     data = load_dataset(binary_csv)
     every_row = TokenizedRows(run.run.tokenizer, data.texts, data.labels, config, ["fresh", "rotten"])

@@ -24,7 +24,7 @@ from textclf.model.factory import build_model  # noqa: E402
 from textclf.serve.predict import Prediction, evaluate, load  # noqa: E402
 from textclf.text.sequences import encode  # noqa: E402
 from textclf.text.tokenizer import Tokenizer, tokenizer_from_json  # noqa: E402
-from textclf.train.run import train  # noqa: E402
+from textclf.training.run import train  # noqa: E402
 
 __version__ = "0.1.0"
 

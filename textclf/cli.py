@@ -197,7 +197,7 @@ def _output_of(args) -> Path:
 
 
 def run_train(args) -> None:
-    from textclf.train.run import train
+    from textclf.training.run import train
 
     config = config_from_args(args)
     output = _output_of(args)
@@ -212,11 +212,11 @@ def run_train(args) -> None:
 
 
 def run_baseline(args) -> None:
-    from textclf.evaluate.baseline import BASELINE, comparison_table, held_out_split, run_baseline as fit_baseline
-    from textclf.evaluate.metrics import classification_metrics
+    from textclf.evaluation.baseline import BASELINE, comparison_table, held_out_split, run_baseline as fit_baseline
+    from textclf.evaluation.metrics import classification_metrics
     from textclf.serve.predict import load
-    from textclf.train.prepare import check_labels, read_dataset
-    from textclf.train.run import train
+    from textclf.training.prepare import check_labels, read_dataset
+    from textclf.training.run import train
 
     config = config_from_args(args)
     if config.multi_label:
@@ -244,7 +244,7 @@ def run_baseline(args) -> None:
 
 
 def run_tune(args) -> None:
-    from textclf.train.tune import parse_budget, trials_table, tune
+    from textclf.training.tune import parse_budget, trials_table, tune
 
     budget = parse_budget(args.budget)
     result, trials = tune(args.data, config_from_args(args), output=_output_of(args), budget=budget,
@@ -351,7 +351,7 @@ def run_explain(args) -> None:
 
 
 def run_evaluate(args) -> None:
-    from textclf.evaluate.metrics import format_metrics
+    from textclf.evaluation.metrics import format_metrics
     from textclf.serve.predict import evaluate
 
     metrics = evaluate(args.model, args.data, args.text_column, args.label_column,
@@ -362,7 +362,7 @@ def run_evaluate(args) -> None:
         print(f"\nreport written to {args.output}")
     plot = args.plot or (Path(args.output).with_name("confusion_matrix.png") if args.output else None)
     if plot:
-        from textclf.evaluate.reports import plot_confusion_matrix
+        from textclf.evaluation.reports import plot_confusion_matrix
 
         plot_confusion_matrix(metrics["confusion_matrix"], metrics["classes"], plot, normalize=args.normalize)
         print(f"confusion matrix drawn in {plot}")

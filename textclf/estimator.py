@@ -64,9 +64,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             ``self``.
         """
-        from textclf.train.fit import fit_prepared
-        from textclf.train.prepare import check_labels, prepare_in_memory
-        from textclf.train.setup import seed_everything
+        from textclf.training.fit import fit_prepared
+        from textclf.training.prepare import check_labels, prepare_in_memory
+        from textclf.training.setup import seed_everything
 
         originals = np.asarray(y).ravel()
         texts, labels = _texts(X, "X"), [str(label) for label in originals]

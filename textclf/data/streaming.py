@@ -5,7 +5,7 @@ is ever built.  One counting pass over the file (with a progress bar) fits
 the tokenizer, finds the labels, counts the rows and keeps a histogram of
 sequence lengths (exact for the data-driven ``max_len`` and the length
 buckets); training and validation then read the file again through tf.data
-(:mod:`textclf.train.streamed_rows`).  Memory is bounded by the vocabulary's word
+(:mod:`textclf.training.streamed_rows`).  Memory is bounded by the vocabulary's word
 counts, the label set, the distinct lengths and the buffers, not by the
 number of rows.
 

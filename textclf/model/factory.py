@@ -96,7 +96,7 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     else:
         outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(hidden)
     if config.wide == "tfidf" and config.wide_bigrams is not None:
-        # The wide branch beside the recurrent one (its size is known once fitted: textclf.train.wide).
+        # The wide branch beside the recurrent one (its size is known once fitted: textclf.training.wide).
         wide = TfidfLogits(vocabulary_size, config.wide_bigrams, outputs.shape[-1], name="tfidf_logits")(ids)
         outputs = Blend(outputs.shape[-1], name="blend")([outputs, wide])
     return keras.Model(ids, outputs, name=f"textclf_{config.arch}")

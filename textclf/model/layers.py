@@ -110,7 +110,7 @@ class TfidfLogits(keras.layers.Layer):
     (scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``); the logits are
     ``features @ kernel + bias``.  Padding (id 0) counts for nothing.  Core
     TensorFlow ops only (Unique, segment sums, SearchSorted), so TF Serving
-    runs it; the weights are set after fitting (``textclf.train.wide``), not trained.
+    runs it; the weights are set after fitting (``textclf.training.wide``), not trained.
 
     Input: int32 ids ``[batch, time]``.  Output: float32 ``[batch, outputs]``.
     """
@@ -169,7 +169,7 @@ class Blend(keras.layers.Layer):
     ``logits(p)`` is ``log(p / (1 - p))`` for one sigmoid unit and ``log(p)``
     for a softmax (its logits up to a constant per row, which softmax ignores).
     ``a = 1, b = 0, c = 0`` returns ``p``; the weights are fitted on the
-    validation rows after training (``textclf.train.wide``).
+    validation rows after training (``textclf.training.wide``).
 
     Inputs: ``[p [batch, outputs], wide [batch, outputs]]``.  Output: probabilities ``[batch, outputs]``.
     """

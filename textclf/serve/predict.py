@@ -11,9 +11,9 @@ import numpy as np
 from textclf.serve.artifacts import EXPORT_METADATA, load_run, resolve_export
 from textclf.data.dataset import load_dataset
 from textclf.config import TrainConfig
-from textclf.evaluate.metrics import classification_metrics
+from textclf.evaluation.metrics import classification_metrics
 from textclf.data.labels import label_sets, multi_hot
-from textclf.evaluate.multilabel import multilabel_metrics
+from textclf.evaluation.multilabel import multilabel_metrics
 from textclf.text.sequences import encode
 
 
@@ -173,7 +173,7 @@ def evaluate(model, data, text_column: str = "text", label_column: str = "label"
         encoding: Encoding of a text file.
 
     Returns:
-        :func:`textclf.evaluate.metrics.classification_metrics` output, plus ``model``,
+        :func:`textclf.evaluation.metrics.classification_metrics` output, plus ``model``,
         ``data`` and ``dropped_rows``.
     """
     classifier = load(model) if isinstance(model, (str, Path)) else model

@@ -19,7 +19,7 @@ restore_best_weights=True)``, ``ReduceLROnPlateau(factor=0.5, patience=1)``)
 and saves, with ``tf.train.CheckpointManager``, everything needed to
 continue: weights, optimizer, epoch and step, the partial epoch's sums, the
 history, early-stopping and plateau state, the best weights (:class:`LoopState`).
-The rows come through one interface (:class:`textclf.train.rows.Rows`), in
+The rows come through one interface (:class:`textclf.training.rows.Rows`), in
 memory or read from a file each epoch.
 """
 
@@ -34,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from textclf.train.cluster import get_strategy, worker_role
+from textclf.training.cluster import get_strategy, worker_role
 from textclf.log import log
 from textclf.data.counts import balanced_class_weights
-from textclf.train.rows import Rows, input_function
-from textclf.train.setup import build_fit_model, make_optimizer
-from textclf.train.steps import STEPS_PER_CALL, batches, step_functions
+from textclf.training.rows import Rows, input_function
+from textclf.training.setup import build_fit_model, make_optimizer
+from textclf.training.steps import STEPS_PER_CALL, batches, step_functions
 
 # Set by tests: each worker writes the SHA-256 of its final weights to this file.
 DIGEST_VARIABLE = "TEXTCLF_WEIGHTS_DIGEST_FILE"
@@ -135,9 +135,9 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         config: Settings, ``max_len`` resolved; ``strategy`` picks the strategy.
         tokenizer: The fitted tokenizer.
         classes: The labels, in output order.
-        train_rows: Training :class:`textclf.train.rows.Rows`.
+        train_rows: Training :class:`textclf.training.rows.Rows`.
         valid_rows: Validation rows (early stopping, plateau, history).
-        in_progress: A :class:`textclf.train.resume.InProgress` to checkpoint
+        in_progress: A :class:`textclf.training.resume.InProgress` to checkpoint
             into and resume from, or ``None`` for no checkpoints.
         verbose: 0 for no per-epoch log lines; 1 (or "auto" on a terminal) adds a progress bar.
         tensorboard: Folder for TensorBoard logs (chief only).

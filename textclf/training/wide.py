@@ -131,7 +131,7 @@ def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
         config: Its settings (``wide="tfidf"``).
         tokenizer: The fitted tokenizer.
         classes: The labels, in output order.
-        train_rows, valid_rows: :class:`textclf.train.rows.TokenizedRows`.
+        train_rows, valid_rows: :class:`textclf.training.rows.TokenizedRows`.
 
     Returns:
         ``(validation_model, model, config)``: the model whose linear part saw

@@ -56,7 +56,7 @@ def classification_metrics_of_indices(true_indices, predicted_indices, classes) 
     """:func:`classification_metrics` from class indices instead of label strings.
 
     The same dictionary, without a Python string per row: streamed
-    validation (``textclf.train.streamed_rows``) keeps only two int32 arrays.
+    validation (``textclf.training.streamed_rows``) keeps only two int32 arrays.
 
     Args:
         true_indices: Index into ``classes`` of each row's true label.

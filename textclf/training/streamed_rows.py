@@ -1,4 +1,4 @@
-"""Rows read from a data file each epoch (see :mod:`textclf.data.streaming`): :class:`textclf.train.rows.Rows` streamed.
+"""Rows read from a data file each epoch (see :mod:`textclf.data.streaming`): :class:`textclf.training.rows.Rows` streamed.
 
 A Python generator reads the file, keeps the rows of one part (training or
 validation) and of one input pipeline (row number modulo the number of
@@ -31,7 +31,7 @@ PARTS = ("train", "valid")
 
 
 class StreamedRows:
-    """One part of a streamed file, tokenized as it is read; the streamed :class:`textclf.train.rows.Rows`.
+    """One part of a streamed file, tokenized as it is read; the streamed :class:`textclf.training.rows.Rows`.
 
     Args:
         source: The file.
@@ -125,7 +125,7 @@ class StreamedRows:
                 targets[index, positions] = 1.0
         else:
             targets = np.array([target for _, target in rows], dtype=np.int32)
-            # The binary head is one sigmoid unit: its target is a float column (textclf.train.setup.targets_of).
+            # The binary head is one sigmoid unit: its target is a float column (textclf.training.setup.targets_of).
             targets = targets.astype(np.float32)[:, None] if len(self.classes) == 2 else targets
         return np.frombuffer(values, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64), targets
 
@@ -154,7 +154,7 @@ class StreamedRows:
 
     def batches(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
                 bucket: bool = False):
-        """See :meth:`textclf.train.rows.Rows.batches`; the shuffle is a buffer seeded with ``(seed, epoch, pipeline_id)``."""
+        """See :meth:`textclf.training.rows.Rows.batches`; the shuffle is a buffer seeded with ``(seed, epoch, pipeline_id)``."""
         import tensorflow as tf
 
         signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int64), self.target_spec())

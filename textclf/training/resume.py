@@ -10,7 +10,7 @@
 * ``state.json`` (written last): the settings as requested and a fingerprint
   of the data, to refuse resuming under different ones;
 * ``checkpoint/``: ``tf.train.CheckpointManager`` files (weights, optimizer,
-  epoch and step; see :mod:`textclf.train.loop`);
+  epoch and step; see :mod:`textclf.training.loop`);
 * ``seconds.json``: training seconds up to the last checkpoint, so a resumed
   run's ``run.json`` counts the whole run.
 
@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from textclf.train.cluster import WorkerRole
+from textclf.training.cluster import WorkerRole
 from textclf.config import TrainConfig
 from textclf.text.tokenizer import Tokenizer, tokenizer_from_json
 
@@ -85,7 +85,7 @@ class InProgress:
         Args:
             runs_dir: The folder of run folders (``OUTPUT/runs``).
             config: The settings as requested (``max_len`` possibly unresolved).
-            prepared: The run's data (:class:`textclf.train.prepare.Prepared`): row counts and fingerprint.
+            prepared: The run's data (:class:`textclf.training.prepare.Prepared`): row counts and fingerprint.
             role: This process's role; only the chief writes.
             restart: Discard an interrupted run instead of resuming it.
 
@@ -247,7 +247,7 @@ class InProgress:
             resolved: The settings used, ``max_len`` and ``split_mode`` resolved.
             tokenizer: The fitted tokenizer.
             classes: The labels, in model output order.
-            prepared: The run's data (:class:`textclf.train.prepare.Prepared`): row counts and fingerprint.
+            prepared: The run's data (:class:`textclf.training.prepare.Prepared`): row counts and fingerprint.
         """
         if not self.role.is_chief:
             return

@@ -21,14 +21,14 @@ from pathlib import Path
 
 from textclf.config import TrainConfig
 from textclf.data.streaming import should_stream
-from textclf.evaluate.metrics import format_metrics
-from textclf.evaluate.reports import plot_confusion_matrix, plot_history
+from textclf.evaluation.metrics import format_metrics
+from textclf.evaluation.reports import plot_confusion_matrix, plot_history
 from textclf.log import log
-from textclf.train.cluster import get_strategy, worker_role
-from textclf.train.fit import fit_prepared, validation_metrics
-from textclf.train.prepare import prepare, task_of
-from textclf.train.resume import InProgress
-from textclf.train.setup import seed_everything
+from textclf.training.cluster import get_strategy, worker_role
+from textclf.training.fit import fit_prepared, validation_metrics
+from textclf.training.prepare import prepare, task_of
+from textclf.training.resume import InProgress
+from textclf.training.setup import seed_everything
 
 
 @dataclasses.dataclass
@@ -38,7 +38,7 @@ class TrainResult:
     Attributes:
         run_dir: The run folder (``None`` on a non-chief worker of a
             multi-worker run, which writes nothing).
-        metrics: Validation metrics (see :func:`textclf.evaluate.metrics.classification_metrics`).
+        metrics: Validation metrics (see :func:`textclf.evaluation.metrics.classification_metrics`).
         history: Per-epoch loss and accuracy, training and validation.
         config: The settings used, ``max_len`` resolved.
         export_dir: The exported SavedModel version, when ``output`` was given.
@@ -122,7 +122,7 @@ def train(
         encoding: Encoding of ``data`` and ``valid`` text files.
         restart: Discard the checkpoint of an interrupted run instead of
             resuming it.  Every run checkpoints into ``.in-progress`` beside
-            the run folders (see :mod:`textclf.train.resume`) at epoch ends
+            the run folders (see :mod:`textclf.training.resume`) at epoch ends
             (and every ``config.checkpoint_every`` steps); a rerun with the
             same settings and data resumes from the last checkpoint.
         started_at: ``time.perf_counter()`` when the command started (the
@@ -148,7 +148,7 @@ def train(
         raise ValueError(f"Run folder {run_dir} already exists; choose another (runs are never overwritten)")
 
     # Distributed runs: the strategy must exist before any other TensorFlow op,
-    # and only the chief writes files (textclf.train.cluster).
+    # and only the chief writes files (textclf.training.cluster).
     role = worker_role(config.strategy)
     get_strategy(config.strategy)
     phases = Phases(started_at)
@@ -159,7 +159,7 @@ def train(
     prepared = prepare(settings, data, valid, data_format, encoding)
     phases.lap("reading_and_vocabulary")
     # Every run checkpoints (at epoch ends, and every `checkpoint_every` steps) into .in-progress, and a rerun
-    # of an interrupted one resumes from its last checkpoint, mid-epoch exactly (see textclf.train.loop).
+    # of an interrupted one resumes from its last checkpoint, mid-epoch exactly (see textclf.training.loop).
     in_progress = InProgress.open(run_dir.parent, settings, prepared, role, restart=restart)
     try:
         fitted = fit_prepared(settings, prepared, in_progress, verbose=verbose, tensorboard=tensorboard)

@@ -1,7 +1,7 @@
 """What a run is built from: its seeds, targets, model (with precision and embeddings), optimizer, loss.
 
-Shared by the training loop (``textclf.train.loop``, ``textclf.train.steps``) and the
-pipeline above it (``textclf.train.fit``), so neither imports the other for these.
+Shared by the training loop (``textclf.training.loop``, ``textclf.training.steps``) and the
+pipeline above it (``textclf.training.fit``), so neither imports the other for these.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fitting prepared data: the training loop on its rows, then validation metrics.  No file output but checkpoints.
 
-``textclf.train.run`` wraps this with the run folder and the export;
+``textclf.training.run`` wraps this with the run folder and the export;
 ``textclf.estimator`` wraps it with the scikit-learn API.
 """
 
@@ -12,16 +12,16 @@ import time
 import numpy as np
 
 from textclf.config import TrainConfig
-from textclf.evaluate.metrics import classification_metrics_of_indices
-from textclf.evaluate.multilabel import multilabel_metrics, tune_threshold
+from textclf.evaluation.metrics import classification_metrics_of_indices
+from textclf.evaluation.multilabel import multilabel_metrics, tune_threshold
 from textclf.log import log
 from textclf.model.factory import predict_probabilities
 from textclf.text.sequences import encode
 from textclf.text.tokenizer import Tokenizer
-from textclf.train.loop import run_loop, write_weights_digest
-from textclf.train.prepare import Prepared
-from textclf.train.rows import predictions
-from textclf.train.wide import fit_wide
+from textclf.training.loop import run_loop, write_weights_digest
+from textclf.training.prepare import Prepared
+from textclf.training.rows import predictions
+from textclf.training.wide import fit_wide
 
 
 @dataclasses.dataclass
@@ -34,7 +34,7 @@ class FittedPipeline:
         model: The Keras model, with the weights of the epoch with the lowest validation loss.
         history: Per-epoch loss and accuracy, training and validation.
         training_seconds: Time in the training loop (a resumed run includes its interrupted part).
-        valid_rows: The validation :class:`textclf.train.rows.Rows`.
+        valid_rows: The validation :class:`textclf.training.rows.Rows`.
         epoch_seconds: ``{"training": [...], "validation": [...]}`` seconds per epoch this process ran.
         phase_seconds: Where this process's time went: ``encoding`` the rows, ``building_and_tracing``
             (the model, the strategy, the compiled steps: the loop's time outside epochs and validation),
@@ -75,12 +75,12 @@ def resumed_setup(in_progress, requested: TrainConfig):
 
 def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, verbose="auto",
                  tensorboard=None) -> FittedPipeline:
-    """Trains a model on ``prepared`` data in the training loop (:func:`textclf.train.loop.run_loop`).
+    """Trains a model on ``prepared`` data in the training loop (:func:`textclf.training.loop.run_loop`).
 
     Args:
         requested: The settings as requested (saved with the checkpoint, compared on resume).
-        prepared: The data, tokenizer and resolved settings (:mod:`textclf.train.prepare`).
-        in_progress: The run's :class:`textclf.train.resume.InProgress` to
+        prepared: The data, tokenizer and resolved settings (:mod:`textclf.training.prepare`).
+        in_progress: The run's :class:`textclf.training.resume.InProgress` to
             checkpoint into, or ``None``; when it holds an interrupted run, its
             vocabulary and settings are reused and training resumes.
         verbose: 0 for no per-epoch log lines; 1 (or "auto" on a terminal) adds a progress bar.
@@ -124,8 +124,8 @@ def validation_metrics(fitted: FittedPipeline, classes):
     Returns:
         ``(config, metrics)``: ``config`` with the tuned ``threshold`` for a
         multi-label run that did not fix one; ``metrics`` as
-        :func:`textclf.evaluate.metrics.classification_metrics` (single-label)
-        or :func:`textclf.evaluate.multilabel.multilabel_metrics` return them.
+        :func:`textclf.evaluation.metrics.classification_metrics` (single-label)
+        or :func:`textclf.evaluation.multilabel.multilabel_metrics` return them.
     """
     config = fitted.config
     model = fitted.model if fitted.validation_model is None else fitted.validation_model

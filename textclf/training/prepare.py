@@ -28,8 +28,8 @@ from textclf.data.labels import label_sets
 from textclf.log import log
 from textclf.text.rules import cjk_share
 from textclf.text.tokenizer import Tokenizer
-from textclf.train.rows import TokenizedRows, fingerprint_of
-from textclf.train.streamed_rows import SHUFFLE_BUFFER, StreamedRows
+from textclf.training.rows import TokenizedRows, fingerprint_of
+from textclf.training.streamed_rows import SHUFFLE_BUFFER, StreamedRows
 
 
 def task_of(config: TrainConfig, classes) -> str:
@@ -78,7 +78,7 @@ class Prepared:
     run_info: dict
 
     def parts(self, tokenizer: Tokenizer, config: TrainConfig):
-        """``(train, valid)`` :class:`textclf.train.rows.Rows` encoded with ``tokenizer`` and ``config``."""
+        """``(train, valid)`` :class:`textclf.training.rows.Rows` encoded with ``tokenizer`` and ``config``."""
         raise NotImplementedError
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from textclf.data.dataset import Dataset
-from textclf.evaluate.metrics import classification_metrics
+from textclf.evaluation.metrics import classification_metrics
 
 BASELINE = "TF-IDF + LogReg"
 
@@ -62,7 +62,7 @@ def run_baseline(train_data: Dataset, test_data: Dataset, classes, cjk: bool = F
     """Fits the baseline on ``train_data`` and scores it on ``test_data``.
 
     Returns:
-        Metrics (see :func:`textclf.evaluate.metrics.classification_metrics`) plus ``fit_seconds``.
+        Metrics (see :func:`textclf.evaluation.metrics.classification_metrics`) plus ``fit_seconds``.
     """
     pipeline = tfidf_pipeline(cjk, seed)
     started = time.perf_counter()

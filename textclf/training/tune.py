@@ -4,7 +4,7 @@ KerasTuner's random search (its oracle keeps the trials and their state on
 disk, so a rerun of the same command resumes the search) picks the
 architecture, units, the wide TF-IDF branch, dropout, learning rate and the
 ``max_len`` percentile.  Every trial trains through the one training path
-(:func:`textclf.train.fit.fit_prepared`) on the same training/validation
+(:func:`textclf.training.fit.fit_prepared`) on the same training/validation
 split of the data, scored by validation macro-F1; no trial sees other rows.
 When the budget is spent (or ``max_trials`` reached), the best setting trains
 once more as a normal ``train`` run (run folder and export), and a table of
@@ -64,7 +64,7 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
         encoding: Encoding of text files.
 
     Returns:
-        ``(result, trials)``: the final run's :class:`textclf.train.run.TrainResult`
+        ``(result, trials)``: the final run's :class:`textclf.training.run.TrainResult`
         and one ``{"trial", "settings", "val_macro_f1", "seconds"}`` per finished trial, best first.
 
     Example:
@@ -72,10 +72,10 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     """
     import keras_tuner
 
-    from textclf.train.fit import fit_prepared, validation_metrics
-    from textclf.train.prepare import prepare_in_memory, read_dataset
-    from textclf.train.run import train
-    from textclf.train.setup import seed_everything
+    from textclf.training.fit import fit_prepared, validation_metrics
+    from textclf.training.prepare import prepare_in_memory, read_dataset
+    from textclf.training.run import train
+    from textclf.training.setup import seed_everything
 
     config = config or TrainConfig()
     if config.streaming == "on" or config.multi_label or config.strategy != "none":

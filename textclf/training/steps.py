@@ -11,7 +11,7 @@ one a step-by-step loop would take (a resumed run stays bitwise equal).
 
 from __future__ import annotations
 
-from textclf.train.setup import loss_name
+from textclf.training.setup import loss_name
 
 # Training steps per call of the compiled function; the progress bar moves once per call.
 STEPS_PER_CALL = 16
@@ -54,7 +54,7 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
         optimizer: Its optimizer, built.
         classes: The labels, in output order.
         weights_by_class: Loss weight per class index, or ``None``.
-        state: The loop's :class:`textclf.train.loop.LoopState`.
+        state: The loop's :class:`textclf.training.loop.LoopState`.
         multi_label: Sigmoid units with binary cross-entropy per label.
     """
     import keras

@@ -2,7 +2,7 @@
 
 The loop, validation and the metrics see only this interface, so they are
 written once for rows in memory and for rows read from a file each epoch
-(:class:`textclf.train.streamed_rows.StreamedRows`).
+(:class:`textclf.training.streamed_rows.StreamedRows`).
 
 Each epoch's order is a function of ``(seed, epoch)`` alone (not of how many
 epochs this process has already run), so a resumed run sees exactly the
@@ -20,8 +20,8 @@ import numpy as np
 from textclf.data.counts import bucket_boundaries
 from textclf.data.labels import label_sets
 from textclf.text.sequences import encode
-from textclf.train.batches import EncodedTexts, planned_dataset
-from textclf.train.setup import targets_of
+from textclf.training.batches import EncodedTexts, planned_dataset
+from textclf.training.setup import targets_of
 
 
 class Rows(Protocol):
