@@ -1,4 +1,4 @@
-"""Held-out accuracy: textclf's defaults against the tuned TF-IDF baseline (and fastText), 3 splits, learning curves.
+"""Held-out accuracy: textclf's defaults against the tuned TF-IDF baseline, 3 splits, learning curves.
 
 Usage (from the repository root, after the README's install command):
 
@@ -16,7 +16,6 @@ Protocol, for each data set and split seed s (0, 1, 2):
    20% of the subsample for early stopping), then the **export** classifies the test rows, as a user's would;
 4. the baseline: TF-IDF (word 1-2-grams, or character 1-3-grams when textclf chose a CJK mode), sublinear
    tf, min_df 2, LogisticRegression C=4, fitted on all of the subsample;
-5. fastText (when the ``fasttext`` package imports): wordNgrams 2, 25 epochs, on all of the subsample.
 
 Macro-F1 on the test rows; the table gives the mean and standard deviation over the splits.  Nothing is
 written to the repository (runs go to a temporary folder).
@@ -53,23 +52,6 @@ def subsample(data, size, seed):
     return data.subset(sorted(rows))
 
 
-def fasttext_scores(train_rows, test_rows, classes, seed):
-    """fastText's macro-F1 on the test rows, or ``None`` when the package is not installed."""
-    try:
-        import fasttext
-    except ImportError:
-        return None
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as handle:
-        for text, label in zip(train_rows.texts, train_rows.labels):
-            handle.write(f"__label__{label} {' '.join(text.split())}\n")
-    model = fasttext.train_supervised(handle.name, wordNgrams=2, epoch=25, seed=seed, verbose=0, thread=1)
-    Path(handle.name).unlink()
-    # model.predict fails under NumPy 2 (fasttext 0.9.2 asks np.array for copy=False); its C++ call does not.
-    predicted = [model.f.predict(" ".join(text.split()) + "\n", 1, 0.0, "strict")[0][1].removeprefix("__label__")
-                 for text in test_rows.texts]
-    return classification_metrics(test_rows.labels, predicted, classes)["macro_f1"]
-
-
 def one_run(name, size, seed, config, folder):
     data = load_dataset(REPO / "data" / f"{name}.csv")
     rest, test = held_out_split(data, 0.2, seed)
@@ -85,7 +67,6 @@ def one_run(name, size, seed, config, folder):
         "data": name, "size": size, "seed": seed, "train_rows": len(rows), "test_rows": len(test),
         "textclf": classification_metrics(test.labels, predicted, classes)["macro_f1"],
         "baseline": run_baseline(rows, test, classes, cjk, seed)["macro_f1"],
-        "fasttext": fasttext_scores(rows, test, classes, seed),
         "textclf_seconds": seconds, "epochs": len(losses), "best_epoch": losses.index(min(losses)) + 1,
     }
 
@@ -98,8 +79,8 @@ def mean_sd(values):
 
 
 def table(results):
-    lines = ["| data | training rows | textclf | TF-IDF + LR | fastText | textclf − TF-IDF (per split) | textclf s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| data | training rows | textclf | TF-IDF + LR | textclf − TF-IDF (per split) | textclf s |",
+             "|---|---|---|---|---|---|"]
     groups = {}
     for result in results:
         groups.setdefault((result["data"], result["train_rows"] if result["size"] != "all" else "all"), []).append(result)
@@ -107,7 +88,7 @@ def table(results):
         rows = runs[0]["train_rows"]
         differences = " ".join(f"{run['textclf'] - run['baseline']:+.3f}" for run in runs)
         lines.append(f"| {name} | {rows:,}{' (all)' if size == 'all' else ''} | {mean_sd(r['textclf'] for r in runs)} "
-                     f"| {mean_sd(r['baseline'] for r in runs)} | {mean_sd(r['fasttext'] for r in runs)} "
+                     f"| {mean_sd(r['baseline'] for r in runs)} "
                      f"| {differences} | {statistics.mean(r['textclf_seconds'] for r in runs):.0f} |")
     return "\n".join(lines)
 
