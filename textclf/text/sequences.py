@@ -1,16 +1,10 @@
-"""From texts to the padded id matrix the model reads, in Python and in the graph.
+"""From texts to the padded id matrix the model reads: ``encode`` in Python, ``GraphEncoder`` in the graph.
 
-Both paths follow the same three rules:
-
-1. ``Tokenizer.texts_to_sequences`` (legacy semantics, see ``tokenizer.py``);
-2. a text with no known token becomes ``[oov_index]``, so that no row is all
-   padding (cuDNN raises on such rows, and a masked LSTM would return its
-   initial state for them);
+Both follow three rules (``tests/test_parity.py`` checks that they agree):
+1. ``Tokenizer.texts_to_sequences`` (legacy semantics);
+2. a text with no known token becomes ``[oov_index]``, so no row is all padding (cuDNN raises on such rows,
+   and a masked LSTM would return its initial state for them);
 3. ``keras.utils.pad_sequences(sequences, maxlen, padding, truncating)``.
-
-``encode`` runs them in Python; ``GraphEncoder`` runs them with core
-TensorFlow ops (tf.strings, tf.lookup, ragged) so the exported SavedModel
-takes raw text.  ``tests/test_parity.py`` checks that they agree.
 """
 
 from __future__ import annotations
@@ -32,8 +26,7 @@ def _check_encoding_arguments(max_len, padding, truncating):
 
 
 def truncated(sequence, max_len: int, truncating: str):
-    """Rule 3's truncation of one sequence (ids or tokens): its first ``max_len`` items
-    with ``"post"``, its last with ``"pre"`` (``pad_sequences``'s rule)."""
+    """Rule 3's truncation of one sequence (ids or tokens): its first ``max_len`` items with "post", last with "pre"."""
     return sequence[-max_len:] if truncating == "pre" else sequence[:max_len]
 
 
@@ -49,7 +42,7 @@ def empty_index(tokenizer: Tokenizer) -> int:
 
 def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", truncating: str = "post",
            trim: bool = False) -> np.ndarray:
-    """Padded id matrix for ``texts``, shape ``[len(texts), max_len]``, int32.
+    """Padded int32 id matrix for ``texts``, shape ``[len(texts), max_len]``.
 
     Args:
         tokenizer: A fitted tokenizer with an OOV token.
@@ -57,12 +50,8 @@ def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", tru
         max_len: Length of every row.
         padding: ``"post"`` pads on the right (the default: cuDNN needs right-padded masks).
         truncating: ``"post"`` keeps the beginning of long texts, ``"pre"`` the end.
-        trim: Pad only to the longest row (at most ``max_len``) instead of
-            ``max_len``.  The model's output is the same (padding is masked),
-            and a huge ``max_len`` then costs nothing for short texts.
-
-    Returns:
-        ``np.ndarray`` of int32.
+        trim: Pad only to the longest row (at most ``max_len``): the model's output is the same (padding is
+            masked), and a huge ``max_len`` costs nothing for short texts.
 
     Example:
         >>> encode(tokenizer, ["a gorgeous movie"], max_len=5)
@@ -82,17 +71,10 @@ def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", tru
 
 
 class GraphEncoder:
-    """The ``encode`` rules as a TensorFlow function over raw strings.
+    """The ``encode`` rules with core TensorFlow ops over raw strings (same arguments as :func:`encode`).
 
-    It owns a ``tf.lookup.StaticHashTable`` built from
-    ``Tokenizer.effective_index()``; attach it to a ``tf.Module`` so the table
-    is saved with the SavedModel.
-
-    Args:
-        tokenizer: A fitted tokenizer with an OOV token.
-        max_len: Length of every row.
-        padding: ``"pre"`` or ``"post"``.
-        truncating: ``"pre"`` or ``"post"``.
+    It owns a ``tf.lookup.StaticHashTable`` built from ``Tokenizer.effective_index()``: attach it to a
+    ``tf.Module`` so the table is saved with the SavedModel.
 
     Example:
         >>> encoder = GraphEncoder(tokenizer, max_len=40)
@@ -108,11 +90,9 @@ class GraphEncoder:
         self.padding = padding
         self.truncating = truncating
         self.empty_id = empty_index(tokenizer)
-        mapping = tokenizer.effective_index()
-        # Words that convert to the OOV index need no entry: the default value
-        # covers them.  The OOV token itself stays, so the table is never empty
-        # (TensorFlow refuses an empty initializer).
-        mapping = {word: index for word, index in mapping.items()
+        # Words that convert to the OOV index need no entry (the default value covers them); the OOV token itself
+        # stays, so the table is never empty (TensorFlow refuses an empty initializer).
+        mapping = {word: index for word, index in tokenizer.effective_index().items()
                    if index != self.empty_id or word == tokenizer.oov_token}
         keys = tf.constant(list(mapping), dtype=tf.string)
         values = tf.constant(list(mapping.values()), dtype=tf.int32)
@@ -125,12 +105,8 @@ class GraphEncoder:
         return self.padded(texts, self.max_len, self.padding)[0]
 
     def padded(self, texts, width=None, padding="post"):
-        """Ids padded to ``width`` columns (default: the longest row, at least 1), and each row's length.
-
-        Returns:
-            ``(ids, lengths)``: int32 ``[batch, width]`` and int32 ``[batch]``
-            (1 to ``max_len``: an empty text is ``[empty_id]``).
-        """
+        """``(ids, lengths)``: int32 ``[batch, width]`` (default width: the longest row, at least 1) and int32
+        ``[batch]``, each row's length (1 to ``max_len``: an empty text is ``[empty_id]``)."""
         import tensorflow as tf
 
         ids, rows, positions, lengths = self._tokens(texts)
@@ -149,12 +125,10 @@ class GraphEncoder:
         return dense + tf.cast(filler, tf.int32) * self.empty_id, lengths
 
     def _tokens(self, texts):
-        """Rule 1 and rule 3's truncation on the flat tokens.
+        """Rules 1 and 3 (truncation) on the flat tokens: ``(ids, rows, positions, lengths)``.
 
-        Returns:
-            ``(ids, rows, positions, lengths)``: the kept tokens' ids, rows and
-            positions in their row (int32 ``[tokens]``), and each row's number
-            of kept tokens (int32 ``[batch]``, 0 for a text without tokens).
+        The kept tokens' ids, rows and positions in their row (int32 ``[tokens]``), and each row's number of
+        kept tokens (int32 ``[batch]``, 0 for a text without tokens).
         """
         import tensorflow as tf
 
