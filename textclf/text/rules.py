@@ -16,11 +16,9 @@ DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 
 # Letters newer than the ICU tables of TensorFlow 2.21: ``tf.strings.lower`` leaves them unchanged, so the graph
 # maps them explicitly.  tests/test_parity.py sweeps every code point and fails if this list goes stale.
-_LOWERCASE_EXCEPTIONS = (
-    [0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8]
-    + [code for code in range(0x10570, 0x10596) if code not in (0x1057B, 0x1058B, 0x10593)]
-)
-LOWERCASE_EXCEPTIONS = {chr(code): chr(code).lower() for code in _LOWERCASE_EXCEPTIONS}
+LOWERCASE_EXCEPTIONS = {chr(code): chr(code).lower() for code in (0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8,
+                                                                   *range(0x10570, 0x10596))
+                        if code not in (0x1057B, 0x1058B, 0x10593)}
 
 
 # Scripts written without spaces, each character a token in CJK mode: (first, last) code points of CJK Unified
@@ -38,11 +36,6 @@ CJK_PUNCTUATION = "".join(
 CJK_MODES = ("off", "chars", "bigrams")
 _CJK_PYTHON = re.compile("[" + "".join(f"{chr(first)}-{chr(last)}" for first, last in CJK_RANGES) + "]")
 _CJK_RE2 = "[" + "".join(f"\\x{{{first:x}}}-\\x{{{last:x}}}" for first, last in CJK_RANGES) + "]"
-
-
-def is_cjk(character: str) -> bool:
-    """Whether ``character`` belongs to one of ``CJK_RANGES``."""
-    return bool(_CJK_PYTHON.fullmatch(character))
 
 
 def cjk_share(texts) -> float:
@@ -116,10 +109,10 @@ class TextRules:
         if self.cjk == "bigrams":
             # Two CJK characters adjacent in the text end up with exactly one
             # empty piece between them; that slot receives their bigram.
-            joined = list(pieces)
+            joined, cjk = list(pieces), _CJK_PYTHON.fullmatch
             for position in range(1, len(pieces) - 1):
                 before, after = pieces[position - 1], pieces[position + 1]
-                if not pieces[position] and len(before) == 1 == len(after) and is_cjk(before) and is_cjk(after):
+                if not pieces[position] and len(before) == 1 == len(after) and cjk(before) and cjk(after):
                     joined[position] = before + after
             pieces = joined
         return [token for token in pieces if token]

@@ -19,10 +19,9 @@ PADDING_MODES = ("pre", "post")
 def _check_encoding_arguments(max_len, padding, truncating):
     if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len <= 0:
         raise ValueError(f"`max_len` must be a positive integer. Received: max_len={max_len!r}")
-    if padding not in PADDING_MODES:
-        raise ValueError(f"`padding` must be 'pre' or 'post'. Received: padding={padding!r}")
-    if truncating not in PADDING_MODES:
-        raise ValueError(f"`truncating` must be 'pre' or 'post'. Received: truncating={truncating!r}")
+    for name, value in (("padding", padding), ("truncating", truncating)):
+        if value not in PADDING_MODES:
+            raise ValueError(f"`{name}` must be 'pre' or 'post'. Received: {name}={value!r}")
 
 
 def truncated(sequence, max_len: int, truncating: str):
@@ -33,10 +32,8 @@ def truncated(sequence, max_len: int, truncating: str):
 def empty_index(tokenizer: Tokenizer) -> int:
     """The id that stands for a text with no known token (the OOV index)."""
     if tokenizer.oov_index is None:
-        raise ValueError(
-            "The tokenizer needs an `oov_token` so that texts without known words "
-            "still produce one token. Received: oov_token=None"
-        )
+        raise ValueError("The tokenizer needs an `oov_token` so that texts without known words still produce one "
+                         "token. Received: oov_token=None")
     return tokenizer.oov_index
 
 
@@ -65,9 +62,7 @@ def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", tru
     if not sequences:
         return np.zeros((0, max_len), dtype=np.int32)
     width = min(max_len, max(map(len, sequences))) if trim else max_len
-    return keras.utils.pad_sequences(
-        sequences, maxlen=width, dtype="int32", padding=padding, truncating=truncating, value=0
-    )
+    return keras.utils.pad_sequences(sequences, maxlen=width, dtype="int32", padding=padding, truncating=truncating)
 
 
 class GraphEncoder:
