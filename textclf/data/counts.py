@@ -1,10 +1,7 @@
-"""The statistics a run derives from its training rows, computed from histograms (``{value: rows}``).
+"""``max_len``, length buckets and class weights from histograms (``{value: rows}``), in memory and streamed alike.
 
-``max_len``, the length buckets and the class weights are computed here for
-rows in memory and streamed rows alike: a streamed run never holds one value
-per row, and a histogram is bounded by the number of distinct values.  The
-results equal NumPy's percentile/quantile and scikit-learn's "balanced"
-weights on the full arrays (``tests/test_counts.py`` checks them against those).
+A streamed run never holds one value per row; a histogram is bounded by the distinct values.  The results equal
+NumPy's quantile and scikit-learn's "balanced" weights on the full arrays (``tests/test_counts.py`` checks).
 """
 
 from __future__ import annotations
@@ -16,10 +13,9 @@ import numpy as np
 
 
 def histogram_quantiles(histogram: dict, quantiles) -> np.ndarray:
-    """``np.quantile(values, quantiles)`` (linear method) of the values a ``{value: count}`` histogram holds.
+    """``np.quantile(values, quantiles)`` (linear method, ``quantiles`` in [0, 1]) of a ``{value: count}`` histogram.
 
-    Exact: the same arithmetic as NumPy's on the two neighbouring order
-    statistics, without building the array of all values.
+    Exact: NumPy's arithmetic on the two neighbouring order statistics, without the array of all values.
 
     Example:
         >>> histogram_quantiles({1: 2, 5: 1}, [0.5, 1.0])
@@ -27,29 +23,20 @@ def histogram_quantiles(histogram: dict, quantiles) -> np.ndarray:
     """
     values = np.array(sorted(histogram), dtype=np.int64)
     ends = np.cumsum([histogram[value] for value in values.tolist()])  # Order statistics up to each value.
-    quantiles = np.asarray(quantiles, dtype=np.float64)
-    virtual = (int(ends[-1]) - 1) * quantiles
-    previous = np.floor(virtual)
-    following = previous + 1
     last = int(ends[-1]) - 1
-    previous[virtual >= last], following[virtual >= last] = last, last
-    below = np.searchsorted(ends, previous.astype(np.int64), side="right")
-    above = np.searchsorted(ends, following.astype(np.int64), side="right")
-    low, high = values[below], values[above]
+    virtual = last * np.asarray(quantiles, dtype=np.float64)
+    previous = np.floor(virtual)
+    low = values[np.searchsorted(ends, previous.astype(np.int64), side="right")]
+    high = values[np.searchsorted(ends, np.minimum(previous + 1, last).astype(np.int64), side="right")]
     gamma = virtual - previous
     difference = high - low
-    result = low + difference * gamma
     # NumPy's _lerp: from the upper neighbour when gamma >= 0.5, for the same rounding.
-    return np.where(gamma >= 0.5, high - difference * (1 - gamma), result)
+    return np.where(gamma >= 0.5, high - difference * (1 - gamma), low + difference * gamma)
 
 
 def max_len_of(config, lengths: dict) -> int:
-    """``config.max_len``, or the ``max_len_percentile`` of the token counts in ``lengths``, within ``max_len_limit``.
-
-    Args:
-        config: The settings.
-        lengths: ``{token count: rows}`` of the training rows.
-    """
+    """``config.max_len``, or the ``max_len_percentile`` of ``lengths`` (``{token count: training rows}``), at most
+    ``max_len_limit``."""
     if config.max_len is not None:
         return config.max_len
     if not lengths:
@@ -76,10 +63,7 @@ def balanced_class_weights(label_counts: dict, classes) -> dict[int, float]:
 def bucket_boundaries(lengths: dict, max_len: int, buckets: int = 10) -> list[int]:
     """Upper length bounds (exclusive) that split the rows into about ``buckets`` equally full length buckets.
 
-    Args:
-        lengths: ``{token count: rows}``; counts are clipped to ``1..max_len`` as the batches hold them.
-        max_len: The run's ``max_len``.
-        buckets: How many buckets to aim for.
+    ``lengths`` is ``{token count: rows}``; counts are clipped to ``1..max_len`` as the batches hold them.
 
     Example:
         >>> bucket_boundaries({1: 50, 10: 50}, max_len=20, buckets=2)

@@ -1,16 +1,10 @@
 """Readers of the file formats textclf accepts, each yielding raw ``(where, text, label)`` rows.
 
-``where`` is the line number (the row number for Parquet, the file's path
-inside the folder for a folder per class); :func:`textclf.data.dataset.load_dataset`
-cleans the rows and drops those with an empty text or label.  Every problem
-is a ``ValueError`` naming the file, and the line where there is one.
-
-Files are read incrementally: bytes in chunks (:class:`DataFile`), decoded
-incrementally (:func:`decoded_chunks`), split into lines, parsed a row at a
-time; Parquet in record batches.  Reading a file whole (``load_dataset``) and
-streaming it (:mod:`textclf.data.streaming`) are the same code, and memory while
-reading is one chunk plus the longest row.  A folder per class is the
-exception: its files are read one by one, each whole.
+``where`` is the line number (Parquet: the row number; a folder per class: the file's path inside the folder).
+Every problem is a ``ValueError`` naming the file, and the line where there is one.  Files are read
+incrementally (bytes in chunks, decoded incrementally, split into lines; Parquet in record batches), for
+``load_dataset`` and streaming alike: memory is one chunk plus the longest row.  A folder per class is read
+file by file, each whole.
 """
 
 from __future__ import annotations
@@ -18,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import itertools
-import io
 import json
 import re
 import sys
@@ -26,9 +19,6 @@ import tempfile
 from pathlib import Path
 
 from textclf.data.reading import DataFile, codec_name, decode, decoded_chunks, logical_lines, physical_lines
-
-__all__ = ["FORMAT_NAMES", "TEXT_FORMATS", "check_format", "columns_error", "decode", "folder_rows", "format_of",
-           "line_rows", "parquet_rows", "read_rows", "text_rows"]
 
 FORMAT_NAMES = ("csv", "tsv", "jsonl", "parquet", "fasttext", "folder", "lines")
 EXTENSIONS = {
@@ -44,31 +34,14 @@ PARQUET_BATCH_ROWS = 8192
 
 
 def check_format(data_format: str | None, source) -> None:
-    """Refuses a format name textclf does not know.
-
-    Args:
-        data_format: A format name, or ``None`` (decide from the extension).
-        source: The file the format was meant for, named in the message.
-    """
+    """Refuses a format name textclf does not know (``None``: decide from the extension) for ``source``."""
     if data_format is not None and data_format not in FORMAT_NAMES:
-        raise ValueError(
-            f"Unknown format {data_format!r} for {source}; expected one of {', '.join(FORMAT_NAMES)} (--format)"
-        )
+        raise ValueError(f"Unknown format {data_format!r} for {source}; "
+                         f"expected one of {', '.join(FORMAT_NAMES)} (--format)")
 
 
 def format_of(path: Path, data_format: str | None = None) -> str:
-    """The format of ``path``: ``data_format`` when given, else from the extension.
-
-    A folder is read as one subfolder per class; ``.gz`` is looked through, so
-    ``data.csv.gz`` is CSV.
-
-    Args:
-        path: The data file or folder.
-        data_format: One of :data:`FORMAT_NAMES`, or ``None`` to decide from the extension.
-
-    Returns:
-        One of :data:`FORMAT_NAMES`.
-    """
+    """``data_format`` when given, else the format of ``path`` from its extension (``.gz`` looked through)."""
     check_format(data_format, path)
     if data_format is not None:
         return data_format
@@ -77,21 +50,10 @@ def format_of(path: Path, data_format: str | None = None) -> str:
     inner = path.with_suffix("") if path.suffix.lower() == ".gz" else path
     found = EXTENSIONS.get(inner.suffix.lower())
     if found is None:
-        raise ValueError(
-            f"Cannot tell the format of {path} from its extension; expected one of "
-            f"{', '.join(sorted(EXTENSIONS))} (optionally followed by .gz), a folder with one subfolder per "
-            f"class, or a format given with --format ({', '.join(FORMAT_NAMES)})"
-        )
+        raise ValueError(f"Cannot tell the format of {path} from its extension; expected one of "
+                         f"{', '.join(sorted(EXTENSIONS))} (optionally followed by .gz), a folder with one subfolder "
+                         f"per class, or a format given with --format ({', '.join(FORMAT_NAMES)})")
     return found
-
-
-def columns_error(source, column, option, columns) -> ValueError:
-    """The error for a missing column, listing the columns there are."""
-    columns = list(columns)
-    # A header of a million columns must not make a 13 MB message: the first 20 and a count.
-    shown = ", ".join(map(repr, columns[:20])) + (f", ... ({len(columns)} columns in all)" if len(columns) > 20 else "")
-    return ValueError(f"Column {column!r} not found in {source}; its columns are: {shown or '(none)'}. "
-                      f"Choose one with {option}.")
 
 
 def _wanted(text_column, label_column) -> list[str]:
@@ -100,9 +62,14 @@ def _wanted(text_column, label_column) -> list[str]:
 
 
 def _check_columns(source, wanted, columns) -> None:
+    """Refuses a missing column, listing the ``columns`` there are (a list)."""
     for column, option in zip(wanted, ("--text-column", "--label-column")):
         if column not in columns:
-            raise columns_error(source, column, option, columns)
+            # A header of a million columns must not make a 13 MB message: the first 20 and a count.
+            more = f", ... ({len(columns)} columns in all)" if len(columns) > 20 else ""
+            shown = ", ".join(map(repr, columns[:20])) + more
+            raise ValueError(f"Column {column!r} not found in {source}; its columns are: {shown or '(none)'}. "
+                             f"Choose one with {option}.")
 
 
 def _pick(record: dict, text_column, label_column):
@@ -114,16 +81,13 @@ def _delimited_rows(lines, source, delimiter: str, text_column, label_column):
     # Let csv raise its field size limit: news articles exceed the 128 KiB default.
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     reader = csv.reader(lines, delimiter=delimiter)
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        return
-    except csv.Error as error:
-        raise ValueError(f"{source} line {reader.line_num}: {error}") from None
-    _check_columns(source, _wanted(text_column, label_column), header)
+    header = None
     try:
         for row in reader:
-            if row:
+            if header is None:
+                header = [name.strip() for name in row]
+                _check_columns(source, _wanted(text_column, label_column), header)
+            elif row:
                 yield reader.line_num, *_pick(dict(zip(header, row)), text_column, label_column)
     except csv.Error as error:
         raise ValueError(f"{source} line {reader.line_num}: {error}") from None
@@ -175,19 +139,10 @@ def _plain_rows(lines, source, label_column):
 
 def line_rows(lines, source, data_format: str, text_column: str = "text", label_column: str | None = "label",
               label_sep: str = "|"):
-    """Rows of text lines in one of :data:`TEXT_FORMATS`.
+    """Raw ``(line_number, text, label)`` rows of physical lines (with their endings) in one of :data:`TEXT_FORMATS`.
 
-    Args:
-        lines: Physical lines with their endings (:func:`physical_lines`).
-        source: What to name in messages.
-        data_format: One of :data:`TEXT_FORMATS`.
-        text_column: Column or key of the text (CSV, TSV, JSONL).
-        label_column: Column or key of the label; ``None`` reads texts only.
-        label_sep: Joins the labels of a fastText line with several ``__label__`` tokens.
-
-    Returns:
-        An iterator of ``(line_number, text, label)``; text and label are raw
-        values (``None`` when missing, ``""`` labels when ``label_column`` is None).
+    Text and label are ``None`` when missing; labels are ``""`` when ``label_column`` is None.  ``label_sep``
+    joins the labels of a fastText line with several ``__label__`` tokens.
     """
     if data_format in ("csv", "tsv"):
         return _delimited_rows(lines, source, "," if data_format == "csv" else "\t", text_column, label_column)
@@ -201,36 +156,16 @@ def line_rows(lines, source, data_format: str, text_column: str = "text", label_
                      f"expected one of {', '.join(TEXT_FORMATS)}")
 
 
-def text_rows(content: str, source, data_format: str, text_column: str = "text", label_column: str | None = "label",
-              label_sep: str = "|"):
-    """Rows of decoded text already in memory (standard input); see :func:`line_rows`.
-
-    Example:
-        >>> list(text_rows("text,label\\nhi,x\\n", "<stdin>", "csv"))
-        [(2, 'hi', 'x')]
-    """
-    return line_rows(io.StringIO(content, newline=""), source, data_format, text_column, label_column, label_sep)
-
-
 def parquet_rows(path: Path, text_column: str = "text", label_column: str | None = "label", progress=None):
-    """Rows of a Parquet file (optionally gzip), reading only the text and label columns, a batch at a time.
+    """``(row_number, text, label)`` of a Parquet file, reading only the columns wanted, a batch at a time.
 
-    A ``.parquet.gz`` is first decompressed to a temporary file: Parquet
-    needs to seek, and the disk, not memory, can hold any size.
-
-    Args:
-        path: The file.
-        text_column: Column of the text.
-        label_column: Column of the label; ``None`` reads texts only.
-        progress: Called as ``progress(rows_done, rows_total)`` after each batch.
-
-    Returns:
-        An iterator of ``(row_number, text, label)``, rows numbered from 1.
+    Rows are numbered from 1; ``progress(rows_done, rows_total)`` is called after each batch.  A
+    ``.parquet.gz`` is decompressed to a temporary file first: Parquet needs to seek, and disk holds any size.
     """
     import pyarrow
     import pyarrow.parquet as parquet
 
-    source = DataFile(path)  # Refuses a missing file or a folder.
+    source = DataFile(path)  # Refuses a folder.
     with contextlib.ExitStack() as stack:
         opened = str(path)
         if path.suffix.lower() == ".gz":
@@ -254,33 +189,22 @@ def parquet_rows(path: Path, text_column: str = "text", label_column: str | None
                 progress(number, total)
 
 
-def _is_hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
-
-
 def folder_rows(path: Path, label_column: str | None = "label", encoding: str = "utf-8"):
-    """Rows of a folder per class: ``path/<label>/*.txt``, one text per file.
+    """``(file inside path, text, label)`` of a folder per class, ``path/<label>/*.txt``, one text per file.
 
-    Like Keras's ``text_dataset_from_directory``: the label is the subfolder's
-    name, ``.txt`` files are found at any depth below it, other files are
-    ignored.  Subfolders and files are sorted, so the order never depends on
-    the file system; hidden files and folders (``.name``) are skipped.
-
-    Returns:
-        An iterator of ``(file, text, label)``: ``file`` is the path inside
-        ``path``, text the file's content without trailing line breaks.
+    Like Keras's ``text_dataset_from_directory``: ``.txt`` files at any depth below the label's subfolder, other
+    files ignored; sorted, so the order never depends on the file system; hidden files and folders skipped.
+    The text is the file's content without trailing line breaks.
     """
-    if not path.exists():
-        raise ValueError(f"Data folder not found: {path}")
-    if not path.is_dir():
+    if not path.is_dir():  # read_rows has refused a missing path.
         raise ValueError(f"Expected a folder with one subfolder per class, got a file: {path}")
     classes = sorted(child for child in path.iterdir() if child.is_dir() and not child.name.startswith("."))
     if not classes:
         raise ValueError(f"{path} has no class subfolders; expected one subfolder per label holding .txt files "
                          f"({path}/<label>/*.txt)")
     files = {
-        folder.name: sorted(file for file in folder.rglob("*.txt")
-                            if file.is_file() and not _is_hidden(file.relative_to(folder)))
+        folder.name: sorted(file for file in folder.rglob("*.txt") if file.is_file()
+                            and not any(part.startswith(".") for part in file.relative_to(folder).parts))
         for folder in classes
     }
     empty = [name for name, found in files.items() if not found]
@@ -294,25 +218,10 @@ def folder_rows(path: Path, label_column: str | None = "label", encoding: str = 
 
 def read_rows(path: Path, data_format: str | None = None, text_column: str = "text",
               label_column: str | None = "label", encoding: str = "utf-8", label_sep: str = "|", progress=None):
-    """Rows of any supported file or folder, read incrementally (a folder per class file by file).
+    """Raw ``(where, text, label)`` rows of any supported file or folder, read incrementally.
 
-    Args:
-        path: File or folder.
-        data_format: One of :data:`FORMAT_NAMES`; ``None`` decides from the extension.
-        text_column: Column or key of the text (CSV, TSV, JSONL, Parquet).
-        label_column: Column or key of the label; ``None`` reads texts only.
-        encoding: Encoding of text files (Parquet stores its own).
-        label_sep: Joins the labels of a fastText line with several ``__label__`` tokens.
-        progress: Called as ``progress(done, total)`` while reading: bytes of
-            the file on disk (compressed for ``.gz``), rows for Parquet; never
-            for a folder.
-
-    Returns:
-        An iterator of ``(where, text, label)``.
-
-    Example:
-        >>> for line, text, label in read_rows(Path("data/rt_polarity.csv")):
-        ...     pass
+    Arguments as :func:`textclf.data.dataset.load_dataset`'s; ``progress(done, total)`` is called while reading:
+    bytes of the file on disk (compressed for ``.gz``), rows for Parquet; never for a folder.
     """
     check_format(data_format, path)
     if not path.exists():

@@ -39,6 +39,5 @@ def multi_hot(sets, classes) -> np.ndarray:
     position = {name: index for index, name in enumerate(classes)}
     targets = np.zeros((len(sets), len(classes)), dtype=np.float32)
     for row, names in enumerate(sets):
-        for name in names:
-            targets[row, position[name]] = 1.0
+        targets[row, [position[name] for name in names]] = 1.0
     return targets

@@ -1,8 +1,7 @@
-"""A progress bar on standard error for long passes over a file (the streaming counting pass).
+"""A progress bar on standard error (standard output is for results) for long passes over a file.
 
-Standard output is kept for results, so the bar goes to standard error.  On a
-terminal it redraws one line at most every half second; in a log (not a
-terminal) it writes a line at every tenth of the way, so logs stay short.
+On a terminal it redraws one line at most every half second; in a log it writes a line at every tenth of the
+way, so logs stay short.
 """
 
 from __future__ import annotations
@@ -14,12 +13,7 @@ _UNITS = ((1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB"))
 
 
 def human_bytes(count: float) -> str:
-    """``1.5 GB``, ``12.0 MB``, ``900 B``: a byte count for people (powers of 1024).
-
-    Example:
-        >>> human_bytes(3 * 2**30 // 2)
-        '1.5 GB'
-    """
+    """``1.5 GB``, ``12.0 MB``, ``900 B``: a byte count for people (powers of 1024)."""
     for size, name in _UNITS:
         if count >= size:
             return f"{count / size:.1f} {name}"
@@ -29,12 +23,7 @@ def human_bytes(count: float) -> str:
 class ProgressBar:
     """``title [=====>     ] 45%  1.0/2.2 GB  38 MB/s  9,876 rows  ETA 31 s``.
 
-    Args:
-        title: What is being done, e.g. ``counting data.csv``.
-        total: The amount at the end (bytes, or rows when ``unit`` is ``rows``).
-        unit: ``bytes`` or ``rows``: how ``done`` and ``total`` are shown.
-        stream: Where to draw; standard error by default.
-        interval: Seconds between redraws on a terminal.
+    ``total`` is the amount at the end, in ``unit`` (``bytes`` or ``rows``); ``stream`` defaults to standard error.
 
     Example:
         >>> bar = ProgressBar("counting data.csv", total=2_000_000)
@@ -42,12 +31,13 @@ class ProgressBar:
         >>> bar.close()
     """
 
-    def __init__(self, title: str, total: int, unit: str = "bytes", stream=None, interval: float = 0.5):
+    interval = 0.5  # Seconds between redraws on a terminal.
+
+    def __init__(self, title: str, total: int, unit: str = "bytes", stream=None):
         self.title = title
         self.total = max(int(total), 1)
         self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
-        self.interval = interval
         self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
         self.started = time.perf_counter()
         self.last_drawn = 0.0
@@ -74,13 +64,7 @@ class ProgressBar:
         return "  ".join(parts)
 
     def update(self, done: int, total: int | None = None, rows: int | None = None) -> None:
-        """Records progress and redraws when it is time to.
-
-        Args:
-            done: The amount done so far.
-            total: A new total, when it is known only now.
-            rows: Rows read so far, shown beside a byte count.
-        """
+        """Records progress (``total`` when known only now, ``rows`` read beside a byte count); redraws in time."""
         self.done = done
         if total is not None:
             self.total = max(int(total), 1)

@@ -1,7 +1,6 @@
-"""Reading bytes and text incrementally: a file in chunks, decoded in chunks, split into lines.
+"""Reading a file incrementally: bytes in chunks, decoded in chunks, split into lines (:mod:`.formats` parses them).
 
-Everything here holds one chunk (plus the longest line) at a time, so a file
-of any size reads in bounded memory; :mod:`textclf.data.formats` parses the lines.
+Memory is one chunk plus the longest line, whatever the file's size.
 """
 
 from __future__ import annotations
@@ -18,28 +17,15 @@ CHUNK_BYTES = 1 << 20
 
 
 class DataFile:
-    """A data file read in chunks of bytes, decompressed when its name ends in ``.gz``.
+    """An existing data file read in chunks of bytes, decompressed when its name ends in ``.gz``.
 
-    Memory stays at one chunk whatever the file's size; :attr:`bytes_read`
-    says how far into the file on disk (compressed bytes for ``.gz``) the
-    reading is, for progress bars.
-
-    Args:
-        path: The file.
-        chunk_bytes: Bytes per chunk.
-
-    Example:
-        >>> source = DataFile(Path("data.csv.gz"))
-        >>> total = sum(len(chunk) for chunk in source.chunks())
+    :attr:`bytes_read` says how far into the file on disk (compressed bytes for ``.gz``) the reading is.
     """
 
-    def __init__(self, path: Path, chunk_bytes: int = CHUNK_BYTES):
-        if not path.exists():
-            raise ValueError(f"Data file not found: {path}")
+    def __init__(self, path: Path):
         if path.is_dir():
             raise ValueError(f"Expected a data file, got a folder: {path}")
         self.path = path
-        self.chunk_bytes = chunk_bytes
         self.size = path.stat().st_size
         self.bytes_read = 0
 
@@ -50,9 +36,10 @@ class DataFile:
             stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
             while True:
                 try:
-                    chunk = stream.read(self.chunk_bytes)
+                    chunk = stream.read(CHUNK_BYTES)
                 except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError; EOFError when cut.
-                    raise ValueError(f"{self.path} is not valid gzip data ({error}), yet its name ends in .gz") from None
+                    message = f"{self.path} is not valid gzip data ({error}), yet its name ends in .gz"
+                    raise ValueError(message) from None
                 self.bytes_read = raw.tell()
                 if not chunk:
                     return
@@ -69,21 +56,9 @@ def codec_name(encoding: str, source) -> str:
 
 
 def decoded_chunks(byte_chunks, source, encoding: str = "utf-8"):
-    """Decodes a stream of byte chunks incrementally; a UTF-8 byte-order mark is dropped.
+    """Decodes byte chunks incrementally (a character cut between chunks is decoded whole); drops a UTF-8 BOM.
 
-    A character cut between two chunks is decoded whole: the decoder keeps
-    the first bytes until the rest arrives.
-
-    Args:
-        byte_chunks: Iterable of ``bytes``.
-        source: What to name in messages (a path, ``<stdin>``).
-        encoding: Any codec name Python knows (``utf-8``, ``latin-1``, ``cp1252``, ``utf-16``...).
-
-    Returns:
-        An iterator of decoded ``str`` chunks.
-
-    Raises:
-        ValueError: for an unknown encoding, or naming the line of the first undecodable bytes.
+    Raises ``ValueError`` for an unknown encoding, or naming ``source`` and the line of the first undecodable bytes.
     """
     name = codec_name(encoding, source)
     decoder = codecs.getincrementaldecoder(name)()
@@ -111,30 +86,20 @@ def decoded_chunks(byte_chunks, source, encoding: str = "utf-8"):
 
 
 def decode(raw: bytes, source, encoding: str = "utf-8") -> str:
-    """Decodes ``raw`` whole (see :func:`decoded_chunks`, which it is built on).
-
-    Example:
-        >>> decode(b"\\xef\\xbb\\xbftext,label", "data.csv")
-        'text,label'
-    """
+    """Decodes ``raw`` whole (see :func:`decoded_chunks`)."""
     return "".join(decoded_chunks([raw], source, encoding))
 
 
 def physical_lines(text_chunks):
-    """Lines of a stream of text chunks, split as ``open(..., newline="")`` splits them.
-
-    A line ends at ``\\n``, ``\\r`` or ``\\r\\n`` and keeps its ending (what
-    ``csv.reader`` wants); a ``\\r\\n`` cut between two chunks stays one line
-    break.  Memory: one chunk plus the longest line.
-    """
+    """Lines of text chunks as ``open(..., newline="")`` splits them: at ``\\n``, ``\\r`` or ``\\r\\n`` (even cut
+    between chunks), each keeping its ending (what ``csv.reader`` wants)."""
     pending = []  # Pieces of an unfinished line; joined once a line break arrives, so a long line costs linear time.
     for chunk in text_chunks:
         if "\n" not in chunk and "\r" not in chunk:
             pending.append(chunk)
             continue
         lines = io.StringIO("".join(pending) + chunk, newline="").readlines()
-        # The last piece may continue in the next chunk: a line without its
-        # ending yet, or a "\r" whose "\n" has not arrived.
+        # The last piece may continue in the next chunk: a line without its ending yet, or a "\r" before its "\n".
         pending = [lines.pop()] if lines and (lines[-1].endswith("\r") or not lines[-1].endswith("\n")) else []
         yield from lines
     if pending:
@@ -145,10 +110,7 @@ def physical_lines(text_chunks):
 def logical_lines(lines):
     """The physical lines without their endings: one text (or record) per ``\\n``, ``\\r\\n`` or ``\\r``.
 
-    Not ``str.splitlines``: it also breaks at form feed, U+0085, U+2028 and
-    U+2029, which occur inside real texts (data/rt_polarity.csv has some), so a
-    3-line file would give more rows than it has lines and ``predict --input``
-    outputs would no longer line up with its inputs.
+    Not ``str.splitlines``: it also breaks at form feed, U+0085, U+2028 and U+2029, which occur inside real texts
+    (data/rt_polarity.csv), so ``predict --input`` outputs would no longer line up with its inputs.
     """
-    for line in lines:
-        yield line.rstrip("\r\n") if line.endswith(("\n", "\r")) else line
+    return (line.rstrip("\r\n") for line in lines)

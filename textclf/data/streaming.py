@@ -1,18 +1,10 @@
 """Training on data larger than memory: when to stream, the validation split, and the counting pass.
 
-In streaming mode (``TrainConfig.streaming``) no list of texts or sequences
-is ever built.  One counting pass over the file (with a progress bar) fits
-the tokenizer, finds the labels, counts the rows and keeps a histogram of
-sequence lengths (exact for the data-driven ``max_len`` and the length
-buckets); training and validation then read the file again through tf.data
-(:mod:`textclf.training.streamed_rows`).  Memory is bounded by the vocabulary's word
-counts, the label set, the distinct lengths and the buffers, not by the
-number of rows.
-
-The validation split cannot be stratified without holding the labels: each
-row goes to validation with probability ``validation_fraction``, decided by
-``(seed, row number)`` alone (:class:`RowSplit`), so every pass and every
-resumed run agree on it.
+No list of texts is built: one counting pass fits the tokenizer, finds the labels, counts the rows and keeps a
+histogram of sequence lengths (exact for ``max_len`` and the buckets); training then reads the file again
+(:mod:`textclf.training.streamed_rows`).  Memory is bounded by the vocabulary, labels and distinct lengths.
+The split is not stratified: a row is a validation row with probability ``validation_fraction``, decided by
+``(seed, row number)`` alone (:class:`RowSplit`), so every pass and every resumed run agree on it.
 """
 
 from __future__ import annotations
@@ -27,9 +19,9 @@ import numpy as np
 
 from textclf.data.dataset import clean_row, sorted_classes
 from textclf.data.formats import format_of, read_rows
-from textclf.log import log
 from textclf.data.labels import row_labels
 from textclf.data.progress import ProgressBar, human_bytes
+from textclf.log import log
 
 # ``streaming="auto"`` streams when the data would take more than this share of the available memory.
 AUTO_MEMORY_SHARE = 0.25
@@ -84,19 +76,10 @@ def streaming_threshold() -> int:
 
 
 def should_stream(config, data, data_format=None, log=log) -> bool:
-    """Whether to train from the file without loading it, following ``config.streaming``.
+    """Whether to train from ``data`` (a file, folder or :class:`Dataset`) without loading it (``config.streaming``).
 
-    Args:
-        config: Settings (``streaming``).
-        data: The training file or folder, or an in-memory :class:`textclf.data.dataset.Dataset`.
-        data_format: Format name, or ``None`` to decide from the extension.
-        log: Where to say that ``auto`` chose streaming.
-
-    Returns:
-        ``True`` to stream.
-
-    Raises:
-        ValueError: ``streaming="on"`` for data that cannot be streamed (a Dataset, a folder per class).
+    Refuses ``streaming="on"`` for data that cannot be streamed (a Dataset, a folder per class); ``log`` hears
+    why ``auto`` chose streaming.
     """
     if config.streaming == "off":
         return False
@@ -126,17 +109,8 @@ def should_stream(config, data, data_format=None, log=log) -> bool:
 
 
 class RowSplit:
-    """The validation split of a streamed file: row ``n`` is a validation row with probability ``fraction``.
-
-    The decision depends on ``(seed, n)`` only (``n`` counts the rows kept
-    after cleaning, from 0), so it is the same in every pass, every process
-    and every resumed run.  It is not stratified.
-
-    Example:
-        >>> split = RowSplit(seed=42, fraction=0.2)
-        >>> [split.is_validation(row) for row in range(5)] == [split.is_validation(row) for row in range(5)]
-        True
-    """
+    """The validation split of a streamed file: row ``n`` (kept rows after cleaning, from 0) is a validation row
+    with probability ``fraction``, decided by ``(seed, n)`` only."""
 
     def __init__(self, seed: int, fraction: float):
         self.seed = seed
@@ -165,15 +139,12 @@ class StreamSource:
 
     @classmethod
     def of(cls, path, config, data_format=None, encoding="utf-8") -> "StreamSource":
+        """The source of ``path`` with the columns and separator of ``config``."""
         return cls(Path(path), data_format, config.text_column, config.label_column, encoding, config.label_sep)
 
     def rows(self, progress=None, on_dropped=None):
-        """Cleaned ``(where, text, label)`` rows, as :func:`textclf.data.dataset.load_dataset` keeps them.
-
-        Args:
-            progress: ``progress(done, total)`` while reading (see :func:`textclf.data.formats.read_rows`).
-            on_dropped: Called with the line number of each row dropped for an empty text or label.
-        """
+        """Cleaned ``(where, text, label)`` rows, as ``load_dataset`` keeps them; ``on_dropped(where)`` hears of
+        each row dropped, ``progress`` is as :func:`textclf.data.formats.read_rows`'s."""
         for where, text, label in read_rows(self.path, self.data_format, self.text_column, self.label_column,
                                             self.encoding, self.label_sep, progress):
             row = clean_row(text, label, self.label_column)
@@ -186,29 +157,18 @@ class StreamSource:
 
 @dataclasses.dataclass
 class StreamSummary:
-    """What the counting pass learned.
-
-    Attributes:
-        train_rows, valid_rows: Rows of each part.
-        dropped_rows: Rows dropped for an empty text or label (every file).
-        dropped_lines: ``(file name, line)`` of the first 10 of them.
-        classes: The labels, in output order (from every row of the training file, as in memory).
-        label_counts: Training rows per label (multi-label: per label name).
-        lengths: ``{token count: training rows}``; a text's token count is its sequence length.
-        fingerprint: SHA-256 of the rows read, in order (identifies the data for a resumed run).
-        longest_run: ``(label, rows)``: the longest run of consecutive training
-            rows with one label; longer than the shuffle buffer means batches
-            of mostly one class (a file sorted by label).
-    """
+    """What the counting pass learned."""
 
     train_rows: int
     valid_rows: int
-    dropped_rows: int
-    dropped_lines: list
-    classes: list
-    label_counts: dict
-    lengths: dict
-    fingerprint: str
+    dropped_rows: int  # Rows dropped for an empty text or label (every file).
+    dropped_lines: list  # ``(file name, line)`` of the first 10 of them.
+    classes: list  # The labels in output order, from every row of the training file (as in memory).
+    label_counts: dict  # Training rows per label (multi-label: per label name).
+    lengths: dict  # ``{token count (the sequence length): training rows}``.
+    fingerprint: str  # SHA-256 of the rows read, in order (identifies the data for a resumed run).
+    # ``(label, rows)`` of the longest run of consecutive training rows with one label: longer than the shuffle
+    # buffer means batches of mostly one class (a file sorted by label).
     longest_run: tuple = ("", 0)
 
 
@@ -235,10 +195,7 @@ class _Reading:
         unit = "rows" if format_of(source.path, source.data_format) == "parquet" else "bytes"
         bar = ProgressBar(f"counting {source.path.name}", total=1, unit=unit) if self.show_progress else None
         count = 0
-
-        def progress(done, total):
-            if bar is not None:
-                bar.update(done, total, rows=count)
+        progress = None if bar is None else lambda done, total: bar.update(done, total, rows=count)
 
         def on_dropped(where):
             self.dropped_rows += 1
@@ -255,22 +212,12 @@ class _Reading:
 
 def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
                valid_source: StreamSource | None = None, show_progress: bool = True) -> StreamSummary:
-    """Reads the data once: fits ``tokenizer`` on the training rows and counts what training needs.
+    """Reads the data once: fits ``tokenizer`` (as ``fit_on_texts`` on the training texts) and counts what
+    training needs.
 
-    Args:
-        config: Settings (``multi_label``, ``label_sep``, ``validation_fraction``).
-        tokenizer: An unfitted tokenizer; fitted here, exactly as ``fit_on_texts`` on the training texts.
-        source: The training file.
-        split: The validation split of ``source``, or ``None`` when ``valid_source`` is given.
-        valid_source: A validation file, read after ``source`` for its row count and labels.
-        show_progress: Draw a progress bar on standard error.
-
-    Returns:
-        A :class:`StreamSummary`.
-
-    Raises:
-        ValueError: for fewer than two labels, validation labels never seen in
-            training, or no row in one of the parts (naming the file).
+    ``split`` holds out validation rows of ``source``; with ``valid_source`` (``split`` None) that file is read
+    after ``source`` for its row count and labels.  Raises ``ValueError`` (naming the file) for fewer than two
+    labels, validation labels never seen in training, or no row in one of the parts.
     """
     reading = _Reading(hashlib.sha256(), show_progress)
     labels_seen: dict[str, None] = {}  # Every label of the training file, validation rows included (as in memory).
@@ -300,11 +247,11 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
         raise ValueError(f"{source.path}: training needs at least two different labels; found only "
                          f"{', '.join(map(repr, classes))}")
     if valid_source is not None:
-        valid_labels: dict[str, None] = {}
+        valid_labels: set[str] = set()
         for where, _, label in reading.rows(valid_source):
-            valid_labels.update(dict.fromkeys(_label_names(label, config, valid_source.path, where)))
+            valid_labels.update(_label_names(label, config, valid_source.path, where))
             valid_rows += 1
-        unseen = sorted(set(valid_labels) - set(classes))
+        unseen = sorted(valid_labels - set(classes))
         if unseen:
             raise ValueError(f"{valid_source.path}: labels {', '.join(map(repr, unseen))} do not occur in the "
                              f"training data (training labels: {', '.join(map(repr, classes))})")

@@ -1,17 +1,9 @@
-"""The tokenization rules, defined once and executed two ways.
+"""The tokenization rules, defined once and executed in Python and with TensorFlow string ops.
 
-The legacy Keras tokenizer turns a text into tokens in three steps: lowercase
-(Python's ``str.lower``), replace every filter character by the split string,
-split on the split string and drop empty tokens.  In ``char_level`` mode it
-only lowercases and takes every character as a token (filters are ignored,
-spaces are tokens).
-
-``TextRules`` holds those settings and runs the steps in Python
-(``split_python``, used by :class:`textclf.Tokenizer`) and with core
-TensorFlow string ops (``split_graph``, used inside the exported SavedModel so
-that TF Serving receives raw text).  Both methods sit side by side here so a
-change to one is a change to the other, and the parity tests in
-``tests/test_parity.py`` check them against each other on arbitrary Unicode.
+Legacy Keras: lowercase (``str.lower``), replace every filter character by the split string, split on it,
+drop empty tokens; ``char_level`` only lowercases and takes every character (spaces included) as a token.
+``TextRules.split_python`` serves :class:`textclf.Tokenizer`, ``split_graph`` the exported SavedModel (raw text
+in); ``tests/test_parity.py`` checks them against each other on arbitrary Unicode.
 """
 
 from __future__ import annotations
@@ -22,21 +14,15 @@ import re
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 
-# Code points whose lowercase in Python differs from ``tf.strings.lower`` with
-# UTF-8 encoding: letters added to Unicode after the ICU tables that
-# TensorFlow 2.21 ships.  TensorFlow leaves them unchanged, so the graph maps
-# them explicitly.  ``tests/test_parity.py::test_lowercase_matches_python_on_every_code_point``
-# sweeps all code points and fails if this list goes stale.
-_LOWERCASE_EXCEPTIONS = (
-    [0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8]
-    + [code for code in range(0x10570, 0x10596) if code not in (0x1057B, 0x1058B, 0x10593)]
-)
-LOWERCASE_EXCEPTIONS = {chr(code): chr(code).lower() for code in _LOWERCASE_EXCEPTIONS}
+# Letters newer than the ICU tables of TensorFlow 2.21: ``tf.strings.lower`` leaves them unchanged, so the graph
+# maps them explicitly.  tests/test_parity.py sweeps every code point and fails if this list goes stale.
+LOWERCASE_EXCEPTIONS = {chr(code): chr(code).lower() for code in (0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8,
+                                                                   *range(0x10570, 0x10596))
+                        if code not in (0x1057B, 0x1058B, 0x10593)}
 
 
-# Scripts written without spaces between words: each of their characters is a
-# token in CJK mode.  (first, last) code points: CJK Unified Ideographs and
-# extensions A-F, compatibility ideographs, Hiragana, Katakana, Hangul syllables.
+# Scripts written without spaces, each character a token in CJK mode: (first, last) code points of CJK Unified
+# Ideographs and extensions A-F, compatibility ideographs, Hiragana, Katakana, Hangul syllables.
 CJK_RANGES = (
     (0x3040, 0x309F), (0x30A0, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
     (0xF900, 0xFAFF), (0x20000, 0x2EBEF), (0x2F800, 0x2FA1F),
@@ -52,22 +38,11 @@ _CJK_PYTHON = re.compile("[" + "".join(f"{chr(first)}-{chr(last)}" for first, la
 _CJK_RE2 = "[" + "".join(f"\\x{{{first:x}}}-\\x{{{last:x}}}" for first, last in CJK_RANGES) + "]"
 
 
-def is_cjk(character: str) -> bool:
-    """Whether ``character`` belongs to one of ``CJK_RANGES``."""
-    return bool(_CJK_PYTHON.fullmatch(character))
-
-
 def cjk_share(texts) -> float:
     """Share of ``texts`` whose non-space characters are mostly CJK (for automatic mode choice)."""
     texts = list(texts)
-    if not texts:
-        return 0.0
-    mostly = 0
-    for text in texts:
-        letters = [character for character in text if not character.isspace()]
-        if letters and 2 * len(_CJK_PYTHON.findall(text)) > len(letters):
-            mostly += 1
-    return mostly / len(texts)
+    mostly = sum(2 * len(_CJK_PYTHON.findall(text)) > len(text) - sum(map(str.isspace, text)) for text in texts)
+    return mostly / len(texts) if texts else 0.0
 
 
 @functools.lru_cache(maxsize=16)
@@ -79,11 +54,6 @@ def _translation_table(separators: str, split: str) -> dict:
 def _regex_class(characters: str) -> str:
     """An RE2 character class matching exactly ``characters`` (escaped by code point)."""
     return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in sorted(set(characters))) + "]"
-
-
-def _regex_rewrite_literal(text: str) -> str:
-    """Escapes ``text`` for the rewrite argument of ``tf.strings.regex_replace``."""
-    return text.replace("\\", "\\\\")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +95,6 @@ class TextRules:
     def _separators(self) -> str:
         return self.filters + (CJK_PUNCTUATION if self.cjk != "off" else "")
 
-    # ----------------------------------------------------------------- Python
     def split_python(self, text: str) -> list[str]:
         """Tokens of one text, exactly as the legacy ``text_to_word_sequence`` in word mode."""
         if self.lower:
@@ -140,35 +109,23 @@ class TextRules:
         if self.cjk == "bigrams":
             # Two CJK characters adjacent in the text end up with exactly one
             # empty piece between them; that slot receives their bigram.
-            joined = list(pieces)
+            joined, cjk = list(pieces), _CJK_PYTHON.fullmatch
             for position in range(1, len(pieces) - 1):
                 before, after = pieces[position - 1], pieces[position + 1]
-                if not pieces[position] and len(before) == 1 == len(after) and is_cjk(before) and is_cjk(after):
+                if not pieces[position] and len(before) == 1 == len(after) and cjk(before) and cjk(after):
                     joined[position] = before + after
             pieces = joined
         return [token for token in pieces if token]
 
-    # ------------------------------------------------------------------ graph
     def split_graph(self, texts):
-        """Tokens of a batch of texts with core TensorFlow ops.
-
-        Args:
-            texts: ``tf.string`` tensor of shape ``[batch]`` (UTF-8).
-
-        Returns:
-            A ``tf.RaggedTensor`` of ``tf.string``, shape ``[batch, None]``.
-        """
+        """Tokens of a ``[batch]`` ``tf.string`` tensor (UTF-8) with core TensorFlow ops: ragged ``[batch, None]``."""
         import tensorflow as tf
 
         tokens, rows = self.split_graph_flat(texts)
         return tf.RaggedTensor.from_value_rowids(tokens, rows, nrows=tf.shape(texts, out_type=tf.int64)[0])
 
     def split_graph_flat(self, texts):
-        """``split_graph`` without the ragged tensor: every token in order, and the row it belongs to.
-
-        Returns:
-            ``(tokens, rows)``: ``tf.string`` and ``tf.int64`` tensors of shape ``[tokens]``.
-        """
+        """``split_graph`` flat: ``(tokens, rows)``, ``tf.string`` and ``tf.int64`` ``[tokens]``, in order."""
         import tensorflow as tf
 
         if self.lower:
@@ -176,7 +133,7 @@ class TextRules:
         if self.char_level:
             characters = tf.strings.unicode_split(texts, "UTF-8")
             return characters.flat_values, characters.value_rowids()
-        separator = _regex_rewrite_literal(self.split)
+        separator = self.split.replace("\\", "\\\\")  # Escaped for regex_replace's rewrite argument.
         if self.cjk != "off":
             texts = tf.strings.regex_replace(texts, "(" + _CJK_RE2 + ")", separator + "\\1" + separator)
         if self._separators:
@@ -190,10 +147,7 @@ class TextRules:
 
 
 def _bigrams_graph(pieces, rows):
-    """Graph twin of the bigram step of ``split_python``: fills the empty slot between two CJK pieces.
-
-    ``pieces`` are the split pieces of every text in order (empty ones included), ``rows`` their texts.
-    """
+    """Graph twin of ``split_python``'s bigram step: fills the empty piece between two CJK pieces of one row."""
     import tensorflow as tf
 
     count = tf.size(pieces, out_type=tf.int64)
@@ -214,27 +168,26 @@ def _bigrams_graph(pieces, rows):
 def lowercase_graph(texts):
     """``str.lower`` for a ``[batch]`` tensor of UTF-8 strings, in the graph.
 
-    ``tf.strings.lower(..., encoding="utf-8")`` stops at the first NUL byte, so
-    each NUL-separated piece is lowered on its own and joined back (a NUL
-    breaks the context of Greek final sigma in Python too).  Letters newer
-    than TensorFlow's Unicode tables are then mapped one by one.  A batch with
-    neither (nearly every batch) takes one ``StringLower``; the general path
-    is a separate function, so the graph does not step through its ops.
+    ``tf.strings.lower(..., encoding="utf-8")`` stops at the first NUL byte, so each NUL-separated piece is lowered
+    on its own (a NUL breaks Greek final sigma's context in Python too); letters newer than TensorFlow's tables are
+    mapped one by one.  A batch with neither takes one ``StringLower``; the general path is a non-inlined function.
     """
     import tensorflow as tf
 
-    global _LOWERCASE_GENERAL
-    if _LOWERCASE_GENERAL is None:
-        _LOWERCASE_GENERAL = tf.function(_lowercase_general, experimental_attributes={"_noinline": True})
-    general = _LOWERCASE_GENERAL
     plain = tf.strings.regex_full_match(texts, "[^" + _regex_class("\x00" + "".join(LOWERCASE_EXCEPTIONS))[1:] + "*")
-    return tf.cond(tf.reduce_all(plain), lambda: tf.strings.lower(texts, encoding="utf-8"), lambda: general(texts))
+    return tf.cond(tf.reduce_all(plain), lambda: tf.strings.lower(texts, encoding="utf-8"),
+                   lambda: _lowercase_general()(texts))
 
 
-_LOWERCASE_GENERAL = None  # tf.function of _lowercase_general, made on first use (TensorFlow is imported lazily).
+@functools.cache
+def _lowercase_general():
+    """The ``tf.function`` of the general path of ``lowercase_graph`` (made on first use: TensorFlow loads lazily)."""
+    import tensorflow as tf
+
+    return tf.function(_lowercase_any, experimental_attributes={"_noinline": True})
 
 
-def _lowercase_general(texts):
+def _lowercase_any(texts):
     """``lowercase_graph`` for any text: NUL-separated pieces lowered one by one, newer letters mapped."""
     import tensorflow as tf
 

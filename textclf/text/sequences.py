@@ -1,16 +1,10 @@
-"""From texts to the padded id matrix the model reads, in Python and in the graph.
+"""From texts to the padded id matrix the model reads: ``encode`` in Python, ``GraphEncoder`` in the graph.
 
-Both paths follow the same three rules:
-
-1. ``Tokenizer.texts_to_sequences`` (legacy semantics, see ``tokenizer.py``);
-2. a text with no known token becomes ``[oov_index]``, so that no row is all
-   padding (cuDNN raises on such rows, and a masked LSTM would return its
-   initial state for them);
+Both follow three rules (``tests/test_parity.py`` checks that they agree):
+1. ``Tokenizer.texts_to_sequences`` (legacy semantics);
+2. a text with no known token becomes ``[oov_index]``, so no row is all padding (cuDNN raises on such rows,
+   and a masked LSTM would return its initial state for them);
 3. ``keras.utils.pad_sequences(sequences, maxlen, padding, truncating)``.
-
-``encode`` runs them in Python; ``GraphEncoder`` runs them with core
-TensorFlow ops (tf.strings, tf.lookup, ragged) so the exported SavedModel
-takes raw text.  ``tests/test_parity.py`` checks that they agree.
 """
 
 from __future__ import annotations
@@ -25,31 +19,27 @@ PADDING_MODES = ("pre", "post")
 def _check_encoding_arguments(max_len, padding, truncating):
     if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len <= 0:
         raise ValueError(f"`max_len` must be a positive integer. Received: max_len={max_len!r}")
-    if padding not in PADDING_MODES:
-        raise ValueError(f"`padding` must be 'pre' or 'post'. Received: padding={padding!r}")
-    if truncating not in PADDING_MODES:
-        raise ValueError(f"`truncating` must be 'pre' or 'post'. Received: truncating={truncating!r}")
+    for name, value in (("padding", padding), ("truncating", truncating)):
+        if value not in PADDING_MODES:
+            raise ValueError(f"`{name}` must be 'pre' or 'post'. Received: {name}={value!r}")
 
 
 def truncated(sequence, max_len: int, truncating: str):
-    """Rule 3's truncation of one sequence (ids or tokens): its first ``max_len`` items
-    with ``"post"``, its last with ``"pre"`` (``pad_sequences``'s rule)."""
+    """Rule 3's truncation of one sequence (ids or tokens): its first ``max_len`` items with "post", last with "pre"."""
     return sequence[-max_len:] if truncating == "pre" else sequence[:max_len]
 
 
 def empty_index(tokenizer: Tokenizer) -> int:
     """The id that stands for a text with no known token (the OOV index)."""
     if tokenizer.oov_index is None:
-        raise ValueError(
-            "The tokenizer needs an `oov_token` so that texts without known words "
-            "still produce one token. Received: oov_token=None"
-        )
+        raise ValueError("The tokenizer needs an `oov_token` so that texts without known words still produce one "
+                         "token. Received: oov_token=None")
     return tokenizer.oov_index
 
 
 def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", truncating: str = "post",
            trim: bool = False) -> np.ndarray:
-    """Padded id matrix for ``texts``, shape ``[len(texts), max_len]``, int32.
+    """Padded int32 id matrix for ``texts``, shape ``[len(texts), max_len]``.
 
     Args:
         tokenizer: A fitted tokenizer with an OOV token.
@@ -57,12 +47,8 @@ def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", tru
         max_len: Length of every row.
         padding: ``"post"`` pads on the right (the default: cuDNN needs right-padded masks).
         truncating: ``"post"`` keeps the beginning of long texts, ``"pre"`` the end.
-        trim: Pad only to the longest row (at most ``max_len``) instead of
-            ``max_len``.  The model's output is the same (padding is masked),
-            and a huge ``max_len`` then costs nothing for short texts.
-
-    Returns:
-        ``np.ndarray`` of int32.
+        trim: Pad only to the longest row (at most ``max_len``): the model's output is the same (padding is
+            masked), and a huge ``max_len`` costs nothing for short texts.
 
     Example:
         >>> encode(tokenizer, ["a gorgeous movie"], max_len=5)
@@ -76,23 +62,14 @@ def encode(tokenizer: Tokenizer, texts, max_len: int, padding: str = "post", tru
     if not sequences:
         return np.zeros((0, max_len), dtype=np.int32)
     width = min(max_len, max(map(len, sequences))) if trim else max_len
-    return keras.utils.pad_sequences(
-        sequences, maxlen=width, dtype="int32", padding=padding, truncating=truncating, value=0
-    )
+    return keras.utils.pad_sequences(sequences, maxlen=width, dtype="int32", padding=padding, truncating=truncating)
 
 
 class GraphEncoder:
-    """The ``encode`` rules as a TensorFlow function over raw strings.
+    """The ``encode`` rules with core TensorFlow ops over raw strings (same arguments as :func:`encode`).
 
-    It owns a ``tf.lookup.StaticHashTable`` built from
-    ``Tokenizer.effective_index()``; attach it to a ``tf.Module`` so the table
-    is saved with the SavedModel.
-
-    Args:
-        tokenizer: A fitted tokenizer with an OOV token.
-        max_len: Length of every row.
-        padding: ``"pre"`` or ``"post"``.
-        truncating: ``"pre"`` or ``"post"``.
+    It owns a ``tf.lookup.StaticHashTable`` built from ``Tokenizer.effective_index()``: attach it to a
+    ``tf.Module`` so the table is saved with the SavedModel.
 
     Example:
         >>> encoder = GraphEncoder(tokenizer, max_len=40)
@@ -108,11 +85,9 @@ class GraphEncoder:
         self.padding = padding
         self.truncating = truncating
         self.empty_id = empty_index(tokenizer)
-        mapping = tokenizer.effective_index()
-        # Words that convert to the OOV index need no entry: the default value
-        # covers them.  The OOV token itself stays, so the table is never empty
-        # (TensorFlow refuses an empty initializer).
-        mapping = {word: index for word, index in mapping.items()
+        # Words that convert to the OOV index need no entry (the default value covers them); the OOV token itself
+        # stays, so the table is never empty (TensorFlow refuses an empty initializer).
+        mapping = {word: index for word, index in tokenizer.effective_index().items()
                    if index != self.empty_id or word == tokenizer.oov_token}
         keys = tf.constant(list(mapping), dtype=tf.string)
         values = tf.constant(list(mapping.values()), dtype=tf.int32)
@@ -125,12 +100,8 @@ class GraphEncoder:
         return self.padded(texts, self.max_len, self.padding)[0]
 
     def padded(self, texts, width=None, padding="post"):
-        """Ids padded to ``width`` columns (default: the longest row, at least 1), and each row's length.
-
-        Returns:
-            ``(ids, lengths)``: int32 ``[batch, width]`` and int32 ``[batch]``
-            (1 to ``max_len``: an empty text is ``[empty_id]``).
-        """
+        """``(ids, lengths)``: int32 ``[batch, width]`` (default width: the longest row, at least 1) and int32
+        ``[batch]``, each row's length (1 to ``max_len``: an empty text is ``[empty_id]``)."""
         import tensorflow as tf
 
         ids, rows, positions, lengths = self._tokens(texts)
@@ -149,12 +120,10 @@ class GraphEncoder:
         return dense + tf.cast(filler, tf.int32) * self.empty_id, lengths
 
     def _tokens(self, texts):
-        """Rule 1 and rule 3's truncation on the flat tokens.
+        """Rules 1 and 3 (truncation) on the flat tokens: ``(ids, rows, positions, lengths)``.
 
-        Returns:
-            ``(ids, rows, positions, lengths)``: the kept tokens' ids, rows and
-            positions in their row (int32 ``[tokens]``), and each row's number
-            of kept tokens (int32 ``[batch]``, 0 for a text without tokens).
+        The kept tokens' ids, rows and positions in their row (int32 ``[tokens]``), and each row's number of
+        kept tokens (int32 ``[batch]``, 0 for a text without tokens).
         """
         import tensorflow as tf
 

@@ -1,16 +1,9 @@
-"""A tokenizer with the classic Keras API and legacy semantics, for Keras 3.
+"""The legacy Keras ``Tokenizer`` (removed in Keras 3): same API, same output (tf_keras is the oracle in
+``tests/test_tokenizer.py``), and its JSON format both ways; it never pickles.
 
-Keras 3 removed ``keras.preprocessing.text.Tokenizer``.  This class keeps its
-API and reproduces its output exactly (``tests/test_tokenizer.py`` checks it
-against tf_keras as an oracle); its JSON is the legacy format, so
-``tf_keras.preprocessing.text.tokenizer_from_json`` reads it and the other way
-round.  It never pickles.
-
-Legacy rules reproduced here:
-- ``word_index`` is ordered by descending count, ties in first-seen order;
-  the OOV token (when given) takes index 1 and index 0 is never assigned.
-- ``num_words`` keeps indices ``< num_words`` when converting texts; other
-  words become the OOV index, or are dropped when there is no OOV token.
+Legacy rules: ``word_index`` is ordered by descending count, ties in first-seen order; the OOV token (when given)
+takes index 1 and index 0 is never assigned.  ``num_words`` keeps indices ``< num_words`` when converting texts;
+other words become the OOV index, or are dropped when there is no OOV token.
 """
 
 from __future__ import annotations
@@ -20,6 +13,9 @@ import json
 from typing import Iterable
 
 from textclf.text.rules import DEFAULT_FILTERS, TextRules
+
+# The fitted state, stored in the JSON as JSON strings (legacy layout).
+_STATE = ("word_counts", "word_docs", "index_docs", "index_word", "word_index")
 
 
 class Tokenizer:
@@ -57,12 +53,8 @@ class Tokenizer:
         document_count: int = 0,
         cjk: str = "off",
     ):
-        if num_words is not None and (
-            isinstance(num_words, bool) or not isinstance(num_words, int) or num_words < 0
-        ):
-            raise ValueError(
-                f"`num_words` must be None or a non-negative integer. Received: num_words={num_words!r}"
-            )
+        if num_words is not None and (isinstance(num_words, bool) or not isinstance(num_words, int) or num_words < 0):
+            raise ValueError(f"`num_words` must be None or a non-negative integer. Received: num_words={num_words!r}")
         if oov_token is not None and not isinstance(oov_token, str):
             raise ValueError(f"`oov_token` must be None or a string. Received: oov_token={oov_token!r}")
         self.rules = TextRules(filters=filters, lower=lower, split=split, char_level=char_level, cjk=cjk)
@@ -83,80 +75,53 @@ class Tokenizer:
     cjk = property(lambda self: self.rules.cjk)
 
     def _tokens(self, text) -> list[str]:
-        # Legacy Keras accepts a pre-tokenized text (a list of strings): it is
-        # only lowercased, never filtered or split.
+        # Legacy Keras accepts a pre-tokenized text (a list of strings): only lowercased, never filtered or split.
         if isinstance(text, list):
             return [token.lower() for token in text] if self.lower else text
         return self.rules.split_python(text)
 
     def fit_on_texts(self, texts: Iterable) -> None:
-        """Updates the vocabulary from ``texts`` (strings or lists of tokens).
-
-        ``texts`` may be any iterable, a generator over a file included: it is
-        read once and never held (see :meth:`count_text` to do more in the same pass).
-        """
+        """Updates the vocabulary from ``texts`` (strings or lists of tokens; any iterable, read once)."""
         for text in texts:
             self.count_text(text)
         self.finish_fit()
 
     def count_text(self, text) -> int:
-        """Counts one text's tokens: the streaming half of :meth:`fit_on_texts`.
+        """Counts one text's tokens and returns their number (its sequence length, given an OOV token).
 
-        Call it once per text, then :meth:`finish_fit` once; the result is
-        exactly :meth:`fit_on_texts` over the same texts (it is built on these two).
-
-        Args:
-            text: A string or a list of tokens.
-
-        Returns:
-            The number of tokens of ``text`` (its sequence length, given an OOV token).
-
-        Example:
-            >>> tokenizer = Tokenizer(oov_token="<unk>")
-            >>> [tokenizer.count_text(text) for text in ["the cat", "the dog sat"]]
-            [2, 3]
-            >>> tokenizer.finish_fit()
-            >>> tokenizer.word_index["the"]
-            2
+        The streaming half of :meth:`fit_on_texts`: :meth:`count_text` once per text, then :meth:`finish_fit`.
         """
         self.document_count += 1
         tokens = self._tokens(text)
         counts = self.word_counts
         for token in tokens:
             counts[token] = counts.get(token, 0) + 1
-        documents = self.word_docs
         for token in set(tokens):
-            documents[token] += 1
+            self.word_docs[token] += 1
         return len(tokens)
 
     def finish_fit(self) -> None:
         """Builds ``word_index``, ``index_word`` and ``index_docs`` from the counts so far."""
-        # ``sorted`` is stable, so words with equal counts keep first-seen order.
-        by_count = sorted(self.word_counts.items(), key=lambda item: item[1], reverse=True)
         vocabulary = [] if self.oov_token is None else [self.oov_token]
-        vocabulary.extend(word for word, _ in by_count)
+        # ``sorted`` is stable (``reverse`` too), so words with equal counts keep first-seen order.
+        vocabulary += sorted(self.word_counts, key=self.word_counts.get, reverse=True)
         # ``dict(zip(...))``: if the OOV token is also a word, its later index wins, as in legacy Keras.
         self.word_index = dict(zip(vocabulary, range(1, len(vocabulary) + 1)))
         self.index_word = {index: word for word, index in self.word_index.items()}
-        self.index_docs = collections.defaultdict(int)
-        for word, count in self.word_docs.items():
-            self.index_docs[self.word_index[word]] = count
+        self.index_docs = collections.defaultdict(int, {self.word_index[w]: n for w, n in self.word_docs.items()})
 
     def effective_index(self) -> dict[str, int]:
-        """The index each known word converts to, after ``num_words`` is applied.
+        """The index each known word converts to after ``num_words`` (the OOV index, or left out without one).
 
-        Words whose index is ``>= num_words`` map to the OOV index, or are left
-        out when there is no OOV token.  This mapping is the single source of
-        both ``texts_to_sequences`` and the lookup table of the exported graph.
+        The single source of ``texts_to_sequences`` and of the exported graph's lookup table.
         """
         oov_index = self.oov_index
         mapping = {}
         for word, index in self.word_index.items():
             if self.num_words and index >= self.num_words:
-                if oov_index is None:
-                    continue
                 index = oov_index
-            mapping[word] = index
+            if index is not None:
+                mapping[word] = index
         return mapping
 
     @property
@@ -177,14 +142,10 @@ class Tokenizer:
     def texts_to_sequences_generator(self, texts: Iterable):
         """Yields one list of word indices per text."""
         mapping = self.effective_index()
-        unknown = self.oov_index if self.oov_token is not None else None
+        unknown = self.oov_index
         for text in texts:
-            sequence = []
-            for token in self._tokens(text):
-                index = mapping.get(token, unknown)
-                if index is not None:
-                    sequence.append(index)
-            yield sequence
+            indices = (mapping.get(token, unknown) for token in self._tokens(text))
+            yield [index for index in indices if index is not None]
 
     def sequences_to_texts(self, sequences: Iterable[Iterable[int]]) -> list[str]:
         """Converts index sequences back to space-joined texts (legacy semantics)."""
@@ -202,26 +163,12 @@ class Tokenizer:
         return texts
 
     def get_config(self) -> dict:
-        """The tokenizer's settings and fitted state (legacy JSON layout).
-
-        ``cjk`` appears only when it is not ``"off"``, so word-mode JSON stays
-        readable by tf_keras.
-        """
-        extension = {"cjk": self.cjk} if self.cjk != "off" else {}
-        return {**extension,
-            "num_words": self.num_words,
-            "filters": self.filters,
-            "lower": self.lower,
-            "split": self.split,
-            "char_level": self.char_level,
-            "oov_token": self.oov_token,
-            "document_count": self.document_count,
-            "word_counts": json.dumps(self.word_counts),
-            "word_docs": json.dumps(self.word_docs),
-            "index_docs": json.dumps(self.index_docs),
-            "index_word": json.dumps(self.index_word),
-            "word_index": json.dumps(self.word_index),
-        }
+        """The settings and fitted state (legacy layout); ``cjk`` only when not ``"off"``, so tf_keras reads it."""
+        settings = ("num_words", "filters", "lower", "split", "char_level", "oov_token", "document_count")
+        config = {"cjk": self.cjk} if self.cjk != "off" else {}
+        config.update((name, getattr(self, name)) for name in settings)
+        config.update((name, json.dumps(getattr(self, name))) for name in _STATE)
+        return config
 
     def to_json(self, **kwargs) -> str:
         """JSON string that :func:`tokenizer_from_json` (or tf_keras's) restores."""
@@ -229,24 +176,13 @@ class Tokenizer:
 
 
 def tokenizer_from_json(json_string: str) -> Tokenizer:
-    """Restores a :class:`Tokenizer` from :meth:`Tokenizer.to_json` output.
-
-    Args:
-        json_string: The JSON text.
-
-    Returns:
-        The tokenizer, with the same vocabulary and settings.
-
-    Example:
-        >>> restored = tokenizer_from_json(tokenizer.to_json())
-    """
+    """Restores a :class:`Tokenizer` from :meth:`Tokenizer.to_json` output (or tf_keras's)."""
     try:
         data = json.loads(json_string)
         config = dict(data["config"])
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"Not a tokenizer JSON document: {error}") from None
-    state = {name: json.loads(config.pop(name)) for name in
-             ("word_counts", "word_docs", "index_docs", "index_word", "word_index")}
+    state = {name: json.loads(config.pop(name)) for name in _STATE}
     tokenizer = Tokenizer(**config)
     tokenizer.word_counts = collections.OrderedDict(state["word_counts"])
     tokenizer.word_docs = collections.defaultdict(int, state["word_docs"])
