@@ -232,16 +232,9 @@ def graph_ops(export_dir) -> set[str]:
 
     (``saved_model_cli show --list_ops`` lists only the top-level graph: little more than ``StatefulPartitionedCall``.)
     """
-    return _ops_of(_read_saved_model(export_dir))
-
-
-def _ops_of(saved_model) -> set[str]:
-    ops = set()
-    for meta_graph in saved_model.meta_graphs:
-        ops.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-    return ops
+    graphs = [meta_graph.graph_def for meta_graph in _read_saved_model(export_dir).meta_graphs]
+    return {node.op for graph in graphs
+            for nodes in [graph.node, *(function.node_def for function in graph.library.function)] for node in nodes}
 
 
 def forbidden_ops(export_dir) -> list[str]:
@@ -267,11 +260,8 @@ def check_export(export_dir, texts=PROBE_TEXTS) -> dict:
     with ServingSession(export_dir) as session:
         outputs = {name: session.run(name, texts) for name in sorted(session.signatures)
                    if len(session.signatures[name][0]) == 1}
-    return {
-        "forbidden_ops": sorted(_ops_of(saved_model) & set(FORBIDDEN_OPS)),
-        "functions": sum(len(meta.graph_def.library.function) for meta in saved_model.meta_graphs),
-        "outputs": outputs,
-    }
+    return {"forbidden_ops": forbidden_ops(export_dir), "outputs": outputs,
+            "functions": sum(len(meta.graph_def.library.function) for meta in saved_model.meta_graphs)}
 
 
 def check_report(path, as_json: bool = False) -> str:
