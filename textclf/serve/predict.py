@@ -126,7 +126,7 @@ class RunClassifier(_Classifier):
 
 
 def load(path):
-    """A classifier (``predict(texts)``, ``classes``) for an export base (highest version), a version or a run folder."""
+    """A classifier (``predict(texts)``, ``classes``) for an export base (its highest version), version or run."""
     path = Path(path)
     if (path / "model.keras").is_file() and (path / "config.json").is_file():
         return RunClassifier(path)
