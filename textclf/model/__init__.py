@@ -1,1 +1,1 @@
-"""The Keras model: the factory (Embedding → LSTM/GRU → pooling → Dense), its layers, optimizers, pretrained vectors."""
+"""The Keras model: the factory (Embedding → LSTM/GRU → pooling → Dense), its layers, optimizers, vectors."""

@@ -1,10 +1,7 @@
-"""Pretrained word vectors (GloVe, word2vec text, fastText ``.vec``), mapped onto a vocabulary.
+"""Pretrained word vectors (GloVe, word2vec text, fastText ``.vec``, optionally ``.gz``), mapped onto a vocabulary.
 
-The file is read line by line and only the vectors of words in the
-tokenizer's vocabulary are kept, so a multi-gigabyte file costs little memory.
-Formats: one word and its numbers per line, separated by spaces; a first line
-of two integers (``count dimension``, word2vec/fastText header) is skipped.
-A ``.gz`` file is decompressed on the fly.
+The file is read line by line, keeping only the vocabulary's words, so a multi-gigabyte file costs little memory.
+Format: a word and its numbers per line, separated by spaces; a first line ``count dimension`` is skipped.
 """
 
 from __future__ import annotations
@@ -36,47 +33,27 @@ class PretrainedEmbeddings:
         return self.found / self.total if self.total else 0.0
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="strict")
-    return open(path, encoding="utf-8", errors="strict")
-
-
 def load_embeddings(path, tokenizer, vocabulary_size: int, dimension: int, seed: int = 0) -> PretrainedEmbeddings:
-    """Reads vectors for the words of ``tokenizer`` (ids ``< vocabulary_size``).
+    """Reads vectors for the words of ``tokenizer`` (ids ``< vocabulary_size``) of size ``dimension``.
 
-    Args:
-        path: ``.txt``/``.vec`` file, optionally ``.gz``.
-        tokenizer: The fitted tokenizer.
-        vocabulary_size: Rows of the embedding matrix.
-        dimension: Expected vector size (``embedding_dim``).
-        seed: Seed of the random vectors for words the file lacks.
-
-    Returns:
-        A :class:`PretrainedEmbeddings`.
+    A word's exact form wins over another casing of it; ``seed`` seeds the random vectors of missing words.
 
     Raises:
-        ValueError: naming the file and line of a malformed line, or the
-            dimension that disagrees with ``embedding_dim``.
-
-    Example:
-        >>> vectors = load_embeddings("glove.6B.100d.txt.gz", tokenizer, tokenizer.vocabulary_size, 100)
-        >>> f"{vectors.coverage:.1%}"
+        ValueError: naming the file and line of a malformed line, or a dimension other than ``embedding_dim``.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Embeddings file not found: {path}")
     wanted = {word: index for word, index in tokenizer.word_index.items() if 0 < index < vocabulary_size}
-    lowercase_wanted = {}
-    for word, index in wanted.items():
-        lowercase_wanted.setdefault(word.lower(), index)
+    # The first id of each lowercased form (reversed, so the first one is written last).
+    lowercase_wanted = {word.lower(): index for word, index in reversed(wanted.items())}
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, 0.05, size=(vocabulary_size, dimension)).astype("float32")
     matrix[0] = 0.0
     exact_found: set[int] = set()
     case_found: set[int] = set()
     try:
-        with _open_text(path) as handle:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 parts = line.rstrip("\n\r").rstrip(" ").split(" ")
                 if number == 1 and len(parts) == 2 and all(part.isdigit() for part in parts):
@@ -94,14 +71,10 @@ def load_embeddings(path, tokenizer, vocabulary_size: int, dimension: int, seed:
                         f"{path} line {number}: expected {dimension} numbers after the word, found {len(parts) - 1}"
                     )
                 word = parts[0]
-                index = wanted.get(word)
-                exact = index is not None
-                if index is None:
-                    index = lowercase_wanted.get(word.lower())
-                    # A vector for the exact form always wins over one for another casing.
-                    if index is None or index in exact_found or index in case_found:
-                        continue
-                elif index in exact_found:
+                exact = word in wanted
+                index = wanted[word] if exact else lowercase_wanted.get(word.lower())
+                # A vector for the exact form always wins over one for another casing.
+                if index is None or index in exact_found or (not exact and index in case_found):
                     continue
                 try:
                     matrix[index] = np.asarray(parts[1:], dtype="float32")

@@ -10,32 +10,18 @@ from textclf.config import TrainConfig
 
 
 def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use_cudnn="auto"):
-    """Builds an uncompiled Keras Functional classifier.
+    """Builds an uncompiled Keras Functional classifier on int32 ids ``[batch, time]`` (0 is padding, masked).
 
-    Input: int32 ids of shape ``[batch, time]`` (0 is padding, masked out).
-    Output: ``[batch, 1]`` sigmoid probability of the second class when
-    ``num_classes == 2``, otherwise ``[batch, num_classes]`` softmax; with
-    ``config.multi_label``, ``[batch, num_classes]`` independent sigmoids.
-
-    The recurrent layers keep Keras's defaults (tanh/sigmoid, no unroll, bias
-    on), so with ``recurrent_dropout_rate == 0`` and right-padded input the
-    fused cuDNN kernel is used on a GPU.
+    Output: ``[batch, 1]`` sigmoid probability of the second class when ``num_classes == 2``, otherwise
+    ``[batch, num_classes]`` softmax; with ``config.multi_label``, ``[batch, num_classes]`` independent sigmoids.
+    The recurrent layers keep Keras's defaults (tanh/sigmoid, no unroll, bias on), so with
+    ``recurrent_dropout_rate == 0`` and right-padded input the fused cuDNN kernel is used on a GPU.
 
     Args:
-        config: Architecture settings (``arch``, ``num_layers``, ``units``,
-            ``embedding_dim``, ``spatial_dropout_rate``, ``dropout_rate``,
-            ``recurrent_dropout_rate``, ``residual``, ``pooling``,
-            ``freeze_embeddings``).
+        config: Architecture settings.
         vocabulary_size: Rows of the embedding (largest id + 1).
         num_classes: Number of labels, at least 2.
-        use_cudnn: Passed to every LSTM/GRU; the export uses ``False`` so the
-            saved graph holds no GPU-only op.
-
-    Returns:
-        A ``keras.Model``.
-
-    Example:
-        >>> model = build_model(TrainConfig(arch="gru"), vocabulary_size=5000, num_classes=3)
+        use_cudnn: Passed to every LSTM/GRU; the export uses ``False`` so the saved graph holds no GPU-only op.
     """
     import keras
 
@@ -47,9 +33,6 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
         raise ValueError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
 
     recurrent_class = keras.layers.GRU if config.arch.endswith("gru") else keras.layers.LSTM
-    bidirectional = config.arch.startswith("bi")
-    pools_over_time = config.pooling != "last"
-
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     hidden = GatherEmbedding(
         vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding",
@@ -59,42 +42,39 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
         # Drops whole embedding channels: the same features vanish at every step.
         hidden = keras.layers.SpatialDropout1D(config.spatial_dropout_rate, name="spatial_dropout")(hidden)
     for layer_number in range(1, config.num_layers + 1):
-        last_layer = layer_number == config.num_layers
         recurrent = recurrent_class(
             config.units,
             dropout=config.dropout_rate,
             recurrent_dropout=config.recurrent_dropout_rate,
-            return_sequences=pools_over_time or not last_layer,
+            return_sequences=config.pooling != "last" or layer_number < config.num_layers,
             use_cudnn=use_cudnn,
             name=f"{config.arch.removeprefix('bi')}_{layer_number}",
         )
-        if bidirectional:
+        if config.arch.startswith("bi"):
             recurrent = keras.layers.Bidirectional(recurrent, name=f"{config.arch}_{layer_number}")
         output = recurrent(hidden)
-        # Residual connections between recurrent layers of equal width (not
-        # around the first, whose input is the embedding).
+        # Residual connections between recurrent layers of equal width (not around the first, fed the embedding).
         if config.residual and layer_number > 1 and output.shape[-1] == hidden.shape[-1] and len(output.shape) == 3:
             output = keras.layers.Add(name=f"residual_{layer_number}")([hidden, output])
         hidden = output
-    if config.pooling == "max":
-        hidden = MaskedMaxPooling(name="max_pooling")(hidden)
-    elif config.pooling == "mean":
-        hidden = keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden)
-    elif config.pooling == "attention":
-        hidden = AttentionPooling(config.units, name="attention_pooling")(hidden)
-    elif config.pooling == "max_mean":
-        hidden = keras.layers.Concatenate(name="max_mean_pooling")([
-            MaskedMaxPooling(name="max_pooling")(hidden),
-            keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden),
-        ])
+    pooled = []
+    if config.pooling in ("max", "max_mean"):
+        pooled.append(MaskedMaxPooling(name="max_pooling")(hidden))
+    if config.pooling in ("mean", "max_mean"):
+        pooled.append(keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden))
+    if config.pooling == "attention":
+        pooled.append(AttentionPooling(config.units, name="attention_pooling")(hidden))
+    if pooled:
+        hidden = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="max_mean_pooling")(pooled)
     hidden = keras.layers.Dropout(config.dropout_rate, name="head_dropout")(hidden)
     if config.multi_label:
         # Independent probabilities: a text may belong to several classes, or none.
-        outputs = keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="label_probabilities")(hidden)
+        head = keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="label_probabilities")
     elif num_classes == 2:
-        outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(hidden)
+        head = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")
     else:
-        outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(hidden)
+        head = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")
+    outputs = head(hidden)
     if config.wide == "tfidf" and config.wide_bigrams is not None:
         # The wide branch beside the recurrent one (its size is known once fitted: textclf.training.wide).
         wide = TfidfLogits(vocabulary_size, config.wide_bigrams, outputs.shape[-1], name="tfidf_logits")(ids)
@@ -102,20 +82,14 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     return keras.Model(ids, outputs, name=f"textclf_{config.arch}")
 
 
-HEAD_NAMES = ("label_probabilities", "probability", "probabilities")
-
-
 def recurrent_head(model):
     """The recurrent branch's Dense head (the model's output layer unless a wide branch is blended in)."""
-    return next(layer for layer in model.layers if layer.name in HEAD_NAMES)
+    names = ("label_probabilities", "probability", "probabilities")
+    return next(layer for layer in model.layers if layer.name in names)
 
 
 def class_probabilities(outputs):
-    """``[batch, num_classes]`` probabilities from the model's raw output.
-
-    The binary head has one sigmoid unit ``p`` (probability of the second
-    class), expanded here to ``[1 - p, p]``; works on NumPy arrays and tensors.
-    """
+    """``[batch, num_classes]`` probabilities: the binary head's one sigmoid ``p`` becomes ``[1 - p, p]``."""
     if outputs.shape[-1] == 1:
         import keras
 
@@ -126,8 +100,7 @@ def class_probabilities(outputs):
 def _without_padding_columns(ids: np.ndarray) -> np.ndarray:
     """``ids`` less the columns that are padding in every row, at either end (no row is all padding).
 
-    Masked steps change no output, so this is exact, and a batch of short texts
-    does not run the recurrent layers over a long ``max_len``.
+    Masked steps change no output, so this is exact, and short texts do not run over a long ``max_len``.
     """
     used = np.flatnonzero(ids.any(axis=0))
     return ids[:, used[0]: used[-1] + 1] if used.size else ids
@@ -139,9 +112,8 @@ _COMPILED = weakref.WeakKeyDictionary()
 def compiled_call(model):
     """``model(ids, training=False)`` as one ``tf.function`` for any ``[rows, length]`` int32 batch.
 
-    An eager call runs a recurrent layer's loop step by step from Python:
-    validating 600 rows of 800-token articles took 21 s that way, against
-    less than a second compiled.  One trace serves every batch shape.
+    Eagerly, a recurrent layer's loop runs step by step from Python (21 s against under 1 s compiled for 600
+    800-token articles); one trace serves every batch shape.
     """
     if model not in _COMPILED:
         import tensorflow as tf

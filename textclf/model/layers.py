@@ -1,9 +1,8 @@
 """Mask-aware pooling layers, an embedding that reads only the rows it looks up, and the wide TF-IDF branch.
 
-Keras's ``GlobalMaxPooling1D`` ignores the mask, so padding (zeros after a
-masked LSTM) would take part in the maximum; these layers exclude masked
-steps.  They are registered so ``model.keras`` files load without
-``custom_objects`` once ``textclf`` is imported.
+Keras's ``GlobalMaxPooling1D`` ignores the mask, so padding (zeros after a masked LSTM) would take part in the
+maximum.  The layers are registered so ``model.keras`` files load without ``custom_objects`` once ``textclf`` is
+imported.
 """
 
 from __future__ import annotations
@@ -12,19 +11,12 @@ import keras
 from keras import ops
 
 
-@keras.saving.register_keras_serializable(package="textclf")
-class MaskedMaxPooling(keras.layers.Layer):
-    """Maximum over the unmasked time steps: ``[batch, time, features]`` → ``[batch, features]``."""
+class _MaskedPooling(keras.layers.Layer):
+    """``[batch, time, features]`` → ``[batch, features]`` over the unmasked steps; the mask ends here."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
-
-    def call(self, inputs, mask=None):
-        if mask is not None:
-            # A masked step never wins the maximum (every row has an unmasked step).
-            inputs = ops.where(ops.expand_dims(ops.cast(mask, "bool"), -1), inputs, -1e9)
-        return ops.max(inputs, axis=1)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -34,20 +26,23 @@ class MaskedMaxPooling(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="textclf")
-class AttentionPooling(keras.layers.Layer):
-    """Weighted mean over unmasked time steps, with weights a learned scorer assigns.
+class MaskedMaxPooling(_MaskedPooling):
+    """Maximum over the unmasked time steps."""
 
-    ``score_t = v · tanh(W h_t + b)``; ``weights = softmax(score)`` over the
-    unmasked steps; output ``Σ_t weights_t h_t``.
+    def call(self, inputs, mask=None):
+        if mask is not None:
+            # A masked step never wins the maximum (every row has an unmasked step).
+            inputs = ops.where(ops.expand_dims(ops.cast(mask, "bool"), -1), inputs, -1e9)
+        return ops.max(inputs, axis=1)
 
-    Args:
-        units: Width of the scorer's hidden layer.
-    """
+
+@keras.saving.register_keras_serializable(package="textclf")
+class AttentionPooling(_MaskedPooling):
+    """Weighted mean ``Σ_t softmax(v · tanh(W h_t + b))_t h_t`` over the unmasked steps; ``units`` is W's width."""
 
     def __init__(self, units: int = 64, **kwargs):
         super().__init__(**kwargs)
         self.units = units
-        self.supports_masking = True
 
     def build(self, input_shape):
         features = input_shape[-1]
@@ -66,27 +61,16 @@ class AttentionPooling(keras.layers.Layer):
         weights = self.attention_weights(inputs, mask)
         return ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
 
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
-
     def get_config(self):
         return {**super().get_config(), "units": self.units}
 
 
 @keras.saving.register_keras_serializable(package="textclf")
 class GatherEmbedding(keras.layers.Embedding):
-    """``keras.layers.Embedding`` that gathers its rows straight from the variable.
+    """``keras.layers.Embedding`` that gathers its rows straight from the variable (same outputs and gradient).
 
-    Keras's layer reads the whole table and then takes rows from the copy.
-    Once an optimizer has updated a variable row by row (``LazyAdam``'s
-    scatters), TensorFlow copies the whole variable on every such full read
-    (its copy-on-read mode), 10 MB per step for 20,000 words × 128; a gather
-    from the variable itself reads only the looked-up rows.  Same weights,
-    same outputs, same sparse gradient.  Quantized or LoRA-enabled layers
-    keep Keras's path.
+    Keras's layer reads the whole table; once ``LazyAdam`` has scattered into the variable, TensorFlow copies
+    the whole variable on every such read (copy-on-read mode).  Quantized or LoRA layers keep Keras's path.
     """
 
     def call(self, inputs):
@@ -104,15 +88,10 @@ class GatherEmbedding(keras.layers.Embedding):
 class TfidfLogits(keras.layers.Layer):
     """Logits of a linear model on TF-IDF of the ids' 1- and 2-grams: the "wide" branch (``TrainConfig.wide``).
 
-    Features: every id (``vocabulary_size`` of them), then the 2-grams listed in
-    ``bigram_keys`` (``first * vocabulary_size + second``, sorted).  A row's
-    feature value is ``(1 + log(count)) * idf``, L2-normalised over the row
-    (scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``); the logits are
-    ``features @ kernel + bias``.  Padding (id 0) counts for nothing.  Core
-    TensorFlow ops only (Unique, segment sums, SearchSorted), so TF Serving
-    runs it; the weights are set after fitting (``textclf.training.wide``), not trained.
-
-    Input: int32 ids ``[batch, time]``.  Output: float32 ``[batch, outputs]``.
+    Features: every id, then the 2-grams in ``bigram_keys`` (``first * vocabulary_size + second``, sorted); a
+    value is ``(1 + log(count)) * idf``, L2-normalised per row (``TfidfVectorizer(sublinear_tf=True)``); padding
+    counts for nothing.  Core TF ops only, so TF Serving runs it; weights are fitted (``textclf.training.wide``).
+    Input: int32 ids ``[batch, time]``.  Output: float32 logits ``[batch, outputs]``.
     """
 
     def __init__(self, vocabulary_size: int, bigrams: int, outputs: int, **kwargs):
@@ -166,12 +145,8 @@ class TfidfLogits(keras.layers.Layer):
 class Blend(keras.layers.Layer):
     """``activation(a * logits(p) + b * wide + c)``: the recurrent head's probabilities ``p`` joined with wide logits.
 
-    ``logits(p)`` is ``log(p / (1 - p))`` for one sigmoid unit and ``log(p)``
-    for a softmax (its logits up to a constant per row, which softmax ignores).
-    ``a = 1, b = 0, c = 0`` returns ``p``; the weights are fitted on the
-    validation rows after training (``textclf.training.wide``).
-
-    Inputs: ``[p [batch, outputs], wide [batch, outputs]]``.  Output: probabilities ``[batch, outputs]``.
+    ``logits(p)`` is ``log(p / (1 - p))`` for one sigmoid unit and ``log(p)`` for a softmax (logits up to a
+    per-row constant).  ``a = 1, b = 0, c = 0`` returns ``p``; weights are fitted on the validation rows.
     """
 
     def __init__(self, outputs: int, **kwargs):

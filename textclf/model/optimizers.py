@@ -1,19 +1,9 @@
 """Adam for textclf's training: Keras's formula in fewer passes, or restricted to the batch's embedding rows.
 
-Why: Keras 3's Adam turns the embedding's sparse gradient (one row per token
-of the batch) into a dense ``[vocabulary, embedding_dim]`` tensor and then
-runs about a dozen element-wise TensorFlow ops over the whole table and its
-two moment tables every step, each a full pass; with the default 20,000
-words × 128 that is several 10 MB passes per step, a large share of a CPU
-training step (docs/PERFORMANCE.md measures it).
-
-- :class:`FusedAdam` (``optimizer="adam"``, the default): the same update,
-  each variable in one pass of TensorFlow's fused ``ApplyAdam`` kernel.
-- :class:`LazyAdam` (``optimizer="lazy_adam"``): Adam's formula applied to
-  the rows present in the batch only, the semantics of TensorFlow Addons'
-  ``LazyAdam``: a word absent from a batch keeps its vector and moments
-  until it appears again.  Faster still, but it learns the embedding more
-  slowly, and it measured lower validation macro-F1 here.
+Keras 3's Adam densifies the embedding's sparse gradient and runs about a dozen full passes over the table and
+its two moment tables every step (docs/PERFORMANCE.md).  :class:`FusedAdam` (``optimizer="adam"``) does the same
+update in one pass of TensorFlow's ``ApplyAdam`` kernel; :class:`LazyAdam` (``optimizer="lazy_adam"``) updates
+only the rows present in the batch (TF Addons' ``LazyAdam`` semantics: faster, but learns the embedding slower).
 """
 
 import keras
@@ -36,25 +26,10 @@ def _tf_variable(variable):
 class FusedAdam(keras.optimizers.Adam):
     """Keras's Adam, each variable updated by TensorFlow's fused ``ApplyAdam`` kernel (one pass, not a dozen).
 
-    The kernel computes Keras's formula, in the same order::
-
-        alpha = learning_rate * sqrt(1 - beta_2**t) / (1 - beta_1**t)
-        m += (g - m) * (1 - beta_1);  v += (g * g - v) * (1 - beta_2)
-        w -= m * alpha / (sqrt(v) + epsilon)
-
-    with the same slot variables, so checkpoints of either restore in the
-    other; results agree to float32 rounding (the kernel computes
-    ``1 - beta`` in float32, Keras in float64).  A sparse (embedding) gradient
-    is summed per row and made dense first: Keras 3's Adam instead squares
-    each piece of a repeated row apart (``v`` from ``1 + 1`` rather than
-    ``(1 + 1)**2`` for a word seen twice), and clips by the norm of the
-    pieces; here both use the true gradient.
-    ``amsgrad`` uses Keras's own update.  Takes Keras Adam's arguments.
-
-    Example:
-        >>> optimizer = FusedAdam(learning_rate=1e-3, clipnorm=1.0)
-        >>> FusedAdam.from_config(optimizer.get_config()).get_config() == optimizer.get_config()
-        True
+    Same formula and slot variables, so checkpoints restore either way; results agree to float32 rounding.  A
+    sparse gradient is summed per row first: Keras squares each piece of a repeated row apart (``v`` from
+    ``1 + 1``, not ``(1 + 1)**2``, for a word seen twice) and clips by the pieces' norm; here both use the true
+    gradient.  ``amsgrad`` uses Keras's own update.
     """
 
     def update_step(self, gradient, variable, learning_rate):
@@ -84,24 +59,10 @@ class FusedAdam(keras.optimizers.Adam):
 
 @keras.saving.register_keras_serializable(package="textclf")
 class LazyAdam(FusedAdam):
-    """Adam whose sparse (embedding) updates touch only the rows in the gradient.
+    """Adam whose sparse (embedding) updates touch only the rows in the gradient, with their summed gradient.
 
-    For a row ``r`` whose summed gradient in this step is ``g``, with ``t``
-    the step number (1 for the first step)::
-
-        m[r] += (g - m[r]) * (1 - beta_1)
-        v[r] += (g * g - v[r]) * (1 - beta_2)
-        w[r] -= learning_rate * sqrt(1 - beta_2**t) / (1 - beta_1**t) * m[r] / (sqrt(v[r]) + epsilon)
-
-    which is Keras's Adam restricted to those rows; other rows, and their
-    ``m`` and ``v``, are left as they are.  ``clipnorm`` clips a sparse
-    gradient by the L2 norm of its summed rows and keeps it sparse.  Takes Keras Adam's arguments;
-    ``amsgrad`` is not supported.
-
-    Example:
-        >>> optimizer = LazyAdam(learning_rate=1e-3, clipnorm=1.0)
-        >>> LazyAdam.from_config(optimizer.get_config()).get_config() == optimizer.get_config()
-        True
+    Keras's Adam restricted to those rows; other rows and their ``m`` and ``v`` stay as they are until the word
+    appears again.  ``clipnorm`` clips by the norm of the summed rows and keeps the gradient sparse.
     """
 
     def __init__(self, *args, amsgrad=False, **kwargs):

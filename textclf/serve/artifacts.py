@@ -25,11 +25,7 @@ class Run:
 
 
 def load_run(path) -> Run:
-    """Reads a run folder written by :func:`textclf.train`.
-
-    Raises:
-        ValueError: naming the missing file when ``path`` is not a run folder.
-    """
+    """Reads a run folder written by :func:`textclf.train`; a ValueError names what is missing."""
     import importlib
 
     import keras
@@ -60,14 +56,10 @@ def versions(base: Path) -> list[int]:
 
 
 def resolve_export(path, require_metadata: bool = True) -> Path:
-    """The version folder for ``path``: a version folder itself, or the highest under a base.
+    """The version folder for ``path``: a version folder itself, or the highest under an export base.
 
-    Args:
-        path: A version folder or an export base.
-        require_metadata: Refuse a SavedModel without ``textclf.json`` (one textclf did not export).
-
-    Raises:
-        ValueError: when ``path`` holds no textclf export, saying what it found.
+    ``require_metadata`` refuses a SavedModel without ``textclf.json`` (one textclf did not export); a ValueError
+    says what ``path`` holds when it is no export.
     """
     path = Path(path)
     if not path.exists():

@@ -1,22 +1,11 @@
 """Load and run an export the way TF Serving does: TensorFlow's C API, not Python's loader.
 
-TF Serving loads a SavedModel with the C++ ``LoadSavedModel``: it imports the
-MetaGraphDef into a Session, runs the saver's restore op (which restores only
-the variables the saver knows, under the names the graph reads) and fetches
-a signature's tensors by name.  ``tf.saved_model.load`` restores objects
-instead and so can run exports that the C++ loader cannot.  TensorFlow's C
-API exposes the C++ path as ``TF_LoadSessionFromSavedModel`` in
-``libtensorflow_cc.so.2``, which the tensorflow wheel ships; this module calls
-it with ``ctypes`` (no other dependency).
-
-String tensors in the C API are arrays of ``TF_TString`` (24 bytes each),
-written with ``TF_StringInit``/``TF_StringCopy`` and read with
-``TF_StringGetDataPointer``/``TF_StringGetSize``.
-
-Example:
-    >>> with ServingSession("saved_models/rt_polarity/1") as session:
-    ...     session.run("serving_default", ["a gorgeous movie"])["label"]
-    array([b'fresh'], dtype=object)
+TF Serving's C++ ``LoadSavedModel`` imports the MetaGraphDef into a Session, runs the saver's restore op (which
+restores only the variables the saver knows) and fetches a signature's tensors by name; ``tf.saved_model.load``
+restores objects instead and so runs exports the C++ loader cannot.  This module calls the C API's
+``TF_LoadSessionFromSavedModel`` in the wheel's ``libtensorflow_cc.so.2`` with ``ctypes``.  String tensors there
+are arrays of 24-byte ``TF_TString``s (``TF_StringInit``/``TF_StringCopy`` to write, ``TF_StringGetDataPointer``/
+``TF_StringGetSize`` to read).
 """
 
 from __future__ import annotations
@@ -55,7 +44,7 @@ _LIBRARY = None
 
 
 def _library():
-    """``libtensorflow_cc.so.2`` of the installed tensorflow wheel, with the prototypes used here."""
+    """``libtensorflow_cc`` of the installed tensorflow wheel, with the prototypes used here."""
     global _LIBRARY
     if _LIBRARY is not None:
         return _LIBRARY
@@ -97,17 +86,8 @@ def _check(lib, status, action: str) -> None:
         raise ServingError(f"{action}: {lib.TF_Message(status).decode('utf-8', 'replace')}")
 
 
-def _tensor_name(name: str) -> tuple[str, int]:
-    """``"op:1"`` → ``("op", 1)``."""
-    op, _, index = name.partition(":")
-    return op, int(index or 0)
-
-
 class ServingSession:
-    """A SavedModel loaded with ``TF_LoadSessionFromSavedModel`` (tag ``serve``), as TF Serving loads it.
-
-    Args:
-        export_dir: A SavedModel folder (one version).
+    """A SavedModel version folder loaded with ``TF_LoadSessionFromSavedModel`` (tag ``serve``), as TF Serving does.
 
     Raises:
         ServingError: with TensorFlow's message when loading fails.
@@ -139,11 +119,11 @@ class ServingSession:
         }
 
     def _output(self, tensor_name: str) -> _Output:
-        op, index = _tensor_name(tensor_name)
+        op, _, index = tensor_name.partition(":")  # "op:1"
         operation = self._lib.TF_GraphOperationByName(self._graph, op.encode())
         if not operation:
             raise ServingError(f"The graph has no operation {op!r} (signature tensor {tensor_name})")
-        return _Output(operation, index)
+        return _Output(operation, int(index or 0))
 
     def _string_tensor(self, texts):
         """A ``TF_STRING`` tensor ``[len(texts)]``; the caller frees it with ``_free_strings``."""
@@ -179,14 +159,9 @@ class ServingSession:
         return np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(shape).copy()
 
     def run(self, signature: str, texts) -> dict[str, np.ndarray]:
-        """Runs ``signature`` on a batch of texts (its single string input) with ``TF_SessionRun``.
+        """``{output key: array}`` of ``signature`` run on ``texts`` (``str`` or ``bytes``) with ``TF_SessionRun``.
 
-        Args:
-            signature: A signature key, e.g. ``"serving_default"`` or ``"tokenize"``.
-            texts: A sequence of ``str`` or ``bytes``.
-
-        Returns:
-            ``{output key: numpy array}``; strings come back as ``bytes`` in object arrays.
+        Strings come back as ``bytes`` in object arrays.
         """
         if signature not in self.signatures:
             raise ServingError(f"No signature {signature!r}; the export has {sorted(self.signatures)}")
@@ -255,19 +230,11 @@ def _read_saved_model(export_dir):
 def graph_ops(export_dir) -> set[str]:
     """Every op type in the SavedModel's graphs *and* their function libraries.
 
-    ``saved_model_cli show --list_ops`` lists only the top-level graph, where
-    a tf.function export holds little more than ``StatefulPartitionedCall``.
+    (``saved_model_cli show --list_ops`` lists only the top-level graph: little more than ``StatefulPartitionedCall``.)
     """
-    return _ops_of(_read_saved_model(export_dir))
-
-
-def _ops_of(saved_model) -> set[str]:
-    ops = set()
-    for meta_graph in saved_model.meta_graphs:
-        ops.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-    return ops
+    graphs = [meta_graph.graph_def for meta_graph in _read_saved_model(export_dir).meta_graphs]
+    return {node.op for graph in graphs
+            for nodes in [graph.node, *(function.node_def for function in graph.library.function)] for node in nodes}
 
 
 def forbidden_ops(export_dir) -> list[str]:
@@ -281,48 +248,26 @@ PROBE_TEXTS = ("", "?!... ---", "great film 👍🎬", "这部电影很好看", 
 
 
 def check_export(export_dir, texts=PROBE_TEXTS) -> dict:
-    """Checks that TF Serving's loading path serves an export, as the C++ server would run it.
-
-    Loads ``export_dir`` with ``TF_LoadSessionFromSavedModel``, runs every
-    signature on ``texts`` with ``TF_SessionRun`` and lists the ops a CPU-only
-    server cannot run (searched in the graph and its function library).
-
-    Args:
-        export_dir: A SavedModel version folder.
-        texts: The batch each signature is run on.
+    """Loads a version folder as TF Serving does, runs every one-input signature on ``texts``, lists forbidden ops.
 
     Returns:
         ``{"forbidden_ops": [...], "functions": N, "outputs": {signature: {key: array}}}``.
 
     Raises:
         ServingError: TensorFlow's message when the export does not load or a signature does not run.
-
-    Example:
-        >>> check_export("saved_models/rt_polarity/1")["outputs"]["serving_default"]["label"]
     """
     saved_model = _read_saved_model(export_dir)
     with ServingSession(export_dir) as session:
         outputs = {name: session.run(name, texts) for name in sorted(session.signatures)
                    if len(session.signatures[name][0]) == 1}
-    return {
-        "forbidden_ops": sorted(_ops_of(saved_model) & set(FORBIDDEN_OPS)),
-        "functions": sum(len(meta.graph_def.library.function) for meta in saved_model.meta_graphs),
-        "outputs": outputs,
-    }
+    return {"forbidden_ops": forbidden_ops(export_dir), "outputs": outputs,
+            "functions": sum(len(meta.graph_def.library.function) for meta in saved_model.meta_graphs)}
 
 
 def check_report(path, as_json: bool = False) -> str:
-    """``textclf check-export``: the C++ loader's verdict on an export, with its outputs.
+    """``textclf check-export``: the C++ loader's verdict on an export base or version, with its outputs.
 
-    Also runs the same batch through Python's ``tf.saved_model.load`` and
-    reports whether both loaders agree (labels identical, scores within 1e-5).
-
-    Args:
-        path: An export base (highest version) or version folder.
-        as_json: Return JSON instead of lines of text.
-
-    Returns:
-        The report to print.
+    Also reports whether Python's ``tf.saved_model.load`` agrees (labels identical, scores within 1e-5).
 
     Raises:
         ValueError: the export would not serve (TensorFlow's error), or holds ops a CPU-only server cannot run.

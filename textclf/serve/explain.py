@@ -1,11 +1,8 @@
 """Which words pushed a prediction: occlusion through the exported model.
 
-Each token is removed in turn and the text re-scored; a token's weight is how
-much the probability of the predicted label drops without it (negative: the
-token argued against the label).  All variants go through the model in one
-batch, so a sentence costs one call.  Tokens come from the same rules the
-export applies (``TextRules``), so the explanation is about what the model
-actually saw.
+Each token is removed in turn and the text re-scored (all variants in one batch); a token's weight is how much
+the predicted label's probability drops without it (negative: it argued against the label).  Tokens come from
+the export's own rules (``TextRules``), so the explanation is about what the model actually saw.
 """
 
 from __future__ import annotations
@@ -19,15 +16,7 @@ from textclf.text.sequences import truncated
 
 @dataclasses.dataclass
 class Explanation:
-    """Per-token contributions to one prediction.
-
-    Attributes:
-        text: The input.
-        label: The predicted label.
-        score: Its probability.
-        tokens: The tokens the model saw, in order.
-        weights: For each token, the drop in ``score`` when it is removed.
-    """
+    """Per-token contributions to one prediction: ``weights[i]`` is the drop in ``score`` without ``tokens[i]``."""
 
     text: str
     label: str
@@ -40,21 +29,10 @@ class Explanation:
 
 
 def explain(classifier, text: str, max_tokens: int | None = None) -> Explanation:
-    """Occlusion weights of the tokens of ``text`` for ``classifier``'s prediction.
+    """Occlusion weights of the tokens of ``text`` (empty: no tokens) for a loaded classifier's prediction.
 
-    Args:
-        classifier: A loaded export or run folder (:func:`textclf.load`).
-        text: The text to explain; an empty one gives no tokens.
-        max_tokens: Weigh only this many tokens (default: the model's
-            ``max_len``): the last ones when the model truncates ``"pre"``
-            (it keeps the end of a long text), otherwise the first ones.
-
-    Returns:
-        An :class:`Explanation`.
-
-    Example:
-        >>> explanation = explain(load("saved_models/rt_polarity"), "a gorgeous, witty movie")
-        >>> max(zip(explanation.weights, explanation.tokens))
+    ``max_tokens`` (default: the model's ``max_len``) tokens are weighed: the last ones when the model truncates
+    ``"pre"`` (it keeps the end of a long text), otherwise the first ones.
     """
     config = _config_of(classifier)
     rules = config.text_rules()
@@ -84,7 +62,7 @@ def terminal_line(explanation: Explanation, colour: bool = True) -> str:
     for token, weight in zip(explanation.tokens, explanation.weights):
         strength = min(abs(weight) / largest, 1.0)
         # 256-colour greens (22..46) and reds (52..196) by strength.
-        shade = (22, 28, 34, 40, 46)[round(strength * 4)] if weight >= 0 else (52, 88, 124, 160, 196)[round(strength * 4)]
+        shade = ((22, 28, 34, 40, 46) if weight >= 0 else (52, 88, 124, 160, 196))[round(strength * 4)]
         parts.append(f"\033[48;5;{shade}m\033[97m{token}\033[0m" if colour and strength > 0.05 else token)
     return f"{explanation.label} ({explanation.score:.3f}): " + " ".join(parts)
 

@@ -1,18 +1,10 @@
 """Export a run as a SavedModel that takes raw text, in TF Serving's layout.
 
-Layout: ``BASE/<version>/saved_model.pb`` with ``variables/``, plus
-``textclf.json`` (classes, task, config).  The next version is the highest
-existing one + 1; the SavedModel is written to a temporary folder beside it
-and renamed only when complete, so a crash never leaves a half version and an
-existing version is never touched.
-
-Signature ``serving_default``: input ``text`` (string ``[batch]``); outputs
-``label`` (string ``[batch]``), ``score`` (float32 ``[batch]``, the
-probability of that label), ``classes`` (string ``[batch, C]``) and ``scores``
-(float32 ``[batch, C]``); multi-label models add ``labels`` (string
-``[batch, C]``: the class where its score reaches the threshold, else "").
-Signature ``tokenize`` returns the ``ids`` (int32
-``[batch, max_len]``) the model reads, for debugging clients.
+``BASE/<version>/`` (the highest existing version + 1) holds the SavedModel and ``textclf.json`` (classes, task,
+config); it is staged in a temporary folder and renamed only when complete, so no half version is ever visible
+and no version is overwritten.  Signatures: ``serving_default`` (``text [batch]`` → ``label``, ``score``,
+``classes [batch, C]``, ``scores [batch, C]``, and for multi-label models ``labels [batch, C]``, "" where a class
+is not selected) and ``tokenize`` (``text`` → int32 ``ids [batch, max_len]``).
 """
 
 from __future__ import annotations
@@ -29,12 +21,7 @@ from textclf.serve.fast_lstm import LSTMInference, supports
 
 
 def _inference_model(run):
-    """A copy of the run's model whose recurrent layers never pick cuDNN.
-
-    A graph traced on a GPU with ``use_cudnn="auto"`` can contain only
-    ``CudnnRNNV3`` ops, which fail on a CPU-only server.  The copy, with
-    ``use_cudnn=False``, traces the generic loop that runs on both.
-    """
+    """A copy of the run's model with ``use_cudnn=False``: a GPU trace could hold only CudnnRNNV3 ops (GPU-only)."""
     # Dropout is the identity at inference: without it the graph holds no random-seed state.
     config = run.config.replace(dropout_rate=0.0, recurrent_dropout_rate=0.0, spatial_dropout_rate=0.0)
     model = build_model(config, run.tokenizer.vocabulary_size, len(run.classes), use_cudnn=False)
@@ -43,36 +30,17 @@ def _inference_model(run):
 
 
 def serving_module(run, fast=True, fast_options=None):
-    """A ``tf.Module`` whose functions map raw text to labels and scores.
+    """A ``tf.Module`` whose traced functions ``classify`` and ``tokenize`` map raw text to labels and ids.
 
-    The module tracks the lookup table and exactly the ``tf.Variable``s its
-    functions read, and no Keras object.  Why: TF Serving's C++ loader
-    restores a SavedModel by running its saver's restore op, which assigns
-    only the variables that are checkpointed objects.  A Keras 3 variable
-    saves itself as a *new* ``tf.Variable`` copied from the one it wraps
-    (``keras.Variable._export_to_saved_model_graph``), so the restore op fills
-    that copy while the functions read the wrapped variable, which the C++
-    loader never creates ("Could not find variable ...").  Python's
-    ``tf.saved_model.load`` restores objects and hid this.  Tracking the
-    variables the traced functions capture (as Keras's ``ExportArchive``
-    does) makes the restore op fill the very handles the graph reads, and
-    stores each weight once.
+    The module tracks the lookup table and exactly the ``tf.Variable``s its functions capture, no Keras object:
+    a Keras 3 variable saves itself as a *new* ``tf.Variable`` copied from the one it wraps, so the saver's
+    restore op (all TF Serving's C++ loader runs) would fill that copy while the graph reads the wrapped one
+    ("Could not find variable ...").  ``tf.saved_model.load`` restores objects and hides this.
 
     Args:
         run: A loaded run (``textclf.serve.artifacts.load_run``).
-        fast: LSTM models compute with ``textclf.serve.fast_lstm.LSTMInference``
-            instead of the Keras graph (same outputs, faster).
-        fast_options: Keyword arguments for ``LSTMInference`` (tests use them
-            to force one path).
-
-    Returns:
-        The module, its functions traced; ``module.classify`` and
-        ``module.tokenize`` are the two signatures.
-
-    Example:
-        >>> module = serving_module(load_run("saved_models/rt_polarity/runs/20261124-221500"))
-        >>> module.classify(tf.constant(["a gorgeous movie"]))["label"]
-        <tf.Tensor: shape=(1,), dtype=string, numpy=array([b'fresh'], dtype=object)>
+        fast: LSTM models compute with ``textclf.serve.fast_lstm.LSTMInference`` (same outputs, faster).
+        fast_options: Keyword arguments for ``LSTMInference`` (tests use them to force one path).
     """
     import tensorflow as tf
 
@@ -112,34 +80,25 @@ def serving_module(run, fast=True, fast_options=None):
         def classify(self, text):
             probabilities = class_probabilities(scores(text))
             best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            batch = tf.shape(text)[0]
-            classes = tf.tile(self.class_names[tf.newaxis], [batch, 1])
-            outputs = {
-                "label": tf.gather(self.class_names, best),
-                "score": tf.reduce_max(probabilities, axis=-1),
-                "classes": classes,
-                "scores": probabilities,
-            }
+            classes = tf.tile(self.class_names[tf.newaxis], [tf.shape(text)[0], 1])
+            outputs = {"label": tf.gather(self.class_names, best), "score": tf.reduce_max(probabilities, axis=-1),
+                       "classes": classes, "scores": probabilities}
             if run.config.multi_label:
                 # Signatures return dense tensors: unselected classes are "".
                 outputs["labels"] = tf.where(probabilities >= run.config.threshold, classes, tf.constant(""))
             return outputs
 
     module = TextClassifierModule()
-    captured = {}
-    for function in (module.classify, module.tokenize):
-        for variable in function.get_concrete_function().variables:
-            captured.setdefault(id(variable), variable)
+    captured = {id(variable): variable for function in (module.classify, module.tokenize)
+                for variable in function.get_concrete_function().variables}
     module.served_variables = list(captured.values())
     return module
 
 
 def _verify(staging: Path, module) -> None:
-    """Refuses an export that TF Serving's C++ loader would not serve, or would serve differently.
+    """Refuses an export that TF Serving's C++ loader would not serve, or would serve differently from ``module``.
 
-    The staged SavedModel is loaded with ``TF_LoadSessionFromSavedModel`` and
-    both signatures run on :data:`textclf.serve.check.PROBE_TEXTS`; the
-    labels must equal and the scores match (1e-5) the module's own outputs.
+    Both signatures run on ``PROBE_TEXTS``: labels and ids must be equal, scores within 1e-5.
     """
     import numpy as np
     import tensorflow as tf
@@ -181,25 +140,11 @@ def _remove_stale_staging(base: Path) -> None:
 
 
 def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
-    """Exports a run folder as the next version under ``output``.
+    """Exports a run folder (or a loaded ``Run``) as the next version under ``output``; returns its folder.
 
-    The SavedModel is staged in a temporary folder, checked through TF
-    Serving's own loading path (``textclf.serve.check``), and renamed to the
-    version folder only when it loads, runs and agrees with the model.
-
-    Args:
-        run_dir: A run folder written by :func:`textclf.train`, or a loaded
-            :class:`textclf.serve.artifacts.Run`.
-        output: Export base folder (``saved_models/NAME``).
-        fast: Compute LSTM models with ``textclf.serve.fast_lstm.LSTMInference``.
-        fast_options: Keyword arguments for ``LSTMInference``.
-
-    Returns:
-        The new version folder, e.g. ``saved_models/NAME/3``.
-
-    Example:
-        >>> export_run("saved_models/rt_polarity/runs/20261124-221500", "saved_models/rt_polarity")
-        PosixPath('saved_models/rt_polarity/2')
+    The SavedModel is staged, checked through TF Serving's own loading path (``textclf.serve.check``), and renamed
+    to the version folder only when it loads, runs and agrees with the model.  ``fast`` and ``fast_options`` are
+    :func:`serving_module`'s.
     """
     import tensorflow as tf
 
@@ -213,25 +158,17 @@ def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
     staging = base / f".tmp-export-{version}-{os.getpid()}"
     module = serving_module(run, fast=fast, fast_options=fast_options)
     try:
-        tf.saved_model.save(
-            module, str(staging),
-            signatures={"serving_default": module.classify, "tokenize": module.tokenize},
-        )
+        tf.saved_model.save(module, str(staging),
+                            signatures={"serving_default": module.classify, "tokenize": module.tokenize})
         _verify(staging, module)
-        metadata = {
-            "format": "textclf-export",
-            "version": version,
-            "classes": run.classes,
-            "task": "multilabel" if run.config.multi_label else "binary" if len(run.classes) == 2 else "multiclass",
-            "run": str(run.path),
-            "config": run.config.to_dict(),
-        }
+        task = "multilabel" if run.config.multi_label else "binary" if len(run.classes) == 2 else "multiclass"
+        metadata = {"format": "textclf-export", "version": version, "classes": run.classes, "task": task,
+                    "run": str(run.path), "config": run.config.to_dict()}
         (staging / EXPORT_METADATA).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
         target = base / str(version)
         if target.exists():
             raise ValueError(f"Version folder {target} appeared while exporting; it was left untouched")
-        # os.rename refuses to replace a non-empty folder, so a version written
-        # meanwhile by another process is never overwritten.
+        # os.rename refuses to replace a non-empty folder: a version written meanwhile is never overwritten.
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,29 +1,11 @@
-"""The LSTM models' forward pass for the export: the Keras model's numbers with less work.
+"""The LSTM models' forward pass for the export: the Keras model's numbers with less work (docs/PERFORMANCE.md).
 
-The export cannot use cuDNN (the graph must run on CPU servers too), and
-Keras's generic recurrent loop costs about twenty ops per time step and
-direction, multiplies every row by the input kernel at every step, and runs
-every row up to the longest row of the batch.  ``LSTMInference`` computes the
-same layers from the same weights with:
-
-- **the first layer's input projection precomputed per vocabulary entry**:
-  ``embedding @ kernel + bias`` is a ``[vocabulary, 4 * units]`` table, so a
-  token costs a gather instead of a matrix product (the table replaces the
-  embedding in the SavedModel; above ``TABLE_LIMIT_BYTES`` the projection is
-  computed per token instead);
-- **small batches** (up to ``SMALL_BATCH`` rows): one fused ``BlockLSTMV2`` op
-  per direction and layer (core TensorFlow, CPU and GPU kernels), fed the
-  projected inputs through an identity block of its weight matrix;
-- **large batches**: rows sorted by length, and a loop whose step ``t``
-  computes only the rows that still have a token at ``t`` (the state of the
-  others is final), so the batch costs its tokens, not rows × longest row.
-
-Masked (padding) steps in Keras only carry the state forward, are zero in the
-outputs and are excluded by the mask-aware pooling, and a bidirectional
-layer's backward half starts at each row's last token; both paths reproduce
-that exactly, up to float rounding (``tests/test_serving.py`` compares them
-with the Keras model for every pooling, one and two layers, both padding
-sides).  GRU models keep the Keras graph (see ``supports``).
+- The first layer's input projection ``embedding @ kernel + bias`` is precomputed per vocabulary entry (up to
+  ``TABLE_LIMIT_BYTES``): a token costs a gather, not a matrix product.
+- Up to ``SMALL_BATCH`` rows: one fused ``BlockLSTMV2`` per direction and layer, fed the projected inputs.
+- Larger batches: rows sorted by length, and a loop whose step ``t`` computes only the rows still running.
+Both reproduce Keras's masking: padded steps carry the state and output zeros, a backward half starts at its row's
+last token (``tests/test_serving.py`` compares with Keras).  GRU models keep the Keras graph.
 """
 
 from __future__ import annotations
@@ -48,14 +30,9 @@ class LSTMInference:
     """``ids [batch, time]`` (right-padded, every row non-empty) → class scores, as the Keras model.
 
     Args:
-        model: The Keras model (float32, built by ``textclf.model.factory.build_model``
-            with an LSTM or BiLSTM architecture, dropout off).
-        config: Its ``TrainConfig``.
+        model: A float32 LSTM or BiLSTM model of ``build_model``, dropout off; ``config`` its ``TrainConfig``.
         small_batch: Largest batch computed with the fused op.
-        table_limit_bytes: Largest first-layer projection table.
-
-    It is not a ``tf.Module``: attach ``variables`` and ``head_variables`` to
-    one (with the pooling and head layers) so they are saved.
+        table_limit_bytes: Largest first-layer projection table (all directions together).
     """
 
     def __init__(self, model, config, small_batch: int = SMALL_BATCH, table_limit_bytes: int = TABLE_LIMIT_BYTES):
@@ -68,31 +45,31 @@ class LSTMInference:
         layer_names = {layer.name for layer in model.layers}
         embedding = np.asarray(model.get_layer("embedding").embeddings, dtype=np.float32)
         self.layers = []  # Per layer: (directions, residual); a direction is a dict of weights.
-        self.variables = []
         for number in range(1, config.num_layers + 1):
             layer = model.get_layer(f"{config.arch}_{number}")
             recurrent = [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
             directions = []
             for rnn in recurrent:
                 cell = rnn.cell
-                if (cell.activation.__name__, cell.recurrent_activation.__name__) != ("tanh", "sigmoid") or not cell.use_bias:
+                activations = (cell.activation.__name__, cell.recurrent_activation.__name__)
+                if activations != ("tanh", "sigmoid") or not cell.use_bias:
                     raise ValueError("LSTMInference needs tanh/sigmoid activations and a bias")
                 kernel = np.asarray(cell.kernel, dtype=np.float32)
                 bias = np.asarray(cell.bias, dtype=np.float32)
                 recurrent_kernel = np.asarray(cell.recurrent_kernel, dtype=np.float32)
                 units = recurrent_kernel.shape[0]
-                weights = {"units": units, "recurrent": self._variable(recurrent_kernel)}
                 # BlockLSTMV2 computes [x, h] @ w + b with Keras's gate order (i, f, c, o);
                 # x is the projected input, so w stacks an identity on the recurrent kernel.
-                weights["block"] = self._variable(np.concatenate([np.eye(4 * units, dtype=np.float32), recurrent_kernel]))
+                weights = {"recurrent": recurrent_kernel,
+                           "block": np.concatenate([np.eye(4 * units, dtype=np.float32), recurrent_kernel])}
                 if number == 1 and len(recurrent) * embedding.shape[0] * 4 * units * 4 <= table_limit_bytes:
-                    weights["table"] = self._variable(embedding @ kernel + bias)
+                    weights["table"] = embedding @ kernel + bias
                 else:
                     if number == 1:
-                        weights["embedding"] = self._variable(embedding)
-                    weights["kernel"] = self._variable(kernel)
-                    weights["bias"] = self._variable(bias)
-                directions.append(weights)
+                        weights["embedding"] = embedding
+                    weights.update(kernel=kernel, bias=bias)
+                directions.append({"units": units, **{name: tf.Variable(value, trainable=False)
+                                                      for name, value in weights.items()}})
             # The model adds a residual around layers 2+ when the widths match (see build_model).
             self.layers.append((directions, f"residual_{number}" in layer_names))
         # Keras layers after the recurrent stack: mask-aware pooling, then the Dense head.
@@ -100,19 +77,10 @@ class LSTMInference:
                  "max_mean": ["max_pooling", "mean_pooling"], "last": []}[config.pooling]
         self.pooling_layers = [model.get_layer(name) for name in names]
         self.head = recurrent_head(model)
-        self.head_variables = [v for layer in self.pooling_layers + [self.head] for v in layer.variables]
         # A function call the graph does not inline: the untaken branch of the cond is then one
         # node, not the loop's hundred (stepping through those cost about 5% of a single sentence).
         self._large_function = tf.function(self._large, experimental_attributes={"_noinline": True})
 
-    def _variable(self, value):
-        import tensorflow as tf
-
-        variable = tf.Variable(value, trainable=False)
-        self.variables.append(variable)
-        return variable
-
-    # ------------------------------------------------------------------ shared
     @staticmethod
     def _project(weights, inputs):
         """Input projection ``x @ kernel + bias`` of ids (first layer) or features, any leading shape."""
@@ -140,8 +108,7 @@ class LSTMInference:
         else:
             hidden = tf.transpose(outputs, [1, 0, 2])
             mask = tf.sequence_mask(lengths, steps)
-            pooled = [layer(hidden, mask=mask) for layer in self.pooling_layers]
-            pooled = pooled[0] if len(pooled) == 1 else tf.concat(pooled, -1)
+            pooled = tf.concat([layer(hidden, mask=mask) for layer in self.pooling_layers], -1)
         return self.head(pooled)
 
     def _max_pooled(self, number, residual):
@@ -158,7 +125,6 @@ class LSTMInference:
             lambda: self._large_function(ids, lengths),
         )
 
-    # ------------------------------------------------------------ small batch
     def _small(self, ids, lengths):
         """One fused ``BlockLSTMV2`` per direction, all rows up to the longest."""
         import tensorflow as tf
@@ -183,15 +149,14 @@ class LSTMInference:
             if self._max_pooled(number, residual):
                 # A maximum over a row's steps ignores their order: no need to un-reverse.
                 pooled = [tf.reduce_max(tf.where(valid, output, -1e9), axis=0) for output in outputs]
-                return self.head(pooled[0] if len(pooled) == 1 else tf.concat(pooled, -1))
+                return self.head(tf.concat(pooled, -1))
             if len(outputs) == 2:
                 outputs[1] = tf.reverse_sequence(outputs[1], lengths, seq_axis=0, batch_axis=1)
             # Steps past a row's end computed on padding: zero, as Keras outputs them.
-            output = tf.where(valid, outputs[0] if len(outputs) == 1 else tf.concat(outputs, -1), 0.0)
+            output = tf.where(valid, tf.concat(outputs, -1), 0.0)
             inputs = inputs + output if residual else output
         return self._head(inputs, lengths, steps)
 
-    # ------------------------------------------------------------ large batch
     def _large(self, ids, lengths):
         """Rows sorted by length; step ``t`` computes only the rows longer than ``t``."""
         import tensorflow as tf
@@ -214,16 +179,13 @@ class LSTMInference:
                 # Masked max pooling straight from the tokens' outputs (a maximum is exact in any order).
                 rows = tf.cast(tf.where(valid)[:, 1], tf.int32)
                 pooled = [tf.math.unsorted_segment_max(output, rows, active[0]) for output in outputs]
-                scores = self.head(pooled[0] if len(pooled) == 1 else tf.concat(pooled, -1))
+                scores = self.head(tf.concat(pooled, -1))
                 return tf.gather(scores, tf.math.invert_permutation(order))
-            sequences = []
-            for index, output in enumerate(outputs):
-                # Back to [time, batch, units], zero past each row's end.
-                output = tf.RaggedTensor.from_row_starts(output, starts).to_tensor()
-                if index == 1:
-                    output = tf.reverse_sequence(output, lengths, seq_axis=0, batch_axis=1)
-                sequences.append(output)
-            output = sequences[0] if len(sequences) == 1 else tf.concat(sequences, -1)
+            # Back to [time, batch, units], zero past each row's end.
+            sequences = [tf.RaggedTensor.from_row_starts(output, starts).to_tensor() for output in outputs]
+            if len(sequences) == 2:
+                sequences[1] = tf.reverse_sequence(sequences[1], lengths, seq_axis=0, batch_axis=1)
+            output = tf.concat(sequences, -1)
             inputs = inputs + output if residual else output
         scores = self._head(inputs, lengths, steps)
         return tf.gather(scores, tf.math.invert_permutation(order))

@@ -19,14 +19,9 @@ from textclf.text.sequences import encode
 
 @dataclasses.dataclass
 class Prediction:
-    """One text's prediction.
+    """One text's most probable ``label``, its ``score`` and every label's ``scores`` (in class order).
 
-    Attributes:
-        text: The input text.
-        label: The most probable label.
-        score: Its probability.
-        scores: Every label's probability, in the model's class order.
-        labels: Multi-label models: every label whose probability reaches the threshold.
+    ``labels``: for multi-label models, every label whose probability reaches the threshold.
     """
 
     text: str
@@ -45,18 +40,18 @@ class _Classifier:
     """Shared ``predict`` on top of a ``probabilities(texts)`` method."""
 
     classes: list[str]
-    threshold: float | None = None  # Set for multi-label models.
+    config: TrainConfig
+
+    @property
+    def threshold(self) -> float | None:
+        """The multi-label threshold; ``None`` for single-label models."""
+        return self.config.threshold if self.config.multi_label else None
 
     def probabilities(self, texts) -> np.ndarray:
         raise NotImplementedError
 
     def predict(self, texts, batch_size: int = 1024) -> list[Prediction]:
-        """Predictions for ``texts`` (a string or a list of strings).
-
-        Example:
-            >>> load("saved_models/rt_polarity").predict(["a gorgeous, witty, seductive movie"])[0].label
-            'fresh'
-        """
+        """Predictions for ``texts`` (a string or a list of strings)."""
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
@@ -79,11 +74,7 @@ class _Classifier:
 
 
 class ExportedClassifier(_Classifier):
-    """An exported SavedModel, called through its ``serving_default`` signature.
-
-    The whole tokenization runs inside the graph, exactly as in TF Serving;
-    one call costs well under a millisecond on a CPU, unlike ``model.predict``.
-    """
+    """An exported SavedModel, called through its ``serving_default`` signature (tokenization in the graph)."""
 
     def __init__(self, path):
         import tensorflow as tf
@@ -92,7 +83,6 @@ class ExportedClassifier(_Classifier):
         self.metadata = json.loads((self.path / EXPORT_METADATA).read_text(encoding="utf-8"))
         self.classes = list(self.metadata["classes"])
         self.config = TrainConfig.from_dict(self.metadata["config"])
-        self.threshold = self.config.threshold if self.config.multi_label else None
         try:
             self._loaded = tf.saved_model.load(str(self.path))
         except Exception as error:  # noqa: BLE001 - a damaged export (truncated or empty file) is bad input.
@@ -115,17 +105,13 @@ class ExportedClassifier(_Classifier):
 
 
 class RunClassifier(_Classifier):
-    """A run folder: the Python tokenizer, ``pad_sequences`` and the Keras model.
-
-    This is the in-process Python pipeline the export is checked against.
-    """
+    """A run folder: the Python tokenizer, padding and the Keras model (the pipeline the export is checked against)."""
 
     def __init__(self, path):
         self.run = load_run(path)
         self.path = self.run.path
         self.classes = list(self.run.classes)
         self.config = self.run.config
-        self.threshold = self.config.threshold if self.config.multi_label else None
 
     def tokenize(self, texts) -> np.ndarray:
         config = self.run.config
@@ -140,20 +126,7 @@ class RunClassifier(_Classifier):
 
 
 def load(path):
-    """Loads an export folder (its base or one version) or a run folder.
-
-    Args:
-        path: ``saved_models/NAME`` (highest version), ``saved_models/NAME/3``,
-            or a run folder ``saved_models/NAME/runs/<timestamp>``.
-
-    Returns:
-        An object with ``predict(texts)`` returning :class:`Prediction` objects
-        and ``classes``.
-
-    Example:
-        >>> classifier = load("saved_models/rt_polarity")
-        >>> [(p.label, round(p.score, 3)) for p in classifier.predict(["a gorgeous, witty, seductive movie"])]
-    """
+    """A classifier (``predict(texts)``, ``classes``) for an export base (its highest version), version or run."""
     path = Path(path)
     if (path / "model.keras").is_file() and (path / "config.json").is_file():
         return RunClassifier(path)
@@ -162,40 +135,26 @@ def load(path):
 
 def evaluate(model, data, text_column: str = "text", label_column: str = "label",
              data_format: str | None = None, encoding: str = "utf-8") -> dict:
-    """Metrics of a model on a labelled file.
+    """Metrics of a model (a path for :func:`load`, or a loaded classifier) on a labelled file or folder.
 
-    Args:
-        model: A path for :func:`load`, or an already loaded classifier.
-        data: Labelled file or folder, in any format :func:`textclf.data.dataset.load_dataset` reads.
-        text_column: Column of the text.
-        label_column: Column of the label.
-        data_format: Format of ``data``; ``None`` decides from the extension.
-        encoding: Encoding of a text file.
-
-    Returns:
-        :func:`textclf.evaluation.metrics.classification_metrics` output, plus ``model``,
-        ``data`` and ``dropped_rows``.
+    ``data`` is read by :func:`textclf.data.dataset.load_dataset` (``data_format=None``: from the extension).
+    Returns ``classification_metrics`` (or ``multilabel_metrics``) plus ``model``, ``data`` and ``dropped_rows``.
     """
     classifier = load(model) if isinstance(model, (str, Path)) else model
     # The separator the model was trained with also joins several fastText labels of one line, as in training.
     dataset = load_dataset(data, text_column, label_column, data_format, encoding, classifier.config.label_sep)
-    if classifier.threshold is not None:
-        sets = label_sets(dataset.labels, classifier.config.label_sep, str(data))
-        unknown = sorted({name for names in sets for name in names} - set(classifier.classes))
-        if unknown:
-            raise ValueError(f"{data}: labels {', '.join(map(repr, unknown))} are not among the model's classes "
-                             f"({', '.join(map(repr, classifier.classes))})")
+    multilabel = classifier.threshold is not None
+    sets = label_sets(dataset.labels, classifier.config.label_sep, str(data)) if multilabel else None
+    found = {name for names in sets for name in names} if multilabel else set(dataset.labels)
+    unknown = sorted(found - set(classifier.classes))
+    if unknown:
+        raise ValueError(f"{data}: labels {', '.join(map(repr, unknown))} are not among the model's classes "
+                         f"({', '.join(map(repr, classifier.classes))})")
+    if multilabel:
         metrics = multilabel_metrics(multi_hot(sets, classifier.classes), classifier.probabilities(dataset.texts),
                                      classifier.classes, classifier.threshold)
-        metrics.update(model=str(classifier.path), data=str(data), dropped_rows=len(dataset.dropped_lines))
-        return metrics
-    unknown = sorted(set(dataset.labels) - set(classifier.classes))
-    if unknown:
-        raise ValueError(
-            f"{data}: labels {', '.join(map(repr, unknown))} are not among the model's classes "
-            f"({', '.join(map(repr, classifier.classes))})"
-        )
-    predicted = [prediction.label for prediction in classifier.predict(dataset.texts)]
-    metrics = classification_metrics(dataset.labels, predicted, classifier.classes)
+    else:
+        predicted = [prediction.label for prediction in classifier.predict(dataset.texts)]
+        metrics = classification_metrics(dataset.labels, predicted, classifier.classes)
     metrics.update(model=str(classifier.path), data=str(data), dropped_rows=len(dataset.dropped_lines))
     return metrics
