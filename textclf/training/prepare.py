@@ -119,7 +119,7 @@ def check_labels(train_data: Dataset, valid_data: Dataset, config: TrainConfig |
 
 
 def read_dataset(source, config: TrainConfig, data_format=None, encoding="utf-8") -> Dataset | None:
-    """``source`` as a :class:`Dataset` (read with ``config``'s columns, dropped rows logged); ``None`` stays ``None``."""
+    """``source`` read as a :class:`Dataset` with ``config``'s columns, dropped rows logged; ``None`` stays ``None``."""
     if source is None or isinstance(source, Dataset):
         return source
     loaded = load_dataset(source, config.text_column, config.label_column, data_format, encoding, config.label_sep)

@@ -1,14 +1,8 @@
-"""Rows read from a data file each epoch (see :mod:`textclf.data.streaming`): :class:`textclf.training.rows.Rows` streamed.
+"""Rows read from a data file each epoch (:mod:`textclf.data.streaming`): the streamed ``rows.Rows``.
 
-A Python generator reads the file, keeps the rows of one part (training or
-validation) and of one input pipeline (row number modulo the number of
-pipelines), tokenizes them with the fitted tokenizer and hands tf.data
-chunks of 1,024 rows as flat arrays; tf.data splits them into rows and
-batches them in length buckets with per-batch post-padding (fixed length for
-pre-padding), the batches rows in memory get.  Training rows pass through a
-shuffle buffer of :data:`SHUFFLE_BUFFER` rows seeded from ``(seed, epoch,
-pipeline)``, so an epoch's order is the same in a resumed run, which then
-skips the batches already trained on.
+A generator reads the file, keeps one part's rows of one input pipeline, tokenizes them and hands tf.data chunks
+of :data:`CHUNK_ROWS` rows as flat arrays, batched like rows in memory.  Training rows pass through a shuffle
+buffer seeded from ``(seed, epoch, pipeline)``, so a resumed run sees the same epoch order and skips what it trained.
 """
 
 from __future__ import annotations
@@ -21,7 +15,7 @@ import numpy as np
 from textclf.data.counts import bucket_boundaries
 from textclf.data.streaming import RowSplit, StreamSource
 from textclf.data.labels import row_labels
-from textclf.text.sequences import empty_index, truncated
+from textclf.training.batches import encoded_sequences
 
 # Rows per element of the generator: one Python-to-TensorFlow hand-over per chunk, not per row.
 CHUNK_ROWS = 1024
@@ -31,19 +25,10 @@ PARTS = ("train", "valid")
 
 
 class StreamedRows:
-    """One part of a streamed file, tokenized as it is read; the streamed :class:`textclf.training.rows.Rows`.
+    """One part (``train`` or ``valid``) of a streamed file, tokenized as it is read.
 
-    Args:
-        source: The file.
-        part: ``train`` or ``valid``: which rows of ``source`` this is.
-        split: Decides each row's part; ``None`` when every row of ``source`` is in ``part``.
-        count: Rows in the part (from the counting pass).
-        tokenizer: The fitted tokenizer.
-        config: Settings, ``max_len`` resolved.
-        classes: The labels, in output order.
-        lengths: Histogram of the part's token counts, for the length buckets (training).
-        fingerprint: Identifies the data (``StreamSummary.fingerprint``), for checkpoints.
-        label_counts: Rows per label (``StreamSummary.label_counts``), for class weights (training).
+    ``split`` decides each row's part (``None``: every row of ``source`` is in ``part``); ``count``, ``lengths``
+    (the token-count histogram, for buckets), ``fingerprint`` and ``label_counts`` come from the counting pass.
 
     Example:
         >>> rows = StreamedRows(source, "train", RowSplit(42, 0.2), summary.train_rows, tokenizer, config, classes)
@@ -83,7 +68,7 @@ class StreamedRows:
         return self.position[label]
 
     def encoded_rows(self, pipeline_id: int = 0, pipelines: int = 1):
-        """``(ids, target)`` per row: int32 ids, truncated, ``[oov]`` for a text without tokens (as in memory)."""
+        """``(ids, target)`` per row: int32 ids as :func:`textclf.training.batches.encoded_sequences` makes them."""
         labels: collections.deque = collections.deque()
 
         def texts():
@@ -92,10 +77,7 @@ class StreamedRows:
                 labels.append(label)
                 yield text
 
-        fallback, max_len = [empty_index(self.tokenizer)], self.config.max_len
-        for sequence in self.tokenizer.texts_to_sequences_generator(texts()):
-            sequence = sequence or fallback
-            sequence = truncated(sequence, max_len, self.config.truncating)
+        for sequence in encoded_sequences(self.tokenizer, texts(), self.config.max_len, self.config.truncating):
             yield array("i", sequence), self._target(labels.popleft())
 
     def _shuffled(self, rows, seed: int, epoch: int, pipeline_id: int):
@@ -125,7 +107,7 @@ class StreamedRows:
                 targets[index, positions] = 1.0
         else:
             targets = np.array([target for _, target in rows], dtype=np.int32)
-            # The binary head is one sigmoid unit: its target is a float column (textclf.training.setup.targets_of).
+            # The binary head is one sigmoid unit: its target is a float column (setup.targets_of).
             targets = targets.astype(np.float32)[:, None] if len(self.classes) == 2 else targets
         return np.frombuffer(values, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64), targets
 
@@ -154,7 +136,7 @@ class StreamedRows:
 
     def batches(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
                 bucket: bool = False):
-        """See :meth:`textclf.training.rows.Rows.batches`; the shuffle is a buffer seeded with ``(seed, epoch, pipeline_id)``."""
+        """See :meth:`textclf.training.rows.Rows.batches`; the shuffle is a buffer seeded with the pipeline too."""
         import tensorflow as tf
 
         signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int64), self.target_spec())
