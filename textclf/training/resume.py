@@ -82,13 +82,11 @@ class InProgress:
             state_file = progress.path / "state.json"
             if restart:
                 if role.is_chief and state_file.exists():
-                    progress._clear()
+                    progress.discard()
                     log(f"--restart: discarded the interrupted run in {progress.path}")
                 return progress
             if not state_file.is_file() or not progress.has_checkpoint():
-                if role.is_chief:
-                    # Leftovers of a run that stopped before its first checkpoint: nothing to resume.
-                    progress._clear()
+                progress.discard()  # Leftovers of a run that stopped before its first checkpoint.
                 return progress
             progress._check_state(json.loads(state_file.read_text(encoding="utf-8")), config, prepared)
             progress.resuming = True
@@ -141,11 +139,6 @@ class InProgress:
                 self.path.mkdir(parents=True, exist_ok=True)
             handle.close()
 
-    def _clear(self) -> None:
-        for child in self.path.iterdir() if self.path.is_dir() else []:
-            if child.name != "lock":
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-
     def _check_state(self, state: dict, config: TrainConfig, prepared) -> None:
         hint = ("Rerun the interrupted command (same settings and data) to resume from its checkpoint, or pass "
                 "--restart (restart=True) to discard its checkpoint and start this one fresh")
@@ -173,9 +166,12 @@ class InProgress:
         return (self.checkpoint_dir / "checkpoint").is_file()
 
     def discard(self) -> None:
-        """Deletes what an interrupted run left (the chief only), so the next run starts fresh."""
-        if self.role.is_chief:
-            self._clear()
+        """Deletes what an interrupted run left but the lock (the chief only), so the next run starts fresh."""
+        if not self.role.is_chief or not self.path.is_dir():
+            return
+        for child in self.path.iterdir():
+            if child.name != "lock":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
 
     @property
     def checkpoint_dir(self) -> Path:

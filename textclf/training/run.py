@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import shutil
@@ -43,12 +44,10 @@ class TrainResult:
 
 def _new_run_dir(output: Path) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = output / "runs" / stamp
-    suffix = 1
-    while candidate.exists():
-        suffix += 1
-        candidate = output / "runs" / f"{stamp}-{suffix}"
-    return candidate
+    for suffix in itertools.count(1):
+        candidate = output / "runs" / (stamp if suffix == 1 else f"{stamp}-{suffix}")
+        if not candidate.exists():
+            return candidate
 
 
 def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -> Path:
@@ -77,19 +76,8 @@ def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -
     return run_dir
 
 
-def train(
-    data,
-    config: TrainConfig | None = None,
-    valid=None,
-    output=None,
-    run_dir=None,
-    verbose="auto",
-    tensorboard=None,
-    data_format=None,
-    encoding="utf-8",
-    restart=False,
-    started_at=None,
-) -> TrainResult:
+def train(data, config: TrainConfig | None = None, valid=None, output=None, run_dir=None, verbose="auto",
+          tensorboard=None, data_format=None, encoding="utf-8", restart=False, started_at=None) -> TrainResult:
     """Trains a classifier and, when ``output`` is given, exports it for TF Serving.
 
     Args:
