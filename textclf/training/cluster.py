@@ -15,6 +15,7 @@ import signal
 import socket
 
 from textclf.config import STRATEGIES
+from textclf.log import log
 
 TF_CONFIG = "TF_CONFIG"
 _EXAMPLE = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
@@ -118,9 +119,7 @@ def get_strategy(strategy: str):
     """
     import tensorflow as tf
 
-    from textclf.log import log
-
-    worker_role(strategy)  # Checks the name and TF_CONFIG before TensorFlow does.
+    role = worker_role(strategy)  # Checks the name and TF_CONFIG before TensorFlow does.
     if strategy not in _strategies:
         if strategy == "none":
             _strategies[strategy] = tf.distribute.get_strategy()
@@ -134,8 +133,7 @@ def get_strategy(strategy: str):
                 _strategies[strategy] = tf.distribute.MirroredStrategy()
                 log(f"strategy 'mirrored': {len(gpus)} GPU replica{'s' if len(gpus) > 1 else ''}")
         else:
-            _strategies[strategy] = _join_cluster(tf.distribute.MultiWorkerMirroredStrategy, log)
-            role = worker_role(strategy)
+            _strategies[strategy] = _join_cluster(tf.distribute.MultiWorkerMirroredStrategy)
             log(f"strategy 'multiworker': this is {role.task_type} {role.index} ({role.workers} processes), "
                 f"{_strategies[strategy].num_replicas_in_sync} replicas in all")
     return _strategies[strategy]
@@ -194,7 +192,7 @@ while os.getppid() == parent:
 """
 
 
-def _join_cluster(create, log):
+def _join_cluster(create):
     """``create()`` (MultiWorkerMirroredStrategy), which blocks in C++, holding the GIL, until every worker is up.
 
     The watchdog process (:data:`_WATCHDOG`, docs/DISTRIBUTED.md) reports and times out meanwhile, and ends this

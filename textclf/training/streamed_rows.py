@@ -8,6 +8,7 @@ buffer seeded from ``(seed, epoch, pipeline)``, so a resumed run sees the same e
 from __future__ import annotations
 
 import collections
+import itertools
 from array import array
 
 import numpy as np
@@ -116,13 +117,7 @@ class StreamedRows:
         rows = self.encoded_rows(pipeline_id, pipelines)
         if seed is not None:
             rows = self._shuffled(rows, seed, epoch, pipeline_id)
-        pending = []
-        for row in rows:
-            pending.append(row)
-            if len(pending) == CHUNK_ROWS:
-                yield self._chunk(pending)
-                pending = []
-        if pending:
+        while pending := list(itertools.islice(rows, CHUNK_ROWS)):
             yield self._chunk(pending)
 
     def target_spec(self):
