@@ -139,14 +139,6 @@ def get_strategy(strategy: str):
     return _strategies[strategy]
 
 
-def _other_tasks() -> list[tuple[str, str]]:
-    """``(name, "host:port")`` of every task of TF_CONFIG but this one, e.g. ``("worker 1", "host2:2222")``."""
-    value = json.loads(os.environ[TF_CONFIG])
-    task = value["task"]
-    return [(f"{kind} {index}", address) for kind, addresses in value["cluster"].items()
-            for index, address in enumerate(addresses) if (kind, index) != (task["type"], task["index"])]
-
-
 # The watchdog runs in its own process: while MultiWorkerMirroredStrategy() waits for the other workers it
 # holds the GIL in C++, so no thread of this process (and no Python signal handler) runs.  Arguments: the parent's
 # PID, the timeout, then "name=host:port" per other task; file descriptor 3 carries the parent's signal numbers
@@ -202,12 +194,16 @@ def _join_cluster(create):
     import sys
 
     timeout = float(os.environ.get(CLUSTER_TIMEOUT, DEFAULT_CLUSTER_TIMEOUT))
+    value = json.loads(os.environ[TF_CONFIG])
+    this_task = (value["task"]["type"], value["task"]["index"])
+    # "worker 1=host2:2222" for every other task.
+    others = [f"{kind} {index}={address}" for kind, addresses in value["cluster"].items()
+              for index, address in enumerate(addresses) if (kind, index) != this_task]
     log(f"joining the TF_CONFIG cluster (up to {timeout:g} s; {CLUSTER_TIMEOUT} changes it)")
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     watchdog = subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout),
-         *(f"{name}={address}" for name, address in _other_tasks())],
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), *others],
         pass_fds=(reader.fileno(),), preexec_fn=lambda: os.dup2(reader.fileno(), 3))
     previous = {number: signal.signal(number, lambda *_: None) for number in (signal.SIGINT, signal.SIGTERM)}
     previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)

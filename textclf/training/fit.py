@@ -27,13 +27,10 @@ from textclf.training.wide import fit_wide
 class FittedPipeline:
     """A fitted tokenizer and model, with the settings they were fitted with (``max_len``, ``split_mode`` resolved).
 
-    Attributes:
-        training_seconds: Time in the training loop (a resumed run includes its interrupted part).
-        epoch_seconds: ``{"training": [...], "validation": [...]}`` seconds per epoch this process ran.
-        phase_seconds: Where this process's time went: ``encoding`` the rows, ``building_and_tracing`` (the loop's
-            time outside epochs and validation), ``epochs``, ``validation``, ``wide`` (fitting the TF-IDF branch).
-        validation_model: With a wide branch, the model whose linear part saw only the training rows (the
-            validation metrics are its); ``None`` when that is ``model``.
+    ``training_seconds`` includes a resumed run's interrupted part; ``phase_seconds`` splits this process's time:
+    ``encoding``, ``building_and_tracing`` (the loop's time outside epochs and validation), ``epochs``,
+    ``validation``, ``wide``.  ``validation_model``: with a wide branch, the model whose linear part saw only the
+    training rows (the validation metrics are its); ``None`` when that is ``model``.
     """
 
     tokenizer: Tokenizer

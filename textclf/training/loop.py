@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -78,10 +79,9 @@ def _check_workers_agree(strategy, state: LoopState, where) -> None:
     every_position = tf.function(lambda: strategy.gather(strategy.run(lambda: position), axis=0))
     positions = sorted(set(every_position().numpy().tolist()))
     if len(positions) > 1:
-        raise ValueError(
-            f"The workers restored different checkpoints (global steps {positions}) from "
-            f"{where}: every worker must see the chief's --output folder (shared storage), or pass --restart "
-            "to every worker")
+        raise ValueError(f"The workers restored different checkpoints (global steps {positions}) from {where}: "
+                         "every worker must see the chief's --output folder (shared storage), or pass --restart "
+                         "to every worker")
 
 
 def write_weights_digest(model) -> None:
@@ -168,12 +168,13 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
             in_progress.record_seconds(time.perf_counter() - loop_started)
 
     steps_per_epoch = None if config.bucketing and config.padding == "post" else full_epoch_steps
+    show_bar = role.is_chief and (verbose == 1 or (verbose == "auto" and sys.stdout.isatty()))
     while not bool(state.finished) and int(state.epoch) < config.epochs:
         epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
         train_input = strategy.distribute_datasets_from_function(input_function(
             train_rows, config.batch_size, seed=config.seed, epoch=epoch, skip_steps=int(state.step),
             bucket=config.bucketing))
-        bar = _progress_bar(verbose, role, steps_per_epoch)
+        bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"]) if show_bar else None
         iterator = iter(train_input)
         while True:
             limit = STEPS_PER_CALL
@@ -238,17 +239,6 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
 def _means(sums) -> list:
     """``[loss, accuracy]`` means of ``[loss, correct, rows]`` sums."""
     return [sums[0] / max(sums[2], 1), sums[1] / max(sums[2], 1)]
-
-
-def _progress_bar(verbose, role, steps_per_epoch):
-    """A Keras progress bar for the epoch's steps, when ``verbose`` is 1 (or "auto" on a terminal), on the chief."""
-    import sys
-
-    import keras
-
-    if role.is_chief and (verbose == 1 or (verbose == "auto" and sys.stdout.isatty())):
-        return keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"])
-    return None
 
 
 def _early_stopping(state: LoopState, model, epoch: int, val_loss: float, patience: int) -> bool:

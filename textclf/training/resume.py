@@ -43,12 +43,6 @@ def _read(path: Path, key: str):
         return None
 
 
-def _differences(saved: dict, requested: dict) -> list[str]:
-    names = sorted((set(saved) | set(requested)) - set(_MAY_CHANGE_ON_RESUME))
-    return [f"{name}={saved.get(name)!r} (this run: {name}={requested.get(name)!r})"
-            for name in names if saved.get(name) != requested.get(name)]
-
-
 def _busy_error(lock_file: Path) -> ValueError:
     return ValueError(f"Another `textclf train` is training into {lock_file.parent.parent.parent} (it holds "
                       f"{lock_file}); wait for it to finish or choose another --output")
@@ -144,7 +138,10 @@ class InProgress:
                 "--restart (restart=True) to discard its checkpoint and start this one fresh")
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{self.path / 'state.json'} is not a textclf in-progress state. {hint}")
-        differences = _differences(state["settings"], config.to_dict())
+        saved, requested = state["settings"], config.to_dict()
+        differences = [f"{name}={saved.get(name)!r} (this run: {name}={requested.get(name)!r})"
+                       for name in sorted((set(saved) | set(requested)) - set(_MAY_CHANGE_ON_RESUME))
+                       if saved.get(name) != requested.get(name)]
         if differences:
             raise ValueError(f"The interrupted run in {self.path} used different settings: "
                              f"{', '.join(differences)}. {hint}")

@@ -81,24 +81,18 @@ def train(data, config: TrainConfig | None = None, valid=None, output=None, run_
     """Trains a classifier and, when ``output`` is given, exports it for TF Serving.
 
     Args:
-        data: Training file or folder (any format :func:`textclf.data.dataset.load_dataset`
-            reads) or a :class:`Dataset`.
-        config: Settings; defaults to ``TrainConfig()``.
+        data: Training file or folder (any format :func:`textclf.data.dataset.load_dataset` reads) or a
+            :class:`Dataset`.
         valid: Validation file or :class:`Dataset`; ``None`` holds out a
             stratified ``config.validation_fraction`` of ``data``.
         output: Export base folder (``saved_models/NAME``); the run folder
             goes to ``output/runs/<timestamp>`` unless ``run_dir`` is given.
         run_dir: Where to write the run folder (must not exist).
         verbose: 0 silences the per-epoch log lines; 1 (or "auto" on a terminal) adds a progress bar.
-        tensorboard: Folder for TensorBoard logs (``tensorboard --logdir DIR``).
         data_format: Format of ``data`` and ``valid`` files; ``None`` decides from the extension.
-        encoding: Encoding of ``data`` and ``valid`` text files.
         restart: Discard the checkpoint of an interrupted run instead of resuming it (every run checkpoints into
             ``.in-progress`` beside the run folders, see :mod:`textclf.training.resume`).
         started_at: ``time.perf_counter()`` when the command started, so the time breakdown includes the start-up.
-
-    Returns:
-        A :class:`TrainResult`.
 
     Example:
         >>> result = train("data/rt_polarity.csv", TrainConfig(epochs=2), output="saved_models/rt_polarity")

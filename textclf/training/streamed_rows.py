@@ -120,21 +120,16 @@ class StreamedRows:
         while pending := list(itertools.islice(rows, CHUNK_ROWS)):
             yield self._chunk(pending)
 
-    def target_spec(self):
-        import tensorflow as tf
-
-        if self.config.multi_label:
-            return tf.TensorSpec([None, len(self.classes)], tf.float32)
-        if len(self.classes) == 2:
-            return tf.TensorSpec([None, 1], tf.float32)
-        return tf.TensorSpec([None], tf.int32)
-
     def batches(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
                 bucket: bool = False):
         """See :meth:`textclf.training.rows.Rows.batches`; the shuffle is a buffer seeded with the pipeline too."""
         import tensorflow as tf
 
-        signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int64), self.target_spec())
+        # Targets as _chunk makes them: multi-hot rows, a float column (binary) or class indices.
+        target_spec = (tf.TensorSpec([None, len(self.classes)], tf.float32) if self.config.multi_label
+                       else tf.TensorSpec([None, 1], tf.float32) if len(self.classes) == 2
+                       else tf.TensorSpec([None], tf.int32))
+        signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int64), target_spec)
         chunks = tf.data.Dataset.from_generator(lambda: self.chunks(pipeline_id, pipelines, seed, epoch),
                                                 output_signature=signature)
         rows = chunks.flat_map(lambda values, lengths, targets: tf.data.Dataset.from_tensor_slices(

@@ -82,6 +82,9 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     started = time.perf_counter()
     base = config.replace(streaming="off")
 
+    space = keras_tuner.HyperParameters()
+    search_space(space, TrainConfig())  # Declared before the first trial, so a resumed search sees the same one.
+
     class Search(keras_tuner.Tuner):
         def pre_create_trial(self):
             # The budget: once spent, the oracle is told that no trial is left to create.
@@ -101,7 +104,7 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     search = Search(
         oracle=keras_tuner.oracles.RandomSearchOracle(
             objective=keras_tuner.Objective("val_macro_f1", direction="max"), max_trials=max_trials,
-            seed=config.seed, hyperparameters=_space()),
+            seed=config.seed, hyperparameters=space),
         directory=str(output / "tune"), project_name="state", overwrite=False)
     finished = [trial for trial in search.oracle.trials.values() if trial.score is not None]
     if finished:
@@ -118,15 +121,6 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     result = train(dataset, best, valid=valid_dataset, output=output)
     (output / "tune" / "trials.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return result, rows
-
-
-def _space():
-    """The search space, declared before the first trial so a resumed search sees the same one."""
-    import keras_tuner
-
-    hp = keras_tuner.HyperParameters()
-    search_space(hp, TrainConfig())
-    return hp
 
 
 def trials_table(rows) -> str:
