@@ -35,7 +35,7 @@ _PLATEAU_FACTOR, _PLATEAU_PATIENCE, _PLATEAU_MIN_DELTA = 0.5, 1, 1e-4
 
 
 class LoopState:
-    """The training position and bookkeeping, as variables saved with the weights in one checkpoint.
+    """The training position and bookkeeping, as variables saved with the weights in one checkpoint (every attribute).
 
     Created outside the strategy's scope: every worker updates its own copy identically from all-reduced values.
     """
@@ -55,12 +55,6 @@ class LoopState:
         self.plateau_wait = tf.Variable(0, dtype=tf.int64)
         self.finished = tf.Variable(False)
         self.best_weights = [tf.Variable(weight.numpy(), trainable=False) for weight in model.weights]
-
-    def checkpoint(self, model, optimizer):
-        """A ``tf.train.Checkpoint`` of the model, the optimizer and this state (every attribute)."""
-        import tensorflow as tf
-
-        return tf.train.Checkpoint(model_variables=list(model.variables), optimizer=optimizer, **vars(self))
 
     def keep_best_weights(self, model) -> None:
         for kept, weight in zip(self.best_weights, model.weights):
@@ -128,7 +122,7 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         optimizer = make_optimizer(config, full_epoch_steps)
         optimizer.build(model.trainable_variables)  # Its variables must exist before a restore.
     state = LoopState(model, config.epochs)
-    saved = state.checkpoint(model, optimizer)
+    saved = tf.train.Checkpoint(model_variables=list(model.variables), optimizer=optimizer, **vars(state))
     manager = None
     if in_progress is not None:
         manager = tf.train.CheckpointManager(saved, str(in_progress.write_dir), max_to_keep=1)
