@@ -70,7 +70,14 @@ def _check_workers_agree(strategy, state: LoopState, where) -> None:
     import tensorflow as tf
 
     position = tf.reshape(tf.cast(state.global_step, tf.int64), [1])
-    every_position = tf.function(lambda: strategy.gather(strategy.run(lambda: position), axis=0))
+
+    def local_position():
+        return position
+
+    @tf.function
+    def every_position():
+        return strategy.gather(strategy.run(local_position), axis=0)
+
     positions = sorted(set(every_position().numpy().tolist()))
     if len(positions) > 1:
         raise ValueError(f"The workers restored different checkpoints (global steps {positions}) from {where}: "

@@ -55,13 +55,9 @@ class StreamedRows:
         """``(text, label)`` of this part's rows whose number in the part is ``pipeline_id`` modulo ``pipelines``."""
         # A fresh split per pass: RowSplit caches a block, and two passes may run at once.
         split = None if self.split_seed is None else RowSplit(*self.split_seed)
-        in_part = -1
-        for number, (_, text, label) in enumerate(self.source.rows()):
-            if split is not None and split.is_validation(number) != (self.part == "valid"):
-                continue
-            in_part += 1
-            if in_part % pipelines == pipeline_id:
-                yield text, label
+        rows = ((text, label) for number, (_, text, label) in enumerate(self.source.rows())
+                if split is None or split.is_validation(number) == (self.part == "valid"))
+        yield from itertools.islice(rows, pipeline_id, None, pipelines)
 
     def _target(self, label: str):
         if self.config.multi_label:
