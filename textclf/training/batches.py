@@ -1,17 +1,14 @@
 """Batches of rows in memory: tokenized once, kept flat, grouped by length.
 
-The classic recipe pads every text to one fixed length, so a 10-word review
-costs as many LSTM steps as the longest allowed one.  Here the ids of all
-texts are kept as one flat int32 array plus row lengths (no Python list per
-text), and rows of similar length are batched together (the rule of
-``tf.data``'s ``bucket_by_sequence_length``, planned in NumPy), each batch
-padded only to its own longest row.  With post-padding and masking, the model
-computes exactly what it would on the fixed-length matrix (masked steps carry
-the state forward).
+The ids of all texts are one flat int32 array plus row lengths (no Python list per text); rows of similar length
+are batched together (``tf.data``'s ``bucket_by_sequence_length`` rule, planned in NumPy), each batch padded only
+to its own longest row.  With post-padding and masking the model computes exactly what it would on the
+fixed-length matrix (masked steps carry the state forward).
 """
 
 from __future__ import annotations
 
+import functools
 from array import array
 
 import numpy as np
@@ -19,13 +16,15 @@ import numpy as np
 from textclf.text.sequences import empty_index, truncated
 
 
-class EncodedTexts:
-    """Truncated id sequences of many texts, stored flat.
+def encoded_sequences(tokenizer, texts, max_len: int, truncating: str = "post"):
+    """Each text's ids, truncated; ``[oov]`` for a text without tokens (the rules of ``sequences.encode``)."""
+    fallback = [empty_index(tokenizer)]
+    for sequence in tokenizer.texts_to_sequences_generator(texts):
+        yield truncated(sequence or fallback, max_len, truncating)
 
-    Attributes:
-        values: int32 ids of every row, concatenated.
-        lengths: int64 length of each row (every row has at least one id).
-    """
+
+class EncodedTexts:
+    """Truncated id sequences of many texts, stored flat: int32 ``values`` and int64 ``lengths`` (each ≥ 1)."""
 
     def __init__(self, values: np.ndarray, lengths: np.ndarray):
         self.values = values
@@ -37,14 +36,23 @@ class EncodedTexts:
     @classmethod
     def from_texts(cls, tokenizer, texts, max_len: int, truncating: str = "post") -> "EncodedTexts":
         """Tokenizes ``texts`` with the rules of :func:`textclf.text.sequences.encode`, without padding."""
-        fallback = [empty_index(tokenizer)]
         values, lengths = array("i"), array("q")
-        for sequence in tokenizer.texts_to_sequences_generator(texts):
-            sequence = sequence or fallback
-            sequence = truncated(sequence, max_len, truncating)
+        for sequence in encoded_sequences(tokenizer, texts, max_len, truncating):
             values.extend(sequence)
             lengths.append(len(sequence))
         return cls(np.frombuffer(values, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64))
+
+    @functools.cached_property
+    def starts(self) -> np.ndarray:
+        """Each row's position in ``values``."""
+        return np.cumsum(self.lengths) - self.lengths
+
+    def subset(self, rows: np.ndarray) -> "EncodedTexts":
+        """The rows at positions ``rows``, in that order (no Python loop)."""
+        lengths = self.lengths[rows]
+        # Flat positions of the chosen ids: each row's start, plus 0 .. length - 1.
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return EncodedTexts(self.values[np.repeat(self.starts[rows], lengths) + offsets], lengths)
 
     def padded(self, max_len: int) -> np.ndarray:
         """The post-padded ``[rows, max_len]`` matrix (what ``encode`` returns with padding="post")."""
@@ -55,20 +63,11 @@ class EncodedTexts:
 
 
 def batch_plan(lengths: np.ndarray, batch_size: int, boundaries) -> list[np.ndarray]:
-    """The rows of each batch, as ``bucket_by_sequence_length`` groups rows arriving in this order.
+    """The row positions of each batch, as ``bucket_by_sequence_length`` groups rows arriving in this order.
 
-    A row goes to the bucket of its length (``boundaries`` are the buckets'
-    upper bounds, exclusive); a bucket that reaches ``batch_size`` rows is
-    emitted as a batch; at the end the partly filled buckets follow, in
-    bucket order.  Without boundaries: consecutive runs of ``batch_size``.
-
-    Args:
-        lengths: Length of each row, in arrival order.
-        batch_size: Rows per batch.
-        boundaries: Bucket upper bounds (ascending), or empty.
-
-    Returns:
-        One int64 array of row positions per batch.
+    A row goes to the bucket of its length (``boundaries``: ascending exclusive upper bounds); a bucket that
+    reaches ``batch_size`` rows is emitted; at the end the partly filled buckets follow, in bucket order.
+    Without boundaries: consecutive runs of ``batch_size``.
 
     Example:
         >>> [batch.tolist() for batch in batch_plan(np.array([1, 5, 1, 5, 1]), 2, [3])]
@@ -91,39 +90,21 @@ def batch_plan(lengths: np.ndarray, batch_size: int, boundaries) -> list[np.ndar
 
 
 def planned_dataset(encoded: EncodedTexts, targets, batch_size: int, boundaries=()):
-    """``(ids, targets)`` batches of rows in memory, grouped and padded in NumPy.
+    """``(ids [rows, longest] int32, targets)`` batches: :func:`batch_plan`'s, each post-padded to its longest row.
 
-    The rows stay in their given order (callers permute them); batches are
-    those of :func:`batch_plan`, each post-padded to its longest row.
-    ``tf.data``'s ragged slicing and ``bucket_by_sequence_length`` make the
-    same batches but cost about 6 ms of CPU per batch of 64 here, a sixth of a
-    2-core machine during training; a NumPy batch costs tens of microseconds
+    The rows stay in their given order (callers permute them).  ``tf.data``'s ragged slicing and bucketing make the
+    same batches for about 6 ms of CPU per batch of 64; a NumPy batch costs tens of microseconds
     (docs/PERFORMANCE.md, bench/train_step.py).
-
-    Args:
-        encoded: The tokenized texts, in batch order.
-        targets: One target row per text (NumPy).
-        batch_size: Rows per batch.
-        boundaries: Length-bucket upper bounds (:func:`textclf.data.counts.bucket_boundaries`);
-            empty for consecutive batches.
-
-    Returns:
-        A ``tf.data.Dataset`` of ``(ids [rows, longest] int32, targets)``.
     """
     import tensorflow as tf
 
     targets = np.asarray(targets)
-    lengths = encoded.lengths
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    plan = batch_plan(lengths, batch_size, list(boundaries))
+    plan = batch_plan(encoded.lengths, batch_size, list(boundaries))
 
     def batches():
         for rows in plan:
-            row_lengths = lengths[rows]
-            # Flat positions of the batch's ids: each row's start, plus 0..length-1.
-            offsets = np.arange(int(row_lengths.sum())) - np.repeat(np.cumsum(row_lengths) - row_lengths, row_lengths)
-            batch = EncodedTexts(encoded.values[np.repeat(starts[rows], row_lengths) + offsets], row_lengths)
-            yield batch.padded(int(row_lengths.max())), targets[rows]
+            batch = encoded.subset(rows)
+            yield batch.padded(int(batch.lengths.max())), targets[rows]
 
     signature = (tf.TensorSpec([None, None], tf.int32),
                  tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)))

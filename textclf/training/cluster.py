@@ -1,16 +1,9 @@
 """Which tf.distribute strategy a run uses, and this process's place in a cluster.
 
-``strategy="multiworker"`` reads the cluster from the ``TF_CONFIG``
-environment variable, the convention of TensorFlow (and of Kubernetes
-operators such as Kubeflow's TFJob)::
-
-    TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]},
-                "task": {"type": "worker", "index": 0}}'
-
-The chief (task ``chief``, or worker 0 when the cluster lists no chief) is
-the one process that writes the run folder and the export.  ``TF_CONFIG`` is
-checked here first, so a mistake is a ``ValueError`` naming it rather than a
-worker waiting forever for peers that will never come.
+``strategy="multiworker"`` reads the cluster from ``TF_CONFIG`` (docs/DISTRIBUTED.md).  The chief (task ``chief``,
+or worker 0 when the cluster lists no chief) is the one process that writes the run folder and the export.
+``TF_CONFIG`` is checked here first, so a mistake is a ``ValueError`` naming it rather than a worker waiting
+forever for peers that will never come.
 """
 
 from __future__ import annotations
@@ -22,6 +15,7 @@ import signal
 import socket
 
 from textclf.config import STRATEGIES
+from textclf.log import log
 
 TF_CONFIG = "TF_CONFIG"
 _EXAMPLE = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
@@ -36,13 +30,7 @@ _strategies: dict = {}
 
 @dataclasses.dataclass(frozen=True)
 class WorkerRole:
-    """This process's place in the run.
-
-    Attributes:
-        task_type: ``chief`` or ``worker`` (``chief`` for a single process).
-        index: Index of the task within its type.
-        workers: Number of processes in the cluster (1 without TF_CONFIG).
-    """
+    """This process's place in the run (a single process is the chief; ``workers`` counts the cluster's processes)."""
 
     task_type: str = "chief"
     index: int = 0
@@ -52,10 +40,6 @@ class WorkerRole:
     def is_chief(self) -> bool:
         """Whether this process writes the run folder, the checkpoints and the export."""
         return self.task_type == "chief"
-
-    def describe(self) -> str:
-        """``worker 1 of 2``-style text for log messages."""
-        return f"{self.task_type} {self.index} ({self.workers} processes)"
 
 
 def _fail(message: str, text: str):
@@ -75,18 +59,7 @@ def _check_addresses(kind: str, addresses, text: str) -> list[str]:
 
 
 def parse_tf_config(text: str | None) -> WorkerRole:
-    """Checks a ``TF_CONFIG`` value for MultiWorkerMirroredStrategy and returns this task's role.
-
-    Args:
-        text: The variable's value; ``None`` when it is not set.
-
-    Returns:
-        A :class:`WorkerRole`.
-
-    Raises:
-        ValueError: saying what is missing or wrong (not JSON, no
-            ``cluster.worker`` list, an index out of range, ...).
-    """
+    """This task's role from a ``TF_CONFIG`` value (``None`` when unset); a ``ValueError`` says what is wrong."""
     if not text or not text.strip():
         raise ValueError(f"strategy 'multiworker' needs the {TF_CONFIG} environment variable describing the "
                          f"cluster and this worker's place in it, e.g. {_EXAMPLE} (see docs/DISTRIBUTED.md)")
@@ -129,33 +102,24 @@ def parse_tf_config(text: str | None) -> WorkerRole:
     return WorkerRole("chief" if is_chief else "worker", index, len(everything))
 
 
-def worker_role(strategy: str, environ=None) -> WorkerRole:
-    """This process's role for ``strategy``; TF_CONFIG matters only for ``multiworker``.
-
-    Raises:
-        ValueError: for an unknown strategy or a missing or malformed TF_CONFIG.
-    """
+def worker_role(strategy: str) -> WorkerRole:
+    """This process's role for ``strategy`` (checked); TF_CONFIG matters only for ``multiworker``."""
     if strategy not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {', '.join(STRATEGIES)}. Received: strategy={strategy!r}")
     if strategy != "multiworker":
         return WorkerRole()
-    return parse_tf_config((os.environ if environ is None else environ).get(TF_CONFIG))
+    return parse_tf_config(os.environ.get(TF_CONFIG))
 
 
 def get_strategy(strategy: str):
     """The ``tf.distribute.Strategy`` for ``strategy``, created once per process.
 
-    ``none`` is TensorFlow's default strategy; ``mirrored`` replicates over
-    every local GPU, or runs on the CPU (logging a warning) when there is
-    none; ``multiworker`` joins the TF_CONFIG cluster.  Call this before any
-    other TensorFlow op when ``strategy="multiworker"``: collective ops can
-    only be configured at program start-up.
+    ``mirrored`` replicates over every local GPU, or runs on the CPU (with a warning) when there is none.  Call this
+    before any other TensorFlow op with ``multiworker``: collective ops can only be configured at program start-up.
     """
     import tensorflow as tf
 
-    from textclf.log import log
-
-    worker_role(strategy)  # Checks the name and TF_CONFIG before TensorFlow does.
+    role = worker_role(strategy)  # Checks the name and TF_CONFIG before TensorFlow does.
     if strategy not in _strategies:
         if strategy == "none":
             _strategies[strategy] = tf.distribute.get_strategy()
@@ -169,18 +133,10 @@ def get_strategy(strategy: str):
                 _strategies[strategy] = tf.distribute.MirroredStrategy()
                 log(f"strategy 'mirrored': {len(gpus)} GPU replica{'s' if len(gpus) > 1 else ''}")
         else:
-            _strategies[strategy] = _join_cluster(tf.distribute.MultiWorkerMirroredStrategy, log)
-            log(f"strategy 'multiworker': this is {worker_role(strategy).describe()}, "
+            _strategies[strategy] = _join_cluster(tf.distribute.MultiWorkerMirroredStrategy)
+            log(f"strategy 'multiworker': this is {role.task_type} {role.index} ({role.workers} processes), "
                 f"{_strategies[strategy].num_replicas_in_sync} replicas in all")
     return _strategies[strategy]
-
-
-def _other_tasks(environ=None) -> list[tuple[str, str]]:
-    """``(name, "host:port")`` of every task of TF_CONFIG but this one, e.g. ``("worker 1", "host2:2222")``."""
-    value = json.loads((os.environ if environ is None else environ)[TF_CONFIG])
-    task = value["task"]
-    return [(f"{kind} {index}", address) for kind, addresses in value["cluster"].items()
-            for index, address in enumerate(addresses) if (kind, index) != (task["type"], task["index"])]
 
 
 # The watchdog runs in its own process: while MultiWorkerMirroredStrategy() waits for the other workers it
@@ -228,27 +184,26 @@ while os.getppid() == parent:
 """
 
 
-def _join_cluster(create, log):
-    """``create()`` (MultiWorkerMirroredStrategy), which blocks in C++ until every worker of TF_CONFIG is up.
+def _join_cluster(create):
+    """``create()`` (MultiWorkerMirroredStrategy), which blocks in C++, holding the GIL, until every worker is up.
 
-    While it blocks, it holds the GIL: no Python runs in this process, so
-    Ctrl-C and SIGTERM did nothing and nothing was said.  A watchdog process
-    (:data:`_WATCHDOG`) says every 10 s which tasks do not answer yet, ends
-    this process after ``TEXTCLF_CLUSTER_TIMEOUT`` seconds (600) with a
-    message, and ends it on Ctrl-C or SIGTERM: Python's C-level signal
-    handler still writes the signal number to the wakeup descriptor, which
-    the watchdog reads.
+    The watchdog process (:data:`_WATCHDOG`, docs/DISTRIBUTED.md) reports and times out meanwhile, and ends this
+    process on Ctrl-C: Python's C-level signal handler still writes the signal number to the wakeup descriptor.
     """
     import subprocess
     import sys
 
     timeout = float(os.environ.get(CLUSTER_TIMEOUT, DEFAULT_CLUSTER_TIMEOUT))
+    value = json.loads(os.environ[TF_CONFIG])
+    this_task = (value["task"]["type"], value["task"]["index"])
+    # "worker 1=host2:2222" for every other task.
+    others = [f"{kind} {index}={address}" for kind, addresses in value["cluster"].items()
+              for index, address in enumerate(addresses) if (kind, index) != this_task]
     log(f"joining the TF_CONFIG cluster (up to {timeout:g} s; {CLUSTER_TIMEOUT} changes it)")
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     watchdog = subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout),
-         *(f"{name}={address}" for name, address in _other_tasks())],
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), *others],
         pass_fds=(reader.fileno(),), preexec_fn=lambda: os.dup2(reader.fileno(), 3))
     previous = {number: signal.signal(number, lambda *_: None) for number in (signal.SIGINT, signal.SIGTERM)}
     previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)

@@ -1,26 +1,9 @@
 """The training loop: every run trains here, on one device, on several (``mirrored``) or on a cluster.
 
-One loop for ``textclf train``, ``TextClassifier.fit``, streamed data and
-every bench.  It is a custom loop on ``tf.distribute`` rather than
-``model.fit`` because it must resume a killed run exactly where it was:
-
-* ``keras.callbacks.BackupAndRestore`` (3.15) cannot resume mid-epoch: it
-  reads back only the epoch, so the interrupted epoch is replayed from its
-  first batch; with a step ``save_freq`` it no longer saves at epoch ends; a
-  mid-epoch save after a resume records epoch 0; and the early-stopping and
-  learning-rate-plateau state is not saved;
-* Keras 3.15 ``model.fit`` under MultiWorkerMirroredStrategy fails on
-  TensorFlow 2.21 ("unsupported type PerReplica", keras-team/keras#20585),
-  while ``strategy.run`` over a distributed dataset works.
-
-It computes what ``model.fit`` with Keras's callbacks would (Adam settings,
-class weights, accuracy, ``EarlyStopping(monitor="val_loss",
-restore_best_weights=True)``, ``ReduceLROnPlateau(factor=0.5, patience=1)``)
-and saves, with ``tf.train.CheckpointManager``, everything needed to
-continue: weights, optimizer, epoch and step, the partial epoch's sums, the
-history, early-stopping and plateau state, the best weights (:class:`LoopState`).
-The rows come through one interface (:class:`textclf.training.rows.Rows`), in
-memory or read from a file each epoch.
+A custom loop on ``tf.distribute`` rather than ``model.fit``, because it must resume a killed run mid-epoch exactly
+and ``model.fit`` fails under MultiWorkerMirroredStrategy (docs/DISTRIBUTED.md, "Why not model.fit").  It computes
+what ``model.fit`` with ``EarlyStopping(monitor="val_loss", restore_best_weights=True)`` and
+``ReduceLROnPlateau(factor=0.5, patience=1)`` would, and checkpoints all it needs to continue (:class:`LoopState`).
 """
 
 from __future__ import annotations
@@ -29,6 +12,7 @@ import hashlib
 import importlib.util
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -51,10 +35,9 @@ _PLATEAU_FACTOR, _PLATEAU_PATIENCE, _PLATEAU_MIN_DELTA = 0.5, 1, 1e-4
 
 
 class LoopState:
-    """The training position and bookkeeping, as variables saved with the weights in one checkpoint.
+    """The training position and bookkeeping, as variables saved with the weights in one checkpoint (every attribute).
 
-    Created outside the strategy's scope: every worker updates its own copy
-    identically from all-reduced values, so they need no synchronization.
+    Created outside the strategy's scope: every worker updates its own copy identically from all-reduced values.
     """
 
     def __init__(self, model, epochs: int):
@@ -72,16 +55,6 @@ class LoopState:
         self.plateau_wait = tf.Variable(0, dtype=tf.int64)
         self.finished = tf.Variable(False)
         self.best_weights = [tf.Variable(weight.numpy(), trainable=False) for weight in model.weights]
-
-    def checkpoint(self, model, optimizer):
-        """A ``tf.train.Checkpoint`` of the model, the optimizer and this state."""
-        import tensorflow as tf
-
-        return tf.train.Checkpoint(
-            model_variables=list(model.variables), optimizer=optimizer, epoch=self.epoch, step=self.step,
-            global_step=self.global_step, sums=self.sums, history=self.history, best_loss=self.best_loss,
-            best_epoch=self.best_epoch, wait=self.wait, plateau_best=self.plateau_best,
-            plateau_wait=self.plateau_wait, finished=self.finished, best_weights=self.best_weights)
 
     def keep_best_weights(self, model) -> None:
         for kept, weight in zip(self.best_weights, model.weights):
@@ -105,18 +78,11 @@ def _check_workers_agree(strategy, state: LoopState, where) -> None:
     def every_position():
         return strategy.gather(strategy.run(local_position), axis=0)
 
-    gathered = every_position().numpy()
-    if len(set(gathered.tolist())) > 1:
-        raise ValueError(
-            f"The workers restored different checkpoints (global steps {sorted(set(gathered.tolist()))}) from "
-            f"{where}: every worker must see the chief's --output folder (shared storage), or pass --restart "
-            "to every worker")
-
-
-def _check_tensorboard() -> None:
-    # tf.summary.scalar needs the tensorboard package; say so before training, not after an epoch.
-    if importlib.util.find_spec("tensorboard") is None:
-        raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
+    positions = sorted(set(every_position().numpy().tolist()))
+    if len(positions) > 1:
+        raise ValueError(f"The workers restored different checkpoints (global steps {positions}) from {where}: "
+                         "every worker must see the chief's --output folder (shared storage), or pass --restart "
+                         "to every worker")
 
 
 def write_weights_digest(model) -> None:
@@ -132,26 +98,19 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
     """Builds the model in the strategy's scope and trains it; resumes from ``in_progress`` when it holds a run.
 
     Args:
-        config: Settings, ``max_len`` resolved; ``strategy`` picks the strategy.
-        tokenizer: The fitted tokenizer.
-        classes: The labels, in output order.
-        train_rows: Training :class:`textclf.training.rows.Rows`.
-        valid_rows: Validation rows (early stopping, plateau, history).
-        in_progress: A :class:`textclf.training.resume.InProgress` to checkpoint
-            into and resume from, or ``None`` for no checkpoints.
+        config: Settings, ``max_len`` resolved.
+        train_rows, valid_rows: :class:`textclf.training.rows.Rows`; validation drives early stopping and plateau.
+        in_progress: A :class:`textclf.training.resume.InProgress` to checkpoint into and resume from, or ``None``.
         verbose: 0 for no per-epoch log lines; 1 (or "auto" on a terminal) adds a progress bar.
         tensorboard: Folder for TensorBoard logs (chief only).
 
     Returns:
-        ``(model, history, seconds)``: the model with the weights of the epoch
-        with the lowest validation loss; per-epoch ``loss``, ``accuracy``,
-        ``val_loss``, ``val_accuracy`` (and ``learning_rate`` with the plateau
-        schedule); ``{"training": [...], "validation": [...]}`` seconds of each
-        epoch this process ran (a resumed run's first one is the part after the checkpoint).
+        ``(model, history, seconds)``: the model with the best epoch's weights (lowest validation loss); per-epoch
+        ``HISTORY_KEYS`` (``learning_rate`` with the plateau schedule only); ``{"training": [...], "validation":
+        [...]}`` seconds of each epoch this process ran (a resumed run's first one is the part after the checkpoint).
     """
     import keras
     import tensorflow as tf
-
 
     strategy, role = get_strategy(config.strategy), worker_role(config.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
@@ -170,7 +129,7 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         optimizer = make_optimizer(config, full_epoch_steps)
         optimizer.build(model.trainable_variables)  # Its variables must exist before a restore.
     state = LoopState(model, config.epochs)
-    saved = state.checkpoint(model, optimizer)
+    saved = tf.train.Checkpoint(model_variables=list(model.variables), optimizer=optimizer, **vars(state))
     manager = None
     if in_progress is not None:
         manager = tf.train.CheckpointManager(saved, str(in_progress.write_dir), max_to_keep=1)
@@ -193,8 +152,11 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
     evaluate_step = make_evaluate_step(valid_input.element_spec)
     writers = None
     if tensorboard and role.is_chief:
-        _check_tensorboard()
-        writers = {part: tf.summary.create_file_writer(str(Path(tensorboard) / part)) for part in ("train", "validation")}
+        # tf.summary.scalar needs the tensorboard package; say so before training, not after an epoch.
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
+        writers = {part: tf.summary.create_file_writer(str(Path(tensorboard) / part))
+                   for part in ("train", "validation")}
 
     loop_started = time.perf_counter()
     seconds = {"training": [], "validation": []}
@@ -207,12 +169,13 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
             in_progress.record_seconds(time.perf_counter() - loop_started)
 
     steps_per_epoch = None if config.bucketing and config.padding == "post" else full_epoch_steps
+    show_bar = role.is_chief and (verbose == 1 or (verbose == "auto" and sys.stdout.isatty()))
     while not bool(state.finished) and int(state.epoch) < config.epochs:
         epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
         train_input = strategy.distribute_datasets_from_function(input_function(
             train_rows, config.batch_size, seed=config.seed, epoch=epoch, skip_steps=int(state.step),
             bucket=config.bucketing))
-        bar = _progress_bar(verbose, role, steps_per_epoch)
+        bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"]) if show_bar else None
         iterator = iter(train_input)
         while True:
             limit = STEPS_PER_CALL
@@ -225,8 +188,7 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
             if done and config.checkpoint_every and int(state.global_step) % config.checkpoint_every == 0:
                 save()
             if bar is not None and done:
-                sums = state.sums.numpy()
-                bar.update(int(state.step), [("loss", sums[0] / max(sums[2], 1)), ("accuracy", sums[1] / max(sums[2], 1))])
+                bar.update(int(state.step), list(zip(("loss", "accuracy"), _means(state.sums.numpy()))))
             if done < limit:
                 break
         training_seconds = time.perf_counter() - started
@@ -239,10 +201,8 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
             valid_sums += evaluate_step(batch).numpy()
         seconds["training"].append(training_seconds)
         seconds["validation"].append(time.perf_counter() - validation_started)
-        train_sums = state.sums.numpy()
         learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        row = [train_sums[0] / max(train_sums[2], 1), train_sums[1] / max(train_sums[2], 1),
-               valid_sums[0] / max(valid_sums[2], 1), valid_sums[1] / max(valid_sums[2], 1), learning_rate]
+        row = [*_means(state.sums.numpy()), *_means(valid_sums), learning_rate]
         if not (math.isfinite(row[0]) and math.isfinite(row[2])):
             if in_progress is not None:
                 in_progress.discard()  # Its weights lead here: nothing worth resuming.
@@ -269,24 +229,17 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         state.finished.assign(stop or int(state.epoch) == config.epochs)
         save()
 
-    epochs_run = int(state.epoch)
     if int(state.best_epoch) >= 0:
         log(f"restoring the weights of the best epoch: {int(state.best_epoch) + 1}")
         state.restore_best_weights(model)
-    history = state.history.numpy()[:epochs_run]
+    history = state.history.numpy()[:int(state.epoch)]
     keys = HISTORY_KEYS if config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
-    history = {key: [float(value) for value in history[:, column]] for column, key in enumerate(keys)}
-    return model, history, seconds
+    return model, {key: history[:, column].tolist() for column, key in enumerate(keys)}, seconds
 
 
-def _progress_bar(verbose, role, steps_per_epoch):
-    """A Keras progress bar for the epoch's steps, when ``verbose`` is 1 (or "auto" on a terminal), on the chief."""
-    import sys
-
-    import keras
-
-    wanted = verbose == 1 or (verbose == "auto" and sys.stdout.isatty())
-    return keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"]) if wanted and role.is_chief else None
+def _means(sums) -> list:
+    """``[loss, accuracy]`` means of ``[loss, correct, rows]`` sums."""
+    return [sums[0] / max(sums[2], 1), sums[1] / max(sums[2], 1)]
 
 
 def _early_stopping(state: LoopState, model, epoch: int, val_loss: float, patience: int) -> bool:

@@ -1,16 +1,8 @@
 """Preparing a run's data: read it (or count it, streamed), split it, fit the tokenizer, resolve the settings.
 
-Both ways end in one :class:`Prepared` object, so fitting, checkpoints,
-validation metrics and the run folder are written once:
-
-* :func:`prepare_in_memory` reads the rows into a :class:`textclf.data.Dataset`,
-  holds out a stratified validation split and fits the tokenizer on the training texts;
-* :func:`prepare_streamed` runs the counting pass over the file (see
-  :mod:`textclf.data.streaming`), which fits the tokenizer and counts lengths
-  and labels without holding the rows.  Differences, each because the rows are
-  never held: the validation split is per row, not stratified
-  (:class:`textclf.data.streaming.RowSplit`); ``split_mode="auto"`` is decided
-  on the first 10,000 rows; the per-epoch shuffle is a buffer of 16,384 rows.
+Both ways end in one :class:`Prepared`.  Streamed (:func:`prepare_streamed`) differs because the rows are never
+held: the validation split is per row, not stratified (:class:`textclf.data.streaming.RowSplit`);
+``split_mode="auto"`` is decided on the first 10,000 rows; the per-epoch shuffle is a buffer of 16,384 rows.
 """
 
 from __future__ import annotations
@@ -60,13 +52,8 @@ def resolve_split_mode(config: TrainConfig, texts) -> TrainConfig:
 class Prepared:
     """A run's data, ready to train on.
 
-    Attributes:
-        tokenizer: Fitted on the training rows.
-        config: The settings, ``split_mode`` and ``max_len`` resolved.
-        classes: The labels, in output order.
-        train_count, valid_count: Rows of each part.
-        fingerprint: Identifies the rows of both parts, in order (checkpoints).
-        run_info: What ``run.json`` says about the data (files, row counts, dropped rows).
+    ``config`` has ``split_mode`` and ``max_len`` resolved; ``fingerprint`` identifies both parts' rows in order
+    (checkpoints); ``run_info`` is what ``run.json`` says about the data.
     """
 
     tokenizer: Tokenizer
@@ -84,7 +71,7 @@ class Prepared:
 
 @dataclasses.dataclass
 class InMemory(Prepared):
-    """:class:`Prepared` rows held in memory; ``train`` and ``valid`` are the split's :class:`Dataset` parts."""
+    """Rows held in memory; ``train`` and ``valid`` are the split's :class:`Dataset` parts."""
 
     train: Dataset = None
     valid: Dataset = None
@@ -96,7 +83,7 @@ class InMemory(Prepared):
 
 @dataclasses.dataclass
 class Streamed(Prepared):
-    """:class:`Prepared` rows read from ``source`` (and ``valid_source``) every epoch."""
+    """Rows read from ``source`` (and ``valid_source``) every epoch."""
 
     source: StreamSource = None
     valid_source: StreamSource | None = None
@@ -107,12 +94,9 @@ class Streamed(Prepared):
         summary, classes = self.summary, self.classes
         train = StreamedRows(self.source, "train", self.split, summary.train_rows, tokenizer, config, classes,
                              summary.lengths, summary.fingerprint, summary.label_counts)
-        if self.valid_source is not None:
-            valid = StreamedRows(self.valid_source, "valid", None, summary.valid_rows, tokenizer, config, classes,
-                                 fingerprint=summary.fingerprint)
-        else:
-            valid = StreamedRows(self.source, "valid", self.split, summary.valid_rows, tokenizer, config, classes,
-                                 fingerprint=summary.fingerprint)
+        # With a validation file, `split` is None: every row of it is a validation row.
+        valid = StreamedRows(self.source if self.valid_source is None else self.valid_source, "valid", self.split,
+                             summary.valid_rows, tokenizer, config, classes, fingerprint=summary.fingerprint)
         return train, valid
 
 
@@ -125,52 +109,33 @@ def check_labels(train_data: Dataset, valid_data: Dataset, config: TrainConfig |
 
     classes = sorted_classes(names(train_data))
     if len(classes) < 2:
-        raise ValueError(
-            f"{train_data.path}: training needs at least two different labels; found only "
-            f"{', '.join(map(repr, classes))}"
-        )
+        raise ValueError(f"{train_data.path}: training needs at least two different labels; found only "
+                         f"{', '.join(map(repr, classes))}")
     unseen = sorted(set(names(valid_data)) - set(classes))
     if unseen:
-        raise ValueError(
-            f"{valid_data.path}: labels {', '.join(map(repr, unseen))} do not occur in the training data "
-            f"(training labels: {', '.join(map(repr, classes))})"
-        )
+        raise ValueError(f"{valid_data.path}: labels {', '.join(map(repr, unseen))} do not occur in the training "
+                         f"data (training labels: {', '.join(map(repr, classes))})")
     return classes
 
 
-def _dropped(source, loaded: Dataset) -> None:
+def read_dataset(source, config: TrainConfig, data_format=None, encoding="utf-8") -> Dataset | None:
+    """``source`` read as a :class:`Dataset` with ``config``'s columns, dropped rows logged; ``None`` stays ``None``."""
+    if source is None or isinstance(source, Dataset):
+        return source
+    loaded = load_dataset(source, config.text_column, config.label_column, data_format, encoding, config.label_sep)
     for kind, items, detail in (("empty files", loaded.dropped_files, ""),
                                 ("rows with empty or missing text or label", loaded.dropped_lines, "lines ")):
         if items:
             shown = ", ".join(map(str, items[:10])) + (" ..." if len(items) > 10 else "")
             log(f"{source}: dropped {len(items)} {kind} ({detail}{shown})")
-
-
-def read_dataset(source, config: TrainConfig, data_format=None, encoding="utf-8") -> Dataset | None:
-    """``source`` as a :class:`Dataset` (read with ``config``'s columns, dropped rows logged); ``None`` stays ``None``."""
-    if source is None or isinstance(source, Dataset):
-        return source
-    loaded = load_dataset(source, config.text_column, config.label_column, data_format, encoding, config.label_sep)
-    _dropped(source, loaded)
     return loaded
 
 
 def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, encoding="utf-8") -> InMemory:
     """Reads the data, makes the split every command uses for these settings, fits the tokenizer.
 
-    ``train`` and ``baseline`` both call this, so the TF-IDF baseline is
-    scored on exactly the rows the model is validated on.
-
-    Args:
-        config: Settings as requested.
-        data: Training file or folder, or a :class:`Dataset`.
-        valid: Validation file or :class:`Dataset`; ``None`` holds out a
-            stratified ``config.validation_fraction`` of ``data``.
-        data_format: Format of both files; ``None`` decides from the extensions.
-        encoding: Encoding of both files.
-
-    Returns:
-        An :class:`InMemory`.
+    ``train`` and ``baseline`` both call this, so the TF-IDF baseline is scored on exactly the rows the model is
+    validated on.  ``valid=None`` holds out a stratified ``config.validation_fraction`` of ``data``.
     """
     all_train = read_dataset(data, config, data_format, encoding)
     given_valid = read_dataset(valid, config, data_format, encoding)
@@ -189,13 +154,9 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
     tokenizer.fit_on_texts(train_data.texts)
     lengths = collections.Counter(map(len, tokenizer.texts_to_sequences_generator(train_data.texts)))
     config = config.replace(max_len=max_len_of(config, lengths))
-    run_info = {
-        "train_file": all_train.path,
-        "valid_file": given_valid.path if given_valid is not None else None,
-        "train_rows": len(train_data),
-        "valid_rows": len(valid_data),
-        "dropped_rows": len(all_train.dropped_lines) + (len(given_valid.dropped_lines) if given_valid else 0),
-    }
+    run_info = {"train_file": all_train.path, "valid_file": given_valid.path if given_valid is not None else None,
+                "train_rows": len(train_data), "valid_rows": len(valid_data),
+                "dropped_rows": len(all_train.dropped_lines) + (len(given_valid.dropped_lines) if given_valid else 0)}
     fingerprint = fingerprint_of([*train_data.texts, "\x1d", *valid_data.texts],
                                  [*train_data.labels, "", *valid_data.labels])
     return InMemory(tokenizer, config, classes, len(train_data), len(valid_data), fingerprint, run_info,
@@ -203,18 +164,7 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
 
 
 def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, encoding="utf-8") -> Streamed:
-    """Runs the counting pass over ``data`` (and ``valid``) and resolves the settings it decides.
-
-    Args:
-        config: Settings as requested.
-        data: The training file.
-        valid: A validation file, or ``None`` to hold out ``validation_fraction`` of the rows.
-        data_format: Format of both files; ``None`` decides from the extensions.
-        encoding: Encoding of both files.
-
-    Returns:
-        A :class:`Streamed`.
-    """
+    """Runs the counting pass over ``data`` (and ``valid``, a file or ``None``) and resolves the settings it decides."""
     if valid is not None and not isinstance(valid, (str, os.PathLike)):
         raise ValueError("A streamed run reads its validation data from a file too; got an in-memory Dataset "
                          "for `valid` (pass a file, or streaming='off')")
@@ -246,14 +196,10 @@ def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, en
                 else f"each row with probability {config.validation_fraction}, not stratified")
     log(f"{summary.train_rows} training rows, {summary.valid_rows} validation rows ({held_out}), "
         f"{len(classes)} labels ({task_of(config, classes)}): {', '.join(classes[:10])}")
-    run_info = {
-        "train_file": str(source.path),
-        "valid_file": str(valid_source.path) if valid_source is not None else None,
-        "train_rows": summary.train_rows,
-        "valid_rows": summary.valid_rows,
-        "dropped_rows": summary.dropped_rows,
-        "streaming": True,
-    }
+    run_info = {"train_file": str(source.path),
+                "valid_file": str(valid_source.path) if valid_source is not None else None,
+                "train_rows": summary.train_rows, "valid_rows": summary.valid_rows,
+                "dropped_rows": summary.dropped_rows, "streaming": True}
     return Streamed(tokenizer, config, classes, summary.train_rows, summary.valid_rows,
                     f"{summary.fingerprint}:streamed", run_info, source=source, valid_source=valid_source,
                     split=split, summary=summary)

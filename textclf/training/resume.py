@@ -1,22 +1,9 @@
-"""The in-progress folder of a run: what an interrupted ``textclf train`` resumes from.
+"""The in-progress folder of a run (``OUTPUT/runs/.in-progress/``): what an interrupted ``textclf train`` resumes from.
 
-``OUTPUT/runs/.in-progress/`` holds, while a run trains:
-
-* ``lock``: held (``flock``) by the training process, so a second run on the
-  same output is refused instead of mixing checkpoints; the kernel releases
-  it when the process dies, even by SIGKILL;
-* ``tokenizer.json``, ``labels.json``, ``config.json`` (settings with
-  ``max_len`` resolved): the vocabulary and settings the checkpoint belongs to;
-* ``state.json`` (written last): the settings as requested and a fingerprint
-  of the data, to refuse resuming under different ones;
-* ``checkpoint/``: ``tf.train.CheckpointManager`` files (weights, optimizer,
-  epoch and step; see :mod:`textclf.training.loop`);
-* ``seconds.json``: training seconds up to the last checkpoint, so a resumed
-  run's ``run.json`` counts the whole run.
-
-The folder is deleted once the run folder is written.  In a multi-worker run
-only the chief writes here; the other workers read it to resume (so the
-output must be on storage every worker sees) and write their share of each
+Its files are listed in docs/DISTRIBUTED.md ("Resuming"); besides them ``seconds.json`` holds the training seconds
+up to the last checkpoint, so a resumed run's ``run.json`` counts the whole run.  ``state.json`` is written last.
+The folder is deleted once the run folder is written.  In a multi-worker run only the chief writes here; the other
+workers read it to resume (the output must be on storage every worker sees) and write their share of each
 checkpoint to a temporary folder outside the output.
 """
 
@@ -29,9 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from textclf.training.cluster import WorkerRole
 from textclf.config import TrainConfig
+from textclf.log import log
 from textclf.text.tokenizer import Tokenizer, tokenizer_from_json
+from textclf.training.cluster import WorkerRole
+from textclf.training.prepare import task_of
 
 IN_PROGRESS = ".in-progress"
 STATE_FORMAT = "textclf-in-progress"
@@ -39,18 +28,19 @@ STATE_FORMAT = "textclf-in-progress"
 _MAY_CHANGE_ON_RESUME = ("checkpoint_every",)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    # A reader (another worker, or the next run after a crash) sees the old
-    # file or the whole new one, never half of it.
+def write_atomically(path: Path, text: str) -> None:
+    """Writes ``path`` so that a reader (another worker, the next run after a crash) sees the old or the new whole."""
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     staging.write_text(text, encoding="utf-8")
     os.replace(staging, path)
 
 
-def _differences(saved: dict, requested: dict) -> list[str]:
-    names = sorted((set(saved) | set(requested)) - set(_MAY_CHANGE_ON_RESUME))
-    return [f"{name}={saved.get(name)!r} (this run: {name}={requested.get(name)!r})"
-            for name in names if saved.get(name) != requested.get(name)]
+def _read(path: Path, key: str):
+    """``key`` of the JSON object in ``path``, or ``None`` when the file is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))[key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _busy_error(lock_file: Path) -> ValueError:
@@ -59,19 +49,12 @@ def _busy_error(lock_file: Path) -> ValueError:
 
 
 class InProgress:
-    """The in-progress folder of one run, opened by :meth:`open`.
+    """The in-progress folder of one run, opened by :meth:`open`; ``resuming`` when it continues an interrupted run."""
 
-    Attributes:
-        path: ``OUTPUT/runs/.in-progress``.
-        role: This process's place in the cluster.
-        resuming: Whether an interrupted run is continued (its setup is read
-            from the folder instead of being recomputed).
-    """
-
-    def __init__(self, path: Path, role: WorkerRole, resuming: bool):
+    def __init__(self, path: Path, role: WorkerRole):
         self.path = path
         self.role = role
-        self.resuming = resuming
+        self.resuming = False
         # Training seconds the interrupted run had spent up to its checkpoint (``seconds.json``); 0 when fresh.
         self.previous_seconds = 0.0
         self._lock = None
@@ -82,37 +65,27 @@ class InProgress:
              role: WorkerRole = WorkerRole(), restart: bool = False) -> "InProgress":
         """Opens ``runs_dir/.in-progress`` for a run, resuming when it holds an interrupted one.
 
-        Args:
-            runs_dir: The folder of run folders (``OUTPUT/runs``).
-            config: The settings as requested (``max_len`` possibly unresolved).
-            prepared: The run's data (:class:`textclf.training.prepare.Prepared`): row counts and fingerprint.
-            role: This process's role; only the chief writes.
-            restart: Discard an interrupted run instead of resuming it.
-
-        Raises:
-            ValueError: when another process trains into the same folder, or
-                the interrupted run had other settings or data (naming them).
+        ``config`` is as requested; ``prepared`` (:class:`textclf.training.prepare.Prepared`) gives the row counts
+        and fingerprint; ``restart`` discards an interrupted run.  Raises ``ValueError`` when another process trains
+        into the same folder, or the interrupted run had other settings or data (naming them).
         """
-        progress = cls(Path(runs_dir) / IN_PROGRESS, role, resuming=False)
+        progress = cls(Path(runs_dir) / IN_PROGRESS, role)
         if role.is_chief:
             progress._acquire_lock()
         try:
             state_file = progress.path / "state.json"
             if restart:
                 if role.is_chief and state_file.exists():
-                    progress._clear()
-                    from textclf.log import log
-
+                    progress.discard()
                     log(f"--restart: discarded the interrupted run in {progress.path}")
                 return progress
             if not state_file.is_file() or not progress.has_checkpoint():
-                if role.is_chief:
-                    # Leftovers of a run that stopped before its first checkpoint: nothing to resume.
-                    progress._clear()
+                progress.discard()  # Leftovers of a run that stopped before its first checkpoint.
                 return progress
             progress._check_state(json.loads(state_file.read_text(encoding="utf-8")), config, prepared)
             progress.resuming = True
-            progress.previous_seconds = progress._read_previous_seconds()
+            seconds = _read(progress.path / "seconds.json", "seconds")
+            progress.previous_seconds = float(seconds) if isinstance(seconds, (int, float)) else 0.0
             return progress
         except BaseException:
             progress.close()
@@ -122,23 +95,15 @@ class InProgress:
     def interrupted_setting(runs_dir, name: str):
         """A setting of the interrupted run in ``runs_dir/.in-progress`` as it was resolved, or ``None``.
 
-        ``streaming="auto"`` decides from the memory free at the time; a
-        resumed run follows the interrupted run's decision instead of deciding
-        again (the two modes split and fingerprint the data differently).
+        A resumed run follows the interrupted run's ``streaming="auto"`` decision (the two modes split and
+        fingerprint the data differently).
         """
-        state_file = Path(runs_dir) / IN_PROGRESS / "state.json"
-        try:
-            return json.loads(state_file.read_text(encoding="utf-8"))["settings"].get(name)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        settings = _read(Path(runs_dir) / IN_PROGRESS / "state.json", "settings")
+        return settings.get(name) if isinstance(settings, dict) else None
 
     @staticmethod
     def refuse_if_busy(runs_dir) -> None:
-        """Refuses now, before a long pass over the data, when another run holds the lock.
-
-        Only a check: :meth:`open` takes the lock itself (a run starting in
-        between is still refused there).
-        """
+        """Refuses now, before a long pass over the data, when another run holds the lock (:meth:`open` takes it)."""
         lock_file = Path(runs_dir) / IN_PROGRESS / "lock"
         try:
             handle = open(lock_file, "r")
@@ -159,8 +124,7 @@ class InProgress:
             except BlockingIOError:
                 handle.close()
                 raise _busy_error(self.path / "lock") from None
-            # The previous holder may have deleted the folder between our open and
-            # our lock; a lock on a deleted file protects nothing, so try again.
+            # The previous holder may have deleted the folder between our open and our lock: try again.
             try:
                 if os.stat(self.path / "lock").st_ino == os.fstat(handle.fileno()).st_ino:
                     self._lock = handle
@@ -169,17 +133,15 @@ class InProgress:
                 self.path.mkdir(parents=True, exist_ok=True)
             handle.close()
 
-    def _clear(self) -> None:
-        for child in self.path.iterdir() if self.path.is_dir() else []:
-            if child.name != "lock":
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-
     def _check_state(self, state: dict, config: TrainConfig, prepared) -> None:
         hint = ("Rerun the interrupted command (same settings and data) to resume from its checkpoint, or pass "
                 "--restart (restart=True) to discard its checkpoint and start this one fresh")
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{self.path / 'state.json'} is not a textclf in-progress state. {hint}")
-        differences = _differences(state["settings"], config.to_dict())
+        saved, requested = state["settings"], config.to_dict()
+        differences = [f"{name}={saved.get(name)!r} (this run: {name}={requested.get(name)!r})"
+                       for name in sorted((set(saved) | set(requested)) - set(_MAY_CHANGE_ON_RESUME))
+                       if saved.get(name) != requested.get(name)]
         if differences:
             raise ValueError(f"The interrupted run in {self.path} used different settings: "
                              f"{', '.join(differences)}. {hint}")
@@ -187,29 +149,26 @@ class InProgress:
         if data["fingerprint"] != prepared.fingerprint:
             raise ValueError(
                 f"The interrupted run in {self.path} was trained on different data ({data['train_rows']} training "
-                f"and {data['valid_rows']} validation rows then, {prepared.train_count} and {prepared.valid_count} now, "
-                f"or the same counts with other texts or labels). {hint}")
-
-    def _read_previous_seconds(self) -> float:
-        try:
-            return float(json.loads((self.path / "seconds.json").read_text(encoding="utf-8"))["seconds"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0.0
+                f"and {data['valid_rows']} validation rows then, {prepared.train_count} and {prepared.valid_count} "
+                f"now, or the same counts with other texts or labels). {hint}")
 
     def record_seconds(self, seconds_since_start: float) -> None:
         """Writes the training time up to the checkpoint just saved: earlier runs' and this one's (the chief only)."""
         if self.role.is_chief:
-            _write_atomically(self.path / "seconds.json",
-                              json.dumps({"seconds": round(self.previous_seconds + seconds_since_start, 3)}))
+            write_atomically(self.path / "seconds.json",
+                             json.dumps({"seconds": round(self.previous_seconds + seconds_since_start, 3)}))
 
     def has_checkpoint(self) -> bool:
         """Whether a checkpoint was written (``tf.train.CheckpointManager`` writes its index file last)."""
         return (self.checkpoint_dir / "checkpoint").is_file()
 
     def discard(self) -> None:
-        """Deletes what an interrupted run left (the chief only), so the next run starts fresh."""
-        if self.role.is_chief:
-            self._clear()
+        """Deletes what an interrupted run left but the lock (the chief only), so the next run starts fresh."""
+        if not self.role.is_chief or not self.path.is_dir():
+            return
+        for child in self.path.iterdir():
+            if child.name != "lock":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -220,10 +179,8 @@ class InProgress:
     def write_dir(self) -> Path:
         """Where this process writes its checkpoints.
 
-        MultiWorkerMirroredStrategy wants every worker to take part in a save
-        (TensorFlow's own ``PreemptionCheckpointHandler`` does the same), but
-        only the chief may write to the output: the others write to a
-        temporary folder that :meth:`close` deletes.
+        Every worker takes part in a save (as TensorFlow's ``PreemptionCheckpointHandler`` does), but only the
+        chief writes to the output: the others write to a temporary folder that :meth:`close` deletes.
         """
         if self.role.is_chief:
             return self.checkpoint_dir
@@ -231,34 +188,33 @@ class InProgress:
             self._worker_dir = Path(tempfile.mkdtemp(prefix=f"textclf-worker{self.role.index}-"))
         return self._worker_dir
 
-    def saved_setup(self) -> tuple[Tokenizer, TrainConfig] | None:
-        """The interrupted run's tokenizer and resolved settings, or ``None`` for a fresh run."""
+    def saved_setup(self, requested: TrainConfig) -> tuple[Tokenizer, TrainConfig] | None:
+        """The interrupted run's tokenizer and resolved settings, or ``None`` for a fresh run.
+
+        The settings take this run's ``checkpoint_every``, the one setting that may change on resume.
+        """
         if not self.resuming:
             return None
+        log(f"resuming the interrupted run in {self.path} with its vocabulary and settings (--restart discards it)")
         tokenizer = tokenizer_from_json((self.path / "tokenizer.json").read_text(encoding="utf-8"))
-        return tokenizer, TrainConfig.load(self.path / "config.json")
+        resolved = TrainConfig.load(self.path / "config.json")
+        return tokenizer, resolved.replace(checkpoint_every=requested.checkpoint_every)
 
     def save_setup(self, requested: TrainConfig, resolved: TrainConfig, tokenizer: Tokenizer, classes,
                    prepared) -> None:
         """Writes what a resumed run needs besides the checkpoint (the chief only).
 
-        Args:
-            requested: The settings as given (compared on resume).
-            resolved: The settings used, ``max_len`` and ``split_mode`` resolved.
-            tokenizer: The fitted tokenizer.
-            classes: The labels, in model output order.
-            prepared: The run's data (:class:`textclf.training.prepare.Prepared`): row counts and fingerprint.
+        ``requested`` is compared on resume; ``resolved`` (``max_len`` and ``split_mode`` resolved) is used.
         """
         if not self.role.is_chief:
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.path / "tokenizer.json", tokenizer.to_json(ensure_ascii=False))
-        _write_atomically(self.path / "labels.json", json.dumps(
-            {"classes": list(classes), "task": "multilabel" if resolved.multi_label else
-             "binary" if len(classes) == 2 else "multiclass"}, ensure_ascii=False))
-        _write_atomically(self.path / "config.json", json.dumps(resolved.to_dict(), indent=2, ensure_ascii=False))
+        write_atomically(self.path / "tokenizer.json", tokenizer.to_json(ensure_ascii=False))
+        write_atomically(self.path / "labels.json", json.dumps(
+            {"classes": list(classes), "task": task_of(resolved, classes)}, ensure_ascii=False))
+        write_atomically(self.path / "config.json", json.dumps(resolved.to_dict(), indent=2, ensure_ascii=False))
         # Last: its presence means the setup above is complete.
-        _write_atomically(self.path / "state.json", json.dumps({
+        write_atomically(self.path / "state.json", json.dumps({
             "format": STATE_FORMAT,
             "settings": requested.to_dict(),
             "data": {"train_rows": prepared.train_count, "valid_rows": prepared.valid_count,
@@ -274,9 +230,8 @@ class InProgress:
     def close(self) -> None:
         """Releases the lock and the worker's temporary folder; keeps a resumable checkpoint.
 
-        A folder with no checkpoint (the run failed before its first one, e.g.
-        on a setting the error told to change) has nothing to resume and is
-        removed, so the corrected command is not refused as "different settings".
+        A folder with no checkpoint has nothing to resume and is removed, so a command corrected after an early
+        failure is not refused as "different settings".
         """
         if self._worker_dir is not None:
             shutil.rmtree(self._worker_dir, ignore_errors=True)

@@ -1,12 +1,8 @@
 """The one data interface of the training loop: :class:`Rows`, in memory (:class:`TokenizedRows`) or streamed.
 
-The loop, validation and the metrics see only this interface, so they are
-written once for rows in memory and for rows read from a file each epoch
-(:class:`textclf.training.streamed_rows.StreamedRows`).
-
-Each epoch's order is a function of ``(seed, epoch)`` alone (not of how many
-epochs this process has already run), so a resumed run sees exactly the
-batches the interrupted one had not yet trained on, after skipping those it had.
+The loop, validation and the metrics see only this interface (streamed: ``streamed_rows.StreamedRows``).  Each
+epoch's order is a function of ``(seed, epoch)`` alone, so a resumed run sees exactly the batches the interrupted
+one had not yet trained on, after skipping those it had.
 """
 
 from __future__ import annotations
@@ -27,9 +23,7 @@ from textclf.training.setup import targets_of
 class Rows(Protocol):
     """Labelled rows the loop trains or validates on.
 
-    Attributes:
-        label_counts: ``{label: rows}`` (class weights).
-        fingerprint: Identifies the rows (checkpoints refuse to resume on other data).
+    ``label_counts`` (``{label: rows}``) gives class weights; ``fingerprint`` lets checkpoints refuse other data.
     """
 
     label_counts: dict
@@ -41,13 +35,9 @@ class Rows(Protocol):
                 bucket: bool = False):
         """A ``tf.data.Dataset`` of ``(ids [rows, length] int32, targets)`` batches.
 
-        Args:
-            batch_size: Rows per batch.
-            pipeline_id: This input pipeline; it takes the rows whose number is ``pipeline_id`` modulo ``pipelines``.
-            pipelines: Input pipelines in all.
-            seed: Shuffle with ``(seed, epoch)``; ``None`` keeps the rows' order (validation, predictions).
-            epoch: The epoch (0-based) whose order to use.
-            bucket: Group rows of similar length (post-padding only).
+        Input pipeline ``pipeline_id`` takes the rows whose number is ``pipeline_id`` modulo ``pipelines``.
+        ``seed`` shuffles with ``(seed, epoch)`` (``None`` keeps the rows' order: validation, predictions);
+        ``bucket`` groups rows of similar length (post-padding only).
         """
 
 
@@ -55,7 +45,8 @@ def fingerprint_of(texts, labels) -> str:
     """SHA-256 of texts and labels, in order."""
     digest = hashlib.sha256()
     for text, label in zip(texts, labels):
-        digest.update(text.encode("utf-8", "surrogatepass") + b"\x1f" + label.encode("utf-8", "surrogatepass") + b"\x1e")
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\x1f")
+        digest.update(label.encode("utf-8", "surrogatepass") + b"\x1e")
     return digest.hexdigest()
 
 
@@ -65,14 +56,7 @@ def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
 
 
 class TokenizedRows:
-    """Rows in memory, tokenized once; each epoch batches a permutation of them.
-
-    Args:
-        tokenizer: The fitted tokenizer.
-        texts: The texts.
-        labels: Their labels (strings; ``label_sep``-joined for multi-label).
-        config: Settings (``max_len`` resolved, ``padding``, ``truncating``, ``multi_label``).
-        classes: The labels, in output order.
+    """Rows in memory, tokenized once; each epoch batches a permutation of them (``config.max_len`` resolved).
 
     Example:
         >>> rows = TokenizedRows(tokenizer, ["a fine film", "dull"], ["pos", "neg"], config, ["neg", "pos"])
@@ -92,7 +76,6 @@ class TokenizedRows:
             self.dense = encode(tokenizer, texts, config.max_len, config.padding, config.truncating, trim=True)
             return
         self.encoded = EncodedTexts.from_texts(tokenizer, texts, config.max_len, config.truncating)
-        self.starts = np.concatenate([[0], np.cumsum(self.encoded.lengths)[:-1]]).astype(np.int64)
         self.boundaries = bucket_boundaries(collections.Counter(self.encoded.lengths.tolist()), config.max_len)
 
     def __len__(self):
@@ -109,13 +92,6 @@ class TokenizedRows:
         """Each row's class index (single-label rows)."""
         return (self.targets[:, 0] if self.targets.ndim == 2 else self.targets).astype(np.int64)
 
-    def _encoded_subset(self, rows: np.ndarray) -> EncodedTexts:
-        lengths = self.encoded.lengths[rows]
-        # Position of every id of the chosen rows in the flat array, without a Python loop.
-        new_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        positions = np.repeat(self.starts[rows] - new_starts, lengths) + np.arange(int(lengths.sum()))
-        return EncodedTexts(self.encoded.values[positions], lengths)
-
     def batches(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
                 bucket: bool = False):
         """See :meth:`Rows.batches`."""
@@ -127,24 +103,15 @@ class TokenizedRows:
         if self.dense is not None:
             data = tf.data.Dataset.from_tensor_slices((self.dense[rows], self.targets[rows]))
             return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-        return planned_dataset(self._encoded_subset(rows), self.targets[rows], batch_size,
+        return planned_dataset(self.encoded.subset(rows), self.targets[rows], batch_size,
                                self.boundaries if bucket else ())
 
 
 def input_function(rows: Rows, global_batch_size: int, seed=None, epoch=0, skip_steps=0, bucket=False):
     """A function for ``strategy.distribute_datasets_from_function``.
 
-    Each worker (input pipeline) takes every n-th row, so the workers' shards
-    are disjoint and together cover every row; the per-replica batch is the
-    global batch divided by the number of replicas.
-
-    Args:
-        rows: All rows.
-        global_batch_size: Rows per step over all replicas (``batch_size``).
-        seed: Seed of the per-epoch order; ``None`` keeps the row order (validation).
-        epoch: The epoch (0-based) whose order to use.
-        skip_steps: Training steps of this epoch already done (a resumed run).
-        bucket: Group rows of similar length.
+    Each input pipeline takes every n-th row (disjoint shards that cover every row), batches of the global batch
+    divided by the replicas, and skips the ``skip_steps`` steps of this epoch already done (a resumed run).
     """
 
     def make(context):
@@ -158,14 +125,10 @@ def input_function(rows: Rows, global_batch_size: int, seed=None, epoch=0, skip_
 
 
 def predictions(model, rows: Rows, multi_label: bool, batch_size: int = 1024):
-    """The model's outputs on ``rows``, keeping only what the metrics need.
+    """The model's outputs on ``rows``, in order, keeping only what the metrics need.
 
-    Single-label: ``(true, predicted)`` int32 class indices, O(rows) integers.
-    Multi-label: ``(targets, probabilities)``, float32 ``[rows, classes]``
-    each, which threshold tuning needs whole.
-
-    Returns:
-        The two NumPy arrays, in the rows' order.
+    Single-label: ``(true, predicted)`` int32 class indices.  Multi-label: ``(targets, probabilities)``, float32
+    ``[rows, classes]`` each, which threshold tuning needs whole.
     """
     from textclf.model.factory import class_probabilities, compiled_call
 

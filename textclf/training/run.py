@@ -1,18 +1,15 @@
 """A training run: prepare the data → fit in the loop → validation metrics → run folder → export.
 
-A run folder holds everything needed to rebuild, export or reuse the run:
-``config.json`` (settings actually used, ``max_len`` resolved),
-``tokenizer.json``, ``labels.json``, ``history.json``, ``metrics.json``
-(validation accuracy, macro-F1, per-class report, confusion matrix),
-``run.json`` (data files, row counts, timing, and ``resolved``: each setting
-the run decided, requested → used), ``history.png``,
-``confusion_matrix.png`` and ``model.keras``.
+A run folder holds ``config.json`` (settings used, ``max_len`` resolved), ``tokenizer.json``, ``labels.json``,
+``history.json``, ``metrics.json``, ``run.json`` (data files, row counts, timing, and ``resolved``: each setting the
+run decided, requested → used), ``history.png``, ``confusion_matrix.png`` and ``model.keras``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import shutil
@@ -27,7 +24,7 @@ from textclf.log import log
 from textclf.training.cluster import get_strategy, worker_role
 from textclf.training.fit import fit_prepared, validation_metrics
 from textclf.training.prepare import prepare, task_of
-from textclf.training.resume import InProgress
+from textclf.training.resume import InProgress, write_atomically
 from textclf.training.setup import seed_everything
 
 
@@ -35,13 +32,7 @@ from textclf.training.setup import seed_everything
 class TrainResult:
     """What :func:`train` produced.
 
-    Attributes:
-        run_dir: The run folder (``None`` on a non-chief worker of a
-            multi-worker run, which writes nothing).
-        metrics: Validation metrics (see :func:`textclf.evaluation.metrics.classification_metrics`).
-        history: Per-epoch loss and accuracy, training and validation.
-        config: The settings used, ``max_len`` resolved.
-        export_dir: The exported SavedModel version, when ``output`` was given.
+    ``run_dir`` is ``None`` on a non-chief worker (which writes nothing); ``export_dir`` only with ``output``.
     """
 
     run_dir: Path
@@ -53,23 +44,16 @@ class TrainResult:
 
 def _new_run_dir(output: Path) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = output / "runs" / stamp
-    suffix = 1
-    while candidate.exists():
-        suffix += 1
-        candidate = output / "runs" / f"{stamp}-{suffix}"
-    return candidate
+    for suffix in itertools.count(1):
+        candidate = output / "runs" / (stamp if suffix == 1 else f"{stamp}-{suffix}")
+        if not candidate.exists():
+            return candidate
 
 
 def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -> Path:
     """Writes the run folder through a temporary folder renamed when complete.
 
-    Args:
-        run_dir: The folder to create.
-        files: ``{name: text}`` files.
-        model: The Keras model, saved as ``model.keras``.
-        pictures: ``{name: function(path)}`` writers of image files; one that
-            fails is logged as a warning and left out.
+    ``files`` are ``{name: text}``; ``pictures`` ``{name: function(path)}``, one that fails is logged and left out.
     """
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = run_dir.parent / f".tmp-{run_dir.name}-{os.getpid()}"
@@ -92,44 +76,23 @@ def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -
     return run_dir
 
 
-def train(
-    data,
-    config: TrainConfig | None = None,
-    valid=None,
-    output=None,
-    run_dir=None,
-    verbose="auto",
-    tensorboard=None,
-    data_format=None,
-    encoding="utf-8",
-    restart=False,
-    started_at=None,
-) -> TrainResult:
+def train(data, config: TrainConfig | None = None, valid=None, output=None, run_dir=None, verbose="auto",
+          tensorboard=None, data_format=None, encoding="utf-8", restart=False, started_at=None) -> TrainResult:
     """Trains a classifier and, when ``output`` is given, exports it for TF Serving.
 
     Args:
-        data: Training file or folder (any format :func:`textclf.data.dataset.load_dataset`
-            reads) or a :class:`Dataset`.
-        config: Settings; defaults to ``TrainConfig()``.
+        data: Training file or folder (any format :func:`textclf.data.dataset.load_dataset` reads) or a
+            :class:`Dataset`.
         valid: Validation file or :class:`Dataset`; ``None`` holds out a
             stratified ``config.validation_fraction`` of ``data``.
         output: Export base folder (``saved_models/NAME``); the run folder
             goes to ``output/runs/<timestamp>`` unless ``run_dir`` is given.
         run_dir: Where to write the run folder (must not exist).
         verbose: 0 silences the per-epoch log lines; 1 (or "auto" on a terminal) adds a progress bar.
-        tensorboard: Folder for TensorBoard logs (``tensorboard --logdir DIR``).
         data_format: Format of ``data`` and ``valid`` files; ``None`` decides from the extension.
-        encoding: Encoding of ``data`` and ``valid`` text files.
-        restart: Discard the checkpoint of an interrupted run instead of
-            resuming it.  Every run checkpoints into ``.in-progress`` beside
-            the run folders (see :mod:`textclf.training.resume`) at epoch ends
-            (and every ``config.checkpoint_every`` steps); a rerun with the
-            same settings and data resumes from the last checkpoint.
-        started_at: ``time.perf_counter()`` when the command started (the
-            CLI's), so the time breakdown includes the start-up before ``train``.
-
-    Returns:
-        A :class:`TrainResult`.
+        restart: Discard the checkpoint of an interrupted run instead of resuming it (every run checkpoints into
+            ``.in-progress`` beside the run folders, see :mod:`textclf.training.resume`).
+        started_at: ``time.perf_counter()`` when the command started, so the time breakdown includes the start-up.
 
     Example:
         >>> result = train("data/rt_polarity.csv", TrainConfig(epochs=2), output="saved_models/rt_polarity")
@@ -158,8 +121,6 @@ def train(
         InProgress.refuse_if_busy(run_dir.parent)  # Before reading or counting the data, which may take minutes.
     prepared = prepare(settings, data, valid, data_format, encoding)
     phases.lap("reading_and_vocabulary")
-    # Every run checkpoints (at epoch ends, and every `checkpoint_every` steps) into .in-progress, and a rerun
-    # of an interrupted one resumes from its last checkpoint, mid-epoch exactly (see textclf.training.loop).
     in_progress = InProgress.open(run_dir.parent, settings, prepared, role, restart=restart)
     try:
         fitted = fit_prepared(settings, prepared, in_progress, verbose=verbose, tensorboard=tensorboard)
@@ -175,9 +136,7 @@ def train(
 class Phases:
     """Where a run's time goes, phase by phase (``run.json`` "seconds" and one log line).
 
-    Args:
-        started_at: ``time.perf_counter()`` at the command's start; the time
-            until now is the ``startup`` phase (imports, TensorFlow, parsing).
+    The time from ``started_at`` (the command's start) to now is the ``startup`` phase.
     """
 
     def __init__(self, started_at=None):
@@ -253,12 +212,6 @@ def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, p
         log(f"exported to {result.export_dir}")
     # run.json gets the whole breakdown, export included (written again, atomically).
     run_info["seconds"] = {name: round(value, 2) for name, value in phases.seconds.items()}
-    _replace_text(run_dir / "run.json", json.dumps(run_info, indent=2, ensure_ascii=False))
+    write_atomically(run_dir / "run.json", json.dumps(run_info, indent=2, ensure_ascii=False))
     log(phases.summary())
     return result
-
-
-def _replace_text(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.{os.getpid()}")
-    staging.write_text(text, encoding="utf-8")
-    os.replace(staging, path)

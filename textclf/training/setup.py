@@ -1,7 +1,6 @@
 """What a run is built from: its seeds, targets, model (with precision and embeddings), optimizer, loss.
 
-Shared by the training loop (``textclf.training.loop``, ``textclf.training.steps``) and the
-pipeline above it (``textclf.training.fit``), so neither imports the other for these.
+Shared by the loop (``loop``, ``steps``) and the pipeline above it (``fit``), so neither imports the other.
 """
 
 from __future__ import annotations
@@ -16,43 +15,32 @@ from textclf.text.tokenizer import Tokenizer
 
 
 def targets_of(config: TrainConfig, labels, classes):
-    """Training targets: multi-hot rows (multi-label), a float column (binary) or class indices."""
+    """Training targets: multi-hot rows (multi-label), a float column (binary: one sigmoid unit) or class indices."""
     if config.multi_label:
         return multi_hot(label_sets(labels, config.label_sep), classes)
-    return _targets(labels, classes)
-
-
-def _targets(labels, classes):
     positions = {label: index for index, label in enumerate(classes)}
     indices = np.array([positions[label] for label in labels], dtype=np.int32)
-    # The binary head is one sigmoid unit: its target is a float column.
     return indices.astype("float32")[:, None] if len(classes) == 2 else indices
 
 
-def _build_with_precision(config: TrainConfig, vocabulary_size: int, num_classes: int):
-    """``build_model`` under a mixed-precision policy when asked, restoring the global policy after.
+def build_fit_model(config: TrainConfig, tokenizer: Tokenizer, classes):
+    """The uncompiled model to fit, its embedding loaded from ``config.embeddings`` when given.
 
-    Layers take their dtype policy when they are built, so restoring it keeps
-    later models in this process (the export's inference copy) in float32.
+    Mixed precision sets the global dtype policy only while the model is built (layers take it then), so later
+    models in this process (the export's inference copy) stay float32.
     """
     import keras
     import tensorflow as tf
 
-    if not config.mixed_precision:
-        return build_model(config, vocabulary_size, num_classes)
     previous = keras.config.dtype_policy()
-    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
-    keras.config.set_dtype_policy(policy)
-    try:
+    if config.mixed_precision:
+        policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+        keras.config.set_dtype_policy(policy)
         log(f"mixed precision: {policy}")
-        return build_model(config, vocabulary_size, num_classes)
+    try:
+        model = build_model(config, tokenizer.vocabulary_size, len(classes))
     finally:
         keras.config.set_dtype_policy(previous)
-
-
-def build_fit_model(config: TrainConfig, tokenizer: Tokenizer, classes):
-    """The uncompiled model to fit, its embedding loaded from ``config.embeddings`` when given."""
-    model = _build_with_precision(config, tokenizer.vocabulary_size, len(classes))
     if config.embeddings:
         from textclf.model.embeddings import load_embeddings
 

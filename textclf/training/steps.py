@@ -1,12 +1,8 @@
 """The training loop's compiled steps: per-replica work summed over replicas, several training steps per call.
 
-Why several steps per call: between two calls Python fetches the next batch
-from the distributed iterator and updates the loop's counters, about 1-2 ms
-per step here, a tenth of a training step at batch 64 on a 2-core CPU.  Inside
-one ``tf.function`` the same work is a few graph ops (the ``steps_per_execution``
-of Keras's ``model.fit``).  Every step still updates the loop's counters and
-sums on its own, in the same order, so a checkpoint taken between calls is the
-one a step-by-step loop would take (a resumed run stays bitwise equal).
+Several steps per call (Keras's ``steps_per_execution``) save Python's 1-2 ms per step between calls; every step
+still updates the loop's counters and sums on its own, in order, so a checkpoint between calls is the one a
+step-by-step loop would take (a resumed run stays bitwise equal).
 """
 
 from __future__ import annotations
@@ -18,11 +14,9 @@ STEPS_PER_CALL = 16
 
 
 def batches(distributed_dataset):
-    """Per-step batches, until every worker has run out.
+    """Per-step batches until every worker has run out.
 
-    ``get_next_as_optional`` agrees across workers: while any worker still has
-    data, the others get empty batches, so every worker runs the same number
-    of steps (shards of bucketed batches differ in count).
+    Workers with no data left get empty batches, so all run the same number of steps (bucketed shards differ).
     """
     iterator = iter(distributed_dataset)
     while True:
@@ -33,29 +27,14 @@ def batches(distributed_dataset):
 
 
 def step_functions(strategy, model, optimizer, classes, weights_by_class, state, multi_label=False):
-    """``(train_steps, evaluate_step)`` for the loop.
+    """``(train_steps, make_evaluate_step)`` for the loop.
 
-    ``train_steps(iterator, limit)`` runs up to ``limit`` training steps from
-    the distributed ``iterator`` (fewer when the data runs out), adding each
-    step's ``[loss, correct, rows]`` to ``state.sums`` and counting it in
-    ``state.step`` and ``state.global_step``; with one replica all in one
-    graph call, with several one call per step.  ``evaluate_step(batch)``
-    returns one validation batch's ``[loss, correct, rows]``, summed over
-    replicas.
-
-    ``correct`` follows Keras's "accuracy" for the head: argmax for a softmax;
-    for sigmoid units (binary, multi-label) the share of units on the right
-    side of 0.5, per row (``binary_accuracy``), so a row counts 1 when every
-    unit is right.
-
-    Args:
-        strategy: The ``tf.distribute`` strategy the model was built under.
-        model: The Keras model.
-        optimizer: Its optimizer, built.
-        classes: The labels, in output order.
-        weights_by_class: Loss weight per class index, or ``None``.
-        state: The loop's :class:`textclf.training.loop.LoopState`.
-        multi_label: Sigmoid units with binary cross-entropy per label.
+    ``train_steps(iterator, limit)`` runs up to ``limit`` steps (fewer when the data runs out), adding each step's
+    ``[loss, correct, rows]`` to ``state.sums`` and counting it in ``state.step`` and ``state.global_step``.
+    ``make_evaluate_step(element_spec)`` compiles ``step(batch)``: a validation batch's ``[loss, correct, rows]``
+    summed over replicas.  ``correct`` is Keras's "accuracy": argmax for a softmax; for sigmoid units the share of
+    units on the right side of 0.5, per row (``binary_accuracy``).  ``weights_by_class``: loss weight per class
+    index, or ``None``; ``state``: the loop's :class:`textclf.training.loop.LoopState`.
     """
     import keras
     import tensorflow as tf

@@ -1,19 +1,14 @@
-"""Rows read from a data file each epoch (see :mod:`textclf.data.streaming`): :class:`textclf.training.rows.Rows` streamed.
+"""Rows read from a data file each epoch (:mod:`textclf.data.streaming`): the streamed ``rows.Rows``.
 
-A Python generator reads the file, keeps the rows of one part (training or
-validation) and of one input pipeline (row number modulo the number of
-pipelines), tokenizes them with the fitted tokenizer and hands tf.data
-chunks of 1,024 rows as flat arrays; tf.data splits them into rows and
-batches them in length buckets with per-batch post-padding (fixed length for
-pre-padding), the batches rows in memory get.  Training rows pass through a
-shuffle buffer of :data:`SHUFFLE_BUFFER` rows seeded from ``(seed, epoch,
-pipeline)``, so an epoch's order is the same in a resumed run, which then
-skips the batches already trained on.
+A generator reads the file, keeps one part's rows of one input pipeline, tokenizes them and hands tf.data chunks
+of :data:`CHUNK_ROWS` rows as flat arrays, batched like rows in memory.  Training rows pass through a shuffle
+buffer seeded from ``(seed, epoch, pipeline)``, so a resumed run sees the same epoch order and skips what it trained.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 from array import array
 
 import numpy as np
@@ -21,7 +16,7 @@ import numpy as np
 from textclf.data.counts import bucket_boundaries
 from textclf.data.streaming import RowSplit, StreamSource
 from textclf.data.labels import row_labels
-from textclf.text.sequences import empty_index, truncated
+from textclf.training.batches import encoded_sequences
 
 # Rows per element of the generator: one Python-to-TensorFlow hand-over per chunk, not per row.
 CHUNK_ROWS = 1024
@@ -31,19 +26,10 @@ PARTS = ("train", "valid")
 
 
 class StreamedRows:
-    """One part of a streamed file, tokenized as it is read; the streamed :class:`textclf.training.rows.Rows`.
+    """One part (``train`` or ``valid``) of a streamed file, tokenized as it is read.
 
-    Args:
-        source: The file.
-        part: ``train`` or ``valid``: which rows of ``source`` this is.
-        split: Decides each row's part; ``None`` when every row of ``source`` is in ``part``.
-        count: Rows in the part (from the counting pass).
-        tokenizer: The fitted tokenizer.
-        config: Settings, ``max_len`` resolved.
-        classes: The labels, in output order.
-        lengths: Histogram of the part's token counts, for the length buckets (training).
-        fingerprint: Identifies the data (``StreamSummary.fingerprint``), for checkpoints.
-        label_counts: Rows per label (``StreamSummary.label_counts``), for class weights (training).
+    ``split`` decides each row's part (``None``: every row of ``source`` is in ``part``); ``count``, ``lengths``
+    (the token-count histogram, for buckets), ``fingerprint`` and ``label_counts`` come from the counting pass.
 
     Example:
         >>> rows = StreamedRows(source, "train", RowSplit(42, 0.2), summary.train_rows, tokenizer, config, classes)
@@ -69,13 +55,9 @@ class StreamedRows:
         """``(text, label)`` of this part's rows whose number in the part is ``pipeline_id`` modulo ``pipelines``."""
         # A fresh split per pass: RowSplit caches a block, and two passes may run at once.
         split = None if self.split_seed is None else RowSplit(*self.split_seed)
-        in_part = -1
-        for number, (_, text, label) in enumerate(self.source.rows()):
-            if split is not None and split.is_validation(number) != (self.part == "valid"):
-                continue
-            in_part += 1
-            if in_part % pipelines == pipeline_id:
-                yield text, label
+        rows = ((text, label) for number, (_, text, label) in enumerate(self.source.rows())
+                if split is None or split.is_validation(number) == (self.part == "valid"))
+        yield from itertools.islice(rows, pipeline_id, None, pipelines)
 
     def _target(self, label: str):
         if self.config.multi_label:
@@ -83,7 +65,7 @@ class StreamedRows:
         return self.position[label]
 
     def encoded_rows(self, pipeline_id: int = 0, pipelines: int = 1):
-        """``(ids, target)`` per row: int32 ids, truncated, ``[oov]`` for a text without tokens (as in memory)."""
+        """``(ids, target)`` per row: int32 ids as :func:`textclf.training.batches.encoded_sequences` makes them."""
         labels: collections.deque = collections.deque()
 
         def texts():
@@ -92,10 +74,7 @@ class StreamedRows:
                 labels.append(label)
                 yield text
 
-        fallback, max_len = [empty_index(self.tokenizer)], self.config.max_len
-        for sequence in self.tokenizer.texts_to_sequences_generator(texts()):
-            sequence = sequence or fallback
-            sequence = truncated(sequence, max_len, self.config.truncating)
+        for sequence in encoded_sequences(self.tokenizer, texts(), self.config.max_len, self.config.truncating):
             yield array("i", sequence), self._target(labels.popleft())
 
     def _shuffled(self, rows, seed: int, epoch: int, pipeline_id: int):
@@ -125,7 +104,7 @@ class StreamedRows:
                 targets[index, positions] = 1.0
         else:
             targets = np.array([target for _, target in rows], dtype=np.int32)
-            # The binary head is one sigmoid unit: its target is a float column (textclf.training.setup.targets_of).
+            # The binary head is one sigmoid unit: its target is a float column (setup.targets_of).
             targets = targets.astype(np.float32)[:, None] if len(self.classes) == 2 else targets
         return np.frombuffer(values, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64), targets
 
@@ -134,30 +113,19 @@ class StreamedRows:
         rows = self.encoded_rows(pipeline_id, pipelines)
         if seed is not None:
             rows = self._shuffled(rows, seed, epoch, pipeline_id)
-        pending = []
-        for row in rows:
-            pending.append(row)
-            if len(pending) == CHUNK_ROWS:
-                yield self._chunk(pending)
-                pending = []
-        if pending:
+        while pending := list(itertools.islice(rows, CHUNK_ROWS)):
             yield self._chunk(pending)
-
-    def target_spec(self):
-        import tensorflow as tf
-
-        if self.config.multi_label:
-            return tf.TensorSpec([None, len(self.classes)], tf.float32)
-        if len(self.classes) == 2:
-            return tf.TensorSpec([None, 1], tf.float32)
-        return tf.TensorSpec([None], tf.int32)
 
     def batches(self, batch_size: int, pipeline_id: int = 0, pipelines: int = 1, seed=None, epoch: int = 0,
                 bucket: bool = False):
-        """See :meth:`textclf.training.rows.Rows.batches`; the shuffle is a buffer seeded with ``(seed, epoch, pipeline_id)``."""
+        """See :meth:`textclf.training.rows.Rows.batches`; the shuffle is a buffer seeded with the pipeline too."""
         import tensorflow as tf
 
-        signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int64), self.target_spec())
+        # Targets as _chunk makes them: multi-hot rows, a float column (binary) or class indices.
+        target_spec = (tf.TensorSpec([None, len(self.classes)], tf.float32) if self.config.multi_label
+                       else tf.TensorSpec([None, 1], tf.float32) if len(self.classes) == 2
+                       else tf.TensorSpec([None], tf.int32))
+        signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int64), target_spec)
         chunks = tf.data.Dataset.from_generator(lambda: self.chunks(pipeline_id, pipelines, seed, epoch),
                                                 output_signature=signature)
         rows = chunks.flat_map(lambda values, lengths, targets: tf.data.Dataset.from_tensor_slices(

@@ -1,14 +1,8 @@
 """``textclf tune``: a time-budgeted search over the settings that matter, then a normal run of the best.
 
-KerasTuner's random search (its oracle keeps the trials and their state on
-disk, so a rerun of the same command resumes the search) picks the
-architecture, units, the wide TF-IDF branch, dropout, learning rate and the
-``max_len`` percentile.  Every trial trains through the one training path
-(:func:`textclf.training.fit.fit_prepared`) on the same training/validation
-split of the data, scored by validation macro-F1; no trial sees other rows.
-When the budget is spent (or ``max_trials`` reached), the best setting trains
-once more as a normal ``train`` run (run folder and export), and a table of
-every trial is printed and saved as ``OUTPUT/tune/trials.json``.
+KerasTuner's random search (its oracle keeps the trials on disk, so a rerun resumes the search); every trial trains
+through :func:`textclf.training.fit.fit_prepared` on the same split, scored by validation macro-F1.  The best
+setting then trains as a normal ``train`` run, and every trial is saved as ``OUTPUT/tune/trials.json``.
 """
 
 from __future__ import annotations
@@ -54,14 +48,11 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     """Searches settings for ``budget`` seconds, then trains and exports the best.
 
     Args:
-        data: Training file or folder, or a :class:`textclf.data.dataset.Dataset`.
         config: The settings not tuned (``epochs``, ``batch_size``...); defaults to ``TrainConfig()``.
         output: Export base folder; the search state goes to ``output/tune/``.
         budget: Seconds after which no new trial starts (the one running finishes).
         max_trials: At most this many trials in all (a resumed search counts the earlier ones).
         valid: Validation file, else a stratified split of ``data`` (the same for every trial).
-        data_format: Format of ``data`` and ``valid`` files.
-        encoding: Encoding of text files.
 
     Returns:
         ``(result, trials)``: the final run's :class:`textclf.training.run.TrainResult`
@@ -91,6 +82,9 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     started = time.perf_counter()
     base = config.replace(streaming="off")
 
+    space = keras_tuner.HyperParameters()
+    search_space(space, TrainConfig())  # Declared before the first trial, so a resumed search sees the same one.
+
     class Search(keras_tuner.Tuner):
         def pre_create_trial(self):
             # The budget: once spent, the oracle is told that no trial is left to create.
@@ -110,7 +104,7 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     search = Search(
         oracle=keras_tuner.oracles.RandomSearchOracle(
             objective=keras_tuner.Objective("val_macro_f1", direction="max"), max_trials=max_trials,
-            seed=config.seed, hyperparameters=_space()),
+            seed=config.seed, hyperparameters=space),
         directory=str(output / "tune"), project_name="state", overwrite=False)
     finished = [trial for trial in search.oracle.trials.values() if trial.score is not None]
     if finished:
@@ -127,15 +121,6 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     result = train(dataset, best, valid=valid_dataset, output=output)
     (output / "tune" / "trials.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return result, rows
-
-
-def _space():
-    """The search space, declared before the first trial so a resumed search sees the same one."""
-    import keras_tuner
-
-    hp = keras_tuner.HyperParameters()
-    search_space(hp, TrainConfig())
-    return hp
 
 
 def trials_table(rows) -> str:

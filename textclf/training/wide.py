@@ -1,19 +1,10 @@
 """Fitting the wide TF-IDF branch (``TrainConfig.wide="tfidf"``) once the recurrent model has trained.
 
-1. Features, from the ids the recurrent model reads: each id, and each 2-gram
-   of ids found in at least 2 training rows; values are sublinear TF-IDF,
-   L2-normalised per row (scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``
-   rule, computed here on ids so that the graph can repeat it:
-   :class:`textclf.model.layers.TfidfLogits`).
-2. A logistic regression (scikit-learn, L-BFGS, C=4) on the training rows'
-   features: the TF-IDF baseline's own solution, which SGD inside Keras does not
-   reach on small data (../shared/notes/accuracy-probes.md).
-3. On the validation rows, the weights of the two logits:
-   ``activation(a * recurrent logits + b * wide logits + c)``, by maximum
-   likelihood (:class:`textclf.model.layers.Blend`).  ``b = 0`` would be the
-   recurrent model alone; a linear model alone is ``a = 0``.
-4. The linear model again, on training and validation rows (the refit lever:
-   small data is not cut by the validation share), with the blend kept.
+Features are sublinear, L2-normalised TF-IDF (``TfidfVectorizer(sublinear_tf=True)``'s rule) of each id and of each
+2-gram of ids found in at least 2 training rows, computed on ids so the graph can repeat it
+(:class:`textclf.model.layers.TfidfLogits`).  A logistic regression (L-BFGS, C=4, the baseline's solution, which
+SGD inside Keras does not reach on small data) is fitted on them; the blend ``activation(a * recurrent logits +
+b * wide logits + c)`` (:class:`textclf.model.layers.Blend`) is fitted by maximum likelihood on the validation rows.
 """
 
 from __future__ import annotations
@@ -48,11 +39,8 @@ def bigram_keys(values: np.ndarray, lengths: np.ndarray, vocabulary_size: int) -
 def tfidf_features(values, lengths, vocabulary_size: int, keys: np.ndarray, idf=None):
     """``(features, idf)``: the sparse ``[rows, vocabulary_size + len(keys)]`` TF-IDF matrix and the idf used.
 
-    Args:
-        values, lengths: The rows' ids, flat, and each row's length (padding excluded).
-        vocabulary_size: Ids are ``1 .. vocabulary_size - 1``.
-        keys: The 2-gram keys (:func:`bigram_keys`).
-        idf: The training rows' idf; ``None`` computes it from these rows (smooth: ``ln((1 + n) / (1 + df)) + 1``).
+    ``values`` and ``lengths`` are the rows' ids, flat, and each row's length; ``idf=None`` computes it from these
+    rows (smooth: ``ln((1 + n) / (1 + df)) + 1``).
     """
     from scipy import sparse
     from sklearn.preprocessing import normalize
@@ -75,7 +63,7 @@ def tfidf_features(values, lengths, vocabulary_size: int, keys: np.ndarray, idf=
 
 
 def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(scales [2], bias [outputs])`` maximising the likelihood of ``targets`` (see the module docstring)."""
+    """``(scales [2], bias [outputs])`` of the blend maximising the likelihood of ``targets``."""
     from scipy.optimize import minimize
 
     outputs = recurrent.shape[1]
@@ -118,25 +106,11 @@ def _combined(model, config, vocabulary_size, classes, keys, idf, kernel, bias, 
 
 
 def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
-    """The model with the wide branch fitted beside its trained recurrent one.
+    """``(validation_model, model, config)``: the trained recurrent ``model`` with the wide branch beside it.
 
-    The linear model is fitted on the training rows and the blend on the
-    validation rows; then the linear model is fitted again on training and
-    validation rows together (as the baseline learns from every row), keeping
-    the blend.  The validation metrics are those of the first model, which
-    did not train on the validation rows.
-
-    Args:
-        model: The trained recurrent model (``build_model`` without the branch).
-        config: Its settings (``wide="tfidf"``).
-        tokenizer: The fitted tokenizer.
-        classes: The labels, in output order.
-        train_rows, valid_rows: :class:`textclf.training.rows.TokenizedRows`.
-
-    Returns:
-        ``(validation_model, model, config)``: the model whose linear part saw
-        the training rows only, the refitted one, and the latter's settings
-        (``wide_bigrams`` resolved).
+    The linear model is fitted on the training rows and the blend on the validation rows (``validation_model``,
+    whose metrics are reported); then the linear model is refitted on training and validation rows together, as the
+    baseline learns from every row, keeping the blend (``model``; ``config`` with ``wide_bigrams`` resolved).
     """
     size = tokenizer.vocabulary_size
     (train_values, train_lengths), (valid_values, valid_lengths) = train_rows.id_rows(), valid_rows.id_rows()
