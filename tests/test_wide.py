@@ -6,7 +6,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf import TrainConfig
 from textclf.model.layers import Blend, TfidfLogits
-from textclf.training.wide import _blend_weights, bigram_keys, tfidf_features
+from textclf.training.wide import _blend_weights, at_most, bigram_keys, tfidf_features
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 
@@ -30,6 +30,22 @@ def test_features_are_scikit_learns_sublinear_tfidf_of_the_ids_1_and_2_grams():
                                token_pattern=r"\S+").fit(documents)
     np.testing.assert_allclose(idf[1:], expected.idf_[1:], rtol=1e-6)
     np.testing.assert_allclose(features.toarray(), expected.transform(documents).toarray(), rtol=1e-6, atol=1e-9)
+
+
+def test_at_most_draws_whole_rows_and_keeps_every_class():
+    values, lengths = flat(ROWS)
+    targets = np.array([0, 0, 0, 0, 1])
+    assert at_most(values, lengths, targets, seed=0, limit=5) == (values, lengths, targets)  # Not above the limit.
+    for seed in range(20):
+        kept_values, kept_lengths, kept_targets = at_most(values, lengths, targets, seed=seed, limit=2)
+        kept_rows = np.split(kept_values, np.cumsum(kept_lengths)[:-1])
+        # Each kept row is a whole source row with its own label, in source order, none twice.
+        positions = [next(index for index, row in enumerate(ROWS) if row == kept.tolist()) for kept in kept_rows]
+        assert positions == sorted(set(positions))
+        assert kept_targets.tolist() == targets[positions].tolist()
+        # The seed's two drawn rows, plus row 4 (the only row of class 1) where the draw missed it.
+        drawn = np.random.default_rng(seed).choice(5, 2, replace=False).tolist()
+        assert positions == sorted(set(drawn) | {4})
 
 
 @pytest.mark.parametrize("padding", ["post", "pre"])

@@ -13,11 +13,16 @@ import numpy as np
 
 from textclf.log import log
 from textclf.model.factory import build_model, compiled_call
+from textclf.training.batches import EncodedTexts
 
 # 2-grams in fewer training rows than this are left out (the baseline's min_df).
 MIN_ROWS = 2
 # The baseline's regularisation (LogisticRegression C).
 C = 4.0
+# The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
+# grow with the rows (bench/scaling.py: 4.0 GB peak at 1M rows of rt_polarity against 1.1 GB at 100k), while
+# the recurrent model, which trains on every row, needs the branch least on large data.
+MAX_ROWS = 200_000
 
 
 def _pairs(values: np.ndarray, lengths: np.ndarray, vocabulary_size: int):
@@ -60,6 +65,21 @@ def tfidf_features(values, lengths, vocabulary_size: int, keys: np.ndarray, idf=
         idf = np.log((1 + shape[0]) / (1 + rows_with)) + 1.0
     counts.data = (1.0 + np.log(counts.data)) * np.asarray(idf, dtype=np.float64)[counts.indices]
     return normalize(counts), np.asarray(idf, dtype=np.float32)
+
+
+def at_most(values, lengths, targets, seed: int, limit: int = MAX_ROWS):
+    """``(values, lengths, targets)`` of about ``limit`` rows drawn without replacement, in their order.
+
+    All rows when there are no more than ``limit``; else ``limit`` drawn rows plus, for a class none of them has,
+    its first row (the linear model needs every class).
+    """
+    if len(lengths) <= limit:
+        return values, lengths, targets
+    chosen = np.random.default_rng(seed).choice(len(lengths), limit, replace=False)
+    missing = np.setdiff1d(np.unique(targets), targets[chosen])
+    chosen = np.union1d(chosen, [np.flatnonzero(targets == label)[0] for label in missing]).astype(np.int64)
+    subset = EncodedTexts(values, lengths).subset(chosen)
+    return subset.values, subset.lengths, targets[chosen]
 
 
 def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +135,13 @@ def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
     size = tokenizer.vocabulary_size
     (train_values, train_lengths), (valid_values, valid_lengths) = train_rows.id_rows(), valid_rows.id_rows()
     train_targets, valid_targets = train_rows.class_indices(), valid_rows.class_indices()
+    all_values = np.concatenate([train_values, valid_values])
+    all_lengths = np.concatenate([train_lengths, valid_lengths])
+    all_targets = np.concatenate([train_targets, valid_targets])
+    if len(train_lengths) > MAX_ROWS:
+        log(f"wide branch: its linear part is fitted on {MAX_ROWS:,} rows drawn from the {len(train_lengths):,} "
+            "training rows (memory stays bounded)")
+    train_values, train_lengths, train_targets = at_most(train_values, train_lengths, train_targets, config.seed)
     keys = bigram_keys(train_values, train_lengths, size)
     train_features, idf = tfidf_features(train_values, train_lengths, size, keys)
     kernel, bias = _linear(train_features, train_targets, classes, config.seed)
@@ -124,10 +151,10 @@ def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
     scales, blend_bias = _blend_weights(recurrent, valid_features @ kernel + bias, valid_targets)
     validation_model, _ = _combined(model, config, size, classes, keys, idf, kernel, bias, scales, blend_bias)
 
-    values, lengths = np.concatenate([train_values, valid_values]), np.concatenate([train_lengths, valid_lengths])
+    values, lengths, targets = at_most(all_values, all_lengths, all_targets, config.seed)
     keys = bigram_keys(values, lengths, size)
     features, idf = tfidf_features(values, lengths, size, keys)
-    kernel, bias = _linear(features, np.concatenate([train_targets, valid_targets]), classes, config.seed)
+    kernel, bias = _linear(features, targets, classes, config.seed)
     final, config = _combined(model, config, size, classes, keys, idf, kernel, bias, scales, blend_bias)
     log(f"wide branch: {size - 1} ids and {len(keys)} 2-grams, refitted on training and validation rows; blend "
         f"fitted on the validation rows: {scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
