@@ -227,19 +227,22 @@ def _read_saved_model(export_dir):
     return saved_model
 
 
-def graph_ops(export_dir) -> set[str]:
-    """Every op type in the SavedModel's graphs *and* their function libraries.
+def graph_ops(export_dir, saved_model=None) -> set[str]:
+    """Every op type in the SavedModel's graphs *and* their function libraries (``saved_model``: already parsed).
 
     (``saved_model_cli show --list_ops`` lists only the top-level graph: little more than ``StatefulPartitionedCall``.)
     """
-    graphs = [meta_graph.graph_def for meta_graph in _read_saved_model(export_dir).meta_graphs]
-    return {node.op for graph in graphs
-            for nodes in [graph.node, *(function.node_def for function in graph.library.function)] for node in nodes}
+    ops = set()
+    for meta_graph in (saved_model or _read_saved_model(export_dir)).meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
 
 
-def forbidden_ops(export_dir) -> list[str]:
+def forbidden_ops(export_dir, saved_model=None) -> list[str]:
     """Ops in the export (graph and functions) that a CPU-only TF Serving cannot run."""
-    return sorted(graph_ops(export_dir) & set(FORBIDDEN_OPS))
+    return sorted(graph_ops(export_dir, saved_model) & set(FORBIDDEN_OPS))
 
 
 # A batch a server meets: empty, punctuation only, emoji, CJK, an ordinary sentence, a 5,000-word text.
@@ -260,7 +263,7 @@ def check_export(export_dir, texts=PROBE_TEXTS) -> dict:
     with ServingSession(export_dir) as session:
         outputs = {name: session.run(name, texts) for name in sorted(session.signatures)
                    if len(session.signatures[name][0]) == 1}
-    return {"forbidden_ops": forbidden_ops(export_dir), "outputs": outputs,
+    return {"forbidden_ops": forbidden_ops(export_dir, saved_model), "outputs": outputs,
             "functions": sum(len(meta.graph_def.library.function) for meta in saved_model.meta_graphs)}
 
 
