@@ -1,14 +1,12 @@
 """A scikit-learn estimator around the textclf pipeline.
 
-``TextClassifier`` takes every ``TrainConfig`` setting as a keyword argument,
-so ``get_params``/``set_params``, ``sklearn.base.clone``, ``cross_val_score``
-and ``GridSearchCV`` work on it.  Early stopping uses a stratified
+``TextClassifier`` takes every ``TrainConfig`` setting as a keyword argument, so ``get_params``/``set_params``,
+``clone``, ``cross_val_score`` and ``GridSearchCV`` work on it.  Early stopping uses a stratified
 ``validation_fraction`` of the rows given to ``fit``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 
 import numpy as np
@@ -18,15 +16,11 @@ from sklearn.utils.validation import check_is_fitted
 from textclf.config import TrainConfig
 from textclf.data.dataset import Dataset
 
-_SETTINGS = [field.name for field in dataclasses.fields(TrainConfig)]
+_DEFAULTS = TrainConfig().to_dict()  # Every setting (in field order) and its default.
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
-    """LSTM/GRU text classifier with the scikit-learn API.
-
-    Args:
-        **settings: Any :class:`textclf.TrainConfig` setting (``arch``,
-            ``epochs``, ``units``, ...); the others keep their defaults.
+    """LSTM/GRU text classifier with the scikit-learn API; ``**settings``: any :class:`textclf.TrainConfig` setting.
 
     Attributes:
         classes_: Labels seen in ``fit``, in the model's order.
@@ -41,29 +35,22 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, **settings):
-        unknown = sorted(set(settings) - set(_SETTINGS))
+        unknown = sorted(set(settings) - set(_DEFAULTS))
         if unknown:
             raise TypeError(f"TextClassifier got unknown setting(s) {', '.join(unknown)}")
-        defaults = TrainConfig()
-        for name in _SETTINGS:
-            setattr(self, name, settings.get(name, getattr(defaults, name)))
+        for name, default in _DEFAULTS.items():
+            setattr(self, name, settings.get(name, default))
 
     # scikit-learn reads the parameter names from the signature of __init__.
     __init__.__signature__ = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=getattr(TrainConfig(), name))
-           for name in _SETTINGS]
-    )
+        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value) for name, value in _DEFAULTS.items()])
 
     def _config(self) -> TrainConfig:
-        return TrainConfig(**{name: getattr(self, name) for name in _SETTINGS})
+        return TrainConfig(**{name: getattr(self, name) for name in _DEFAULTS})
 
     def fit(self, X, y):
-        """Fits the tokenizer and the model on texts ``X`` with labels ``y``.
-
-        Returns:
-            ``self``.
-        """
+        """Fits the tokenizer and the model on texts ``X`` with labels ``y``; returns ``self``."""
         from textclf.training.fit import fit_prepared
         from textclf.training.prepare import check_labels, prepare_in_memory
         from textclf.training.setup import seed_everything
