@@ -1,14 +1,14 @@
 """The ``textclf`` command: train, export, predict, evaluate.
 
-Every ``TrainConfig`` setting is a ``train`` flag, generated from the
-dataclass so the config stays the one place that defines them.  Precedence:
-defaults < ``--config FILE`` < flags.  Bad input exits with status 2 and a
+Every ``TrainConfig`` setting is a ``train`` flag, generated from the dataclass so the config stays the one place
+that defines them.  Precedence: defaults < ``--config FILE`` < flags.  Bad input exits with status 2 and a
 message naming the argument, file or line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import itertools
@@ -36,9 +36,10 @@ def _optional_int(text: str):
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
 
 
-# The ``type`` and metavar of a flag by its setting's type hint (bool and Literal settings need neither).
-_PARSERS = {int: int, float: float, str: str, int | None: _optional_int, float | None: float, str | None: str}
-_METAVARS = {int: "N", float: "X", str: "TEXT"}
+# The ``type`` and metavar of a flag by its setting's type hint (bool and Literal settings need neither);
+# the one ``str | None`` setting is ``embeddings``, a file.
+_FLAG_TYPES = {int: (int, "N"), float: (float, "X"), str: (str, "TEXT"), int | None: (_optional_int, "N|none"),
+               float | None: (float, "N|none"), str | None: (str, "FILE")}
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +54,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         elif choices is not None:  # argparse lists the Literal's values and refuses others.
             kwargs["choices"] = choices
         else:
-            kwargs["type"] = _PARSERS[hint]
-            kwargs["metavar"] = "FILE" if field.name == "embeddings" else _METAVARS.get(hint, "N|none")
+            kwargs["type"], kwargs["metavar"] = _FLAG_TYPES[hint]
         group.add_argument("--" + field.name.replace("_", "-"), **kwargs)
 
 
@@ -64,7 +64,7 @@ FORMAT_HELP = f"format of the data instead of guessing from the extension: {', '
 
 
 def _add_reading_flags(parser: argparse.ArgumentParser, format_flag: str = "--format") -> None:
-    """``--format`` (or ``format_flag``) and ``--encoding``; a bad value is a ValueError naming the file."""
+    """``--format`` (or ``format_flag``) and ``--encoding``."""
     # No argparse choices: an unknown format is reported with the file it was meant for, like every data error.
     parser.add_argument(format_flag, dest="data_format", metavar="FORMAT", help=FORMAT_HELP)
     parser.add_argument("--encoding", default="utf-8", metavar="NAME",
@@ -239,12 +239,6 @@ def run_export(args) -> None:
     print(export_run(args.run, args.output))
 
 
-def _read_stdin(encoding: str) -> str:
-    """Standard input decoded with ``encoding`` (a text stream with no bytes underneath is read as it is)."""
-    buffer = getattr(sys.stdin, "buffer", None)
-    return decode(buffer.read(), "<stdin>", encoding) if buffer is not None else sys.stdin.read()
-
-
 def _text_batches_for_predict(args):
     """Lists of at most ``--batch-size`` texts: a file is read batch by batch, so memory stays bounded."""
     from textclf.data.dataset import dataset_from_text, text_batches
@@ -252,24 +246,21 @@ def _text_batches_for_predict(args):
 
     if args.input and args.texts:
         raise ValueError("Give texts as arguments or --input FILE, not both")
+    if not args.input and not args.texts:
+        raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
     if args.input == "-":
-        texts = dataset_from_text(_read_stdin(args.encoding), "<stdin>", args.data_format or "lines",
-                                  text_column=args.text_column).texts
+        buffer = getattr(sys.stdin, "buffer", None)  # A text stream with no bytes underneath is read as it is.
+        text = decode(buffer.read(), "<stdin>", args.encoding) if buffer is not None else sys.stdin.read()
+        texts = dataset_from_text(text, "<stdin>", args.data_format or "lines", text_column=args.text_column).texts
         yield from (texts[start : start + args.batch_size] for start in range(0, len(texts), args.batch_size))
-        return
-    if args.input:
+    elif args.input:
         # A progress bar (bytes read) on a terminal only: logs and pipes get just the predictions.
         bar = ProgressBar(f"classifying {Path(args.input).name}", total=1) if sys.stderr.isatty() else None
-        try:
+        with contextlib.closing(bar) if bar else contextlib.nullcontext():
             yield from text_batches(args.input, args.batch_size, args.text_column, args.data_format, args.encoding,
                                     progress=bar.update if bar else None)
-        finally:
-            if bar:
-                bar.close()
-        return
-    if not args.texts:
-        raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
-    yield args.texts
+    else:
+        yield args.texts
 
 
 def run_predict(args) -> None:
@@ -359,8 +350,7 @@ def _import_tensorflow_quietly() -> None:
     """
     if "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
+    sys.stderr.flush()  # TF_CPP_MIN_LOG_LEVEL is set by textclf/__init__.py.
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
@@ -381,17 +371,6 @@ def _import_tensorflow_quietly() -> None:
             os.close(saved)
 
 
-def _parse(parser: argparse.ArgumentParser, argv):
-    """Parses ``argv``; ``predict``'s texts may come after its options (``predict MODEL --top-k 2 "text"``)."""
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
-        # argparse gives the TEXT list its (empty) share before the options and leaves later texts over.
-        args.texts = list(args.texts) + extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args
-
-
 def _error_message(error: BaseException) -> str | None:
     """A one-line message for an error a user can fix (bad file, full disk, too large a model), else None."""
     if isinstance(error, ValueError):
@@ -408,7 +387,13 @@ def _error_message(error: BaseException) -> str | None:
 def main(argv=None) -> int:
     """Entry point of the ``textclf`` console script; returns the exit status."""
     parser = build_parser()
-    args = _parse(parser, argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
+        # ``predict MODEL --top-k 2 "text"``: argparse gives the TEXT list its (empty) share before the options and
+        # leaves the later texts over.
+        args.texts = list(args.texts) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.verbose:
         _import_tensorflow_quietly()
     try:

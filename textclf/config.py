@@ -28,8 +28,7 @@ Side = Literal["pre", "post"]
 Wide = Literal["auto", "none", "tfidf"]
 ARCHITECTURES = typing.get_args(Arch)
 STRATEGIES = typing.get_args(Strategy)
-# TextRules.cjk for each resolved split mode.
-_CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}
+_CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}  # TextRules.cjk of each resolved split mode.
 
 
 def setting(default, help: str):  # noqa: A002 - "help" is what argparse and readers call it.
@@ -39,13 +38,7 @@ def setting(default, help: str):  # noqa: A002 - "help" is what argparse and rea
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Hyperparameters of a run, with their defaults and help (the ``textclf train`` flags are generated from here).
-
-    Example:
-        >>> config = TrainConfig(arch="gru", epochs=3)
-        >>> TrainConfig.from_dict(config.to_dict()) == config
-        True
-    """
+    """Hyperparameters of a run, with their defaults and help (the ``textclf train`` flags are generated from here)."""
 
     text_column: str = setting("text", "Column (CSV/TSV header or JSONL key) holding the text.")
     label_column: str = setting("label", "Column holding the label.")
@@ -89,11 +82,9 @@ class TrainConfig:
         "(learned weights) or ``max_mean`` (both concatenated), each over the unmasked steps.")
     residual: bool = setting(True, "Add each stacked recurrent layer's input to its output.")
     wide: Wide = setting(
-        "auto", "``tfidf`` adds a linear branch beside the recurrent one: TF-IDF of the same ids' 1- and 2-grams "
-        "(sublinear tf, 2-grams in at least 2 training rows), weighted by a logistic regression (scikit-learn, C=4) "
-        "fitted on the training rows; after training, the weights of the two branches' logits are fitted on the "
-        "validation rows and the linear part is refitted on both.  The export computes it in the graph.  "
-        "Single-label runs with the data in memory; ``auto`` uses it there and not elsewhere.")
+        "auto", "``tfidf`` adds a linear branch beside the recurrent one (a logistic regression on TF-IDF of the "
+        "ids' 1- and 2-grams, blended by weights fitted on the validation rows; see textclf/training/wide.py), "
+        "computed in the export's graph.  Single-label runs with the data in memory; ``auto`` uses it there only.")
     wide_bigrams: int | None = setting(
         None, "Set by training when ``wide`` is ``tfidf``: how many 2-grams the branch holds (resolved, like max_len).")
     spatial_dropout_rate: float = setting(0.2, "Dropout of whole embedding channels.")
@@ -107,10 +98,8 @@ class TrainConfig:
     epochs: int = setting(
         30, "Maximum number of passes over the training data (early stopping usually ends the run sooner).")
     batch_size: int = setting(
-        256, "Texts per training step.  On a CPU, 256 (with ``learning_rate`` 2e-3) trains about 1.7 times as many "
-        "texts per second as 64 did, and was at least as accurate on both data sets (docs/PERFORMANCE.md); on "
-        "a few hundred texts a smaller batch gives more steps per epoch (training logs a note when an epoch "
-        "has fewer than 4 steps).")
+        256, "Texts per training step.  On a CPU, 256 (with ``learning_rate`` 2e-3) trained about 1.7 times as "
+        "fast as 64, as accurately (docs/PERFORMANCE.md); on a few hundred texts a smaller batch gives more steps.")
     optimizer: Optimizer = setting(
         "adam", "``adam`` (Keras's Adam, every weight every step, computed by TensorFlow's fused kernel) or "
         "``lazy_adam`` (updates only the embedding rows of the words in each batch: faster per step on a CPU, "
@@ -162,12 +151,10 @@ class TrainConfig:
         """Raises ``ValueError`` naming the first setting that is out of range."""
         for name in ("max_len_limit", "num_layers", "units", "embedding_dim", "epochs", "batch_size"):
             _check_int(name, getattr(self, name), minimum=1)
-        if self.max_len is not None:
-            _check_int("max_len", self.max_len, minimum=1)
-        if self.num_words is not None:
-            _check_int("num_words", self.num_words, minimum=2, what="an integer >= 2 or null")
-        if self.wide_bigrams is not None:
-            _check_int("wide_bigrams", self.wide_bigrams, minimum=0, what="a non-negative integer or null")
+        for name, minimum, what in (("max_len", 1, None), ("num_words", 2, "an integer >= 2 or null"),
+                                    ("wide_bigrams", 0, "a non-negative integer or null")):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum, what)
         for name in ("patience", "seed", "checkpoint_every"):
             _check_int(name, getattr(self, name), minimum=0)
         for name in ("validation_fraction", "dropout_rate", "spatial_dropout_rate", "recurrent_dropout_rate"):
@@ -195,12 +182,10 @@ class TrainConfig:
         if self.freeze_embeddings and self.embeddings is None:
             raise ValueError("`freeze_embeddings` keeps pretrained vectors fixed and needs `embeddings` (a vectors "
                              "file). Received: freeze_embeddings=True with embeddings=None")
-        if self.multi_label and self.wide == "tfidf":
-            raise ValueError(f"`wide` applies to single-label tasks only. Received: wide={self.wide!r} with "
-                             "multi_label=True")
-        if self.multi_label and self.class_weight != "none":
-            raise ValueError("`class_weight` applies to single-label tasks only. "
-                             f"Received: class_weight={self.class_weight!r} with multi_label=True")
+        for name, off in (("wide", ("auto", "none")), ("class_weight", ("none",))):
+            if self.multi_label and getattr(self, name) not in off:
+                raise ValueError(f"`{name}` applies to single-label tasks only. "
+                                 f"Received: {name}={getattr(self, name)!r} with multi_label=True")
         if self.text_column == self.label_column:
             raise ValueError("`text_column` and `label_column` must differ. "
                              f"Received: text_column={self.text_column!r}, label_column={self.label_column!r}")
@@ -217,10 +202,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
-        """Builds a config from setting names and values (missing: defaults), refusing unknown ones.
-
-        ``source`` (where the values come from) names them in error messages.
-        """
+        """A config from setting names and values (missing: defaults); unknown ones are refused, naming ``source``."""
         if not isinstance(values, dict):
             raise ValueError(f"{source} must be a JSON object of settings. Received: {type(values).__name__}")
         known = {field.name for field in dataclasses.fields(cls)}

@@ -28,10 +28,6 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         tokenizer_: The fitted :class:`textclf.Tokenizer`.
         model_: The fitted Keras model.
         history_: Per-epoch loss and accuracy.
-
-    Example:
-        >>> from sklearn.model_selection import cross_val_score
-        >>> cross_val_score(TextClassifier(epochs=2, units=16), texts, labels, cv=3)
     """
 
     def __init__(self, **settings):
@@ -46,9 +42,6 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value) for name, value in _DEFAULTS.items()])
 
-    def _config(self) -> TrainConfig:
-        return TrainConfig(**{name: getattr(self, name) for name in _DEFAULTS})
-
     def fit(self, X, y):
         """Fits the tokenizer and the model on texts ``X`` with labels ``y``; returns ``self``."""
         from textclf.training.fit import fit_prepared
@@ -56,10 +49,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         from textclf.training.setup import seed_everything
 
         originals = np.asarray(y).ravel()
-        texts, labels = _texts(X, "X"), [str(label) for label in originals]
+        texts, labels = _texts(X), [str(label) for label in originals]
         if len(texts) != len(labels):
             raise ValueError(f"X and y must have the same length. Received: {len(texts)} texts, {len(labels)} labels")
-        config = self._config()
+        config = TrainConfig(**{name: getattr(self, name) for name in _DEFAULTS})
         seed_everything(config.seed)
         data = Dataset(texts, labels, "<fit>")
         if config.multi_label:
@@ -77,7 +70,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """``[len(X), len(classes_)]`` class probabilities."""
         check_is_fitted(self, "model_")
-        return self._fitted.probabilities(_texts(X, "X"))
+        return self._fitted.probabilities(_texts(X))
 
     def predict(self, X) -> np.ndarray:
         """The most probable label of each text."""
@@ -91,10 +84,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _texts(values, name) -> list[str]:
+def _texts(values) -> list[str]:
     texts = list(values)
     for position, text in enumerate(texts):
         if not isinstance(text, str):
-            raise ValueError(f"`{name}` must hold strings. Received: {name}[{position}]={text!r}")
+            raise ValueError(f"`X` must hold strings. Received: X[{position}]={text!r}")
     return texts
 

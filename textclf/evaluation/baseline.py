@@ -18,8 +18,8 @@ BASELINE = "TF-IDF + LogReg"
 def tfidf_pipeline(cjk: bool = False, seed: int = 0):
     """The unfitted baseline ``Pipeline``: TF-IDF of word 1-2-grams, sublinear tf, min_df 2, LogReg C=4.
 
-    Tuned rather than scikit-learn's defaults (C=1, raw term counts), which score lower.  ``cjk``: character
-    1-3-grams within word boundaries (``char_wb``), for text with no spaces between words; ``seed``: the solver's.
+    Tuned: scikit-learn's defaults (C=1, raw term counts) score lower.  ``cjk``: character 1-3-grams within word
+    boundaries (``char_wb``), for text with no spaces between words; ``seed``: the solver's ``random_state``.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression

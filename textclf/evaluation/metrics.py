@@ -8,19 +8,9 @@ import numpy as np
 def classification_metrics(true_labels, predicted_labels, classes) -> dict:
     """Accuracy, macro-F1, per-class report and confusion matrix of label strings.
 
-    Args:
-        true_labels: Label strings.
-        predicted_labels: Label strings, one per true label.
-        classes: Every label in display order (rows/columns of the matrix).
-
-    Returns:
-        ``{"accuracy", "macro_f1", "support", "classes", "report", "confusion_matrix"}``
-        where ``report`` is scikit-learn's ``classification_report`` as a
-        dictionary and ``confusion_matrix[i][j]`` counts class ``i`` predicted as ``j``.
-
-    Example:
-        >>> classification_metrics(["a", "b"], ["a", "a"], ["a", "b"])["accuracy"]
-        0.5
+    ``classes`` lists every label in display order.  Returns ``{"accuracy", "macro_f1", "support", "classes",
+    "report", "confusion_matrix"}``: ``report`` is scikit-learn's ``classification_report`` as a dictionary,
+    ``confusion_matrix[i][j]`` counts class ``i`` predicted as ``j``.
     """
     classes = list(classes)
     return _metrics(list(true_labels), list(predicted_labels), classes, classes)
@@ -30,10 +20,6 @@ def classification_metrics_of_indices(true_indices, predicted_indices, classes) 
     """:func:`classification_metrics` from indices into ``classes``, without a Python string per row.
 
     Streamed validation (``textclf.training.streamed_rows``) keeps only two int32 arrays.
-
-    Example:
-        >>> classification_metrics_of_indices([0, 1], [0, 0], ["a", "b"])["accuracy"]
-        0.5
     """
     classes = list(classes)
     return _metrics(np.asarray(true_indices).tolist(), np.asarray(predicted_indices).tolist(),

@@ -1,7 +1,7 @@
-"""Scoring multi-label tasks: one sigmoid per class and a threshold tuned on the validation rows.
+"""Scoring multi-label tasks: a class is predicted when its sigmoid reaches the threshold.
 
-A class is predicted when its probability reaches the threshold, chosen on the validation set to maximise
-micro-F1 unless the user fixes it.  Reading the label sets is :mod:`textclf.data.labels`'s.
+The threshold maximises micro-F1 on the validation rows unless the user fixes it.  Reading the label sets is
+:mod:`textclf.data.labels`'s.
 """
 
 from __future__ import annotations

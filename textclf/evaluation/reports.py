@@ -65,9 +65,8 @@ def plot_confusion_matrix(matrix, classes, path, normalize: bool = False) -> Pat
     axis.set_ylabel("true label")
     axis.set_title("Confusion matrix" + (" (row-normalised)" if normalize else ""))
     threshold = values.max() / 2 if values.size else 0
-    for row in range(len(classes)):
-        for column in range(len(classes)):
-            text = f"{values[row, column]:.2f}" if normalize else f"{int(counts[row, column])}"
-            axis.text(column, row, text, ha="center", va="center",
-                      color="white" if values[row, column] > threshold else "black", fontsize=9)
+    for row, column in np.ndindex(values.shape):
+        text = f"{values[row, column]:.2f}" if normalize else f"{int(counts[row, column])}"
+        axis.text(column, row, text, ha="center", va="center",
+                  color="white" if values[row, column] > threshold else "black", fontsize=9)
     return _save(pyplot, figure, path)
