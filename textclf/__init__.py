@@ -13,8 +13,8 @@ import time
 # When textclf was first imported: the CLI's start-up phase (imports, TensorFlow, parsing) is measured from here.
 IMPORTED_AT = time.perf_counter()
 
-# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is not for users;
-# set before TensorFlow is imported anywhere.  An explicit setting wins.
+# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is not for users; set before TensorFlow is imported
+# anywhere.  An explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from textclf.config import TrainConfig  # noqa: E402

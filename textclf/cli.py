@@ -1,14 +1,14 @@
 """The ``textclf`` command: train, export, predict, evaluate.
 
-Every ``TrainConfig`` setting is a ``train`` flag, generated from the
-dataclass so the config stays the one place that defines them.  Precedence:
-defaults < ``--config FILE`` < flags.  Bad input exits with status 2 and a
+Every ``TrainConfig`` setting is a ``train`` flag, generated from the dataclass so the config stays the one place
+that defines them.  Precedence: defaults < ``--config FILE`` < flags.  Bad input exits with status 2 and a
 message naming the argument, file or line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import itertools
@@ -36,32 +36,26 @@ def _optional_int(text: str):
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
 
 
+# The ``type`` and metavar of a flag by its setting's type hint (bool and Literal settings need neither);
+# the one ``str | None`` setting is ``embeddings``, a file.
+_FLAG_TYPES = {int: (int, "N"), float: (float, "X"), str: (str, "TEXT"), int | None: (_optional_int, "N|none"),
+               float | None: (float, "N|none"), str | None: (str, "FILE")}
+
+
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(TrainConfig)
     group = parser.add_argument_group("settings (TrainConfig; defaults in brackets)")
     for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        hint = hints[field.name]
-        choices = TrainConfig.choices(field.name)  # A Literal setting: argparse lists its values, refuses others.
+        hint, choices = hints[field.name], TrainConfig.choices(field.name)
         kwargs = {"default": None, "dest": field.name,
                   "help": f"{TrainConfig.help(field.name)} [{field.default!r}]".replace("``", "").replace("%", "%%")}
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif choices is not None:
+        elif choices is not None:  # argparse lists the Literal's values and refuses others.
             kwargs["choices"] = choices
-        elif hint in (int, float, str):
-            kwargs["type"] = hint
-        elif str in typing.get_args(hint):  # str | None
-            kwargs["type"] = str
-        elif float in typing.get_args(hint):  # float | None
-            kwargs["type"] = float
-        else:  # int | None
-            kwargs["type"] = _optional_int
-        if field.name == "embeddings":
-            kwargs["metavar"] = "FILE"
-        if hint is not bool and "choices" not in kwargs and "metavar" not in kwargs:
-            kwargs["metavar"] = {int: "N", float: "X", str: "TEXT"}.get(hint, "N|none")
-        group.add_argument(flag, **kwargs)
+        else:
+            kwargs["type"], kwargs["metavar"] = _FLAG_TYPES[hint]
+        group.add_argument("--" + field.name.replace("_", "-"), **kwargs)
 
 
 DATA_HELP = ("labelled file or folder: .csv, .tsv, .jsonl, .parquet, .ft (fastText), any of them .gz, "
@@ -70,75 +64,64 @@ FORMAT_HELP = f"format of the data instead of guessing from the extension: {', '
 
 
 def _add_reading_flags(parser: argparse.ArgumentParser, format_flag: str = "--format") -> None:
-    """``--format`` (or ``format_flag``) and ``--encoding``; a bad value is a ValueError naming the file."""
+    """``--format`` (or ``format_flag``) and ``--encoding``."""
     # No argparse choices: an unknown format is reported with the file it was meant for, like every data error.
     parser.add_argument(format_flag, dest="data_format", metavar="FORMAT", help=FORMAT_HELP)
     parser.add_argument("--encoding", default="utf-8", metavar="NAME",
                         help="encoding of text files, e.g. latin-1, cp1252, utf-16 [utf-8, BOM or not]")
 
 
-class _Commands:
-    """``add_subparsers`` whose every command also takes the common flags (``--verbose``)."""
-
-    def __init__(self, subparsers, common):
-        self._subparsers, self._common = subparsers, common
-
-    def add_parser(self, name, **kwargs):
-        return self._subparsers.add_parser(name, parents=[self._common], **kwargs)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textclf", description="LSTM/GRU text classification with raw-text export.")
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False)  # Flags every command takes.
     common.add_argument("--verbose", action="store_true",
                         help="also show TensorFlow's start-up messages (CUDA probing, CPU features)")
-    commands = _Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train on labelled data and export for TF Serving")
-    train.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
-    train.add_argument("--valid", metavar="DATA", help="validation file (default: stratified split of DATA)")
-    _add_reading_flags(train)
-    train.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
-    train.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
+    def command(name, **kwargs):
+        return subparsers.add_parser(name, parents=[common], **kwargs)
+
+    def training_command(name, summary, valid, config="JSON file of settings (flags override it)",
+                         output="export base folder [saved_models/<DATA name>]"):
+        """A command that trains on DATA, with its data, reading and output flags (settings flags come last)."""
+        parser = command(name, help=summary)
+        parser.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
+        parser.add_argument("--valid", metavar="DATA", help=valid)
+        _add_reading_flags(parser)
+        parser.add_argument("--config", metavar="FILE", help=config)
+        parser.add_argument("--output", metavar="DIR", help=output)
+        return parser
+
+    valid_help = "validation file (default: stratified split of DATA)"
+    train = training_command("train", "train on labelled data and export for TF Serving", valid_help)
     train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")
     train.add_argument("--restart", action="store_true",
                        help="discard the checkpoint of an interrupted run in --output and start fresh "
                             "(by default the run resumes from it)")
     _add_setting_flags(train)
 
-    baseline = commands.add_parser(
-        "baseline", help="train textclf and TF-IDF + logistic regression on the same rows; compare them on held-out rows")
-    baseline.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
-    baseline.add_argument("--valid", metavar="DATA",
-                          help="test file (default: a stratified --validation-fraction of DATA, held out)")
-    _add_reading_flags(baseline)
-    baseline.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
-    baseline.add_argument("--output", metavar="DIR", help="export base folder [saved_models/<DATA name>]")
-    _add_setting_flags(baseline)
+    _add_setting_flags(training_command(
+        "baseline", "train textclf and TF-IDF + logistic regression on the same rows; compare them on held-out rows",
+        "test file (default: a stratified --validation-fraction of DATA, held out)"))
 
-    tune = commands.add_parser(
-        "tune", help="search arch, units, wide, dropout, learning rate and max_len for a time budget; "
-                     "train and export the best")
-    tune.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
-    tune.add_argument("--valid", metavar="DATA", help="validation file (default: stratified split of DATA)")
+    tune = training_command(
+        "tune", "search arch, units, wide, dropout, learning rate and max_len for a time budget; train and export "
+        "the best", valid_help, config="JSON file of the settings not searched (flags override it)",
+        output="export base folder; the search state goes to DIR/tune [saved_models/<DATA name>]")
     tune.add_argument("--budget", default="20m", help="no new trial starts after this long: 90s, 20m, 1.5h [20m]")
     tune.add_argument("--max-trials", type=int, default=50, help="at most this many trials in all [50]")
-    _add_reading_flags(tune)
-    tune.add_argument("--config", metavar="FILE", help="JSON file of the settings not searched (flags override it)")
-    tune.add_argument("--output", metavar="DIR",
-                      help="export base folder; the search state goes to DIR/tune [saved_models/<DATA name>]")
     _add_setting_flags(tune)
 
-    export = commands.add_parser("export", help="export a run folder as the next SavedModel version")
+    export = command("export", help="export a run folder as the next SavedModel version")
     export.add_argument("run", metavar="RUN", help="run folder (saved_models/NAME/runs/<timestamp>)")
     export.add_argument("--output", metavar="DIR", required=True, help="export base folder (saved_models/NAME)")
 
-    predict = commands.add_parser("predict", help="classify texts with an export")
+    predict = command("predict", help="classify texts with an export")
     predict.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
     predict.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify")
     predict.add_argument("--input", metavar="FILE",
-                         help="file of texts: plain lines (.txt), .csv, .tsv, .jsonl, .parquet, .ft, any of them "
-                              ".gz, or a folder per class; '-' reads standard input (plain lines unless --input-format)")
+                         help="file of texts: plain lines (.txt), .csv, .tsv, .jsonl, .parquet, .ft, any of them .gz, "
+                              "or a folder per class; '-' reads standard input (plain lines unless --input-format)")
     predict.add_argument("--text-column", default="text", help="column of the text in --input [text]")
     # --format already names the output format of predict.
     _add_reading_flags(predict, format_flag="--input-format")
@@ -146,18 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3, help="labels listed per text [3]")
     predict.add_argument("--batch-size", type=int, default=1024, help="texts per model call [1024]")
 
-    check = commands.add_parser(
+    check = command(
         "check-export", help="load and run an export as TF Serving does (C++ loader); exit 2 if it would not serve")
     check.add_argument("model", metavar="DIR", help="export folder (base: the highest version, or one version)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    explain = commands.add_parser("explain", help="show how much each word pushed a prediction")
+    explain = command("explain", help="show how much each word pushed a prediction")
     explain.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
     explain.add_argument("text", metavar="TEXT", help="the text to explain")
     explain.add_argument("--html", metavar="FILE", help="also write a highlighted HTML page")
     explain.add_argument("--json", action="store_true", help="print the weights as JSON instead of colours")
 
-    evaluate = commands.add_parser("evaluate", help="accuracy, macro-F1, report and confusion matrix on labelled data")
+    evaluate = command("evaluate", help="accuracy, macro-F1, report and confusion matrix on labelled data")
     evaluate.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
     evaluate.add_argument("data", metavar="DATA", help=DATA_HELP)
     _add_reading_flags(evaluate)
@@ -185,30 +168,28 @@ def config_from_args(args) -> TrainConfig:
         raise
 
 
-def _positive(name: str, value: int) -> int:
-    if value <= 0:
-        raise ValueError(f"argument --{name}: must be a positive integer. Received: {value}")
-    return value
-
-
 def _output_of(args) -> Path:
     """``--output``, or ``saved_models/<name of the data file without extensions>``."""
     return Path(args.output) if args.output else Path("saved_models") / Path(args.data).name.split(".")[0]
 
 
+def _summary(result, **extra) -> str:
+    """The JSON line a training command ends with."""
+    return json.dumps({
+        # A non-chief worker of a multi-worker run writes no run folder and no export.
+        "run": str(result.run_dir) if result.run_dir else None,
+        "export": str(result.export_dir) if result.export_dir else None, **extra,
+        "accuracy": round(result.metrics["accuracy"], 4), "macro_f1": round(result.metrics["macro_f1"], 4),
+    })
+
+
 def run_train(args) -> None:
     from textclf.training.run import train
 
-    config = config_from_args(args)
-    output = _output_of(args)
-    result = train(args.data, config, valid=args.valid, output=output, tensorboard=args.tensorboard,
-                   data_format=args.data_format, encoding=args.encoding, restart=args.restart, started_at=textclf.IMPORTED_AT)
-    print(json.dumps({
-        # A non-chief worker of a multi-worker run writes no run folder and no export.
-        "run": str(result.run_dir) if result.run_dir else None,
-        "export": str(result.export_dir) if result.export_dir else None,
-        "accuracy": round(result.metrics["accuracy"], 4), "macro_f1": round(result.metrics["macro_f1"], 4),
-    }))
+    result = train(args.data, config_from_args(args), valid=args.valid, output=_output_of(args),
+                   tensorboard=args.tensorboard, data_format=args.data_format, encoding=args.encoding,
+                   restart=args.restart, started_at=textclf.IMPORTED_AT)
+    print(_summary(result))
 
 
 def run_baseline(args) -> None:
@@ -223,7 +204,6 @@ def run_baseline(args) -> None:
         raise ValueError("The TF-IDF baseline is single-label; run `textclf baseline` without --multi-label")
     if config.streaming == "on":
         raise ValueError("The TF-IDF baseline holds the data in memory; run `textclf baseline` without --streaming on")
-    output = _output_of(args)
     data = read_dataset(args.data, config, args.data_format, args.encoding)
     # Test rows that neither side trains on, nor textclf early-stops on (it holds out its own validation rows).
     if args.valid is not None:
@@ -231,7 +211,7 @@ def run_baseline(args) -> None:
     else:
         rest, test = held_out_split(data, config.validation_fraction, config.seed)
     classes = check_labels(rest, test, config)
-    result = train(rest, config, output=output)
+    result = train(rest, config, output=_output_of(args))
     predicted = [prediction.label for prediction in load(result.export_dir).predict(test.texts)]
     rows = {f"textclf ({result.config.arch}, pooling={result.config.pooling})":
             classification_metrics(test.labels, predicted, classes),
@@ -246,25 +226,17 @@ def run_baseline(args) -> None:
 def run_tune(args) -> None:
     from textclf.training.tune import parse_budget, trials_table, tune
 
-    budget = parse_budget(args.budget)
-    result, trials = tune(args.data, config_from_args(args), output=_output_of(args), budget=budget,
+    result, trials = tune(args.data, config_from_args(args), output=_output_of(args), budget=parse_budget(args.budget),
                           max_trials=args.max_trials, valid=args.valid, data_format=args.data_format,
                           encoding=args.encoding)
     print(trials_table(trials))
-    print(json.dumps({"run": str(result.run_dir), "export": str(result.export_dir), "trials": len(trials),
-                      "accuracy": round(result.metrics["accuracy"], 4), "macro_f1": round(result.metrics["macro_f1"], 4)}))
+    print(_summary(result, trials=len(trials)))
 
 
 def run_export(args) -> None:
     from textclf.serve.export import export_run
 
     print(export_run(args.run, args.output))
-
-
-def _read_stdin(encoding: str) -> str:
-    """Standard input decoded with ``encoding`` (a text stream with no bytes underneath is read as it is)."""
-    buffer = getattr(sys.stdin, "buffer", None)
-    return decode(buffer.read(), "<stdin>", encoding) if buffer is not None else sys.stdin.read()
 
 
 def _text_batches_for_predict(args):
@@ -274,31 +246,29 @@ def _text_batches_for_predict(args):
 
     if args.input and args.texts:
         raise ValueError("Give texts as arguments or --input FILE, not both")
+    if not args.input and not args.texts:
+        raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
     if args.input == "-":
-        texts = dataset_from_text(_read_stdin(args.encoding), "<stdin>", args.data_format or "lines",
-                                  text_column=args.text_column).texts
+        buffer = getattr(sys.stdin, "buffer", None)  # A text stream with no bytes underneath is read as it is.
+        text = decode(buffer.read(), "<stdin>", args.encoding) if buffer is not None else sys.stdin.read()
+        texts = dataset_from_text(text, "<stdin>", args.data_format or "lines", text_column=args.text_column).texts
         yield from (texts[start : start + args.batch_size] for start in range(0, len(texts), args.batch_size))
-        return
-    if args.input:
+    elif args.input:
         # A progress bar (bytes read) on a terminal only: logs and pipes get just the predictions.
         bar = ProgressBar(f"classifying {Path(args.input).name}", total=1) if sys.stderr.isatty() else None
-        try:
+        with contextlib.closing(bar) if bar else contextlib.nullcontext():
             yield from text_batches(args.input, args.batch_size, args.text_column, args.data_format, args.encoding,
                                     progress=bar.update if bar else None)
-        finally:
-            if bar:
-                bar.close()
-        return
-    if not args.texts:
-        raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
-    yield args.texts
+    else:
+        yield args.texts
 
 
 def run_predict(args) -> None:
     from textclf.serve.predict import load
 
-    _positive("top-k", args.top_k)
-    _positive("batch-size", args.batch_size)
+    for flag, value in (("top-k", args.top_k), ("batch-size", args.batch_size)):
+        if value <= 0:
+            raise ValueError(f"argument --{flag}: must be a positive integer. Received: {value}")
     batches = _text_batches_for_predict(args)
     # Errors in the first batch are reported before the model is loaded; a bad row further into a file stops
     # the command (exit status 2) after the predictions of the batches before it were printed.
@@ -309,9 +279,7 @@ def run_predict(args) -> None:
     if writer:
         writer.writerow(["text", "label", "score"] + (["labels"] if multilabel else [])
                         + [f"score_{name}" for name in classifier.classes])
-    # Batch by batch: each batch is printed before the next is read and
-    # scored, so output starts at once and neither texts nor predictions pile
-    # up in memory.
+    # Each batch is printed before the next is read: output starts at once and nothing piles up in memory.
     for texts in itertools.chain([first], batches):
         for prediction in classifier.predict(texts, batch_size=args.batch_size):
             if writer:
@@ -377,15 +345,12 @@ COMMANDS = {
 def _import_tensorflow_quietly() -> None:
     """Imports TensorFlow with its C++ start-up lines (CUDA probing, CPU features, absl) discarded.
 
-    Those lines are written to file descriptor 2 by C++ before any logging
-    setting applies (``TF_CPP_MIN_LOG_LEVEL`` does not silence them), so the
-    descriptor points at a temporary file meanwhile; should the import fail,
-    what it wrote is shown with the error.
+    C++ writes them to file descriptor 2 before ``TF_CPP_MIN_LOG_LEVEL`` applies, so fd 2 points at a temporary
+    file meanwhile; should the import fail, what it wrote is shown with the error.
     """
     if "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
+    sys.stderr.flush()  # TF_CPP_MIN_LOG_LEVEL is set by textclf/__init__.py.
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
@@ -406,17 +371,6 @@ def _import_tensorflow_quietly() -> None:
             os.close(saved)
 
 
-def _parse(parser: argparse.ArgumentParser, argv):
-    """Parses ``argv``; ``predict``'s texts may come after its options (``predict MODEL --top-k 2 "text"``)."""
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
-        # argparse gives the TEXT list its (empty) share before the options and leaves later texts over.
-        args.texts = list(args.texts) + extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args
-
-
 def _error_message(error: BaseException) -> str | None:
     """A one-line message for an error a user can fix (bad file, full disk, too large a model), else None."""
     if isinstance(error, ValueError):
@@ -433,7 +387,13 @@ def _error_message(error: BaseException) -> str | None:
 def main(argv=None) -> int:
     """Entry point of the ``textclf`` console script; returns the exit status."""
     parser = build_parser()
-    args = _parse(parser, argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
+        # ``predict MODEL --top-k 2 "text"``: argparse gives the TEXT list its (empty) share before the options and
+        # leaves the later texts over.
+        args.texts = list(args.texts) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.verbose:
         _import_tensorflow_quietly()
     try:

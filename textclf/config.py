@@ -1,9 +1,7 @@
 """The one typed configuration of a textclf run.
 
-Every hyperparameter and its default lives in :class:`TrainConfig`; the CLI
-flags, ``--config FILE`` and the Python API all fill this one object, and the
-run folder keeps it as ``config.json`` (with ``max_len`` resolved) so the run
-can be rebuilt exactly.
+The CLI flags, ``--config FILE`` and the Python API all fill :class:`TrainConfig`; the run folder keeps it as
+``config.json`` (``max_len`` resolved) so the run can be rebuilt exactly.
 """
 
 from __future__ import annotations
@@ -29,15 +27,8 @@ Streaming = Literal["auto", "on", "off"]
 Side = Literal["pre", "post"]
 Wide = Literal["auto", "none", "tfidf"]
 ARCHITECTURES = typing.get_args(Arch)
-POOLINGS = typing.get_args(Pooling)
-LR_SCHEDULES = typing.get_args(LRSchedule)
-OPTIMIZERS = typing.get_args(Optimizer)
-SPLIT_MODES = typing.get_args(SplitMode)
-CLASS_WEIGHTS = typing.get_args(ClassWeight)
 STRATEGIES = typing.get_args(Strategy)
-STREAMING_MODES = typing.get_args(Streaming)
-# TextRules.cjk for each resolved split mode.
-_CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}
+_CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}  # TextRules.cjk of each resolved split mode.
 
 
 def setting(default, help: str):  # noqa: A002 - "help" is what argparse and readers call it.
@@ -47,36 +38,22 @@ def setting(default, help: str):  # noqa: A002 - "help" is what argparse and rea
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Hyperparameters of a run, with their defaults.
-
-    Each setting's help lives beside it, in its field's metadata (``TrainConfig.help(name)``); the
-    ``textclf train`` flags, their choices (from the ``Literal`` types) and their help are generated from here.
-
-    Example:
-        >>> config = TrainConfig(arch="gru", epochs=3)
-        >>> TrainConfig.from_dict(config.to_dict()) == config
-        True
-    """
+    """Hyperparameters of a run, with their defaults and help (the ``textclf train`` flags are generated from here)."""
 
     text_column: str = setting("text", "Column (CSV/TSV header or JSONL key) holding the text.")
     label_column: str = setting("label", "Column holding the label.")
     validation_fraction: float = setting(
-        0.2,
-        "Share of each class held out for validation when no validation file is given.")
+        0.2, "Share of each class held out for validation when no validation file is given.")
     multi_label: bool = setting(
-        False,
-        "Each text may have several labels, separated by ``label_sep`` in the label column; one sigmoid per "
+        False, "Each text may have several labels, separated by ``label_sep`` in the label column; one sigmoid per "
         "class.")
     label_sep: str = setting("|", "Separator between the labels of a multi-label row.")
     threshold: float | None = setting(
-        None,
-        "Multi-label decision threshold; ``None`` tunes it on the validation set (best micro-F1).")
+        None, "Multi-label decision threshold; ``None`` tunes it on the validation set (best micro-F1).")
     num_words: int | None = setting(
-        20000,
-        "Vocabulary size kept by the tokenizer (indices ``< num_words``); ``None`` keeps every word.")
+        20000, "Vocabulary size kept by the tokenizer (indices ``< num_words``); ``None`` keeps every word.")
     max_len: int | None = setting(
-        None,
-        "Tokens per text after truncation/padding; ``None`` chooses the ``max_len_percentile`` percentile of "
+        None, "Tokens per text after truncation/padding; ``None`` chooses the ``max_len_percentile`` percentile of "
         "training lengths, at most ``max_len_limit``.")
     max_len_percentile: float = setting(95.0, "Percentile used when ``max_len`` is ``None``.")
     max_len_limit: int = setting(800, "Upper bound for the data-driven ``max_len``.")
@@ -85,98 +62,77 @@ class TrainConfig:
     split: str = setting(" ", "Separator between words.")
     char_level: bool = setting(False, "Every character is a token (filters are not applied).")
     split_mode: SplitMode = setting(
-        "auto",
-        "``word`` (legacy: split on ``split``), ``cjk`` (each Chinese/Japanese/Korean character is a token, "
+        "auto", "``word`` (legacy: split on ``split``), ``cjk`` (each Chinese/Japanese/Korean character is a token, "
         "Latin words and numbers stay whole), ``cjk_bigrams`` (also adjacent-character pairs) or ``auto`` "
         "(``cjk`` when most training texts are mostly CJK).")
     oov_token: str = setting("[UNK]", "Token for unknown words; also stands for a text with no known word.")
     padding: Side = setting("post", "``\"post\"`` keeps masks right-padded, which cuDNN needs on a GPU.")
     truncating: Side = setting(
-        "pre",
-        "``\"pre\"`` (Keras's ``pad_sequences`` default) keeps the end of long texts, ``\"post\"`` the start. "
+        "pre", "``\"pre\"`` (Keras's ``pad_sequences`` default) keeps the end of long texts, ``\"post\"`` the start. "
         "The end won on the long news_source articles (docs/RESULTS.md).")
     bucketing: bool = setting(
-        True,
-        "Batch training texts of similar length together, each batch padded to its longest row (post-padding "
+        True, "Batch training texts of similar length together, each batch padded to its longest row (post-padding "
         "only); a large speed-up.")
     arch: Arch = setting("bilstm", "``lstm``, ``gru``, ``bilstm`` or ``bigru``.")
     num_layers: int = setting(1, "Stacked recurrent layers.")
     units: int = setting(64, "Units per recurrent layer (per direction).")
     embedding_dim: int = setting(128, "Size of the word vectors.")
     pooling: Pooling = setting(
-        "max",
-        "How the sequence becomes one vector: ``last`` (final state), ``max``, ``mean``, ``attention`` "
+        "max", "How the sequence becomes one vector: ``last`` (final state), ``max``, ``mean``, ``attention`` "
         "(learned weights) or ``max_mean`` (both concatenated), each over the unmasked steps.")
     residual: bool = setting(True, "Add each stacked recurrent layer's input to its output.")
     wide: Wide = setting(
-        "auto",
-        "``tfidf`` adds a linear branch beside the recurrent one: TF-IDF of the same ids' 1- and 2-grams (sublinear "
-        "tf, 2-grams in at least 2 training rows), weighted by a logistic regression (scikit-learn, C=4) fitted on "
-        "the training rows; after training, the weights of the two branches' logits are fitted on the validation "
-        "rows and the linear part is refitted on both.  The export computes it in the graph.  Single-label runs "
-        "with the data in memory; ``auto`` uses it there and not elsewhere.")
+        "auto", "``tfidf`` adds a linear branch beside the recurrent one (a logistic regression on TF-IDF of the "
+        "ids' 1- and 2-grams, blended by weights fitted on the validation rows; see textclf/training/wide.py), "
+        "computed in the export's graph.  Single-label runs with the data in memory; ``auto`` uses it there only.")
     wide_bigrams: int | None = setting(
         None, "Set by training when ``wide`` is ``tfidf``: how many 2-grams the branch holds (resolved, like max_len).")
     spatial_dropout_rate: float = setting(0.2, "Dropout of whole embedding channels.")
     embeddings: str | None = setting(
-        None,
-        "Pretrained word vectors (GloVe, word2vec text or fastText ``.vec``, optionally gzip) to start the "
+        None, "Pretrained word vectors (GloVe, word2vec text or fastText ``.vec``, optionally gzip) to start the "
         "embedding from; their dimension must equal ``embedding_dim``.")
     freeze_embeddings: bool = setting(False, "Keep the embedding weights fixed (useful with pretrained vectors).")
     dropout_rate: float = setting(0.2, "Dropout on the recurrent layers' inputs and before the head.")
     recurrent_dropout_rate: float = setting(
-        0.0,
-        "Dropout on the recurrent state; anything but 0 disables the fused cuDNN kernel on a GPU.")
+        0.0, "Dropout on the recurrent state; anything but 0 disables the fused cuDNN kernel on a GPU.")
     epochs: int = setting(
-        30,
-        "Maximum number of passes over the training data (early stopping usually ends the run sooner).")
+        30, "Maximum number of passes over the training data (early stopping usually ends the run sooner).")
     batch_size: int = setting(
-        256,
-        "Texts per training step.  On a CPU, 256 (with ``learning_rate`` 2e-3) trains about 1.7 times as many "
-        "texts per second as 64 did, and was at least as accurate on both data sets (docs/PERFORMANCE.md); on "
-        "a few hundred texts a smaller batch gives more steps per epoch (training logs a note when an epoch "
-        "has fewer than 4 steps).")
+        256, "Texts per training step.  On a CPU, 256 (with ``learning_rate`` 2e-3) trained about 1.7 times as "
+        "fast as 64, as accurately (docs/PERFORMANCE.md); on a few hundred texts a smaller batch gives more steps.")
     optimizer: Optimizer = setting(
-        "adam",
-        "``adam`` (Keras's Adam, every weight every step, computed by TensorFlow's fused kernel) or "
+        "adam", "``adam`` (Keras's Adam, every weight every step, computed by TensorFlow's fused kernel) or "
         "``lazy_adam`` (updates only the embedding rows of the words in each batch: faster per step on a CPU, "
         "but lower validation macro-F1 in docs/PERFORMANCE.md).")
     learning_rate: float = setting(
-        2e-3,
-        "Adam's learning rate (scale it with ``batch_size``: 1e-3 suits batches of 64).")
+        2e-3, "Adam's learning rate (scale it with ``batch_size``: 1e-3 suits batches of 64).")
     lr_schedule: LRSchedule = setting(
-        "constant",
-        "``constant``; ``plateau`` halves the rate when validation loss stops improving; ``cosine`` decays it "
-        "to 0 over ``epochs``.")
+        "constant", "``constant``; ``plateau`` halves the rate when validation loss stops improving; ``cosine`` "
+        "decays it to 0 over ``epochs``.")
     class_weight: ClassWeight = setting(
-        "none",
-        "``none``, or ``balanced`` to weight each class's loss inversely to its frequency (helps rare "
+        "none", "``none``, or ``balanced`` to weight each class's loss inversely to its frequency (helps rare "
         "classes).")
     clipnorm: float = setting(1.0, "Gradient norm clipping.")
     mixed_precision: bool = setting(
-        False,
-        "Compute in float16 on a GPU (bfloat16 on a CPU), keeping float32 weights; the export always computes "
-        "in float32.")
+        False, "Compute in float16 on a GPU (bfloat16 on a CPU), keeping float32 weights; the export always "
+        "computes in float32.")
     patience: int = setting(
-        2,
-        "Epochs without a better validation loss before stopping; the best weights are restored.")
+        2, "Epochs without a better validation loss before stopping; the best weights are restored.")
     seed: int = setting(42, "Seed for the split, the initial weights, dropout and shuffling.")
     strategy: Strategy = setting(
-        "none",
-        "``none`` (one process, one device), ``mirrored`` (every local GPU, or the CPU with a warning when "
+        "none", "``none`` (one process, one device), ``mirrored`` (every local GPU, or the CPU with a warning when "
         "there is none) or ``multiworker`` (the cluster in the TF_CONFIG environment variable, data sharded "
         "per worker); ``batch_size`` is the global batch.")
     checkpoint_every: int = setting(
-        0,
-        "Also checkpoint every N training steps (0, the default: at epoch ends only).  ``textclf train`` "
+        0, "Also checkpoint every N training steps (0, the default: at epoch ends only).  ``textclf train`` "
         "checkpoints every run at epoch ends, so rerunning the same command after a crash resumes from the "
         "last checkpoint.")
     streaming: Streaming = setting(
-        "auto",
-        "``on`` trains from the data file without holding it in memory (a counting pass, then tf.data "
+        "auto", "``on`` trains from the data file without holding it in memory (a counting pass, then tf.data "
         "pipelines that read the file; see docs/PERFORMANCE.md \"Larger than memory\"); ``off`` reads it into "
         "memory; ``auto`` streams when the file (x4 when compressed) is larger than a quarter of the "
         "available memory.")
+
     def __post_init__(self):
         self.validate()
 
@@ -195,57 +151,44 @@ class TrainConfig:
         """Raises ``ValueError`` naming the first setting that is out of range."""
         for name in ("max_len_limit", "num_layers", "units", "embedding_dim", "epochs", "batch_size"):
             _check_int(name, getattr(self, name), minimum=1)
-        if self.max_len is not None:
-            _check_int("max_len", self.max_len, minimum=1)
-        if self.num_words is not None:
-            _check_int("num_words", self.num_words, minimum=2, what="an integer >= 2 or null")
-        _check_int("patience", self.patience, minimum=0, what="a non-negative integer")
-        _check_int("seed", self.seed, minimum=0, what="a non-negative integer")
-        _check_int("checkpoint_every", self.checkpoint_every, minimum=0, what="a non-negative integer")
-        _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, open_high=True)
+        for name, minimum, what in (("max_len", 1, None), ("num_words", 2, "an integer >= 2 or null"),
+                                    ("wide_bigrams", 0, "a non-negative integer or null")):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum, what)
+        for name in ("patience", "seed", "checkpoint_every"):
+            _check_int(name, getattr(self, name), minimum=0)
+        for name in ("validation_fraction", "dropout_rate", "spatial_dropout_rate", "recurrent_dropout_rate"):
+            _check_number(name, getattr(self, name), 0.0, 1.0, open_high=True)
         _check_number("max_len_percentile", self.max_len_percentile, 0.0, 100.0, open_low=True)
-        _check_number("dropout_rate", self.dropout_rate, 0.0, 1.0, open_high=True)
         if self.threshold is not None:
             _check_number("threshold", self.threshold, 0.0, 1.0, open_low=True, open_high=True)
-        if not isinstance(self.label_sep, str) or not self.label_sep:
-            raise ValueError(f"`label_sep` must be a non-empty string. Received: label_sep={self.label_sep!r}")
+        for name in ("learning_rate", "clipnorm"):
+            _check_number(name, getattr(self, name), 0.0, math.inf, open_low=True)
+        for name in ("text_column", "label_column", "oov_token", "label_sep"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
+        for field in dataclasses.fields(self):
+            allowed, value = self.choices(field.name), getattr(self, field.name)
+            if allowed is not None and value not in allowed:
+                # The padding sides read as Keras's pad_sequences says them; the other sets as a list.
+                values = "'pre' or 'post'" if allowed == typing.get_args(Side) else f"one of {', '.join(allowed)}"
+                raise ValueError(f"`{field.name}` must be {values}. Received: {field.name}={value!r}")
+        if self.embeddings is not None and (not isinstance(self.embeddings, str) or not self.embeddings):
+            raise ValueError(f"`embeddings` must be a file path or null. Received: embeddings={self.embeddings!r}")
         if self.threshold is not None and not self.multi_label:
             raise ValueError("`threshold` applies to multi-label models only (multi_label=True). "
                              f"Received: threshold={self.threshold!r} with multi_label=False")
         if self.freeze_embeddings and self.embeddings is None:
             raise ValueError("`freeze_embeddings` keeps pretrained vectors fixed and needs `embeddings` (a vectors "
                              "file). Received: freeze_embeddings=True with embeddings=None")
-        if self.wide_bigrams is not None:
-            _check_int("wide_bigrams", self.wide_bigrams, minimum=0, what="a non-negative integer or null")
-        if self.multi_label and self.wide == "tfidf":
-            raise ValueError("`wide` applies to single-label tasks only. "
-                             f"Received: wide={self.wide!r} with multi_label=True")
-        if self.multi_label and self.class_weight != "none":
-            raise ValueError("`class_weight` applies to single-label tasks only. "
-                             f"Received: class_weight={self.class_weight!r} with multi_label=True")
-        _check_number("spatial_dropout_rate", self.spatial_dropout_rate, 0.0, 1.0, open_high=True)
-        for field in dataclasses.fields(self):
-            allowed = self.choices(field.name)
-            if allowed is not None and getattr(self, field.name) not in allowed:
-                # The padding sides read as Keras's pad_sequences says them; the other sets as a list.
-                values = ("'pre' or 'post'" if allowed == typing.get_args(Side)
-                          else f"one of {', '.join(allowed)}")
-                raise ValueError(f"`{field.name}` must be {values}. "
-                                 f"Received: {field.name}={getattr(self, field.name)!r}")
-        if self.embeddings is not None and (not isinstance(self.embeddings, str) or not self.embeddings):
-            raise ValueError(f"`embeddings` must be a file path or null. Received: embeddings={self.embeddings!r}")
-        _check_number("recurrent_dropout_rate", self.recurrent_dropout_rate, 0.0, 1.0, open_high=True)
-        _check_number("learning_rate", self.learning_rate, 0.0, math.inf, open_low=True)
-        _check_number("clipnorm", self.clipnorm, 0.0, math.inf, open_low=True)
-        for name in ("text_column", "label_column", "oov_token"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
+        for name, off in (("wide", ("auto", "none")), ("class_weight", ("none",))):
+            if self.multi_label and getattr(self, name) not in off:
+                raise ValueError(f"`{name}` applies to single-label tasks only. "
+                                 f"Received: {name}={getattr(self, name)!r} with multi_label=True")
         if self.text_column == self.label_column:
-            raise ValueError(
-                "`text_column` and `label_column` must differ. "
-                f"Received: text_column={self.text_column!r}, label_column={self.label_column!r}"
-            )
+            raise ValueError("`text_column` and `label_column` must differ. "
+                             f"Received: text_column={self.text_column!r}, label_column={self.label_column!r}")
         self.text_rules()  # Checks filters and split.
 
     def text_rules(self) -> TextRules:
@@ -259,21 +202,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
-        """Builds a config, refusing settings it does not know.
-
-        Args:
-            values: Setting names and values; missing ones keep their defaults.
-            source: Where the values come from, for error messages.
-        """
+        """A config from setting names and values (missing: defaults); unknown ones are refused, naming ``source``."""
         if not isinstance(values, dict):
             raise ValueError(f"{source} must be a JSON object of settings. Received: {type(values).__name__}")
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
-                f"Unknown setting(s) {', '.join(map(repr, unknown))} in {source}. "
-                f"Known settings: {', '.join(sorted(known))}"
-            )
+            raise ValueError(f"Unknown setting(s) {', '.join(map(repr, unknown))} in {source}. "
+                             f"Known settings: {', '.join(sorted(known))}")
         return cls(**values)
 
     def replace(self, **changes) -> "TrainConfig":
@@ -299,17 +235,14 @@ class TrainConfig:
 
 def _check_int(name, value, minimum, what=None):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        what = what or ("a positive integer" if minimum == 1 else f"an integer >= {minimum}")
+        what = what or {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
         raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
 
 
 def _check_number(name, value, low, high, open_low=False, open_high=False):
     # Finite only: an infinite learning rate or clipnorm passes a range check and trains to NaN.
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
-    if not ok:
-        left = "(" if open_low else "["
-        right = ")" if open_high else "]"
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not (value > low if open_low else value >= low) or not (value < high if open_high else value <= high)):
         kind = "a finite number" if high == math.inf else "a number"
-        raise ValueError(f"`{name}` must be {kind} in {left}{low}, {high}{right}. Received: {name}={value!r}")
+        interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+        raise ValueError(f"`{name}` must be {kind} in {interval}. Received: {name}={value!r}")

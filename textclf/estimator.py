@@ -1,14 +1,12 @@
 """A scikit-learn estimator around the textclf pipeline.
 
-``TextClassifier`` takes every ``TrainConfig`` setting as a keyword argument,
-so ``get_params``/``set_params``, ``sklearn.base.clone``, ``cross_val_score``
-and ``GridSearchCV`` work on it.  Early stopping uses a stratified
+``TextClassifier`` takes every ``TrainConfig`` setting as a keyword argument, so ``get_params``/``set_params``,
+``clone``, ``cross_val_score`` and ``GridSearchCV`` work on it.  Early stopping uses a stratified
 ``validation_fraction`` of the rows given to ``fit``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 
 import numpy as np
@@ -18,15 +16,11 @@ from sklearn.utils.validation import check_is_fitted
 from textclf.config import TrainConfig
 from textclf.data.dataset import Dataset
 
-_SETTINGS = [field.name for field in dataclasses.fields(TrainConfig)]
+_DEFAULTS = TrainConfig().to_dict()  # Every setting (in field order) and its default.
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
-    """LSTM/GRU text classifier with the scikit-learn API.
-
-    Args:
-        **settings: Any :class:`textclf.TrainConfig` setting (``arch``,
-            ``epochs``, ``units``, ...); the others keep their defaults.
+    """LSTM/GRU text classifier with the scikit-learn API; ``**settings``: any :class:`textclf.TrainConfig` setting.
 
     Attributes:
         classes_: Labels seen in ``fit``, in the model's order.
@@ -34,45 +28,31 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         tokenizer_: The fitted :class:`textclf.Tokenizer`.
         model_: The fitted Keras model.
         history_: Per-epoch loss and accuracy.
-
-    Example:
-        >>> from sklearn.model_selection import cross_val_score
-        >>> cross_val_score(TextClassifier(epochs=2, units=16), texts, labels, cv=3)
     """
 
     def __init__(self, **settings):
-        unknown = sorted(set(settings) - set(_SETTINGS))
+        unknown = sorted(set(settings) - set(_DEFAULTS))
         if unknown:
             raise TypeError(f"TextClassifier got unknown setting(s) {', '.join(unknown)}")
-        defaults = TrainConfig()
-        for name in _SETTINGS:
-            setattr(self, name, settings.get(name, getattr(defaults, name)))
+        for name, default in _DEFAULTS.items():
+            setattr(self, name, settings.get(name, default))
 
     # scikit-learn reads the parameter names from the signature of __init__.
     __init__.__signature__ = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=getattr(TrainConfig(), name))
-           for name in _SETTINGS]
-    )
-
-    def _config(self) -> TrainConfig:
-        return TrainConfig(**{name: getattr(self, name) for name in _SETTINGS})
+        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value) for name, value in _DEFAULTS.items()])
 
     def fit(self, X, y):
-        """Fits the tokenizer and the model on texts ``X`` with labels ``y``.
-
-        Returns:
-            ``self``.
-        """
+        """Fits the tokenizer and the model on texts ``X`` with labels ``y``; returns ``self``."""
         from textclf.training.fit import fit_prepared
         from textclf.training.prepare import check_labels, prepare_in_memory
         from textclf.training.setup import seed_everything
 
         originals = np.asarray(y).ravel()
-        texts, labels = _texts(X, "X"), [str(label) for label in originals]
+        texts, labels = _texts(X), [str(label) for label in originals]
         if len(texts) != len(labels):
             raise ValueError(f"X and y must have the same length. Received: {len(texts)} texts, {len(labels)} labels")
-        config = self._config()
+        config = TrainConfig(**{name: getattr(self, name) for name in _DEFAULTS})
         seed_everything(config.seed)
         data = Dataset(texts, labels, "<fit>")
         if config.multi_label:
@@ -90,7 +70,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """``[len(X), len(classes_)]`` class probabilities."""
         check_is_fitted(self, "model_")
-        return self._fitted.probabilities(_texts(X, "X"))
+        return self._fitted.probabilities(_texts(X))
 
     def predict(self, X) -> np.ndarray:
         """The most probable label of each text."""
@@ -104,10 +84,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _texts(values, name) -> list[str]:
+def _texts(values) -> list[str]:
     texts = list(values)
     for position, text in enumerate(texts):
         if not isinstance(text, str):
-            raise ValueError(f"`{name}` must hold strings. Received: {name}[{position}]={text!r}")
+            raise ValueError(f"`X` must hold strings. Received: X[{position}]={text!r}")
     return texts
 

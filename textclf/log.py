@@ -6,9 +6,5 @@ import sys
 
 
 def log(message: str) -> None:
-    """Writes ``message`` and a newline to standard error, flushed at once.
-
-    Example:
-        >>> log("vocabulary 19431 words")
-    """
+    """Writes ``message`` and a newline to standard error, flushed at once."""
     print(message, file=sys.stderr, flush=True)

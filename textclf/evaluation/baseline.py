@@ -1,14 +1,13 @@
 """The tuned TF-IDF + logistic-regression baseline, and the held-out split both sides are scored on.
 
-A recurrent model is only worth its cost if it beats this pipeline, which fits
-in seconds.  ``textclf baseline`` and ``bench/accuracy.py`` first hold out test
-rows that neither side trains or early-stops on (:func:`held_out_split`), then
-score both on them.
+A recurrent model is only worth its cost if it beats this pipeline, which fits in seconds.  ``textclf baseline``
+and ``bench/accuracy.py`` score both on test rows that neither side trains or early-stops on.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from textclf.data.dataset import Dataset
 from textclf.evaluation.metrics import classification_metrics
@@ -17,18 +16,10 @@ BASELINE = "TF-IDF + LogReg"
 
 
 def tfidf_pipeline(cjk: bool = False, seed: int = 0):
-    """The baseline: TF-IDF of word 1-2-grams (``cjk``: character 1-3-grams), sublinear tf, min_df 2, LogReg C=4.
+    """The unfitted baseline ``Pipeline``: TF-IDF of word 1-2-grams, sublinear tf, min_df 2, LogReg C=4.
 
-    The settings of the accuracy issue's table, tuned rather than scikit-learn's
-    defaults (which score lower: C=1, raw term counts).
-
-    Args:
-        cjk: Character n-grams within word boundaries (``char_wb``), for
-            Chinese/Japanese/Korean text, which has no spaces between words.
-        seed: ``random_state`` of the solver.
-
-    Returns:
-        An unfitted scikit-learn ``Pipeline``.
+    Tuned: scikit-learn's defaults (C=1, raw term counts) score lower.  ``cjk``: character 1-3-grams within word
+    boundaries (``char_wb``), for text with no spaces between words; ``seed``: the solver's ``random_state``.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -42,15 +33,12 @@ def tfidf_pipeline(cjk: bool = False, seed: int = 0):
 def held_out_split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """``(rest, test)``: a stratified ``fraction`` of ``data`` held out for scoring only.
 
-    scikit-learn's ``train_test_split`` (stratified, ``random_state=seed``), so
-    the split is the one a scikit-learn user would make.  A class with a single
-    row stays in ``rest``.
+    scikit-learn's ``train_test_split`` (stratified, ``random_state=seed``): the split a scikit-learn user would
+    make.  A class with a single row stays in ``rest``.
     """
     from sklearn.model_selection import train_test_split
 
-    counts: dict = {}
-    for label in data.labels:
-        counts[label] = counts.get(label, 0) + 1
+    counts = Counter(data.labels)
     rows = [index for index, label in enumerate(data.labels) if counts[label] > 1]
     singles = [index for index, label in enumerate(data.labels) if counts[label] == 1]
     rest, test = train_test_split(rows, test_size=fraction, random_state=seed,
@@ -59,11 +47,7 @@ def held_out_split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, 
 
 
 def run_baseline(train_data: Dataset, test_data: Dataset, classes, cjk: bool = False, seed: int = 0) -> dict:
-    """Fits the baseline on ``train_data`` and scores it on ``test_data``.
-
-    Returns:
-        Metrics (see :func:`textclf.evaluation.metrics.classification_metrics`) plus ``fit_seconds``.
-    """
+    """Fits the baseline on ``train_data``: its :func:`classification_metrics` on ``test_data`` and ``fit_seconds``."""
     pipeline = tfidf_pipeline(cjk, seed)
     started = time.perf_counter()
     pipeline.fit(train_data.texts, train_data.labels)
@@ -76,6 +60,5 @@ def run_baseline(train_data: Dataset, test_data: Dataset, classes, cjk: bool = F
 def comparison_table(rows: dict[str, dict]) -> str:
     """A Markdown table of accuracy and macro-F1, one row per model."""
     lines = ["| model | accuracy | macro-F1 |", "|---|---|---|"]
-    for name, metrics in rows.items():
-        lines.append(f"| {name} | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |")
+    lines += [f"| {name} | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |" for name, metrics in rows.items()]
     return "\n".join(lines)

@@ -1,8 +1,6 @@
-"""Scoring multi-label tasks: one sigmoid per class and a threshold tuned on the validation rows.
+"""Scoring multi-label tasks: a class is predicted when its sigmoid reaches the threshold.
 
-The model scores every class independently; a class is predicted when its
-probability reaches the threshold, which is chosen on the validation set to
-maximise micro-F1 unless the user fixes it.  Reading the label sets is
+The threshold maximises micro-F1 on the validation rows unless the user fixes it.  Reading the label sets is
 :mod:`textclf.data.labels`'s.
 """
 
@@ -23,20 +21,17 @@ def tune_threshold(probabilities: np.ndarray, targets: np.ndarray) -> float:
 
 
 def multilabel_metrics(targets: np.ndarray, probabilities: np.ndarray, classes, threshold: float) -> dict:
-    """Micro/macro-F1, subset accuracy and a per-class report.
-
-    ``accuracy`` is the subset accuracy (every label of a row right), so
-    reports of all tasks share that key.
-    """
+    """Micro/macro-F1, subset accuracy (also as ``accuracy``, the key reports of all tasks share), per-class report."""
     from sklearn.metrics import accuracy_score, classification_report, f1_score, multilabel_confusion_matrix
 
     predicted = (probabilities >= threshold).astype(int)
     targets = targets.astype(int)
+    accuracy = float(accuracy_score(targets, predicted))
     return {
         "task": "multilabel",
         "threshold": threshold,
-        "accuracy": float(accuracy_score(targets, predicted)),
-        "subset_accuracy": float(accuracy_score(targets, predicted)),
+        "accuracy": accuracy,
+        "subset_accuracy": accuracy,
         "micro_f1": float(f1_score(targets, predicted, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(targets, predicted, average="macro", zero_division=0)),
         "support": int(len(targets)),

@@ -16,15 +16,17 @@ def _pyplot():
     return pyplot
 
 
+def _save(pyplot, figure, path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+    return Path(path)
+
+
 def plot_history(history: dict, path) -> Path:
-    """Loss and accuracy per epoch, training and validation, side by side.
+    """Loss and accuracy per epoch, training and validation, side by side, as a PNG at ``path``.
 
-    Args:
-        history: ``{"loss": [...], "val_loss": [...], "accuracy": [...], "val_accuracy": [...]}``.
-        path: PNG file to write.
-
-    Returns:
-        The path written.
+    ``history``: ``{"loss": [...], "val_loss": [...], "accuracy": [...], "val_accuracy": [...]}``.
     """
     pyplot = _pyplot()
     figure, axes = pyplot.subplots(1, 2, figsize=(10, 4), dpi=100)
@@ -42,23 +44,13 @@ def plot_history(history: dict, path) -> Path:
         axis.xaxis.set_major_locator(pyplot.MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
-    return Path(path)
+    return _save(pyplot, figure, path)
 
 
 def plot_confusion_matrix(matrix, classes, path, normalize: bool = False) -> Path:
-    """A labelled confusion matrix (rows: true label, columns: predicted).
+    """A labelled ``[C, C]`` confusion matrix (rows: true label, columns: predicted) as a PNG at ``path``.
 
-    Args:
-        matrix: ``[C, C]`` counts.
-        classes: Label names, in matrix order.
-        path: PNG file to write.
-        normalize: Show each row as shares of its true label instead of counts.
-
-    Returns:
-        The path written.
+    ``normalize``: show each row as shares of its true label instead of counts.
     """
     pyplot = _pyplot()
     counts = np.asarray(matrix, dtype=float)
@@ -73,12 +65,8 @@ def plot_confusion_matrix(matrix, classes, path, normalize: bool = False) -> Pat
     axis.set_ylabel("true label")
     axis.set_title("Confusion matrix" + (" (row-normalised)" if normalize else ""))
     threshold = values.max() / 2 if values.size else 0
-    for row in range(len(classes)):
-        for column in range(len(classes)):
-            text = f"{values[row, column]:.2f}" if normalize else f"{int(counts[row, column])}"
-            axis.text(column, row, text, ha="center", va="center",
-                      color="white" if values[row, column] > threshold else "black", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
-    return Path(path)
+    for row, column in np.ndindex(values.shape):
+        text = f"{values[row, column]:.2f}" if normalize else f"{int(counts[row, column])}"
+        axis.text(column, row, text, ha="center", va="center",
+                  color="white" if values[row, column] > threshold else "black", fontsize=9)
+    return _save(pyplot, figure, path)
