@@ -219,6 +219,10 @@ def test_cli_reading_errors_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("a text\n"))
     status, _, err = run_cli(capsys, "predict", tmp_path / "no-model", "--input", "-", "--input-format", "parquet")
     assert status == 2 and "<stdin>: format 'parquet' cannot be read from a stream of text" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # Before the model is loaded: no model needed.
+    status, out, err = run_cli(capsys, "predict", tmp_path / "no-model", "--input", "-")
+    assert (status, out) == (2, "")
+    assert err == "textclf predict: error: <stdin> has no usable rows\n"
 
 
 @pytest.mark.slow
