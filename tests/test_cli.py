@@ -88,6 +88,9 @@ def test_predict_reads_a_file_batch_by_batch_in_order(binary_result, tmp_path, c
     texts_file = tmp_path / "texts.csv"
     write_csv(texts_file, [(text, "") for text in texts[:2]] + [("", "")] + [(text, "") for text in texts[2:]])
     assert list(text_batches(texts_file, 2)) == [texts[:2], texts[2:4], texts[4:]]  # The empty row is skipped.
+    assert list(text_batches(texts_file, 5)) == [texts]
+    with pytest.raises(ValueError, match=r"^`batch_size` must be a positive integer. Received: batch_size=0$"):
+        list(text_batches(texts_file, 0))
 
     status, streamed, err = run_cli(capsys, "predict", export, "--input", texts_file, "--batch-size", "2")
     assert status == 0, err
@@ -189,6 +192,16 @@ def test_bad_input_exits_2_with_a_message(argv, message, binary_csv, binary_resu
     assert status == 2
     assert message.format(**names) in err
     assert err.startswith(f"textclf {argv[0]}: error: ")
+
+
+def test_optional_number_flags_take_none():
+    from textclf.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["train", "x.csv", "--threshold", "none"]).threshold is None
+    assert parse(["train", "x.csv", "--threshold", "0.25"]).threshold == 0.25
+    assert parse(["train", "x.csv", "--max-len", "auto"]).max_len is None
+    assert parse(["train", "x.csv", "--max-len", "40"]).max_len == 40
 
 
 def test_unknown_arch_is_an_argparse_error(binary_csv, capsys):

@@ -51,9 +51,12 @@ def test_multilabel_round_trip_through_training_export_and_predict(tmp_path, cap
         for row in served["scores"].numpy()
     ]
 
-    predictions = load(output).predict(["goal match vote minister", "atom cell theory"])
+    classifier = load(output)
+    predictions = classifier.predict(["goal match vote minister", "atom cell theory"])
     assert predictions[0].labels == ["politics", "sport"]
     assert predictions[1].labels == ["science"]
+    classifier.threshold = 0.0  # A user's own threshold replaces the tuned one: every label's probability is >= 0.
+    assert classifier.predict(["atom cell theory"])[0].labels == ["politics", "science", "sport"]
 
     status = main(["predict", str(output), "goal team score league"])
     line = json.loads(capsys.readouterr().out.strip())

@@ -27,19 +27,23 @@ from textclf.data.formats import FORMAT_NAMES, decode
 EXIT_USAGE = 2
 
 
-def _optional_int(text: str):
-    if text.lower() in ("none", "null", "auto"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
+def _optional(kind):
+    """An argparse ``type``: ``kind(text)``, or ``None`` for "none", "null" or "auto"."""
+    def parse(text: str):
+        if text.lower() in ("none", "null", "auto"):
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what} or 'none', got {text!r}") from None
+    return parse
 
 
 # The ``type`` and metavar of a flag by its setting's type hint (bool and Literal settings need neither);
 # the one ``str | None`` setting is ``embeddings``, a file.
-_FLAG_TYPES = {int: (int, "N"), float: (float, "X"), str: (str, "TEXT"), int | None: (_optional_int, "N|none"),
-               float | None: (float, "N|none"), str | None: (str, "FILE")}
+_FLAG_TYPES = {int: (int, "N"), float: (float, "X"), str: (str, "TEXT"), int | None: (_optional(int), "N|none"),
+               float | None: (_optional(float), "X|none"), str | None: (str, "FILE")}
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -117,14 +116,23 @@ def text_batches(path, batch_size: int, text_column: str = "text", data_format: 
     Rows with an empty or missing text are skipped, as :func:`load_dataset` drops them; a file without any
     raises ``ValueError`` once read.  ``progress`` is as :func:`textclf.data.formats.read_rows`'s.
     """
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
     path = Path(path)
-    rows = read_rows(path, data_format, text_column, None, encoding, progress=progress)
-    texts = (row[0] for row in (clean_row(text, label, None) for _, text, label in rows) if row is not None)
+    batch = []
     empty = True
-    for batch in iter(lambda: list(itertools.islice(texts, batch_size)), []):
-        empty = False
+    for _, text, label in read_rows(path, data_format, text_column, None, encoding, progress=progress):
+        row = clean_row(text, label, None)
+        if row is None:
+            continue
+        batch.append(row[0])
+        if len(batch) == batch_size:
+            empty = False
+            yield batch
+            batch = []
+    if batch:
         yield batch
-    if empty:
+    elif empty:
         raise ValueError(f"{path} has no usable rows")
 
 

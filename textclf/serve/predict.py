@@ -44,8 +44,12 @@ class _Classifier:
 
     @property
     def threshold(self) -> float | None:
-        """The multi-label threshold; ``None`` for single-label models."""
-        return self.config.threshold if self.config.multi_label else None
+        """The multi-label threshold (settable, e.g. ``classifier.threshold = 0.3``); ``None`` for single-label."""
+        return getattr(self, "_threshold", self.config.threshold if self.config.multi_label else None)
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        self._threshold = value
 
     def probabilities(self, texts) -> np.ndarray:
         raise NotImplementedError

@@ -138,9 +138,10 @@ def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
     all_values = np.concatenate([train_values, valid_values])
     all_lengths = np.concatenate([train_lengths, valid_lengths])
     all_targets = np.concatenate([train_targets, valid_targets])
-    if len(train_lengths) > MAX_ROWS:
-        log(f"wide branch: its linear part is fitted on {MAX_ROWS:,} rows drawn from the {len(train_lengths):,} "
-            "training rows (memory stays bounded)")
+    if len(all_lengths) > MAX_ROWS:
+        log(f"wide branch: its linear part is fitted on at most {MAX_ROWS:,} rows drawn at random (of "
+            f"{len(train_lengths):,} training rows, and of {len(all_lengths):,} with the validation rows for the "
+            "refit), so memory stays bounded")
     train_values, train_lengths, train_targets = at_most(train_values, train_lengths, train_targets, config.seed)
     keys = bigram_keys(train_values, train_lengths, size)
     train_features, idf = tfidf_features(train_values, train_lengths, size, keys)
