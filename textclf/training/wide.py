@@ -2,8 +2,8 @@
 
 Features are sublinear, L2-normalised TF-IDF (``TfidfVectorizer(sublinear_tf=True)``'s rule) of each id and of each
 2-gram of ids found in at least 2 training rows, computed on ids so the graph can repeat it
-(:class:`textclf.model.layers.TfidfLogits`).  A logistic regression (L-BFGS, C=4, the baseline's solution, which
-SGD inside Keras does not reach on small data) is fitted on them; the blend ``activation(a * recurrent logits +
+(:class:`textclf.model.layers.TfidfLogits`).  A logistic regression (L-BFGS, the baseline's solver: SGD inside
+Keras does not reach its solution on small data) is fitted on them, its C chosen on the validation rows; the blend ``activation(a * recurrent logits +
 b * wide logits + c)`` (:class:`textclf.model.layers.Blend`) is fitted by maximum likelihood on the validation rows.
 """
 
@@ -17,8 +17,11 @@ from textclf.training.batches import EncodedTexts
 
 # 2-grams in fewer training rows than this are left out (the baseline's min_df).
 MIN_ROWS = 2
-# The baseline's regularisation (LogisticRegression C).
-C = 4.0
+# The regularisations tried (LogisticRegression C), weakest last; the one with the lowest log-loss on the validation
+# rows is kept, as early stopping keeps the epoch with the lowest validation loss.  The baseline's C=4 suits
+# scikit-learn's tokens; on these features (every vocabulary word, one-letter words too) held-out rows of
+# rt_polarity preferred 8-16, and no single C suits 500 rows and 200,000 alike (docs/RESULTS.md).
+C_GRID = (2.0, 4.0, 8.0, 16.0, 32.0)
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
 # grow with the rows (bench/scaling.py: 4.0 GB peak at 1M rows of rt_polarity against 1.1 GB at 100k), while
 # the recurrent model, which trains on every row, needs the branch least on large data.
@@ -102,15 +105,28 @@ def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray)
     return best[:2].astype(np.float32), best[2:].astype(np.float32)
 
 
-def _linear(features, targets, classes, seed) -> tuple[np.ndarray, np.ndarray]:
-    """``(kernel [features, outputs], bias [outputs])`` of the logistic regression on ``features``."""
-    from sklearn.linear_model import LogisticRegression
+def _linear(features, targets, classes, seed, c=None, valid=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(kernel [features, outputs], bias [outputs], C)`` of a logistic regression on ``features``.
 
-    linear = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(features, targets)
-    if len(linear.classes_) != len(classes):
-        raise ValueError(f"`wide` needs training rows of every class; the training rows hold "
-                         f"{len(linear.classes_)} of {len(classes)}")
-    return linear.coef_.T.astype(np.float32), linear.intercept_.astype(np.float32)
+    Args:
+        c: The C to fit, or None to try each of :data:`C_GRID` (each fit starting from the previous solution) and
+            keep the one with the lowest log-loss on ``valid``.
+        valid: ``(features, targets)`` of the validation rows, for ``c=None``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    linear = LogisticRegression(max_iter=2000, random_state=seed, warm_start=True)
+    best = None
+    for candidate in C_GRID if c is None else (c,):
+        linear.set_params(C=candidate).fit(features, targets)
+        if len(linear.classes_) != len(classes):
+            raise ValueError(f"`wide` needs training rows of every class; the training rows hold "
+                             f"{len(linear.classes_)} of {len(classes)}")
+        loss = 0.0 if c is not None else log_loss(valid[1], linear.predict_proba(valid[0]), labels=linear.classes_)
+        if best is None or loss < best[0]:
+            best = (loss, linear.coef_.T.astype(np.float32), linear.intercept_.astype(np.float32), candidate)
+    return best[1:]
 
 
 def _combined(model, config, vocabulary_size, classes, keys, idf, kernel, bias, scales, blend_bias):
@@ -145,8 +161,9 @@ def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
     train_values, train_lengths, train_targets = at_most(train_values, train_lengths, train_targets, config.seed)
     keys = bigram_keys(train_values, train_lengths, size)
     train_features, idf = tfidf_features(train_values, train_lengths, size, keys)
-    kernel, bias = _linear(train_features, train_targets, classes, config.seed)
     valid_features, _ = tfidf_features(valid_values, valid_lengths, size, keys, idf)
+    kernel, bias, c = _linear(train_features, train_targets, classes, config.seed,
+                              valid=(valid_features, valid_targets))
     call = compiled_call(model)
     recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in valid_rows.batches(1024)])
     scales, blend_bias = _blend_weights(recurrent, valid_features @ kernel + bias, valid_targets)
@@ -155,8 +172,9 @@ def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
     values, lengths, targets = at_most(all_values, all_lengths, all_targets, config.seed)
     keys = bigram_keys(values, lengths, size)
     features, idf = tfidf_features(values, lengths, size, keys)
-    kernel, bias = _linear(features, targets, classes, config.seed)
+    kernel, bias, _ = _linear(features, targets, classes, config.seed, c=c)
     final, config = _combined(model, config, size, classes, keys, idf, kernel, bias, scales, blend_bias)
-    log(f"wide branch: {size - 1} ids and {len(keys)} 2-grams, refitted on training and validation rows; blend "
+    log(f"wide branch: {size - 1} ids and {len(keys)} 2-grams, C={c:g} (lowest validation log-loss), refitted on "
+        f"training and validation rows; blend "
         f"fitted on the validation rows: {scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
     return validation_model, final, config
