@@ -106,6 +106,10 @@ def test_the_blend_recovers_the_weights_that_made_the_labels():
     scales, bias = _blend_weights(1 / (1 + np.exp(-logits)), wide, targets)
     np.testing.assert_allclose(scales, [0.5, 2.0], atol=0.08)
     np.testing.assert_allclose(bias, [-0.3], atol=0.06)
+    # A part that predicts the labels backwards gets scale 0, not a negative one.
+    scales_backwards, _ = _blend_weights(1 / (1 + np.exp(logits)), wide, targets)
+    assert scales_backwards[0] == 0.0
+    np.testing.assert_allclose(scales_backwards[1], 2.0, atol=0.15)
     layer = Blend(1)
     layer.build([(None, 1), (None, 1)])
     layer.set_weights([scales, bias])
