@@ -6,7 +6,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf import TrainConfig
 from textclf.model.layers import Blend, TfidfLogits
-from textclf.training.wide import C_GRID, _blend_weights, _linear, at_most, bigram_keys, tfidf_features
+from textclf.training.wide import _blend_weights, at_most, bigram_keys, tfidf_features
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 
@@ -32,27 +32,28 @@ def test_features_are_scikit_learns_sublinear_tfidf_of_the_ids_1_and_2_grams():
     np.testing.assert_allclose(features.toarray(), expected.transform(documents).toarray(), rtol=1e-6, atol=1e-9)
 
 
-def test_the_linear_parts_c_is_the_one_with_the_lowest_validation_log_loss():
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
-
-    # 100 training rows, 10 features, two of which decide the label: C=2 underfits, 8 and above overfit.
-    generator = np.random.default_rng(0)
-    features = generator.normal(size=(200, 10))
-    targets = (features[:, 0] + features[:, 1] + generator.normal(scale=0.5, size=200) > 0).astype(int)
-    train, valid = slice(0, 100), slice(100, 200)
-    # Each C fitted alone, from scratch: the choice must not depend on the warm starts.
-    losses = {c: log_loss(targets[valid], LogisticRegression(C=c, max_iter=2000).fit(features[train], targets[train])
-                          .predict_proba(features[valid])) for c in C_GRID}
-    expected = min(losses, key=losses.get)
-    kernel, bias, c = _linear(features[train], targets[train], [0, 1], seed=0, valid=(features[valid], targets[valid]))
-    assert c == expected == 4.0  # Validation log-loss 0.2255, 0.2209, 0.2219, 0.2259, 0.2307 for C = 2 ... 32.
-    alone = LogisticRegression(C=c, max_iter=2000).fit(features[train], targets[train])
-    # The same optimum up to L-BFGS's stopping tolerance (the warm start ends at another point of it).
-    np.testing.assert_allclose(kernel[:, 0], alone.coef_[0], atol=5e-3)
-    np.testing.assert_allclose(bias, alone.intercept_, atol=5e-3)
-    # A given C is fitted alone, whatever the validation rows would prefer.
-    assert _linear(features[train], targets[train], [0, 1], seed=0, c=32.0)[2] == 32.0
+def test_the_unknown_id_is_no_feature():
+    # Id 2 is the OOV id here: it gets idf 0, no 2-gram holds it, and the rows are normalised without it.
+    values, lengths = flat(ROWS)
+    keys = bigram_keys(values, lengths, 8, unknown=2)
+    assert keys.tolist() == [3 * 8 + 4]  # "2 3" (rows 0 and 3) is left out; "3 4" stays.
+    features, idf = tfidf_features(values, lengths, 8, keys, unknown=2)
+    assert idf[2] == 0.0
+    documents = [" ".join(f"w{value}" for value in row if value != 2) for row in ROWS]
+    vocabulary = {f"w{index}": index for index in range(8)} | {"w3 w4": 8}
+    expected = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocabulary,
+                               token_pattern=r"\S+").fit(documents)
+    np.testing.assert_allclose(features.toarray(), expected.transform(documents).toarray(), rtol=1e-6, atol=1e-9)
+    assert features[:, 2].nnz == 0
+    # The graph layer, given the same keys and idf, leaves the id out too: same logits as the features'.
+    kernel, bias = np.random.default_rng(0).normal(size=(9, 2)).astype(np.float32), np.zeros(2, np.float32)
+    layer = TfidfLogits(8, len(keys), 2)
+    layer.build((None, None))
+    layer.set_weights([keys, idf, kernel, bias])
+    ids = np.zeros((len(ROWS), 6), np.int32)
+    for row, sequence in enumerate(ROWS):
+        ids[row, : len(sequence)] = sequence
+    np.testing.assert_allclose(np.asarray(layer(ids)), features @ kernel + bias, rtol=1e-5, atol=1e-6)
 
 
 def test_at_most_draws_whole_rows_and_keeps_every_class():
