@@ -6,7 +6,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf import TrainConfig
 from textclf.model.layers import Blend, TfidfLogits
-from textclf.training.wide import _blend_weights, at_most, bigram_keys, tfidf_features
+from textclf.training.wide import _blend_weights, _linear, at_most, bigram_keys, tfidf_features
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 
@@ -54,6 +54,16 @@ def test_the_unknown_id_is_no_feature():
     for row, sequence in enumerate(ROWS):
         ids[row, : len(sequence)] = sequence
     np.testing.assert_allclose(np.asarray(layer(ids)), features @ kernel + bias, rtol=1e-5, atol=1e-6)
+
+
+def test_the_linear_part_weighs_classes_alike():
+    # Features that say nothing, 30 rows of class 0 and 10 of class 1: balanced weights leave no prior towards
+    # class 0 (bias 0, probability 0.5); an unweighted fit would give bias ln(10 / 30) = -1.0986.
+    from scipy import sparse
+
+    kernel, bias = _linear(sparse.csr_matrix((40, 3)), np.array([0] * 30 + [1] * 10), [0, 1], seed=0)
+    np.testing.assert_allclose(bias, [0.0], atol=1e-4)
+    assert kernel.shape == (3, 1) and not kernel.any()
 
 
 def test_at_most_draws_whole_rows_and_keeps_every_class():
