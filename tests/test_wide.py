@@ -112,18 +112,23 @@ def test_the_graph_layer_computes_the_fitted_linear_model(padding):
 def test_the_blend_recovers_the_weights_that_made_the_labels():
     rng = np.random.default_rng(1)
     logits, wide = rng.normal(size=(20000, 1)), rng.normal(size=(20000, 1))
-    truth = 0.5 * logits + 2.0 * wide  # No bias: both parts carry their own.
+    truth = 0.5 * logits + 2.0 * wide  # Classes of equal size: the balanced likelihood is the plain one.
     targets = (rng.uniform(size=20000) < 1 / (1 + np.exp(-truth[:, 0]))).astype(np.int64)
     scales, bias = _blend_weights(1 / (1 + np.exp(-logits)), wide, targets)
     np.testing.assert_allclose(scales, [0.5, 2.0], atol=0.08)
-    assert bias.tolist() == [0.0]
+    np.testing.assert_allclose(bias, [0.0], atol=0.06)
+    # Three rows of class 0 to one of class 1, inputs that say nothing: the balanced fit leaves no prior (bias 0),
+    # where the plain likelihood would give ln(1 / 3) = -1.0986.
+    skewed = np.array([0, 0, 0, 1] * 500)
+    _, skewed_bias = _blend_weights(np.full((2000, 1), 0.5), np.zeros((2000, 1)), skewed)
+    np.testing.assert_allclose(skewed_bias, [0.0], atol=1e-4)
     # A part that predicts the labels backwards gets scale 0, not a negative one.
     scales_backwards, _ = _blend_weights(1 / (1 + np.exp(logits)), wide, targets)
     assert scales_backwards[0] == 0.0
     np.testing.assert_allclose(scales_backwards[1], 2.0, atol=0.15)
     layer = Blend(1)
     layer.build([(None, 1), (None, 1)])
-    layer.set_weights([scales, np.array([-0.3], np.float32)])  # The layer still applies a bias, if one is set.
+    layer.set_weights([scales, np.array([-0.3], np.float32)])
     probabilities = np.array([[0.2], [0.9]], np.float32)
     expected = 1 / (1 + np.exp(-(scales[0] * np.log(probabilities / (1 - probabilities)) + scales[1] * 1.5 - 0.3)))
     np.testing.assert_allclose(np.asarray(layer([probabilities, np.full((2, 1), 1.5, np.float32)])), expected,
