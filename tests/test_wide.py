@@ -6,7 +6,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf import TrainConfig
 from textclf.model.layers import Blend, TfidfLogits
-from textclf.training.wide import _blend_weights, _linear, at_most, bigram_keys, tfidf_features
+from textclf.training.wide import (_blend_weights, _combined, _linear, at_most, bigram_keys, blended, fit_linear,
+                                   tfidf_features)
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 
@@ -174,3 +175,31 @@ def test_a_wide_run_saves_and_serves_the_branch(binary_csv, tmp_path):
     in_python = run.predict(texts)
     assert [p.label for p in served] == [p.label for p in in_python]
     np.testing.assert_allclose([p.score for p in served], [p.score for p in in_python], atol=1e-5)
+
+
+@pytest.mark.parametrize("data", ["binary_csv", "multiclass_csv"])
+def test_the_validation_metrics_are_those_of_the_blend_with_the_training_rows_linear_part(data, request):
+    # The blend's validation outputs are computed in NumPy when it is fitted; they must be what the Keras model
+    # with the linear part fitted on the training rows alone (not the refitted one it ships) gives.
+    from textclf.model.factory import class_probabilities, compiled_call
+    from textclf.training.fit import fit_prepared, validation_metrics
+    from textclf.training.prepare import prepare_in_memory
+
+    prepared = prepare_in_memory(tiny_config(wide="tfidf"), request.getfixturevalue(data))
+    fitted = fit_prepared(prepared.config, prepared, verbose=0)
+    train_rows, valid_rows = prepared.parts(fitted.tokenizer, fitted.config)
+    linear = fit_linear(fitted.tokenizer, prepared.classes, train_rows, valid_rows, fitted.config.seed)
+    scales, bias = fitted.model.get_layer("blend").get_weights()
+    assert fitted.model.get_layer("tfidf_logits").get_weights()[0].tolist() == linear.final.keys.tolist()
+    validation_model, _ = _combined(fitted.model, fitted.config, fitted.tokenizer.vocabulary_size, prepared.classes,
+                                     linear.first, scales, bias)
+    call = compiled_call(validation_model)
+    expected = np.concatenate([np.asarray(class_probabilities(call(ids))) for ids, _ in valid_rows.batches(1024)])
+    assert fitted.validation_probabilities.shape == (len(valid_rows), len(prepared.classes))
+    np.testing.assert_allclose(fitted.validation_probabilities, expected, atol=2e-6)
+    _, metrics = validation_metrics(fitted, prepared.classes)
+    truths = valid_rows.class_indices()
+    assert metrics["accuracy"] == pytest.approx(np.mean(expected.argmax(axis=1) == truths))
+    # The NumPy blend is the layer's rule: a binary head's sigmoid becomes [1 - p, p].
+    np.testing.assert_allclose(blended(np.array([[0.25]]), np.array([[0.0]]), np.array([1.0, 0.0]), np.zeros(1)),
+                               [[0.75, 0.25]], rtol=1e-6)

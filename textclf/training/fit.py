@@ -20,7 +20,7 @@ from textclf.text.tokenizer import Tokenizer
 from textclf.training.loop import run_loop, write_weights_digest
 from textclf.training.prepare import Prepared
 from textclf.training.rows import predictions
-from textclf.training.wide import fit_wide
+from textclf.training.wide import LinearFitsInBackground, fit_wide
 
 
 @dataclasses.dataclass
@@ -29,8 +29,9 @@ class FittedPipeline:
 
     ``training_seconds`` includes a resumed run's interrupted part; ``phase_seconds`` splits this process's time:
     ``encoding``, ``building_and_tracing`` (the loop's time outside epochs and validation), ``epochs``,
-    ``validation``, ``wide``.  ``validation_model``: with a wide branch, the model whose linear part saw only the
-    training rows (the validation metrics are its); ``None`` when that is ``model``.
+    ``validation``, ``wide`` (after the epochs; its linear fits overlap them).  ``validation_probabilities``: with a
+    wide branch, the outputs on the validation rows of the blend whose linear part saw only the training rows (the
+    validation metrics are theirs); ``None`` when they are ``model``'s.
     """
 
     tokenizer: Tokenizer
@@ -41,7 +42,7 @@ class FittedPipeline:
     valid_rows: object = None
     epoch_seconds: dict = dataclasses.field(default_factory=dict)
     phase_seconds: dict = dataclasses.field(default_factory=dict)
-    validation_model: object = None
+    validation_probabilities: np.ndarray | None = None
 
     def probabilities(self, texts) -> np.ndarray:
         """``[len(texts), num_classes]`` probabilities (Python tokenizer + Keras model)."""
@@ -70,12 +71,16 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
         in_progress.save_setup(requested, config, tokenizer, prepared.classes, prepared)
     log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), "
         f"max_len {config.max_len}")
+    # The wide branch's linear fits need only the rows: they run in a thread while the recurrent model trains.
+    linear = (LinearFitsInBackground(tokenizer, prepared.classes, train_rows, valid_rows, config.seed)
+              if config.wide == "tfidf" else None)
     model, history, seconds = run_loop(config, tokenizer, prepared.classes, train_rows, valid_rows, in_progress,
                                        verbose, tensorboard)
     looped = time.perf_counter()
-    validation_model = None
-    if config.wide == "tfidf":
-        validation_model, model, config = fit_wide(model, config, tokenizer, prepared.classes, train_rows, valid_rows)
+    validation_probabilities = None
+    if linear is not None:
+        validation_probabilities, model, config = fit_wide(model, config, tokenizer, prepared.classes, valid_rows,
+                                                           linear.result())
     write_weights_digest(model)  # The final weights, wide branch included (tests compare workers with it).
     epochs, validation = sum(seconds["training"]), sum(seconds["validation"])
     phases = {"encoding": encoded - started, "building_and_tracing": looped - encoded - epochs - validation,
@@ -83,14 +88,17 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     # A resumed run counts the time its interrupted part spent up to the checkpoint too.
     earlier = in_progress.previous_seconds if in_progress is not None else 0.0
     return FittedPipeline(tokenizer, config, model, history, earlier + looped - encoded, valid_rows, seconds, phases,
-                          validation_model)
+                          validation_probabilities)
 
 
 def validation_metrics(fitted: FittedPipeline, classes):
     """``(config, metrics)`` on the validation rows; ``config`` gets a tuned ``threshold`` (multi-label, none set)."""
     config = fitted.config
-    model = fitted.model if fitted.validation_model is None else fitted.validation_model
-    truths, outputs = predictions(model, fitted.valid_rows, config.multi_label)
+    if fitted.validation_probabilities is not None:  # The wide branch's blend, computed when it was fitted.
+        truths = fitted.valid_rows.class_indices().astype(np.int32)
+        return config, classification_metrics_of_indices(
+            truths, fitted.validation_probabilities.argmax(axis=1).astype(np.int32), classes)
+    truths, outputs = predictions(fitted.model, fitted.valid_rows, config.multi_label)
     if not config.multi_label:
         return config, classification_metrics_of_indices(truths, outputs, classes)
     if config.threshold is None:

@@ -10,6 +10,9 @@ validation rows.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 import numpy as np
 
 from textclf.log import log
@@ -141,50 +144,122 @@ def _linear(features, targets, classes, seed) -> tuple[np.ndarray, np.ndarray]:
     return linear.coef_.T.astype(np.float32), linear.intercept_.astype(np.float32)
 
 
-def _combined(model, config, vocabulary_size, classes, keys, idf, kernel, bias, scales, blend_bias):
+def _combined(model, config, vocabulary_size, classes, part, scales, blend_bias):
     """``build_model`` with the branch, the recurrent weights copied from ``model``, the branch's set."""
-    config = config.replace(wide_bigrams=len(keys))
+    config = config.replace(wide_bigrams=len(part.keys))
     combined = build_model(config, vocabulary_size, len(classes))
     for layer in model.layers:
-        if layer.weights:
+        if layer.weights and layer.name not in ("tfidf_logits", "blend"):  # Only the recurrent part's.
             combined.get_layer(layer.name).set_weights(layer.get_weights())
-    combined.get_layer("tfidf_logits").set_weights([keys, idf, kernel, bias])
+    combined.get_layer("tfidf_logits").set_weights([part.keys, part.idf, part.kernel, part.bias])
     combined.get_layer("blend").set_weights([scales, blend_bias])
     return combined, config
 
 
-def fit_wide(model, config, tokenizer, classes, train_rows, valid_rows):
-    """``(validation_model, model, config)``: the trained recurrent ``model`` with the wide branch beside it.
+@dataclasses.dataclass
+class LinearPart:
+    """A fitted linear part: 2-gram ``keys``, ``idf`` [ids + 2-grams], ``kernel`` [features, outputs], ``bias``."""
 
-    The linear model is fitted on the training rows and the blend on the validation rows (``validation_model``,
-    whose metrics are reported); then the linear model is refitted on training and validation rows together, as the
-    baseline learns from every row, keeping the blend (``model``; ``config`` with ``wide_bigrams`` resolved).
+    keys: np.ndarray
+    idf: np.ndarray
+    kernel: np.ndarray
+    bias: np.ndarray
+
+
+@dataclasses.dataclass
+class LinearFits:
+    """What the two logistic regressions give the blend.
+
+    ``first``: fitted on the training rows; ``valid_logits`` [validation rows, outputs]: its logits on the
+    validation rows (the blend is fitted on them); ``final``: refitted on training and validation rows together.
     """
+
+    first: LinearPart
+    valid_logits: np.ndarray
+    final: LinearPart
+
+
+def _fit_part(values, lengths, targets, size, unknown, classes, seed) -> tuple[LinearPart, object]:
+    """``(part, features)``: the linear part fitted on these rows (at most :data:`MAX_ROWS`), and its features."""
+    values, lengths, targets = at_most(values, lengths, targets, seed)
+    keys = bigram_keys(values, lengths, size, unknown)
+    features, idf = tfidf_features(values, lengths, size, keys, unknown=unknown)
+    kernel, bias = _linear(features, targets, classes, seed)
+    return LinearPart(keys, idf, kernel, bias), features
+
+
+def fit_linear(tokenizer, classes, train_rows, valid_rows, seed: int) -> LinearFits:
+    """Both linear fits.  They need only the rows, not the recurrent model (see :class:`LinearFitsInBackground`)."""
     size, unknown = tokenizer.vocabulary_size, tokenizer.oov_index
     (train_values, train_lengths), (valid_values, valid_lengths) = train_rows.id_rows(), valid_rows.id_rows()
     train_targets, valid_targets = train_rows.class_indices(), valid_rows.class_indices()
-    all_values = np.concatenate([train_values, valid_values])
     all_lengths = np.concatenate([train_lengths, valid_lengths])
-    all_targets = np.concatenate([train_targets, valid_targets])
     if len(all_lengths) > MAX_ROWS:
         log(f"wide branch: its linear part is fitted on at most {MAX_ROWS:,} rows drawn at random (of "
             f"{len(train_lengths):,} training rows, and of {len(all_lengths):,} with the validation rows for the "
             "refit), so memory stays bounded")
-    train_values, train_lengths, train_targets = at_most(train_values, train_lengths, train_targets, config.seed)
-    keys = bigram_keys(train_values, train_lengths, size, unknown)
-    train_features, idf = tfidf_features(train_values, train_lengths, size, keys, unknown=unknown)
-    kernel, bias = _linear(train_features, train_targets, classes, config.seed)
-    valid_features, _ = tfidf_features(valid_values, valid_lengths, size, keys, idf)
+    first, _ = _fit_part(train_values, train_lengths, train_targets, size, unknown, classes, seed)
+    valid_features, _ = tfidf_features(valid_values, valid_lengths, size, first.keys, first.idf)
+    final, _ = _fit_part(np.concatenate([train_values, valid_values]), all_lengths,
+                         np.concatenate([train_targets, valid_targets]), size, unknown, classes, seed)
+    return LinearFits(first, np.asarray(valid_features @ first.kernel + first.bias, dtype=np.float32), final)
+
+
+class LinearFitsInBackground:
+    """:func:`fit_linear` in a thread, started before the recurrent model trains; :meth:`result` waits for it.
+
+    The fits need only the tokenized rows, so they overlap the epochs: scikit-learn's solver runs mostly on one
+    core, and the recurrent loop's small per-step products do not keep every core busy (news_source: the two
+    fits took 60.5 s after 74.2 s of epochs, one after the other; docs/PERFORMANCE.md).  A daemon thread, so an
+    interrupted run does not wait for it.
+    """
+
+    def __init__(self, tokenizer, classes, train_rows, valid_rows, seed: int):
+        self._fits, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(tokenizer, classes, train_rows, valid_rows, seed),
+                                        name="textclf-wide", daemon=True)
+        self._thread.start()
+
+    def _run(self, *arguments):
+        try:
+            self._fits = fit_linear(*arguments)
+        except BaseException as error:  # Raised again in the caller's thread by result().
+            self._error = error
+
+    def result(self) -> LinearFits:
+        """The fits, once done; an error of the fits is raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._fits
+
+
+def blended(recurrent: np.ndarray, wide: np.ndarray, scales: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``[rows, classes]`` probabilities of :class:`textclf.model.layers.Blend`, in NumPy (the binary head's
+    one sigmoid ``p`` as ``[1 - p, p]``, as ``class_probabilities`` gives it)."""
+    probabilities = np.clip(recurrent.astype(np.float32), 1e-7, 1 - 1e-7)
+    if recurrent.shape[1] == 1:
+        z = scales[0] * (np.log(probabilities) - np.log1p(-probabilities)) + scales[1] * wide + bias
+        positive = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        return np.concatenate([1.0 - positive, positive], axis=1)
+    z = scales[0] * np.log(probabilities) + scales[1] * wide + bias
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
+    """``(validation_probabilities, model, config)``: the trained recurrent ``model`` with the wide branch beside it.
+
+    The blend is fitted on the validation rows with the linear part fitted on the training rows alone;
+    ``validation_probabilities`` [validation rows, outputs] are that blend's outputs (the validation metrics are
+    theirs).  ``model`` holds the linear part refitted on training and validation rows together, as the baseline
+    learns from every row, with the same blend; ``config`` has ``wide_bigrams`` resolved.
+    """
+    size = tokenizer.vocabulary_size
     call = compiled_call(model)
     recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in valid_rows.batches(1024)])
-    scales, blend_bias = _blend_weights(recurrent, valid_features @ kernel + bias, valid_targets)
-    validation_model, _ = _combined(model, config, size, classes, keys, idf, kernel, bias, scales, blend_bias)
-
-    values, lengths, targets = at_most(all_values, all_lengths, all_targets, config.seed)
-    keys = bigram_keys(values, lengths, size, unknown)
-    features, idf = tfidf_features(values, lengths, size, keys, unknown=unknown)
-    kernel, bias = _linear(features, targets, classes, config.seed)
-    final, config = _combined(model, config, size, classes, keys, idf, kernel, bias, scales, blend_bias)
-    log(f"wide branch: {size - 1} ids and {len(keys)} 2-grams, refitted on training and validation rows; "
-        f"blend fitted on the validation rows: {scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
-    return validation_model, final, config
+    scales, blend_bias = _blend_weights(recurrent, linear.valid_logits, valid_rows.class_indices())
+    final, config = _combined(model, config, size, classes, linear.final, scales, blend_bias)
+    log(f"wide branch: {size - 1} ids and {len(linear.final.keys)} 2-grams, refitted on training and validation "
+        f"rows; blend fitted on the validation rows: {scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
+    return blended(recurrent, linear.valid_logits, scales, blend_bias), final, config
