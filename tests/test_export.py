@@ -56,6 +56,38 @@ def test_fresh_process_with_plain_tensorflow_matches_the_python_pipeline(result_
     assert served["classes"] == [pipeline.classes] * len(TEXTS)
 
 
+# Runs in a new interpreter: textclf's predict on an export, which must not import TensorFlow's Python package.
+TEXTCLF_PREDICT = """
+import json, sys
+from textclf import load
+classifier = load(sys.argv[1])
+texts = json.loads(sys.stdin.read())
+predictions = classifier.predict(texts)
+print(json.dumps({"label": [p.label for p in predictions], "scores": classifier.probabilities(texts).tolist(),
+                  "ids": classifier.tokenize(texts).tolist(), "tensorflow_imported": "tensorflow" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("result_name", ["binary_result", "multiclass_result"])
+def test_predict_on_an_export_runs_tf_servings_c_api_without_importing_tensorflow(result_name, request):
+    result = request.getfixturevalue(result_name)
+    metadata = json.loads((result.export_dir / "textclf.json").read_text())
+    assert sorted(metadata["signatures"]) == ["serving_default", "tokenize"]
+    inputs, outputs = metadata["signatures"]["serving_default"]
+    assert list(inputs) == ["text"] and sorted(outputs) == ["classes", "label", "score", "scores"]
+    assert sorted(metadata["signatures"]["tokenize"][1]) == ["ids"]
+    process = subprocess.run([sys.executable, "-c", TEXTCLF_PREDICT, str(result.export_dir)],
+                             input=json.dumps(TEXTS), capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert process.returncode == 0, process.stderr[-3000:]
+    served = json.loads(process.stdout)
+    assert served["tensorflow_imported"] is False
+    pipeline = load(result.run_dir)
+    assert served["label"] == [prediction.label for prediction in pipeline.predict(TEXTS)]
+    np.testing.assert_allclose(served["scores"], pipeline.probabilities(TEXTS), atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(served["ids"], pipeline.tokenize(TEXTS))
+
+
 def test_signature_inputs_and_outputs(multiclass_result):
     loaded = tf.saved_model.load(str(multiclass_result.export_dir))
     signature = loaded.signatures["serving_default"]

@@ -247,3 +247,14 @@ def test_without_the_c_api_library_the_export_is_written_with_a_warning(binary_r
     assert export_run(binary_result.run_dir, tmp_path / "base") == tmp_path / "base" / "1"
     assert capsys.readouterr().err == ("warning: the export was not checked through TF Serving's loader "
                                        "(TensorFlow's C API library (libtensorflow_cc) was not found beside x)\n")
+    # Without the library the export records no tensor names, and predict loads it with tf.saved_model.load.
+    import json
+
+    from textclf import load
+
+    assert "signatures" not in json.loads((tmp_path / "base" / "1" / "textclf.json").read_text())
+    classifier = load(tmp_path / "base")
+    assert classifier._session is None
+    expected = load(binary_result.export_dir).predict(["good great film", "awful dull plot"])
+    assert ([p.label for p in classifier.predict(["good great film", "awful dull plot"])]
+            == [p.label for p in expected])

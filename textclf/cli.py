@@ -277,7 +277,8 @@ def run_predict(args) -> None:
     # Errors in the first batch are reported before the model is loaded; a bad row further into a file stops
     # the command (exit status 2) after the predictions of the batches before it were printed.
     first = next(batches)
-    classifier = load(args.model)
+    with _native_start_up_lines_discarded(args.verbose):
+        classifier = load(args.model)
     multilabel = classifier.threshold is not None
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
     if writer:
@@ -324,9 +325,11 @@ def run_explain(args) -> None:
 
 def run_evaluate(args) -> None:
     from textclf.evaluation.metrics import format_metrics
-    from textclf.serve.predict import evaluate
+    from textclf.serve.predict import evaluate, load
 
-    metrics = evaluate(args.model, args.data, args.text_column, args.label_column,
+    with _native_start_up_lines_discarded(args.verbose):
+        classifier = load(args.model)
+    metrics = evaluate(classifier, args.data, args.text_column, args.label_column,
                        data_format=args.data_format, encoding=args.encoding)
     print(format_metrics(metrics))
     if args.output:
@@ -340,31 +343,32 @@ def run_evaluate(args) -> None:
         print(f"confusion matrix drawn in {plot}")
 
 
+# Commands that load their model quietly themselves: an export runs through TensorFlow's C API library and never
+# imports TensorFlow's Python package (7-10 s of a short `textclf predict`; textclf.serve.predict).
+LOAD_THEIR_MODEL = {"predict", "evaluate"}
+
 COMMANDS = {
     "train": run_train, "baseline": run_baseline, "tune": run_tune, "export": run_export,
     "predict": run_predict, "explain": run_explain, "check-export": run_check_export, "evaluate": run_evaluate,
 }
 
 
-def _import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with its C++ start-up lines (CUDA probing, CPU features, absl) discarded.
+@contextlib.contextmanager
+def _native_start_up_lines_discarded(verbose: bool = False):
+    """Discards what C++ writes to file descriptor 2 meanwhile (TensorFlow's CUDA probing, CPU features, absl).
 
-    C++ writes them to file descriptor 2 before ``TF_CPP_MIN_LOG_LEVEL`` applies, so fd 2 points at a temporary
-    file meanwhile; should the import fail, what it wrote is shown with the error.
+    C++ writes those lines before ``TF_CPP_MIN_LOG_LEVEL`` applies, so fd 2 points at a temporary file; should
+    the block fail, what it wrote is shown with the error.  ``verbose`` keeps them.
     """
-    if "tensorflow" in sys.modules:
+    if verbose:
+        yield
         return
     sys.stderr.flush()  # TF_CPP_MIN_LOG_LEVEL is set by textclf/__init__.py.
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            if not os.environ.get("TF_CONFIG"):
-                # Device set-up prints its CUDA lines here, not at the first op.  Not in a cluster: collective
-                # ops (strategy multiworker) must be configured before the devices are.
-                tf.config.list_logical_devices()
+            yield
         except BaseException:
             os.dup2(saved, 2)
             capture.seek(0)
@@ -373,6 +377,19 @@ def _import_tensorflow_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ start-up lines discarded."""
+    if "tensorflow" in sys.modules:
+        return
+    with _native_start_up_lines_discarded():
+        import tensorflow as tf
+
+        if not os.environ.get("TF_CONFIG"):
+            # Device set-up prints its CUDA lines here, not at the first op.  Not in a cluster: collective
+            # ops (strategy multiworker) must be configured before the devices are.
+            tf.config.list_logical_devices()
 
 
 def _error_message(error: BaseException) -> str | None:
@@ -398,7 +415,7 @@ def main(argv=None) -> int:
         args.texts = list(args.texts) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if not args.verbose:
+    if not args.verbose and args.command not in LOAD_THEIR_MODEL:
         _import_tensorflow_quietly()
     try:
         COMMANDS[args.command](args)

@@ -48,13 +48,22 @@ def _library():
     global _LIBRARY
     if _LIBRARY is not None:
         return _LIBRARY
-    import tensorflow as tf  # Loads the library into the process; its folder is tf's.
+    import importlib.util
 
-    candidates = [Path(tf.__file__).parent / name for name in ("libtensorflow_cc.so.2", "libtensorflow_cc.2.dylib")]
+    # Found without importing TensorFlow's Python package: loading the library alone takes under a second where
+    # `import tensorflow` takes 7-10 s (docs/PERFORMANCE.md), so `textclf predict` on an export never imports it.
+    # A later `import tensorflow` in the process uses the same loaded library.
+    spec = importlib.util.find_spec("tensorflow")
+    folders = [Path(folder) for folder in (spec.submodule_search_locations or [])] if spec else []
+    candidates = [folder / name for folder in folders for name in ("libtensorflow_cc.so.2", "libtensorflow_cc.2.dylib")]
     path = next((candidate for candidate in candidates if candidate.is_file()), None)
     if path is None:
-        raise CApiUnavailable(f"TensorFlow's C API library (libtensorflow_cc) was not found beside {tf.__file__}")
-    lib = ctypes.CDLL(str(path))
+        raise CApiUnavailable(f"TensorFlow's C API library (libtensorflow_cc) was not found in "
+                              f"{', '.join(map(str, folders)) or 'an installed tensorflow package'}")
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as error:
+        raise CApiUnavailable(f"TensorFlow's C API library {path} cannot be loaded: {error}") from None
     p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
     prototypes = {
         "TF_NewStatus": (p, []), "TF_DeleteStatus": (None, [p]), "TF_GetCode": (i, [p]),
@@ -93,9 +102,10 @@ class ServingSession:
         ServingError: with TensorFlow's message when loading fails.
     """
 
-    def __init__(self, export_dir):
-        from tensorflow.core.protobuf import meta_graph_pb2
-
+    def __init__(self, export_dir, signatures=None):
+        """``signatures``: ``{name: ({input key: tensor name}, {output key: tensor name})}`` as :attr:`signatures`
+        gives them (an export's metadata keeps them); ``None`` reads them from the MetaGraphDef, which needs
+        TensorFlow's Python package for the protocol buffer classes."""
         self._lib = lib = _library()
         self._session = None
         status, options, meta_graph = lib.TF_NewStatus(), lib.TF_NewSessionOptions(), lib.TF_NewBuffer()
@@ -105,18 +115,22 @@ class ServingSession:
             self._session = lib.TF_LoadSessionFromSavedModel(
                 options, None, str(export_dir).encode(), tags, 1, self._graph, meta_graph, status)
             _check(lib, status, f"Loading {export_dir} (TF_LoadSessionFromSavedModel)")
-            definition = meta_graph_pb2.MetaGraphDef()
-            definition.ParseFromString(ctypes.string_at(meta_graph.contents.data, meta_graph.contents.length))
+            if signatures is None:
+                from tensorflow.core.protobuf import meta_graph_pb2
+
+                definition = meta_graph_pb2.MetaGraphDef()
+                definition.ParseFromString(ctypes.string_at(meta_graph.contents.data, meta_graph.contents.length))
+                # {signature: ({input key: tensor name}, {output key: tensor name})}, as the MetaGraphDef declares.
+                signatures = {
+                    name: ({key: info.name for key, info in signature.inputs.items()},
+                           {key: info.name for key, info in signature.outputs.items()})
+                    for name, signature in definition.signature_def.items()
+                }
         finally:
             lib.TF_DeleteBuffer(meta_graph)
             lib.TF_DeleteSessionOptions(options)
             lib.TF_DeleteStatus(status)
-        # {signature: ({input key: tensor name}, {output key: tensor name})}, as the MetaGraphDef declares them.
-        self.signatures = {
-            name: ({key: info.name for key, info in signature.inputs.items()},
-                   {key: info.name for key, info in signature.outputs.items()})
-            for name, signature in definition.signature_def.items()
-        }
+        self.signatures = {name: (dict(inputs), dict(outputs)) for name, (inputs, outputs) in signatures.items()}
 
     def _output(self, tensor_name: str) -> _Output:
         op, _, index = tensor_name.partition(":")  # "op:1"
@@ -254,7 +268,8 @@ def check_export(export_dir, texts=PROBE_TEXTS) -> dict:
     """Loads a version folder as TF Serving does, runs every one-input signature on ``texts``, lists forbidden ops.
 
     Returns:
-        ``{"forbidden_ops": [...], "functions": N, "outputs": {signature: {key: array}}}``.
+        ``{"forbidden_ops": [...], "functions": N, "outputs": {signature: {key: array}}, "signatures":
+        {signature: ({input key: tensor name}, {output key: tensor name})}}``.
 
     Raises:
         ServingError: TensorFlow's message when the export does not load or a signature does not run.
@@ -263,7 +278,8 @@ def check_export(export_dir, texts=PROBE_TEXTS) -> dict:
     with ServingSession(export_dir) as session:
         outputs = {name: session.run(name, texts) for name in sorted(session.signatures)
                    if len(session.signatures[name][0]) == 1}
-    return {"forbidden_ops": forbidden_ops(export_dir, saved_model), "outputs": outputs,
+        signatures = session.signatures
+    return {"forbidden_ops": forbidden_ops(export_dir, saved_model), "outputs": outputs, "signatures": signatures,
             "functions": sum(len(meta.graph_def.library.function) for meta in saved_model.meta_graphs)}
 
 

@@ -95,10 +95,11 @@ def serving_module(run, fast=True, fast_options=None):
     return module
 
 
-def _verify(staging: Path, module) -> None:
+def _verify(staging: Path, module) -> dict | None:
     """Refuses an export that TF Serving's C++ loader would not serve, or would serve differently from ``module``.
 
-    Both signatures run on ``PROBE_TEXTS``: labels and ids must be equal, scores within 1e-5.
+    Both signatures run on ``PROBE_TEXTS``: labels and ids must be equal, scores within 1e-5.  Returns the
+    signatures' tensor names as the C++ loader found them (``None`` without the C API library).
     """
     import numpy as np
     import tensorflow as tf
@@ -111,7 +112,7 @@ def _verify(staging: Path, module) -> None:
     except CApiUnavailable as error:
         # The export itself is fine; only this check needs the library.
         log(f"warning: the export was not checked through TF Serving's loader ({error})")
-        return
+        return None
     except ServingError as error:
         raise ValueError(f"The export would not run in TF Serving's C++ loader: {error}") from None
     if report["forbidden_ops"]:
@@ -123,6 +124,7 @@ def _verify(staging: Path, module) -> None:
             or not np.allclose(served["scores"], expected["scores"].numpy(), rtol=0, atol=1e-5)
             or not np.array_equal(report["outputs"]["tokenize"]["ids"], ids)):
         raise ValueError("The export's outputs in TF Serving's C++ loader differ from the model's")
+    return report["signatures"]
 
 
 def _remove_stale_staging(base: Path) -> None:
@@ -160,10 +162,15 @@ def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
     try:
         tf.saved_model.save(module, str(staging),
                             signatures={"serving_default": module.classify, "tokenize": module.tokenize})
-        _verify(staging, module)
+        signatures = _verify(staging, module)
         task = "multilabel" if run.config.multi_label else "binary" if len(run.classes) == 2 else "multiclass"
         metadata = {"format": "textclf-export", "version": version, "classes": run.classes, "task": task,
                     "run": str(run.path), "config": run.config.to_dict()}
+        if signatures is not None:
+            # Tensor names per signature: `textclf predict` runs the export through the C API with them, as TF
+            # Serving does, without importing TensorFlow's Python package (textclf.serve.predict).
+            metadata["signatures"] = {name: [inputs, outputs] for name, (inputs, outputs) in signatures.items()
+                                      if len(inputs) == 1}  # Not "__saved_model_init_op" (the loader runs it).
         (staging / EXPORT_METADATA).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
         target = base / str(version)
         if target.exists():

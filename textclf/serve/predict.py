@@ -78,34 +78,52 @@ class _Classifier:
 
 
 class ExportedClassifier(_Classifier):
-    """An exported SavedModel, called through its ``serving_default`` signature (tokenization in the graph)."""
+    """An exported SavedModel, called through its ``serving_default`` signature (tokenization in the graph).
+
+    It runs as TF Serving does: loaded with ``TF_LoadSessionFromSavedModel`` and run with ``TF_SessionRun``
+    (:class:`textclf.serve.check.ServingSession`), with the signatures' tensor names from the export's metadata, so
+    TensorFlow's Python package is never imported (7-10 s of a short ``textclf predict``, docs/PERFORMANCE.md).
+    Exports without those names (made before they were recorded, or where the C API library is missing) load
+    with ``tf.saved_model.load``.
+    """
 
     def __init__(self, path):
-        import tensorflow as tf
+        from textclf.serve.check import CApiUnavailable, ServingSession
 
         self.path = resolve_export(path)
         self.metadata = json.loads((self.path / EXPORT_METADATA).read_text(encoding="utf-8"))
         self.classes = list(self.metadata["classes"])
         self.config = TrainConfig.from_dict(self.metadata["config"])
+        self._session = self._loaded = None
         try:
-            self._loaded = tf.saved_model.load(str(self.path))
+            if "signatures" in self.metadata:
+                try:
+                    self._session = ServingSession(self.path, {name: tuple(pair) for name, pair in
+                                                               self.metadata["signatures"].items()})
+                except CApiUnavailable:
+                    pass
+            if self._session is None:
+                import tensorflow as tf
+
+                self._loaded = tf.saved_model.load(str(self.path))
         except Exception as error:  # noqa: BLE001 - a damaged export (truncated or empty file) is bad input.
             detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
             raise ValueError(f"{self.path} cannot be loaded as a SavedModel (damaged or incomplete: {detail}); "
                              "export the run again with `textclf export RUN --output BASE`") from None
-        self._serve = self._loaded.signatures["serving_default"]
-        self._tokenize = self._loaded.signatures["tokenize"]
 
-    def probabilities(self, texts) -> np.ndarray:
+    def _run(self, signature: str, texts, key: str) -> np.ndarray:
+        if self._session is not None:
+            return self._session.run(signature, texts)[key]
         import tensorflow as tf
 
-        return self._serve(text=tf.constant(texts, dtype=tf.string))["scores"].numpy()
+        return self._loaded.signatures[signature](text=tf.constant(texts, dtype=tf.string))[key].numpy()
+
+    def probabilities(self, texts) -> np.ndarray:
+        return self._run("serving_default", texts, "scores")
 
     def tokenize(self, texts) -> np.ndarray:
         """The int32 ids the exported graph feeds its model."""
-        import tensorflow as tf
-
-        return self._tokenize(text=tf.constant(texts, dtype=tf.string))["ids"].numpy()
+        return self._run("tokenize", texts, "ids")
 
 
 class RunClassifier(_Classifier):
