@@ -118,3 +118,43 @@ def test_the_loop_returns_the_best_epochs_model_and_follows_the_plateau_rule():
         else:
             rate /= 2
     assert history["learning_rate"][-1] < config.learning_rate  # The rising validation loss did cut the rate.
+
+
+THREADS = """
+import json, os, sys
+import tensorflow as tf
+from textclf.training.setup import one_thread_per_op_on_cpu
+first = one_thread_per_op_on_cpu()
+tf.constant(1.0) + 1.0  # The runtime starts here.
+print(json.dumps({"applied": first, "intra": tf.config.threading.get_intra_op_parallelism_threads(),
+                  "again": one_thread_per_op_on_cpu()}))
+"""
+
+
+@pytest.mark.parametrize("environment, expected", [
+    ({}, {"applied": True, "intra": 1, "again": True}),
+    # The user's own setting wins: nothing is changed.
+    ({"TF_NUM_INTRAOP_THREADS": "2"}, {"applied": False, "intra": 0, "again": False}),
+])
+def test_training_on_a_cpu_runs_each_op_on_one_thread_unless_the_user_chose(environment, expected):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {name: value for name, value in os.environ.items() if name != "TF_NUM_INTRAOP_THREADS"}
+    process = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, timeout=300,
+                             env=dict(env, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2", **environment))
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert json.loads(process.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_after_the_runtime_started_the_thread_setting_is_left_alone():
+    import tensorflow as tf
+
+    from textclf.training.setup import one_thread_per_op_on_cpu
+
+    tf.constant(1.0) + 1.0
+    before = tf.config.threading.get_intra_op_parallelism_threads()
+    assert one_thread_per_op_on_cpu() is (before == 1)
+    assert tf.config.threading.get_intra_op_parallelism_threads() == before

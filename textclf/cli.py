@@ -386,6 +386,9 @@ def _import_tensorflow_quietly() -> None:
     with _native_start_up_lines_discarded():
         import tensorflow as tf
 
+        from textclf.training.setup import one_thread_per_op_on_cpu
+
+        one_thread_per_op_on_cpu()  # Before the runtime starts (below).
         if not os.environ.get("TF_CONFIG"):
             # Device set-up prints its CUDA lines here, not at the first op.  Not in a cluster: collective
             # ops (strategy multiworker) must be configured before the devices are.

@@ -46,13 +46,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Fits the tokenizer and the model on texts ``X`` with labels ``y``; returns ``self``."""
         from textclf.training.fit import fit_prepared
         from textclf.training.prepare import check_labels, prepare_in_memory
-        from textclf.training.setup import seed_everything
+        from textclf.training.setup import one_thread_per_op_on_cpu, seed_everything
 
         originals = np.asarray(y).ravel()
         texts, labels = _texts(X), [str(label) for label in originals]
         if len(texts) != len(labels):
             raise ValueError(f"X and y must have the same length. Received: {len(texts)} texts, {len(labels)} labels")
         config = TrainConfig(**{name: getattr(self, name) for name in _DEFAULTS})
+        one_thread_per_op_on_cpu()
         seed_everything(config.seed)
         data = Dataset(texts, labels, "<fit>")
         if config.multi_label:

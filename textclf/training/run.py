@@ -25,7 +25,7 @@ from textclf.training.cluster import get_strategy, worker_role
 from textclf.training.fit import fit_prepared, validation_metrics
 from textclf.training.prepare import prepare, task_of
 from textclf.training.resume import InProgress, write_atomically
-from textclf.training.setup import seed_everything
+from textclf.training.setup import one_thread_per_op_on_cpu, seed_everything
 
 
 @dataclasses.dataclass
@@ -113,6 +113,7 @@ def train(data, config: TrainConfig | None = None, valid=None, output=None, run_
     # Distributed runs: the strategy must exist before any other TensorFlow op,
     # and only the chief writes files (textclf.training.cluster).
     role = worker_role(config.strategy)
+    one_thread_per_op_on_cpu()  # Before the strategy starts TensorFlow's runtime.
     get_strategy(config.strategy)
     phases = Phases(started_at)
     seed_everything(config.seed)
