@@ -258,3 +258,17 @@ def test_without_the_c_api_library_the_export_is_written_with_a_warning(binary_r
     expected = load(binary_result.export_dir).predict(["good great film", "awful dull plot"])
     assert ([p.label for p in classifier.predict(["good great film", "awful dull plot"])]
             == [p.label for p in expected])
+
+
+def test_a_session_fetches_only_the_outputs_asked_for(binary_result):
+    from textclf.serve.check import ServingError, ServingSession
+
+    texts = ["good great film", "awful dull plot"]
+    with ServingSession(binary_result.export_dir) as session:
+        every = session.run("serving_default", texts)
+        scores = session.run("serving_default", texts, keys=["scores"])
+        assert list(scores) == ["scores"]
+        np.testing.assert_array_equal(scores["scores"], every["scores"])
+        with pytest.raises(ServingError, match=r"^Signature 'serving_default' has no output 'logits'; it has "
+                                               r"\['classes', 'label', 'score', 'scores'\]$"):
+            session.run("serving_default", texts, keys=["logits"])

@@ -172,18 +172,23 @@ class ServingSession:
         raw = ctypes.string_at(data, lib.TF_TensorByteSize(tensor))
         return np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(shape).copy()
 
-    def run(self, signature: str, texts) -> dict[str, np.ndarray]:
+    def run(self, signature: str, texts, keys=None) -> dict[str, np.ndarray]:
         """``{output key: array}`` of ``signature`` run on ``texts`` (``str`` or ``bytes``) with ``TF_SessionRun``.
 
-        Strings come back as ``bytes`` in object arrays.
+        ``keys``: only these outputs are fetched (TF Serving's ``output_filter``), ``None`` every one.  Strings come
+        back as ``bytes`` in object arrays.
         """
         if signature not in self.signatures:
             raise ServingError(f"No signature {signature!r}; the export has {sorted(self.signatures)}")
         inputs, outputs = self.signatures[signature]
         if len(inputs) != 1:
             raise ServingError(f"Signature {signature!r} takes {sorted(inputs)}; expected one string input")
+        unknown = sorted(set(keys or ()) - set(outputs))
+        if unknown:
+            raise ServingError(f"Signature {signature!r} has no output {', '.join(map(repr, unknown))}; it has "
+                               f"{sorted(outputs)}")
         lib = self._lib
-        keys = sorted(outputs)
+        keys = sorted(outputs) if keys is None else list(keys)
         input_outputs = (_Output * 1)(self._output(next(iter(inputs.values()))))
         fetches = (_Output * len(keys))(*(self._output(outputs[key]) for key in keys))
         values = (ctypes.c_void_p * len(keys))()

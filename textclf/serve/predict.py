@@ -113,7 +113,8 @@ class ExportedClassifier(_Classifier):
 
     def _run(self, signature: str, texts, key: str) -> np.ndarray:
         if self._session is not None:
-            return self._session.run(signature, texts)[key]
+            # Only the output needed: the label and class-name strings would each cross ctypes.
+            return self._session.run(signature, texts, keys=[key])[key]
         import tensorflow as tf
 
         return self._loaded.signatures[signature](text=tf.constant(texts, dtype=tf.string))[key].numpy()
