@@ -98,6 +98,13 @@ def at_most(values, lengths, targets, seed: int, limit: int = MAX_ROWS):
     return subset.values, subset.lengths, targets[chosen]
 
 
+def _recurrent_logits(recurrent: np.ndarray) -> np.ndarray:
+    """The recurrent head's probabilities as the logits :class:`textclf.model.layers.Blend` scales (float64):
+    ``log(p / (1 - p))`` for one sigmoid unit, ``log(p)`` for a softmax (logits up to a per-row constant)."""
+    probabilities = np.clip(recurrent.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(probabilities) - (np.log1p(-probabilities) if recurrent.shape[1] == 1 else 0.0)
+
+
 def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(scales [2], bias [outputs])`` of the blend maximising the class-balanced likelihood of ``targets``.
 
@@ -111,8 +118,7 @@ def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray)
     from sklearn.utils.class_weight import compute_sample_weight
 
     outputs = recurrent.shape[1]
-    probabilities = np.clip(recurrent.astype(np.float64), 1e-7, 1 - 1e-7)
-    logits = np.log(probabilities) - (np.log1p(-probabilities) if outputs == 1 else 0.0)
+    logits = _recurrent_logits(recurrent)
     weights = compute_sample_weight("balanced", targets)  # The linear part's class_weight="balanced", per row.
 
     def loss(parameters):
@@ -179,13 +185,13 @@ class LinearFits:
     final: LinearPart
 
 
-def _fit_part(values, lengths, targets, size, unknown, classes, seed) -> tuple[LinearPart, object]:
-    """``(part, features)``: the linear part fitted on these rows (at most :data:`MAX_ROWS`), and its features."""
+def _fit_part(values, lengths, targets, size, unknown, classes, seed) -> LinearPart:
+    """The linear part fitted on these rows (at most :data:`MAX_ROWS` of them)."""
     values, lengths, targets = at_most(values, lengths, targets, seed)
     keys = bigram_keys(values, lengths, size, unknown)
     features, idf = tfidf_features(values, lengths, size, keys, unknown=unknown)
     kernel, bias = _linear(features, targets, classes, seed)
-    return LinearPart(keys, idf, kernel, bias), features
+    return LinearPart(keys, idf, kernel, bias)
 
 
 def fit_linear(tokenizer, classes, train_rows, valid_rows, seed: int) -> LinearFits:
@@ -198,9 +204,9 @@ def fit_linear(tokenizer, classes, train_rows, valid_rows, seed: int) -> LinearF
         log(f"wide branch: its linear part is fitted on at most {MAX_ROWS:,} rows drawn at random (of "
             f"{len(train_lengths):,} training rows, and of {len(all_lengths):,} with the validation rows for the "
             "refit), so memory stays bounded")
-    first, _ = _fit_part(train_values, train_lengths, train_targets, size, unknown, classes, seed)
+    first = _fit_part(train_values, train_lengths, train_targets, size, unknown, classes, seed)
     valid_features, _ = tfidf_features(valid_values, valid_lengths, size, first.keys, first.idf)
-    final, _ = _fit_part(np.concatenate([train_values, valid_values]), all_lengths,
+    final = _fit_part(np.concatenate([train_values, valid_values]), all_lengths,
                          np.concatenate([train_targets, valid_targets]), size, unknown, classes, seed)
     return LinearFits(first, np.asarray(valid_features @ first.kernel + first.bias, dtype=np.float32), final)
 
@@ -237,12 +243,10 @@ class LinearFitsInBackground:
 def blended(recurrent: np.ndarray, wide: np.ndarray, scales: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """``[rows, classes]`` probabilities of :class:`textclf.model.layers.Blend`, in NumPy (the binary head's
     one sigmoid ``p`` as ``[1 - p, p]``, as ``class_probabilities`` gives it)."""
-    probabilities = np.clip(recurrent.astype(np.float32), 1e-7, 1 - 1e-7)
+    z = scales[0] * _recurrent_logits(recurrent) + scales[1] * wide + bias
     if recurrent.shape[1] == 1:
-        z = scales[0] * (np.log(probabilities) - np.log1p(-probabilities)) + scales[1] * wide + bias
         positive = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
         return np.concatenate([1.0 - positive, positive], axis=1)
-    z = scales[0] * np.log(probabilities) + scales[1] * wide + bias
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
