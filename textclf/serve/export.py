@@ -72,11 +72,11 @@ def serving_module(run, fast=True, fast_options=None):
             self.table = encoder.table
             self.class_names = tf.constant(run.classes, dtype=tf.string)
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
         def tokenize(self, text):
             return {"ids": encoder(text)}
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
         def classify(self, text):
             probabilities = class_probabilities(scores(text))
             best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)

@@ -79,7 +79,7 @@ class LSTMInference:
         self.head = recurrent_head(model)
         # A function call the graph does not inline: the untaken branch of the cond is then one
         # node, not the loop's hundred (stepping through those cost about 5% of a single sentence).
-        self._large_function = tf.function(self._large, experimental_attributes={"_noinline": True})
+        self._large_function = tf.function(self._large, autograph=False, experimental_attributes={"_noinline": True})
 
     @staticmethod
     def _project(weights, inputs):

@@ -184,7 +184,7 @@ def _lowercase_general():
     """The ``tf.function`` of the general path of ``lowercase_graph`` (made on first use: TensorFlow loads lazily)."""
     import tensorflow as tf
 
-    return tf.function(_lowercase_any, experimental_attributes={"_noinline": True})
+    return tf.function(_lowercase_any, autograph=False, experimental_attributes={"_noinline": True})
 
 
 def _lowercase_any(texts):
