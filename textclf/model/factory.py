@@ -118,7 +118,7 @@ def compiled_call(model):
     if model not in _COMPILED:
         import tensorflow as tf
 
-        _COMPILED[model] = tf.function(lambda ids: model(ids, training=False), reduce_retracing=True,
+        _COMPILED[model] = tf.function(lambda ids: model(ids, training=False), reduce_retracing=True, autograph=False,
                                        input_signature=[tf.TensorSpec([None, None], tf.int32)])
     return _COMPILED[model]
 

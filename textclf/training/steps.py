@@ -79,14 +79,24 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
         state.step.assign_add(1)
         state.global_step.assign_add(1)
 
-    @tf.function
-    def steps_in_graph(iterator, limit):
-        # One trace serves every batch shape (bucketed batches vary in length).
-        for _ in tf.range(limit):
+    def steps_in_graph_loop(iterator, limit):
+        # One trace serves every batch shape (bucketed batches vary in length).  The loop is written with
+        # tf.while_loop/tf.cond rather than converted by autograph: converting this function and everything it
+        # calls (Keras's layers and optimizer, written for backends without autograph) cost about a second of
+        # the first epoch.  One iteration at a time: each step reads the variables the previous one updated.
+        def step(taken, _):
             optional = iterator.get_next_as_optional()
-            if not optional.has_value():
-                break
-            train_on(optional.get_value())
+
+            def train():
+                train_on(optional.get_value())
+                return tf.constant(True)
+
+            return taken + 1, tf.cond(optional.has_value(), train, lambda: tf.constant(False))
+
+        tf.while_loop(lambda taken, running: tf.logical_and(running, taken < limit), step,
+                      [tf.constant(0, limit.dtype), tf.constant(True)], parallel_iterations=1)
+
+    steps_in_graph = tf.function(steps_in_graph_loop, autograph=False)
 
     compiled_step = []
 
@@ -94,7 +104,7 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
         # Several replicas: the all-reduce of a sparse (embedding) gradient inside a graph loop fails across
         # workers (TF 2.21: "Shape mismatch in the collective instance"), so one compiled step per batch.
         if not compiled_step:
-            compiled_step.append(tf.function(train_on, input_signature=[iterator.element_spec]))
+            compiled_step.append(tf.function(train_on, input_signature=[iterator.element_spec], autograph=False))
         for _ in range(int(limit)):
             optional = iterator.get_next_as_optional()
             if not bool(optional.has_value()):
@@ -107,6 +117,6 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
         def step(batch):
             return strategy.reduce("sum", strategy.run(replica_evaluate, args=batch), axis=None)
 
-        return tf.function(step, input_signature=[element_spec])
+        return tf.function(step, input_signature=[element_spec], autograph=False)
 
     return train_steps, make_evaluate_step
