@@ -83,7 +83,7 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
         # One trace serves every batch shape (bucketed batches vary in length).  The loop is written with
         # tf.while_loop/tf.cond rather than converted by autograph: converting this function and everything it
         # calls (Keras's layers and optimizer, written for backends without autograph) cost about a second of
-        # the first epoch.  One iteration at a time: each step reads the variables the previous one updated.
+        # the first epoch.
         def step(taken, _):
             optional = iterator.get_next_as_optional()
 
@@ -94,7 +94,7 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
             return taken + 1, tf.cond(optional.has_value(), train, lambda: tf.constant(False))
 
         tf.while_loop(lambda taken, running: tf.logical_and(running, taken < limit), step,
-                      [tf.constant(0, limit.dtype), tf.constant(True)], parallel_iterations=1)
+                      [tf.constant(0, limit.dtype), tf.constant(True)])
 
     steps_in_graph = tf.function(steps_in_graph_loop, autograph=False)
 
