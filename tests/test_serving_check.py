@@ -272,3 +272,19 @@ def test_a_session_fetches_only_the_outputs_asked_for(binary_result):
         with pytest.raises(ServingError, match=r"^Signature 'serving_default' has no output 'logits'; it has "
                                                r"\['classes', 'label', 'score', 'scores'\]$"):
             session.run("serving_default", texts, keys=["logits"])
+
+
+def test_a_session_takes_its_options_from_a_config_proto(binary_result):
+    import tensorflow as tf
+
+    from textclf.serve.check import ServingError, ServingSession
+
+    texts = ["good great film", "awful dull plot"]
+    with ServingSession(binary_result.export_dir) as session:
+        expected = session.run("serving_default", texts, keys=["scores"])["scores"]
+    one_thread = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1).SerializeToString()
+    with ServingSession(binary_result.export_dir, session_config=one_thread) as session:
+        np.testing.assert_array_equal(session.run("serving_default", texts, keys=["scores"])["scores"], expected)
+    # The bytes reach TF_SetConfig: ones that are no ConfigProto are refused with TensorFlow's message.
+    with pytest.raises(ServingError, match=r"^Setting the session options \(TF_SetConfig\): .*ConfigProto"):
+        ServingSession(binary_result.export_dir, session_config=b"\xff\xff\xff")

@@ -69,6 +69,7 @@ def _library():
         "TF_NewStatus": (p, []), "TF_DeleteStatus": (None, [p]), "TF_GetCode": (i, [p]),
         "TF_Message": (ctypes.c_char_p, [p]),
         "TF_NewSessionOptions": (p, []), "TF_DeleteSessionOptions": (None, [p]),
+        "TF_SetConfig": (None, [p, ctypes.c_char_p, s, p]),
         "TF_NewGraph": (p, []), "TF_DeleteGraph": (None, [p]),
         "TF_NewBuffer": (ctypes.POINTER(_Buffer), []), "TF_DeleteBuffer": (None, [ctypes.POINTER(_Buffer)]),
         "TF_LoadSessionFromSavedModel": (p, [p, p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), i, p,
@@ -102,15 +103,20 @@ class ServingSession:
         ServingError: with TensorFlow's message when loading fails.
     """
 
-    def __init__(self, export_dir, signatures=None):
+    def __init__(self, export_dir, signatures=None, session_config: bytes | None = None):
         """``signatures``: ``{name: ({input key: tensor name}, {output key: tensor name})}`` as :attr:`signatures`
         gives them (an export's metadata keeps them); ``None`` reads them from the MetaGraphDef, which needs
-        TensorFlow's Python package for the protocol buffer classes."""
+        TensorFlow's Python package for the protocol buffer classes.  ``session_config``: a serialized
+        ``ConfigProto`` for the session (threads, as TF Serving's ``--tensorflow_intra_op_parallelism``); TensorFlow
+        sizes a process's CPU thread pools at its first session, so it counts only there."""
         self._lib = lib = _library()
         self._session = None
         status, options, meta_graph = lib.TF_NewStatus(), lib.TF_NewSessionOptions(), lib.TF_NewBuffer()
         self._graph = lib.TF_NewGraph()
         try:
+            if session_config:
+                lib.TF_SetConfig(options, session_config, len(session_config), status)
+                _check(lib, status, "Setting the session options (TF_SetConfig)")
             tags = (ctypes.c_char_p * 1)(b"serve")
             self._session = lib.TF_LoadSessionFromSavedModel(
                 options, None, str(export_dir).encode(), tags, 1, self._graph, meta_graph, status)
