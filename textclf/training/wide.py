@@ -207,7 +207,7 @@ def fit_linear(tokenizer, classes, train_rows, valid_rows, seed: int) -> LinearF
     first = _fit_part(train_values, train_lengths, train_targets, size, unknown, classes, seed)
     valid_features, _ = tfidf_features(valid_values, valid_lengths, size, first.keys, first.idf)
     final = _fit_part(np.concatenate([train_values, valid_values]), all_lengths,
-                         np.concatenate([train_targets, valid_targets]), size, unknown, classes, seed)
+                      np.concatenate([train_targets, valid_targets]), size, unknown, classes, seed)
     return LinearFits(first, np.asarray(valid_features @ first.kernel + first.bias, dtype=np.float32), final)
 
 
