@@ -158,3 +158,25 @@ def test_after_the_runtime_started_the_thread_setting_is_left_alone():
     before = tf.config.threading.get_intra_op_parallelism_threads()
     assert one_thread_per_op_on_cpu() is (before == 1)
     assert tf.config.threading.get_intra_op_parallelism_threads() == before
+
+
+def test_mixed_precision_applies_only_while_the_model_is_built_even_when_something_fails(monkeypatch):
+    texts, labels = [NEGATIVE, POSITIVE], ["neg", "pos"]
+    config = tiny_config(mixed_precision=True)
+    tokenizer = new_tokenizer(config)
+    tokenizer.fit_on_texts(texts)
+    assert keras.config.dtype_policy().name == "float32"
+    model = build_fit_model(config, tokenizer, ["neg", "pos"])
+    assert model.get_layer("embedding").dtype_policy.name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "float32"
+
+    def fails(*args, **kwargs):
+        raise OSError("broken pipe")
+
+    # Whatever fails after the policy is set (here the log line, as on a closed stderr) restores it.
+    for name in ("build_model", "log"):
+        with monkeypatch.context() as patch:
+            patch.setattr(f"textclf.training.setup.{name}", fails)
+            with pytest.raises(OSError, match="broken pipe"):
+                build_fit_model(config, tokenizer, ["neg", "pos"])
+        assert keras.config.dtype_policy().name == "float32", name

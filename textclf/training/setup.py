@@ -35,11 +35,11 @@ def build_fit_model(config: TrainConfig, tokenizer: Tokenizer, classes):
     import tensorflow as tf
 
     previous = keras.config.dtype_policy()
-    if config.mixed_precision:
-        policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
-        keras.config.set_dtype_policy(policy)
-        log(f"mixed precision: {policy}")
     try:
+        if config.mixed_precision:
+            policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+            keras.config.set_dtype_policy(policy)
+            log(f"mixed precision: {policy}")
         model = build_model(config, tokenizer.vocabulary_size, len(classes))
     finally:
         keras.config.set_dtype_policy(previous)
