@@ -161,7 +161,7 @@ def test_after_the_runtime_started_the_thread_setting_is_left_alone():
 
 
 def test_mixed_precision_applies_only_while_the_model_is_built_even_when_something_fails(monkeypatch):
-    texts, labels = [NEGATIVE, POSITIVE], ["neg", "pos"]
+    texts = [NEGATIVE, POSITIVE]
     config = tiny_config(mixed_precision=True)
     tokenizer = new_tokenizer(config)
     tokenizer.fit_on_texts(texts)
