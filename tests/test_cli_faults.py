@@ -31,8 +31,8 @@ def error_line(err):
 
 @pytest.mark.parametrize("flags, message", [
     (["--learning-rate", "inf"],
-     "argument --learning-rate: `learning_rate` must be a finite number in (0.0, inf]. Received: learning_rate=inf"),
-    (["--clipnorm", "nan"], "argument --clipnorm: `clipnorm` must be a finite number in (0.0, inf]. Received: "
+     "argument --learning-rate: `learning_rate` must be a finite number in (0.0, inf). Received: learning_rate=inf"),
+    (["--clipnorm", "nan"], "argument --clipnorm: `clipnorm` must be a finite number in (0.0, inf). Received: "
                             "clipnorm=nan"),
     (["--validation-fraction", "0"],
      "`validation_fraction` must be > 0 when no validation file is given (early stopping and the metrics need "

@@ -252,5 +252,6 @@ def _check_number(name, value, low, high, open_low=False, open_high=False):
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
             or not (value > low if open_low else value >= low) or not (value < high if open_high else value <= high)):
         kind = "a finite number" if high == math.inf else "a number"
-        interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+        # An unbounded side is open: "(0.0, inf)", as infinity itself is refused.
+        interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high or high == math.inf else ']'}"
         raise ValueError(f"`{name}` must be {kind} in {interval}. Received: {name}={value!r}")
