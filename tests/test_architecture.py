@@ -77,6 +77,9 @@ def test_the_rooms_depend_on_each_other_in_one_direction():
     # The layers docs/ARCHITECTURE.md describes: text and model know nothing of data, training or serving.
     assert rooms["text"] == set() and rooms["model"] == {"config"} and rooms["data"] == {"log"}
     assert "training" not in rooms["serve"] and "serve" not in rooms["data"] and "training" not in rooms["data"]
+    # The command calls the rooms; nothing calls the command.
+    assert {room for room, targets in rooms.items() if "cli" in targets} == set()
+    assert rooms["cli"] >= {"training", "serve"}
 
 
 def test_no_public_name_hides_a_room():
@@ -85,6 +88,9 @@ def test_no_public_name_hides_a_room():
     import textclf
 
     rooms = sorted(path.name for path in (REPO / "textclf").iterdir() if (path / "__init__.py").is_file())
-    assert rooms == ["data", "evaluation", "model", "serve", "text", "training"]
+    assert rooms == ["cli", "data", "evaluation", "model", "serve", "text", "training"]
+    # The command is no part of the API textclf/__init__.py re-exports: nothing of that name may stand there.
+    assert "cli" not in vars(textclf) or vars(textclf)["cli"] is importlib.import_module("textclf.cli")
+    importlib.import_module("textclf.cli")
     # `import textclf.training.run` then `textclf.training.run` must reach the module, not a function of that name.
     assert all(getattr(textclf, room) is importlib.import_module(f"textclf.{room}") for room in rooms)
