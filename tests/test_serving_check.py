@@ -288,3 +288,50 @@ def test_a_session_takes_its_options_from_a_config_proto(binary_result):
     # The bytes reach TF_SetConfig: ones that are no ConfigProto are refused with TensorFlow's message.
     with pytest.raises(ServingError, match=r"^Setting the session options \(TF_SetConfig\): .*ConfigProto"):
         ServingSession(binary_result.export_dir, session_config=b"\xff\xff\xff")
+
+
+def test_one_session_serves_concurrent_requests_as_it_serves_them_one_by_one(binary_result):
+    # TF Serving runs every request of a model version through one session, several at a time. Batches of 1 and 3
+    # take the fused-op path of the LSTM, 40 and 200 the sorted loop; each thread sends them in its own order.
+    import threading
+
+    from textclf.serve.check import ServingSession
+
+    batches = [sentences(WORDS, size, seed) + SPECIAL[:1] for seed, size in enumerate([0, 2, 39, 199])]
+    with ServingSession(binary_result.export_dir) as session:
+        alone = [session.run("serving_default", batch, keys=["scores", "label"]) for batch in batches]
+        results, errors = {}, []
+
+        def client(number):
+            try:
+                order = random.Random(number).sample(range(len(batches)), len(batches)) * 5
+                results[number] = [(index, session.run("serving_default", batches[index], keys=["scores", "label"]))
+                                   for index in order]
+            except BaseException as error:  # Raised in the test's thread below.
+                errors.append(error)
+
+        threads = [threading.Thread(target=client, args=(number,)) for number in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert sorted(results) == [0, 1, 2, 3] and all(len(answers) == 20 for answers in results.values())
+    for answers in results.values():
+        for index, outputs in answers:
+            np.testing.assert_array_equal(outputs["scores"], alone[index]["scores"])
+            np.testing.assert_array_equal(outputs["label"], alone[index]["label"])
+
+
+def test_a_session_takes_any_iterable_of_texts_and_refuses_unencodable_ones_before_allocating(binary_result):
+    from textclf.serve.check import ServingSession
+
+    texts = ["good great film", "x" * 40, "awful dull plot"]  # 40 bytes: a string stored on the heap.
+    with ServingSession(binary_result.export_dir) as session:
+        expected = session.run("serving_default", texts, keys=["scores"])["scores"]
+        np.testing.assert_array_equal(
+            session.run("serving_default", (text for text in texts), keys=["scores"])["scores"], expected)
+        with pytest.raises(UnicodeEncodeError):
+            session.run("serving_default", ["fine", "\udcff"], keys=["scores"])
+        # The session still serves after the refusal.
+        np.testing.assert_array_equal(session.run("serving_default", texts, keys=["scores"])["scores"], expected)

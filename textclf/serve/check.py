@@ -148,11 +148,12 @@ class ServingSession:
     def _string_tensor(self, texts):
         """A ``TF_STRING`` tensor ``[len(texts)]``; the caller frees it with ``_free_strings``."""
         lib = self._lib
-        dims = (ctypes.c_int64 * 1)(len(texts))
-        tensor = lib.TF_AllocateTensor(_TF_STRING, dims, 1, TSTRING_BYTES * len(texts))
+        # Encoded before the tensor exists: a text that cannot be (a lone surrogate) raises with nothing to free.
+        encoded = [text.encode("utf-8") if isinstance(text, str) else bytes(text) for text in texts]
+        dims = (ctypes.c_int64 * 1)(len(encoded))
+        tensor = lib.TF_AllocateTensor(_TF_STRING, dims, 1, TSTRING_BYTES * len(encoded))
         data = lib.TF_TensorData(tensor)
-        for index, text in enumerate(texts):
-            raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        for index, raw in enumerate(encoded):
             lib.TF_StringInit(data + index * TSTRING_BYTES)
             lib.TF_StringCopy(data + index * TSTRING_BYTES, raw, len(raw))
         return tensor
@@ -194,6 +195,7 @@ class ServingSession:
             raise ServingError(f"Signature {signature!r} has no output {', '.join(map(repr, unknown))}; it has "
                                f"{sorted(outputs)}")
         lib = self._lib
+        texts = list(texts)  # Counted twice below (the tensor, then freeing its strings): any iterable will do.
         keys = sorted(outputs) if keys is None else list(keys)
         input_outputs = (_Output * 1)(self._output(next(iter(inputs.values()))))
         fetches = (_Output * len(keys))(*(self._output(outputs[key]) for key in keys))
