@@ -191,6 +191,12 @@ def test_folder_errors_name_the_folder_and_the_empty_classes(tmp_path, files, me
     ("cut.jsonl.gz", gzip.compress(b'{"text": "a", "label": "b"}\n')[:-6], {}, r"cut.jsonl.gz is not valid gzip data"),
     ("bare.gz", gzip.compress(b"text,label\na,b\n"), {}, r"Cannot tell the format of .*bare.gz from its extension"),
     ("x.csv", b"text,label\na,b\n", {"data_format": "folder"}, r"Expected a folder with one subfolder per class"),
+    # A quote left open would swallow the rest of the file into one text; a stray one would vanish from the text.
+    ("open.csv", b'text,label\ngood,pos\n"what a mess,neg\ndull,neg\n', {},
+     r"open.csv line 3: a quoted field opened in this row is never closed \(the file ends inside it, line 4\)$"),
+    ("stray.tsv", b'text\tlabel\n"He said "hi" there"\tpos\n', {},
+     r"stray.tsv line 2: a quoted field's closing quote is followed by text, not by a tab or the line's end \(a "
+     r'quote inside a quoted field is written twice: ""\)$'),
 ])
 def test_bad_input_gets_a_message_naming_the_file(tmp_path, name, content, options, message):
     path = tmp_path / name

@@ -80,8 +80,10 @@ def _pick(record: dict, text_column, label_column):
 def _delimited_rows(lines, source, delimiter: str, text_column, label_column):
     # Let csv raise its field size limit: news articles exceed the 128 KiB default.
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    reader = csv.reader(lines, delimiter=delimiter)
-    header = None
+    # Strict: a quote left open would otherwise swallow every later line into one field, silently, and a stray
+    # quote inside a quoted field would be dropped from the text.
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    header, start = None, 1
     try:
         for row in reader:
             if header is None:
@@ -89,7 +91,16 @@ def _delimited_rows(lines, source, delimiter: str, text_column, label_column):
                 _check_columns(source, _wanted(text_column, label_column), header)
             elif row:
                 yield reader.line_num, *_pick(dict(zip(header, row)), text_column, label_column)
+            start = reader.line_num + 1  # Where the next row begins (a quoted field may span lines).
     except csv.Error as error:
+        if str(error) == "unexpected end of data":
+            raise ValueError(f"{source} line {start}: a quoted field opened in this row is never closed (the file "
+                             f"ends inside it, line {reader.line_num})") from None
+        if "expected after '\"'" in str(error):
+            separator = "a tab" if delimiter == "\t" else repr(delimiter)
+            raise ValueError(f"{source} line {reader.line_num}: a quoted field's closing quote is followed by text, "
+                             f"not by {separator} or the line's end (a quote inside a quoted field is written twice: "
+                             f'"")') from None
         raise ValueError(f"{source} line {reader.line_num}: {error}") from None
 
 
