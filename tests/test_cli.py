@@ -249,3 +249,27 @@ def test_tensorboard_logs_are_written(binary_csv, tmp_path, capsys):
     assert status == 0, err
     events = [path for path in logs.rglob("events.out.tfevents.*")]
     assert {path.parent.name for path in events} >= {"train", "validation"}
+
+
+def test_predict_csv_output_reads_back_as_the_texts_given_line_breaks_and_quotes_included(binary_result, tmp_path,
+                                                                                          capsys):
+    import csv
+
+    texts = ["dull\rgood", "a, \"fine\" film\nreally", "plain", "tab\there", "\r\n"]
+    source = tmp_path / "texts.jsonl"
+    source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts), encoding="utf-8")
+    status, out, err = run_cli(capsys, "predict", binary_result.export_dir, "--input", source, "--format", "csv")
+    assert status == 0, err
+    # Rows end in "\n" alone; a field holding "\r" is quoted as one holding "\n" is.
+    assert out.startswith("text,label,score,score_fresh,score_rotten\n") and '"dull\rgood",' in out
+    rows = list(csv.reader(out.splitlines(keepends=True)))
+    assert [row[0] for row in rows[1:]] == texts[:4]  # A text of line breaks only is empty: not classified.
+
+
+def test_predict_names_input_format_in_its_unknown_format_message(binary_result, tmp_path, capsys):
+    (tmp_path / "texts.txt").write_text("a film\n", encoding="utf-8")
+    status, out, err = run_cli(capsys, "predict", binary_result.export_dir, "--input", tmp_path / "texts.txt",
+                               "--input-format", "text")
+    assert (status, out) == (2, "")
+    assert err == (f"textclf predict: error: Unknown format 'text' for {tmp_path / 'texts.txt'}; expected one of csv, "
+                   "tsv, jsonl, parquet, fasttext, folder, lines (--input-format)\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import itertools
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import textclf
 from textclf.cli.flags import config_from_args
-from textclf.data.formats import decode
+from textclf.data.formats import FORMAT_NAMES, decode
 
 
 def _output_of(args) -> Path:
@@ -100,6 +101,10 @@ def _text_batches_for_predict(args):
         raise ValueError("Give texts as arguments or --input FILE, not both")
     if not args.input and not args.texts:
         raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
+    if args.data_format is not None and args.data_format not in FORMAT_NAMES:
+        # Checked here, where the flag's name is known: the readers name train's --format.
+        raise ValueError(f"Unknown format {args.data_format!r} for {args.input or 'the TEXT arguments'}; expected one "
+                         f"of {', '.join(FORMAT_NAMES)} (--input-format)")
     if args.input == "-":
         buffer = getattr(sys.stdin, "buffer", None)  # A text stream with no bytes underneath is read as it is.
         text = decode(buffer.read(), "<stdin>", args.encoding) if buffer is not None else sys.stdin.read()
@@ -115,6 +120,24 @@ def _text_batches_for_predict(args):
         yield args.texts
 
 
+class _CsvRows:
+    """``writerow`` as ``csv.writer``'s, rows ending in ``"\n"``, and a field holding ``"\r"`` or ``"\n"`` quoted.
+
+    ``csv.writer(lineterminator="\n")`` quotes a field only for the characters of its line terminator, so a text
+    holding a lone ``"\r"`` came out bare and split the row when read back (every CSV reader ends lines at it).
+    """
+
+    def __init__(self, stream):
+        self._stream, self._buffer = stream, io.StringIO()
+        self._writer = csv.writer(self._buffer)  # "\r\n" rows: both characters make a field quoted.
+
+    def writerow(self, row) -> None:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(row)
+        self._stream.write(self._buffer.getvalue()[:-2] + "\n")
+
+
 def run_predict(args) -> None:
     from textclf.serve.predict import load
 
@@ -128,7 +151,7 @@ def run_predict(args) -> None:
     with _native_start_up_lines_discarded(args.verbose):
         classifier = load(args.model)
     multilabel = classifier.threshold is not None
-    writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
+    writer = _CsvRows(sys.stdout) if args.format == "csv" else None
     if writer:
         writer.writerow(["text", "label", "score"] + (["labels"] if multilabel else [])
                         + [f"score_{name}" for name in classifier.classes])
