@@ -273,3 +273,20 @@ def test_predict_names_input_format_in_its_unknown_format_message(binary_result,
     assert (status, out) == (2, "")
     assert err == (f"textclf predict: error: Unknown format 'text' for {tmp_path / 'texts.txt'}; expected one of csv, "
                    "tsv, jsonl, parquet, fasttext, folder, lines (--input-format)\n")
+
+
+def test_a_multilabel_confusion_picture_has_one_matrix_per_class(tmp_path):
+    from PIL import Image
+
+    from textclf.evaluation.reports import plot_multilabel_confusion
+
+    # 5 classes: a row of 4 matrices and one of 1, 320 x 300 pixels each at 100 dpi.
+    matrices = [[[10, 2], [3, 5]], [[8, 0], [0, 12]], [[0, 0], [0, 0]], [[1, 1], [1, 17]], [[20, 0], [0, 0]]]
+    path = plot_multilabel_confusion(matrices, ["a", "b", "c", "d", "e"], tmp_path / "per_class.png")
+    assert path == tmp_path / "per_class.png"
+    with Image.open(path) as image:
+        assert image.size == (1280, 600)
+    assert_picture(path, min_width=1280)
+    plot_multilabel_confusion(matrices[:1], ["a"], tmp_path / "one.png", normalize=True)
+    with Image.open(tmp_path / "one.png") as image:
+        assert image.size == (320, 300)

@@ -65,3 +65,11 @@ def test_multilabel_round_trip_through_training_export_and_predict(tmp_path, cap
     status = main(["evaluate", str(output), str(data)])
     out = capsys.readouterr().out
     assert status == 0 and "micro-F1" in out and "subset accuracy" in out
+    # The report and its picture: one yes/no matrix per class (a KeyError before), in the run folder too.
+    status = main(["evaluate", str(output), str(data), "--output", str(tmp_path / "report.json")])
+    out = capsys.readouterr().out
+    assert status == 0 and f"confusion matrix drawn in {tmp_path / 'confusion_matrix.png'}" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert np.asarray(report["confusion_matrices"]).shape == (3, 2, 2)
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 0
+    assert (next((output / "runs").iterdir()) / "confusion_matrix.png").is_file()

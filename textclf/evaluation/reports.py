@@ -1,4 +1,4 @@
-"""Pictures of a run: training history and confusion matrix (matplotlib, no display needed)."""
+"""Pictures of a run: training history and confusion matrices (matplotlib, no display needed)."""
 
 from __future__ import annotations
 
@@ -69,4 +69,33 @@ def plot_confusion_matrix(matrix, classes, path, normalize: bool = False) -> Pat
         text = f"{values[row, column]:.2f}" if normalize else f"{int(counts[row, column])}"
         axis.text(column, row, text, ha="center", va="center",
                   color="white" if values[row, column] > threshold else "black", fontsize=9)
+    return _save(pyplot, figure, path)
+
+
+def plot_multilabel_confusion(matrices, classes, path, normalize: bool = False) -> Path:
+    """One 2 x 2 matrix per class of a multi-label model (rows: true, columns: predicted; "no", "yes"), as a PNG.
+
+    ``matrices``: ``[C, 2, 2]`` as scikit-learn's ``multilabel_confusion_matrix`` gives them; ``normalize``: each
+    row as shares of its true value instead of counts.
+    """
+    pyplot = _pyplot()
+    counts = np.asarray(matrices, dtype=float).reshape(-1, 2, 2)
+    values = counts / np.maximum(counts.sum(axis=2, keepdims=True), 1) if normalize else counts
+    columns = min(4, len(classes))
+    rows = -(-len(classes) // columns)
+    figure, axes = pyplot.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), dpi=100, squeeze=False)
+    for axis in axes.flat[len(classes):]:
+        axis.axis("off")
+    for axis, name, shown, count in zip(axes.flat, classes, values, counts):
+        axis.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(shown.max(), 1))
+        axis.set_xticks([0, 1], labels=["no", "yes"])
+        axis.set_yticks([0, 1], labels=["no", "yes"])
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        axis.set_title(str(name))
+        for row, column in np.ndindex(2, 2):
+            text = f"{shown[row, column]:.2f}" if normalize else f"{int(count[row, column])}"
+            axis.text(column, row, text, ha="center", va="center", fontsize=9,
+                      color="white" if shown[row, column] > shown.max() / 2 else "black")
+    figure.suptitle("Confusion matrix per class" + (" (row-normalised)" if normalize else ""))
     return _save(pyplot, figure, path)
