@@ -1,5 +1,7 @@
 """Loading CSV/TSV/JSONL, the errors bad files get, and the stratified split."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,13 @@ def test_stratified_split_keeps_class_shares_and_singletons_in_training():
 def test_stratified_split_refuses_when_nothing_can_be_held_out():
     with pytest.raises(ValueError, match=r"Too few rows \(2\) to hold out a validation set"):
         stratified_split(["a", "b"], 0.2, seed=0)
+
+
+def test_integer_labels_equal_as_numbers_keep_one_order_whatever_the_hash_seed():
+    import subprocess
+    import sys
+
+    code = "from textclf.data.dataset import sorted_classes; print(sorted_classes(['01', '1', '2', '02', '10']))"
+    orders = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in range(1, 6)}
+    assert orders == {"['01', '1', '02', '2', '10']"}

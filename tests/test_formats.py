@@ -257,3 +257,58 @@ def test_train_on_a_folder_per_class_then_predict_from_standard_input(tmp_path, 
     status, out, err = run_cli(capsys, "predict", output, "--input", "-", "--encoding", "latin-1")
     assert status == 0, err
     assert [json.loads(line)["text"] for line in out.splitlines()] == ["très bien"]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    # An unquoted comma inside a text: "pos" would have been dropped and "really nice" taken for the label.
+    ("commas.csv", b"text,label\ngood film,pos\nnice film, really nice,pos\n",
+     r"commas.csv line 3: 3 fields where the header has 2 \(a text holding ',' must be quoted: \"...\"\)$"),
+    ("tabs.tsv", b"text\tlabel\na\tb\tc\n", r"tabs.tsv line 2: 3 fields where the header has 2 \(a text holding a tab"),
+    # Two "label" columns: the last one silently won.
+    ("twice.csv", b"text,label,label\ngood,pos,A\n",
+     r"twice.csv line 1: the header names 'label' more than once; give each column its own name$"),
+    # Line ends "\r" count as lines, as they split lines; the first undecodable byte is on line 2.
+    ("mac.txt", b"good\rcaf\xe9\rbad\r", r"mac.txt line 2: bytes b'\\xe9' are not valid UTF-8"),
+    ("split.csv", b"text,label\r\nok,x\r\n\"two\r\nlines\",y\r\ncaf\xe9,z\r\n", r"split.csv line 5: bytes b'\\xe9'"),
+])
+def test_malformed_rows_name_their_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    options = {"label_column": None} if name.endswith(".txt") else {}
+    with pytest.raises(ValueError, match=message):
+        load_dataset(path, **options)
+
+
+def test_extra_empty_fields_are_allowed_and_rows_are_named_by_their_first_line(tmp_path):
+    from textclf.data.formats import read_rows
+
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b'text,label\ngood,pos,\n"two\nlines",neg\nthird,pos\n')
+    assert [(where, text, label) for where, text, label in read_rows(path)] == [
+        (2, "good", "pos"), (3, "two\nlines", "neg"), (5, "third", "pos")]
+
+
+def test_utf16_without_a_byte_order_mark_names_the_file_and_the_byte_orders(tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_bytes(b"text,label\ngood,pos\n")
+    with pytest.raises(ValueError, match=r"plain.csv line 1: cannot be read as utf-16: UTF-16 stream does not start "
+                                         r"with BOM \(utf-16-le or utf-16-be name the byte order of a file without "
+                                         r"one\)$"):
+        load_dataset(path, encoding="utf-16")
+
+
+def test_nan_is_a_missing_value_and_binary_parquet_text_is_decoded(tmp_path):
+    path = write_parquet(tmp_path / "binary.parquet", {
+        "text": pyarrow.array([b"good film", b"bad film", "caf\u00e9".encode(), b"dull"], pyarrow.binary()),
+        "label": [1.0, 0.0, 1.0, float("nan")]})
+    data = load_dataset(path)
+    assert (data.texts, data.labels, data.dropped_lines) == (["good film", "bad film", "café"], ["1.0", "0.0", "1.0"],
+                                                             [4])
+    lines = tmp_path / "nan.jsonl"
+    lines.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": NaN}\n{"text": NaN, "label": "y"}\n')
+    data = load_dataset(lines)
+    assert (data.texts, data.labels, data.dropped_lines) == (["a"], ["x"], [2, 3])
+    bad = write_parquet(tmp_path / "bad.parquet", {"text": pyarrow.array([b"ok", b"caf\xe9"], pyarrow.binary()),
+                                                   "label": ["a", "b"]})
+    with pytest.raises(ValueError, match=r"bad.parquet row 2: bytes b'\\xe9' of a binary column are not valid UTF-8"):
+        load_dataset(bad)

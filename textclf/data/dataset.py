@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,8 @@ class Dataset:
 
 
 def _clean(value) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
+    # NaN is how pandas, Parquet and JSON ("NaN") write a missing value: "nan" must not become a label or a text.
+    if value is None or isinstance(value, (dict, list)) or (isinstance(value, float) and math.isnan(value)):
         return None
     value = str(value)
     return value if value.strip() else None
@@ -163,7 +165,8 @@ def sorted_classes(labels) -> list[str]:
     """Distinct labels in a stable order: numeric order when all are integers."""
     distinct = set(labels)
     try:
-        return sorted(distinct, key=int)
+        # "1" and "01" are equal as integers: the text breaks the tie, else the set's order (the hash seed) would.
+        return sorted(distinct, key=lambda label: (int(label), label))
     except ValueError:
         return sorted(distinct)
 

@@ -88,9 +88,19 @@ def _delimited_rows(lines, source, delimiter: str, text_column, label_column):
         for row in reader:
             if header is None:
                 header = [name.strip() for name in row]
+                repeated = sorted({name for name in header if header.count(name) > 1 and name})
+                if repeated:
+                    # Which of two "label" columns is meant cannot be guessed; the last one silently won.
+                    raise ValueError(f"{source} line {start}: the header names {', '.join(map(repr, repeated))} "
+                                     "more than once; give each column its own name")
                 _check_columns(source, _wanted(text_column, label_column), header)
-            elif row:
-                yield reader.line_num, *_pick(dict(zip(header, row)), text_column, label_column)
+            elif len(row) > len(header) and any(field.strip() for field in row[len(header):]):
+                # An unquoted delimiter inside a text: the fields after it would shift into the wrong columns.
+                raise ValueError(f"{source} line {start}: {len(row)} fields where the header has {len(header)} "
+                                 f"(a text holding {'a tab' if delimiter == chr(9) else repr(delimiter)} must be "
+                                 'quoted: "...")')
+            elif row:  # Fewer fields are missing values (the row is dropped if it needs them); empty extras, none.
+                yield start, *_pick(dict(zip(header, row)), text_column, label_column)
             start = reader.line_num + 1  # Where the next row begins (a quoted field may span lines).
     except csv.Error as error:
         if str(error) == "unexpected end of data":
@@ -167,6 +177,17 @@ def line_rows(lines, source, data_format: str, text_column: str = "text", label_
                      f"expected one of {', '.join(TEXT_FORMATS)}")
 
 
+def _from_binary(value, path, row):
+    """A binary Parquet value as text (UTF-8, as Parquet's own strings are); other values unchanged."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} row {row}: bytes {value[error.start:error.end]!r} of a binary column are not valid "
+                         "UTF-8") from None
+
+
 def parquet_rows(path: Path, text_column: str = "text", label_column: str | None = "label", progress=None):
     """``(row_number, text, label)`` of a Parquet file, reading only the columns wanted, a batch at a time.
 
@@ -194,7 +215,8 @@ def parquet_rows(path: Path, text_column: str = "text", label_column: str | None
         for batch in parquet_file.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
             texts = batch.column(text_column).to_pylist()
             labels = batch.column(label_column).to_pylist() if label_column is not None else [""] * len(texts)
-            yield from zip(range(number + 1, number + len(texts) + 1), texts, labels)
+            for row, text, label in zip(range(number + 1, number + len(texts) + 1), texts, labels):
+                yield row, _from_binary(text, path, row), _from_binary(label, path, row)
             number += len(texts)
             if progress is not None:
                 progress(number, total)

@@ -62,7 +62,9 @@ def decoded_chunks(byte_chunks, source, encoding: str = "utf-8"):
     """
     name = codec_name(encoding, source)
     decoder = codecs.getincrementaldecoder(name)()
-    line_breaks = 0  # "\n" characters decoded so far: the line of an error is one more than those before it.
+    # Line ends decoded so far, as physical_lines counts them ("\n", "\r" or "\r\n"): the line of an error is one
+    # more than those before it.  ``after_cr``: the text so far ends in "\r" (a "\n" next completes that end).
+    line_breaks, after_cr = 0, False
     for chunk, final in itertools.chain(((chunk, False) for chunk in byte_chunks), [(b"", True)]):
         state = decoder.getstate()
         try:
@@ -72,7 +74,7 @@ def decoded_chunks(byte_chunks, source, encoding: str = "utf-8"):
             # A fresh decoder in the failed one's state (byte order, BOM seen) decodes the prefix of its input.
             prefix_decoder = codecs.getincrementaldecoder(name)(errors="replace")
             prefix_decoder.setstate((b"", state[1]))
-            line = line_breaks + prefix_decoder.decode(error.object[: error.start], True).count("\n") + 1
+            line = line_breaks + _line_ends(prefix_decoder.decode(error.object[: error.start], True), after_cr) + 1
             bad = error.object[error.start:error.end]
             if name == "utf-8-sig":
                 advice = (f"bytes {bad!r} are not valid UTF-8 (save the file as UTF-8, or give its encoding with "
@@ -80,9 +82,18 @@ def decoded_chunks(byte_chunks, source, encoding: str = "utf-8"):
             else:
                 advice = f"bytes {bad!r} are not valid {name} (check --encoding)"
             raise ValueError(f"{source} line {line}: {advice}") from None
-        line_breaks += text.count("\n")
+        except UnicodeError as error:  # Not about given bytes: "UTF-16 stream does not start with BOM".
+            advice = " (utf-16-le or utf-16-be name the byte order of a file without one)" if "BOM" in str(error) else ""
+            raise ValueError(f"{source} line {line_breaks + 1}: cannot be read as {name}: {error}{advice}") from None
         if text:
+            line_breaks += _line_ends(text, after_cr)
+            after_cr = text.endswith("\r")
             yield text
+
+
+def _line_ends(text: str, after_cr: bool) -> int:
+    """How many lines ``text`` ends ("\n", "\r", "\r\n"); ``after_cr``: a "\n" first completes an end counted before."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n") - (after_cr and text.startswith("\n"))
 
 
 def decode(raw: bytes, source, encoding: str = "utf-8") -> str:
