@@ -29,6 +29,10 @@ def test_every_setting_round_trips_through_json(tmp_path):
     ({"padding": "left"}, "`padding` must be 'pre' or 'post'. Received: padding='left'"),
     ({"label_column": "text"}, "`text_column` and `label_column` must differ."),
     ({"split": ""}, "`split` must be a non-empty string. Received: split=''"),
+    # A JSON config's "false" is a string: Python reads it as true (it trained a multi-label model).
+    ({"multi_label": "false"}, "`multi_label` must be true or false. Received: multi_label='false'"),
+    ({"lower": 0}, "`lower` must be true or false. Received: lower=0"),
+    ({"bucketing": None}, "`bucketing` must be true or false. Received: bucketing=None"),
 ])
 def test_invalid_settings_are_named(changes, message):
     with pytest.raises(ValueError) as error:

@@ -172,6 +172,11 @@ class TrainConfig:
             _check_number("threshold", self.threshold, 0.0, 1.0, open_low=True, open_high=True)
         for name in ("learning_rate", "clipnorm"):
             _check_number(name, getattr(self, name), 0.0, math.inf, open_low=True)
+        for field in dataclasses.fields(self):
+            # A JSON config's "false" (a string) or 0 would read as true or false in Python: refused, not guessed.
+            if _type_hints(type(self))[field.name] is bool and not isinstance(getattr(self, field.name), bool):
+                raise ValueError(f"`{field.name}` must be true or false. Received: "
+                                 f"{field.name}={getattr(self, field.name)!r}")
         for name in ("text_column", "label_column", "oov_token", "label_sep"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
