@@ -233,3 +233,29 @@ def test_held_out_split_is_stratified_disjoint_and_keeps_single_rows_for_trainin
     assert sorted(rest.texts + test.texts) == sorted(data.texts)
     assert held_out_split(data, 0.2, seed=0)[1].texts == test.texts  # A function of the seed.
     assert held_out_split(data, 0.2, seed=1)[1].texts != test.texts
+
+
+def test_classes_named_like_the_reports_averages_keep_their_own_scores():
+    from textclf.evaluation.metrics import classification_metrics, format_metrics
+    from textclf.evaluation.multilabel import multilabel_metrics
+
+    # scikit-learn's report writes its accuracy over a class named "accuracy" (format_metrics then raised) and its
+    # macro average over one named "macro avg".
+    classes = ["accuracy", "macro avg", "neg"]
+    metrics = classification_metrics(["accuracy", "neg", "accuracy", "macro avg"],
+                                     ["accuracy", "neg", "neg", "macro avg"], classes)
+    assert metrics["per_class"] == {
+        "accuracy": {"precision": 1.0, "recall": 0.5, "f1-score": pytest.approx(2 / 3), "support": 2},
+        "macro avg": {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 1},
+        "neg": {"precision": 0.5, "recall": 1.0, "f1-score": pytest.approx(2 / 3), "support": 1}}
+    lines = format_metrics(metrics).splitlines()
+    assert lines[5:8] == [
+        "accuracy                     1.000     0.500     0.667         2",
+        "macro avg                    1.000     1.000     1.000         1",
+        "neg                          0.500     1.000     0.667         1"]
+    multilabel = multilabel_metrics(np.array([[1, 0], [1, 1]]), np.array([[0.9, 0.2], [0.1, 0.8]]), ["accuracy", "b"],
+                                    0.5)
+    assert multilabel["per_class"] == {"accuracy": {"precision": 1.0, "recall": 0.5, "f1-score": pytest.approx(2 / 3),
+                                                    "support": 2},
+                                       "b": {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 1}}
+    assert "accuracy                     1.000     0.500     0.667         2" in format_metrics(multilabel)

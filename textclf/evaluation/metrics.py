@@ -9,8 +9,10 @@ def classification_metrics(true_labels, predicted_labels, classes) -> dict:
     """Accuracy, macro-F1, per-class report and confusion matrix of label strings.
 
     ``classes`` lists every label in display order.  Returns ``{"accuracy", "macro_f1", "support", "classes",
-    "report", "confusion_matrix"}``: ``report`` is scikit-learn's ``classification_report`` as a dictionary,
-    ``confusion_matrix[i][j]`` counts class ``i`` predicted as ``j``.
+    "per_class", "report", "confusion_matrix"}``: ``per_class`` maps each class to its precision, recall, f1-score
+    and support; ``report`` is scikit-learn's ``classification_report`` as a dictionary (whose averages take the
+    place of a class named "accuracy" or "macro avg"); ``confusion_matrix[i][j]`` counts class ``i`` predicted as
+    ``j``.
     """
     classes = list(classes)
     return _metrics(list(true_labels), list(predicted_labels), classes, classes)
@@ -39,10 +41,26 @@ def _metrics(true, predicted, labels: list, classes: list) -> dict:
                                    average="macro", zero_division=0)),
         "support": len(true),
         "classes": classes,
+        "per_class": per_class(true, predicted, labels, classes),
         "report": classification_report(true, predicted, labels=labels, target_names=classes, output_dict=True,
                                         zero_division=0),
         "confusion_matrix": confusion_matrix(true, predicted, labels=labels).tolist(),
     }
+
+
+def per_class(true, predicted, labels, classes) -> dict:
+    """``{class: {"precision", "recall", "f1-score", "support"}}``, keyed by class name alone.
+
+    scikit-learn's report shares its keys with its averages: a class named "accuracy" was overwritten by a float
+    (and reading it raised after training), one named "macro avg" by the average.  ``true`` and ``predicted``:
+    labels, indices or multi-hot rows (``labels=None`` then).
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    scores = precision_recall_fscore_support(true, predicted, labels=labels, average=None, zero_division=0)
+    return {name: {"precision": float(precision), "recall": float(recall), "f1-score": float(f1),
+                   "support": int(support)}
+            for name, precision, recall, f1, support in zip(classes, *scores)}
 
 
 def format_metrics(metrics: dict) -> str:
@@ -55,7 +73,7 @@ def format_metrics(metrics: dict) -> str:
     lines += [f"{'macro-F1':<16}{metrics['macro_f1']:.4f}", f"{'rows':<16}{metrics['support']}", "",
               f"{'class':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for name in classes:
-        row = metrics["report"][name]
+        row = metrics["per_class"][name]
         lines.append(f"{name[:23]:<24}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1-score']:>10.3f}"
                      f"{int(row['support']):>10}")
     if multilabel:

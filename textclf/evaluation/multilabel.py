@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from textclf.evaluation.metrics import per_class
+
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
@@ -36,6 +38,7 @@ def multilabel_metrics(targets: np.ndarray, probabilities: np.ndarray, classes, 
         "macro_f1": float(f1_score(targets, predicted, average="macro", zero_division=0)),
         "support": int(len(targets)),
         "classes": list(classes),
+        "per_class": per_class(targets, predicted, None, list(classes)),
         "report": classification_report(targets, predicted, target_names=list(classes), output_dict=True,
                                         zero_division=0),
         # Per class: [[true negatives, false positives], [false negatives, true positives]].
