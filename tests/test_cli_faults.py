@@ -116,6 +116,15 @@ def test_a_damaged_saved_model_is_a_one_line_error(binary_result, tmp_path, caps
     assert error_line(err).startswith(f"textclf predict: error: {copy} cannot be loaded as a SavedModel (damaged or "
                                       "incomplete: ")
     assert error_line(err).endswith("export the run again with `textclf export RUN --output BASE`")
+    # In a fresh process TensorFlow's library starts up (CUDA probing, absl) as it loads: the user still gets
+    # one line, not those too.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "textclf.cli", "predict", str(copy), "great film"],
+                          capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr.count("\n")) == (2, "", 1)
+    assert done.stderr.startswith(f"textclf predict: error: {copy} cannot be loaded as a SavedModel")
     status, out, err = run_cli(capsys, "check-export", copy)
     assert status == 2 and f"textclf check-export: error: {copy} would not serve in TF Serving's C++ loader: " in err
 

@@ -232,7 +232,9 @@ def _native_start_up_lines_discarded(verbose: bool = False):
     """Discards what C++ writes to file descriptor 2 meanwhile (TensorFlow's CUDA probing, CPU features, absl).
 
     C++ writes those lines before ``TF_CPP_MIN_LOG_LEVEL`` applies, so fd 2 points at a temporary file; should
-    the block fail, what it wrote is shown with the error.  ``verbose`` keeps them.
+    the block fail unexpectedly, what it wrote is shown with the traceback.  A ``ValueError`` (a damaged export,
+    bad input) already says what is wrong in the one line the user gets, so the start-up lines stay discarded.
+    ``verbose`` keeps them.
     """
     if verbose:
         yield
@@ -243,6 +245,8 @@ def _native_start_up_lines_discarded(verbose: bool = False):
         os.dup2(capture.fileno(), 2)
         try:
             yield
+        except ValueError:
+            raise
         except BaseException:
             os.dup2(saved, 2)
             capture.seek(0)
