@@ -335,3 +335,25 @@ def test_a_session_takes_any_iterable_of_texts_and_refuses_unencodable_ones_befo
             session.run("serving_default", ["fine", "\udcff"], keys=["scores"])
         # The session still serves after the refusal.
         np.testing.assert_array_equal(session.run("serving_default", texts, keys=["scores"])["scores"], expected)
+
+
+def test_check_export_reports_a_savedmodel_of_other_tools_with_its_own_input_and_outputs(tmp_path, capsys):
+    class Lengths(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentence")])
+        def measure(self, sentence):
+            return {"length": tf.strings.length(sentence), "upper": tf.strings.upper(sentence)}
+
+    module = Lengths()
+    tf.saved_model.save(module, str(tmp_path / "lengths" / "1"), signatures={"serving_default": module.measure})
+    assert main(["check-export", str(tmp_path / "lengths"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["python_loader_agrees"] is True and report["largest_difference"] == 0.0
+    assert report["signatures"] == {"serving_default": ["length", "upper"]}
+    assert report["outputs"][:3] == [{"text": "", "length": 0, "upper": ""},
+                                     {"text": "?!... ---", "length": 9, "upper": "?!... ---"},
+                                     {"text": "great film 👍🎬", "length": 19, "upper": "GREAT FILM 👍🎬"}]
+    assert report["outputs"][5]["upper"] == "WORD " * 11 + "WO..."
+    assert main(["check-export", str(tmp_path / "lengths")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "  signatures: serving_default(sentence) -> length, upper"
+    assert lines[4] == '  "" -> {"length": 0, "upper": ""}'

@@ -322,12 +322,22 @@ def check_report(path, as_json: bool = False) -> str:
     served = report["outputs"].get("serving_default")
     if served is None:
         raise ValueError(f"{folder} has no serving_default signature taking one text input")
-    python = tf.saved_model.load(str(folder)).signatures["serving_default"](text=tf.constant(PROBE_TEXTS))
-    difference = max(float(np.max(np.abs(served[key] - python[key].numpy()))) for key in served
-                     if served[key].dtype != object)
-    agree = (served["label"].tolist() == python["label"].numpy().tolist()) and difference <= 1e-5
-    rows = [{"text": text if len(text) <= 60 else text[:57] + "...", "label": label.decode(), "score": float(score)}
-            for text, label, score in zip(PROBE_TEXTS, served["label"], served["score"])]
+    # The input's name as the signature declares it ("text" in textclf's exports; other tools choose their own).
+    inputs = {name: next(iter(report["signatures"][name][0])) for name in report["outputs"]}
+    python = tf.saved_model.load(str(folder)).signatures["serving_default"](
+        **{inputs["serving_default"]: tf.constant(PROBE_TEXTS)})
+    numeric = [key for key in served if served[key].dtype != object]
+    difference = max([float(np.max(np.abs(served[key] - python[key].numpy()), initial=0.0)) for key in numeric],
+                     default=0.0)
+    agree = difference <= 1e-5 and all(served[key].tolist() == python[key].numpy().tolist()
+                                       for key in served if key not in numeric)
+    shown = [_short(text) for text in PROBE_TEXTS]
+    if {"label", "score"} <= set(served):  # A classifier's export: its label and score per probe text.
+        rows = [{"text": text, "label": label.decode(), "score": float(score)}
+                for text, label, score in zip(shown, served["label"], served["score"])]
+    else:  # Any other SavedModel: every output of each probe text.
+        rows = [{"text": text, **{key: _short(_plain(served[key][index])) for key in sorted(served)}}
+                for index, text in enumerate(shown)]
     if as_json:
         return json.dumps({"export": str(folder), "servable": True, "forbidden_ops": [],
                            "functions_searched": report["functions"], "python_loader_agrees": agree,
@@ -336,9 +346,26 @@ def check_report(path, as_json: bool = False) -> str:
                            "outputs": rows}, ensure_ascii=False)
     lines = [f"{folder}: servable — loaded with TF_LoadSessionFromSavedModel (TF Serving's C++ loader) and run "
              "with TF_SessionRun",
-             "  signatures: " + "; ".join(f"{name}(text) -> {', '.join(sorted(outputs))}"
+             "  signatures: " + "; ".join(f"{name}({inputs[name]}) -> {', '.join(sorted(outputs))}"
                                           for name, outputs in report["outputs"].items()),
              f"  no Cudnn*/PyFunc op in the graph or its {report['functions']} functions",
              f"  tf.saved_model.load {'agrees' if agree else 'DISAGREES'}: largest difference {difference:.2e}"]
-    lines += [f"  {json.dumps(row['text'], ensure_ascii=False)} -> {row['label']} {row['score']:.6f}" for row in rows]
+    lines += [f"  {json.dumps(row['text'], ensure_ascii=False)} -> "
+              + (f"{row['label']} {row['score']:.6f}" if "label" in row and "score" in row else
+                 json.dumps({key: value for key, value in row.items() if key != "text"}, ensure_ascii=False))
+              for row in rows]
     return "\n".join(lines)
+
+
+def _short(value):
+    """A text of at most 60 characters ("..." ending a longer one); other values unchanged."""
+    return value[:57] + "..." if isinstance(value, str) and len(value) > 60 else value
+
+
+def _plain(value):
+    """One row of an output as JSON takes it: text for bytes, numbers and lists of them."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return [_plain(item) for item in value]
+    return np.asarray(value).tolist()
