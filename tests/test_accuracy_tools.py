@@ -259,3 +259,27 @@ def test_classes_named_like_the_reports_averages_keep_their_own_scores():
                                                     "support": 2},
                                        "b": {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 1}}
     assert "accuracy                     1.000     0.500     0.667         2" in format_metrics(multilabel)
+
+
+def test_explanation_of_a_bigram_model_weighs_each_character_with_its_bigrams():
+    from textclf.serve.explain import explain
+    from textclf.text.rules import TextRules
+
+    class Scorer:
+        """Stands in for a cjk_bigrams export: P(pos) is 0.9 when the bigram 很好 is among the text's tokens."""
+
+        classes = ["neg", "pos"]
+        metadata = {"config": TrainConfig(split_mode="cjk_bigrams", max_len=50).to_dict()}
+        seen = []
+
+        def probabilities(self, texts):
+            self.seen.extend(texts)
+            tokens = [TextRules(cjk="bigrams").split_python(text) for text in texts]
+            return np.array([[0.1, 0.9] if "很好" in row else [0.6, 0.4] for row in tokens])
+
+    explanation = explain(Scorer(), "电影很好 film")
+    # Rebuilt from its tokens (电 电影 影 影很 很 很好 好 film), each variant would have held every character twice.
+    assert explanation.tokens == ["电", "影", "很", "好", "film"]
+    assert Scorer.seen == ["电影很好 film", "影很好 film", "电 很好 film", "电影 好 film", "电影很 film", "电影很好"]
+    assert (explanation.label, explanation.score) == ("pos", 0.9)
+    assert explanation.weights == pytest.approx([0.0, 0.0, 0.5, 0.5, 0.0])

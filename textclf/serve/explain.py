@@ -2,7 +2,8 @@
 
 Each token is removed in turn and the text re-scored (all variants in one batch); a token's weight is how much
 the predicted label's probability drops without it (negative: it argued against the label).  Tokens come from
-the export's own rules (``TextRules``), so the explanation is about what the model actually saw.
+the export's own rules (``TextRules``), so the explanation is about what the model actually saw; with
+``cjk_bigrams`` each character is weighed, taking its bigrams with it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import html
 
 from textclf.config import TrainConfig
+from textclf.text.rules import is_cjk_bigram
 from textclf.text.sequences import truncated
 
 
@@ -38,13 +40,45 @@ def explain(classifier, text: str, max_tokens: int | None = None) -> Explanation
     rules = config.text_rules()
     # The tokens the model sees: the encoding's own truncation rule.
     tokens = truncated(rules.split_python(text), max_tokens or config.max_len, config.truncating)
-    joiner = "" if rules.char_level else rules.split
-    variants = [joiner.join(tokens[:position] + tokens[position + 1 :]) for position in range(len(tokens))]
+    if rules.cjk == "bigrams":
+        tokens, variants = _character_variants(tokens, rules.split)
+    else:
+        joiner = "" if rules.char_level else rules.split
+        variants = [joiner.join(tokens[:position] + tokens[position + 1 :]) for position in range(len(tokens))]
     probabilities = classifier.probabilities([text] + variants)
     best = int(probabilities[0].argmax())
     score = float(probabilities[0, best])
     weights = [score - float(row[best]) for row in probabilities[1:]]
     return Explanation(text, classifier.classes[best], score, tokens, weights)
+
+
+def _character_variants(tokens, split: str):
+    """``(units, variants)`` of a ``cjk_bigrams`` token list: each character (or word) weighed, not each bigram.
+
+    Joining the tokens back does not give the text (a bigram would count its characters twice), so each variant
+    is the units with one of them left out, adjacent units written together (their bigrams formed again) and a
+    separator where the unit was: it takes its bigrams with it and forms no new one.
+    """
+    units, together = [], []  # together[i]: units i and i + 1 stood side by side (their bigram follows unit i).
+    for token in tokens:
+        if is_cjk_bigram(token):
+            if units:  # A bigram first (its first character truncated away) belongs to no unit here.
+                together[-1] = True
+            continue
+        units.append(token)
+        together.append(False)
+    variants = []
+    for left_out in range(len(units)):
+        pieces, previous = [], None
+        for index, unit in enumerate(units):
+            if index == left_out:
+                continue
+            if pieces:
+                pieces.append("" if previous == index - 1 and together[previous] else split)
+            pieces.append(unit)
+            previous = index
+        variants.append("".join(pieces))
+    return units, variants
 
 
 def _config_of(classifier) -> TrainConfig:

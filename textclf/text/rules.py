@@ -38,6 +38,11 @@ _CJK_PYTHON = re.compile("[" + "".join(f"{chr(first)}-{chr(last)}" for first, la
 _CJK_RE2 = "[" + "".join(f"\\x{{{first:x}}}-\\x{{{last:x}}}" for first, last in CJK_RANGES) + "]"
 
 
+def is_cjk_bigram(token: str) -> bool:
+    """Whether ``token`` is a bigram of ``cjk="bigrams"``: two CJK characters (a CJK unit is one character)."""
+    return len(token) == 2 and all(_CJK_PYTHON.fullmatch(character) for character in token)
+
+
 def cjk_share(texts) -> float:
     """Share of ``texts`` whose non-space characters are mostly CJK (for automatic mode choice)."""
     texts = list(texts)
