@@ -47,3 +47,25 @@ def test_tune_searches_then_trains_the_best_and_a_rerun_resumes(tmp_path, capsys
     assert "resuming the search in" in captured.err and "2 trials already finished" in captured.err
     assert json.loads(captured.out.splitlines()[-1])["trials"] == 3
     assert sorted(os.listdir(output)) == ["1", "2", "runs", "tune"]
+
+
+@pytest.mark.slow
+def test_the_search_is_kept_when_the_final_run_fails_and_restart_reaches_it(tmp_path, capsys, monkeypatch):
+    import textclf.training.run
+
+    data = write_csv(tmp_path / "reviews.csv", make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 60, seed=2))
+    output = tmp_path / "tuned"
+    flags = ["--output", str(output), "--epochs", "1", "--batch-size", "16", "--embedding-dim", "4", "--max-trials", "1"]
+    calls = []
+
+    def interrupted_elsewhere(*args, **kwargs):
+        calls.append(kwargs["restart"])
+        raise ValueError("The interrupted run in OUT used different settings ... or pass --restart")
+
+    monkeypatch.setattr(textclf.training.run, "train", interrupted_elsewhere)
+    assert main(["tune", str(data), *flags]) == 2
+    assert "used different settings" in capsys.readouterr().err
+    assert len(json.loads((output / "tune" / "trials.json").read_text())) == 1  # The search's result is kept.
+    assert main(["tune", str(data), *flags, "--restart"]) == 2
+    assert "1 trials already finished" in capsys.readouterr().err  # The rerun searches no more.
+    assert calls == [False, True]

@@ -81,7 +81,7 @@ def run_tune(args) -> None:
 
     result, trials = tune(args.data, config_from_args(args), output=_output_of(args), budget=parse_budget(args.budget),
                           max_trials=args.max_trials, valid=args.valid, data_format=args.data_format,
-                          encoding=args.encoding)
+                          encoding=args.encoding, restart=args.restart)
     print(trials_table(trials))
     print(_summary(result, trials=len(trials)))
 

@@ -44,7 +44,7 @@ def search_space(hp, base: TrainConfig) -> TrainConfig:
 
 
 def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1200.0, max_trials: int = 50,
-         valid=None, data_format=None, encoding="utf-8"):
+         valid=None, data_format=None, encoding="utf-8", restart: bool = False):
     """Searches settings for ``budget`` seconds, then trains and exports the best.
 
     Args:
@@ -53,6 +53,7 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
         budget: Seconds after which no new trial starts (the one running finishes).
         max_trials: At most this many trials in all (a resumed search counts the earlier ones).
         valid: Validation file, else a stratified split of ``data`` (the same for every trial).
+        restart: The final run discards an interrupted run's checkpoint in ``output`` (``train``'s ``restart``).
 
     Returns:
         ``(result, trials)``: the final run's :class:`textclf.training.run.TrainResult`
@@ -117,9 +118,11 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     rows = [{"trial": trial.trial_id, "settings": trial.hyperparameters.values, "val_macro_f1": trial.score,
              "seconds": trial.metrics.get_last_value("seconds")} for trial in trials]
     best = search_space(trials[0].hyperparameters, base)
-    log(f"best of {len(rows)} trials: {json.dumps(rows[0]['settings'])}; training it as a normal run")
-    result = train(dataset, best, valid=valid_dataset, output=output)
+    # Written first: should the final run fail (an interrupted run in ``output`` with other settings), the search's
+    # result is kept, and a rerun finds every trial finished.
     (output / "tune" / "trials.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    log(f"best of {len(rows)} trials: {json.dumps(rows[0]['settings'])}; training it as a normal run")
+    result = train(dataset, best, valid=valid_dataset, output=output, restart=restart)
     return result, rows
 
 
