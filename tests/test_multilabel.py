@@ -18,7 +18,7 @@ def test_label_sets_multi_hot_and_threshold():
     sets = label_sets(["a|b", " b ", "c|a|a"], "|")
     assert sets == [["a", "b"], ["b"], ["c", "a"]]
     assert multi_hot(sets, ["a", "b", "c"]).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
-    with pytest.raises(ValueError, match=r"data: row 2 has no label after splitting '\|' on '\|'"):
+    with pytest.raises(ValueError, match=r"data: row 2 \(counting rows with a text and a label\) has no label after splitting '\|' on '\|'"):
         label_sets(["a", "|"], "|")
     targets = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
     probabilities = np.array([[0.9, 0.2], [0.3, 0.7], [0.35, 0.6]])

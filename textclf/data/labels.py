@@ -29,7 +29,9 @@ def label_sets(labels, separator: str, source: str = "data") -> list[list[str]]:
     for row, label in enumerate(labels, start=1):
         names = row_labels(label, separator)
         if not names:
-            raise ValueError(f"{source}: row {row} has no label after splitting {label!r} on {separator!r}")
+            # Rows are counted among those kept (a text and a label), not by file line: the label is quoted to find it.
+            raise ValueError(f"{source}: row {row} (counting rows with a text and a label) has no label after "
+                             f"splitting {label!r} on {separator!r}")
         sets.append(names)
     return sets
 
