@@ -9,6 +9,7 @@ file by file, each whole.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import itertools
@@ -88,7 +89,7 @@ def _delimited_rows(lines, source, delimiter: str, text_column, label_column):
         for row in reader:
             if header is None:
                 header = [name.strip() for name in row]
-                repeated = sorted({name for name in header if header.count(name) > 1 and name})
+                repeated = sorted(name for name, count in collections.Counter(header).items() if count > 1 and name)
                 if repeated:
                     # Which of two "label" columns is meant cannot be guessed; the last one silently won.
                     raise ValueError(f"{source} line {start}: the header names {', '.join(map(repr, repeated))} "
