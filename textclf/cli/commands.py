@@ -121,7 +121,7 @@ def _text_batches_for_predict(args):
 
 
 class _CsvRows:
-    """``writerow`` as ``csv.writer``'s, rows ending in ``"\n"``, and a field holding ``"\r"`` or ``"\n"`` quoted.
+    r"""``writerow`` as ``csv.writer``'s, rows ending in ``"\n"``, and a field holding ``"\r"`` or ``"\n"`` quoted.
 
     ``csv.writer(lineterminator="\n")`` quotes a field only for the characters of its line terminator, so a text
     holding a lone ``"\r"`` came out bare and split the row when read back (every CSV reader ends lines at it).

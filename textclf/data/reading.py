@@ -92,7 +92,7 @@ def decoded_chunks(byte_chunks, source, encoding: str = "utf-8"):
 
 
 def _line_ends(text: str, after_cr: bool) -> int:
-    """How many lines ``text`` ends ("\n", "\r", "\r\n"); ``after_cr``: a "\n" first completes an end counted before."""
+    r"""How many lines ``text`` ends ("\n", "\r", "\r\n"); ``after_cr``: a "\n" first completes an end counted before."""
     return text.count("\n") + text.count("\r") - text.count("\r\n") - (after_cr and text.startswith("\n"))
 
 
