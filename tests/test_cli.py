@@ -290,3 +290,11 @@ def test_a_multilabel_confusion_picture_has_one_matrix_per_class(tmp_path):
     plot_multilabel_confusion(matrices[:1], ["a"], tmp_path / "one.png", normalize=True)
     with Image.open(tmp_path / "one.png") as image:
         assert image.size == (320, 300)
+
+
+def test_a_text_argument_that_is_not_utf8_is_named(binary_result, capsys):
+    # The shell's bytes b"caf\xe9" reach Python as "caf\udce9" (os.fsdecode's surrogate escape).
+    status, out, err = run_cli(capsys, "predict", binary_result.export_dir, "fine", os.fsdecode(b"caf\xe9"))
+    assert (status, out) == (2, "")
+    assert err == ("textclf predict: error: TEXT argument 2 is not valid UTF-8 (b'caf\\xe9'); give the text in UTF-8, "
+                   "or put it in a file and pass --input FILE --encoding NAME\n")

@@ -117,6 +117,12 @@ def _text_batches_for_predict(args):
             yield from text_batches(args.input, args.batch_size, args.text_column, args.data_format, args.encoding,
                                     progress=bar.update if bar else None)
     else:
+        for number, text in enumerate(args.texts, start=1):
+            # The shell hands over bytes; Python keeps undecodable ones as lone surrogates that no model can read.
+            if any("\udc80" <= character <= "\udcff" for character in text):
+                raw = os.fsencode(text)
+                raise ValueError(f"TEXT argument {number} is not valid UTF-8 ({raw[:40]!r}); give the text in UTF-8, "
+                                 "or put it in a file and pass --input FILE --encoding NAME")
         yield args.texts
 
 
