@@ -214,12 +214,9 @@ def run_evaluate(args) -> None:
         print(f"\nreport written to {args.output}")
     plot = args.plot or (Path(args.output).with_name("confusion_matrix.png") if args.output else None)
     if plot:
-        from textclf.evaluation.reports import plot_confusion_matrix, plot_multilabel_confusion
+        from textclf.evaluation.reports import plot_confusion
 
-        if metrics.get("task") == "multilabel":  # One yes/no matrix per class.
-            plot_multilabel_confusion(metrics["confusion_matrices"], metrics["classes"], plot, normalize=args.normalize)
-        else:
-            plot_confusion_matrix(metrics["confusion_matrix"], metrics["classes"], plot, normalize=args.normalize)
+        plot_confusion(metrics, plot, normalize=args.normalize)
         print(f"confusion matrix drawn in {plot}")
 
 

@@ -99,3 +99,11 @@ def plot_multilabel_confusion(matrices, classes, path, normalize: bool = False) 
                       color="white" if shown[row, column] > shown.max() / 2 else "black")
     figure.suptitle("Confusion matrix per class" + (" (row-normalised)" if normalize else ""))
     return _save(pyplot, figure, path)
+
+
+def plot_confusion(metrics: dict, path, normalize: bool = False) -> Path:
+    """The confusion picture of a metrics dictionary (``classification_metrics`` or ``multilabel_metrics``): one
+    ``[C, C]`` matrix, or one yes/no matrix per class for a multi-label model."""
+    if metrics.get("task") == "multilabel":
+        return plot_multilabel_confusion(metrics["confusion_matrices"], metrics["classes"], path, normalize)
+    return plot_confusion_matrix(metrics["confusion_matrix"], metrics["classes"], path, normalize)

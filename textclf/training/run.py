@@ -19,7 +19,7 @@ from pathlib import Path
 from textclf.config import TrainConfig
 from textclf.data.streaming import should_stream
 from textclf.evaluation.metrics import format_metrics
-from textclf.evaluation.reports import plot_confusion_matrix, plot_history, plot_multilabel_confusion
+from textclf.evaluation.reports import plot_confusion, plot_history
 from textclf.log import log
 from textclf.training.cluster import get_strategy, worker_role
 from textclf.training.fit import fit_prepared, validation_metrics
@@ -196,9 +196,7 @@ def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, p
         "run.json": json.dumps(run_info, indent=2, ensure_ascii=False),
     }, model, pictures={
         "history.png": lambda path: plot_history(history, path),
-        "confusion_matrix.png": (
-            (lambda path: plot_multilabel_confusion(metrics["confusion_matrices"], classes, path)) if config.multi_label
-            else (lambda path: plot_confusion_matrix(metrics["confusion_matrix"], classes, path))),
+        "confusion_matrix.png": lambda path: plot_confusion(metrics, path),
     })
     in_progress.complete()  # The run folder now holds the result: nothing left to resume.
     phases.lap("run_folder")
