@@ -90,11 +90,10 @@ class TrainConfig:
         "(learned weights) or ``max_mean`` (both concatenated), each over the unmasked steps.")
     residual: bool = setting(True, "Add each stacked recurrent layer's input to its output.")
     wide: Wide = setting(
-        "auto", "``tfidf`` adds a linear branch beside the recurrent one (a logistic regression on TF-IDF of the "
-        "ids' 1- and 2-grams, blended by weights fitted on the validation rows; see textclf/training/wide.py), "
-        "computed in the export's graph.  Single-label runs with the data in memory; ``auto`` uses it there only.")
-    wide_bigrams: int | None = setting(
-        None, "Set by training when ``wide`` is ``tfidf``: how many 2-grams the branch holds (resolved, like max_len).")
+        "auto", "``tfidf`` adds a linear branch beside the recurrent one: a logistic regression on TF-IDF of the "
+        "raw text's word and character n-grams, its features, C and class weighting chosen by cross-validation on "
+        "the training rows, blended by weights fitted on the validation rows (textclf/training/wide.py), computed "
+        "in the export's graph.  Single-label runs with the data in memory; ``auto`` uses it there only.")
     spatial_dropout_rate: float = setting(0.2, "Dropout of whole embedding channels.")
     embeddings: str | None = setting(
         None, "Pretrained word vectors (GloVe, word2vec text or fastText ``.vec``, optionally gzip) to start the "
@@ -159,8 +158,7 @@ class TrainConfig:
         """Raises ``ValueError`` naming the first setting that is out of range."""
         for name in ("max_len_limit", "num_layers", "units", "embedding_dim", "epochs", "batch_size"):
             _check_int(name, getattr(self, name), minimum=1)
-        for name, minimum, what in (("max_len", 1, None), ("num_words", 2, "an integer >= 2 or null"),
-                                    ("wide_bigrams", 0, "a non-negative integer or null")):
+        for name, minimum, what in (("max_len", 1, None), ("num_words", 2, "an integer >= 2 or null")):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum, what)
         for name in ("patience", "seed", "checkpoint_every"):

@@ -9,7 +9,7 @@ import numpy as np
 from textclf.config import TrainConfig
 
 
-def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use_cudnn="auto"):
+def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use_cudnn="auto", wide=None):
     """Builds an uncompiled Keras Functional classifier on int32 ids ``[batch, time]`` (0 is padding, masked).
 
     Output: ``[batch, 1]`` sigmoid probability of the second class when ``num_classes == 2``, otherwise
@@ -22,10 +22,13 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
         vocabulary_size: Rows of the embedding (largest id + 1).
         num_classes: Number of labels, at least 2.
         use_cudnn: Passed to every LSTM/GRU; the export uses ``False`` so the saved graph holds no GPU-only op.
+        wide: ``(analyzers, sizes)`` of a fitted wide branch (:func:`wide_of`), or ``None``.  With it the model
+            takes two inputs, ``[ids, text]`` (``text``: ``[batch]`` raw strings), and blends the branch's logits
+            with the recurrent head's output.
     """
     import keras
 
-    from textclf.model.layers import AttentionPooling, Blend, GatherEmbedding, MaskedMaxPooling, TfidfLogits
+    from textclf.model.layers import AttentionPooling, Blend, GatherEmbedding, MaskedMaxPooling, NgramTfidfLogits
 
     if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 2:
         raise ValueError(f"`vocabulary_size` must be an integer >= 2. Received: vocabulary_size={vocabulary_size!r}")
@@ -75,11 +78,21 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     else:
         head = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")
     outputs = head(hidden)
-    if config.wide == "tfidf" and config.wide_bigrams is not None:
-        # The wide branch beside the recurrent one (its size is known once fitted: textclf.training.wide).
-        wide = TfidfLogits(vocabulary_size, config.wide_bigrams, outputs.shape[-1], name="tfidf_logits")(ids)
-        outputs = Blend(outputs.shape[-1], name="blend")([outputs, wide])
-    return keras.Model(ids, outputs, name=f"textclf_{config.arch}")
+    if wide is None:
+        return keras.Model(ids, outputs, name=f"textclf_{config.arch}")
+    # The wide branch beside the recurrent one, on the raw text (fitted by textclf.training.wide).
+    text = keras.Input(shape=(), dtype="string", name="text")
+    logits = NgramTfidfLogits(wide[0], wide[1], outputs.shape[-1], name="ngram_tfidf")(text)
+    outputs = Blend(outputs.shape[-1], name="blend")([outputs, logits])
+    return keras.Model([ids, text], outputs, name=f"textclf_{config.arch}")
+
+
+def wide_of(model):
+    """``(analyzers, sizes)`` of ``model``'s wide branch (``build_model``'s ``wide``), or ``None`` without one."""
+    if "ngram_tfidf" not in {layer.name for layer in model.layers}:
+        return None
+    layer = model.get_layer("ngram_tfidf")
+    return layer.analyzers, layer.sizes
 
 
 def recurrent_head(model):
@@ -110,7 +123,8 @@ _COMPILED = weakref.WeakKeyDictionary()
 
 
 def compiled_call(model):
-    """``model(ids, training=False)`` as one ``tf.function`` for any ``[rows, length]`` int32 batch.
+    """``model(ids, training=False)`` as one ``tf.function`` for any ``[rows, length]`` int32 batch; a model with
+    a wide branch is called as ``call(ids, text)`` (``text``: ``[rows]`` strings).
 
     Eagerly, a recurrent layer's loop runs step by step from Python (21 s against under 1 s compiled for 600
     800-token articles); one trace serves every batch shape.
@@ -118,16 +132,27 @@ def compiled_call(model):
     if model not in _COMPILED:
         import tensorflow as tf
 
-        _COMPILED[model] = tf.function(lambda ids: model(ids, training=False), reduce_retracing=True, autograph=False,
-                                       input_signature=[tf.TensorSpec([None, None], tf.int32)])
+        ids = tf.TensorSpec([None, None], tf.int32)
+        if wide_of(model) is None:
+            _COMPILED[model] = tf.function(lambda ids: model(ids, training=False), reduce_retracing=True,
+                                           autograph=False, input_signature=[ids])
+        else:
+            _COMPILED[model] = tf.function(lambda ids, text: model([ids, text], training=False),
+                                           reduce_retracing=True, autograph=False,
+                                           input_signature=[ids, tf.TensorSpec([None], tf.string)])
     return _COMPILED[model]
 
 
-def predict_probabilities(model, ids, batch_size=1024) -> np.ndarray:
-    """``[rows, num_classes]`` probabilities of the padded ``ids``, computed batch by batch."""
-    call = compiled_call(model)
-    outputs = [
-        np.asarray(class_probabilities(call(_without_padding_columns(ids[start : start + batch_size]))))
-        for start in range(0, len(ids), batch_size)
-    ]
+def predict_probabilities(model, ids, texts=None, batch_size=1024) -> np.ndarray:
+    """``[rows, num_classes]`` probabilities of the padded ``ids`` (and of the raw ``texts`` they encode, which a
+    model with a wide branch reads too), computed batch by batch."""
+    call, wide = compiled_call(model), wide_of(model) is not None
+    if wide and (texts is None or len(texts) != len(ids)):
+        raise ValueError("A model with a wide branch needs the raw texts beside their ids")
+    outputs = []
+    for start in range(0, len(ids), batch_size):
+        batch = [_without_padding_columns(ids[start : start + batch_size])]
+        if wide:
+            batch.append(np.asarray(list(texts[start : start + batch_size]), dtype=object))
+        outputs.append(np.asarray(class_probabilities(call(*batch))))
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)

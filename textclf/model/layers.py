@@ -1,4 +1,5 @@
-"""Mask-aware pooling layers, an embedding that reads only the rows it looks up, and the wide TF-IDF branch.
+"""Mask-aware pooling layers, an embedding that reads only the rows it looks up, and the wide TF-IDF branch on
+the raw text.
 
 Keras's ``GlobalMaxPooling1D`` ignores the mask, so padding (zeros after a masked LSTM) would take part in the
 maximum.  The layers are registered so ``model.keras`` files load without ``custom_objects`` once ``textclf`` is
@@ -85,60 +86,69 @@ class GatherEmbedding(keras.layers.Embedding):
 
 
 @keras.saving.register_keras_serializable(package="textclf")
-class TfidfLogits(keras.layers.Layer):
-    """Logits of a linear model on TF-IDF of the ids' 1- and 2-grams: the "wide" branch (``TrainConfig.wide``).
+class NgramTfidfLogits(keras.layers.Layer):
+    """Logits of a linear model on TF-IDF of the raw text's n-grams: the "wide" branch (``TrainConfig.wide``).
 
-    Features: every id, then the 2-grams in ``bigram_keys`` (``first * vocabulary_size + second``, sorted); a
-    value is ``(1 + log(count)) * idf``, L2-normalised per row (``TfidfVectorizer(sublinear_tf=True)``); padding
-    counts for nothing.  Core TF ops only, so TF Serving runs it; weights are fitted (``textclf.training.wide``).
-    Input: int32 ids ``[batch, time]``.  Output: float32 logits ``[batch, outputs]``.
+    ``analyzers``: ``[(kind, low, high), ...]`` (:mod:`textclf.text.ngrams`), ``sizes``: the fitted n-grams of
+    each.  Per analyzer, a value is ``(1 + log(count)) * idf`` of each n-gram whose hashed key is in ``keys``,
+    L2-normalised per row (``TfidfVectorizer(sublinear_tf=True)``; several analyzers are joined as scikit-learn's
+    ``FeatureUnion`` joins them, each normalised on its own).  Core TF ops only, so TF Serving runs it; weights
+    are fitted (``textclf.training.wide``).  Input: ``[batch]`` strings.  Output: float32 logits ``[batch, outputs]``.
     """
 
-    def __init__(self, vocabulary_size: int, bigrams: int, outputs: int, **kwargs):
+    def __init__(self, analyzers, sizes, outputs: int, **kwargs):
+        from textclf.text.ngrams import check_analyzer
+
         kwargs.update(trainable=False, dtype="float32")  # Fitted weights, never trained; float32 under any policy.
         super().__init__(**kwargs)
-        self.vocabulary_size, self.bigrams, self.outputs = vocabulary_size, bigrams, outputs
-        features = vocabulary_size + bigrams
-        self.bigram_keys = self.add_weight(shape=(bigrams,), dtype="int64", initializer="zeros", trainable=False,
-                                           name="bigram_keys")
-        self.idf = self.add_weight(shape=(features,), initializer="ones", trainable=False, name="idf")
-        self.kernel = self.add_weight(shape=(features, outputs), initializer="zeros", trainable=False, name="kernel")
+        self.analyzers = [check_analyzer(tuple(analyzer)) for analyzer in analyzers]
+        self.sizes, self.outputs = [int(size) for size in sizes], int(outputs)
+        if len(self.sizes) != len(self.analyzers):
+            raise ValueError(f"`sizes` needs one size per analyzer. Received: sizes={sizes!r}, "
+                             f"analyzers={analyzers!r}")
+        self.parts = []
+        for number, size in enumerate(self.sizes):
+            self.parts.append((
+                self.add_weight(shape=(size,), dtype="int64", initializer="zeros", trainable=False,
+                                name=f"keys_{number}"),
+                self.add_weight(shape=(size,), initializer="ones", trainable=False, name=f"idf_{number}"),
+                self.add_weight(shape=(size, outputs), initializer="zeros", trainable=False, name=f"kernel_{number}"),
+            ))
         self.bias = self.add_weight(shape=(outputs,), initializer="zeros", trainable=False, name="bias")
 
-    def call(self, ids):
+    def call(self, text):
         import tensorflow as tf
 
-        ids = tf.cast(ids, tf.int64)
-        rows = tf.shape(ids, out_type=tf.int64)[0]
-        vocabulary, features = self.vocabulary_size, self.vocabulary_size + self.bigrams
-        row_of = tf.broadcast_to(tf.range(rows)[:, None], tf.shape(ids, out_type=tf.int64))
-        present = ids > 0
-        row_parts, feature_parts = [tf.boolean_mask(row_of, present)], [tf.boolean_mask(ids, present)]
-        if self.bigrams:
-            keys = ids[:, :-1] * vocabulary + ids[:, 1:]
-            keys_table = tf.convert_to_tensor(self.bigram_keys)
-            position = tf.searchsorted(keys_table, tf.reshape(keys, [-1]), out_type=tf.int64)
-            position = tf.reshape(tf.minimum(position, self.bigrams - 1), tf.shape(keys))
-            found = (tf.gather(keys_table, position) == keys) & present[:, :-1] & present[:, 1:]
-            row_parts.append(tf.boolean_mask(row_of[:, :-1], found))
-            feature_parts.append(tf.boolean_mask(position, found) + vocabulary)
-        row, feature = tf.concat(row_parts, 0), tf.concat(feature_parts, 0)
-        # One entry per (row, feature) with its count, then the sublinear TF-IDF value and the row's L2 norm.
-        unique, index = tf.unique(row * features + feature)
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(index, tf.float32), index, tf.size(unique))
-        row, feature = unique // features, unique % features
-        values = (1.0 + tf.math.log(counts)) * tf.gather(tf.convert_to_tensor(self.idf), feature)
-        norms = tf.sqrt(tf.math.unsorted_segment_sum(values * values, row, rows))
-        values = values / tf.gather(tf.maximum(norms, 1e-12), row)
-        weighted = values[:, None] * tf.gather(tf.convert_to_tensor(self.kernel), feature)
-        return tf.math.unsorted_segment_sum(weighted, row, rows) + self.bias
+        from textclf.text.ngrams import ngram_keys
+
+        text = tf.reshape(text, [-1])
+        rows = tf.shape(text, out_type=tf.int64)[0]
+        logits = tf.zeros(tf.stack([rows, self.outputs]), tf.float32) + self.bias
+        for analyzer, size, (keys, idf, kernel) in zip(self.analyzers, self.sizes, self.parts):
+            if size == 0:
+                continue
+            grams = ngram_keys(text, analyzer)
+            table = tf.convert_to_tensor(keys)
+            position = tf.minimum(tf.searchsorted(table, grams.flat_values, out_type=tf.int64), size - 1)
+            found = tf.gather(table, position) == grams.flat_values
+            row, feature = tf.boolean_mask(grams.value_rowids(), found), tf.boolean_mask(position, found)
+            # One entry per (row, n-gram) with its count, then the sublinear TF-IDF value and the row's L2 norm.
+            unique, index = tf.unique(row * size + feature)
+            counts = tf.math.unsorted_segment_sum(tf.ones_like(index, tf.float32), index, tf.size(unique))
+            row, feature = unique // size, unique % size
+            values = (1.0 + tf.math.log(counts)) * tf.gather(tf.convert_to_tensor(idf), feature)
+            norms = tf.sqrt(tf.math.unsorted_segment_sum(values * values, row, rows))
+            values = values / tf.gather(tf.maximum(norms, 1e-12), row)
+            weighted = values[:, None] * tf.gather(tf.convert_to_tensor(kernel), feature)
+            logits += tf.math.unsorted_segment_sum(weighted, row, rows)
+        return logits
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.outputs)
 
     def get_config(self):
-        return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "bigrams": self.bigrams,
-                "outputs": self.outputs}
+        return {**super().get_config(), "analyzers": [list(analyzer) for analyzer in self.analyzers],
+                "sizes": self.sizes, "outputs": self.outputs}
 
 
 @keras.saving.register_keras_serializable(package="textclf")

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from textclf.serve.artifacts import EXPORT_METADATA, Run, load_run, versions
-from textclf.model.factory import build_model, class_probabilities
+from textclf.model.factory import build_model, class_probabilities, wide_of
 from textclf.text.sequences import GraphEncoder
 from textclf.serve.fast_lstm import LSTMInference, supports
 
@@ -24,7 +24,8 @@ def _inference_model(run):
     """A copy of the run's model with ``use_cudnn=False``: a GPU trace could hold only CudnnRNNV3 ops (GPU-only)."""
     # Dropout is the identity at inference: without it the graph holds no random-seed state.
     config = run.config.replace(dropout_rate=0.0, recurrent_dropout_rate=0.0, spatial_dropout_rate=0.0)
-    model = build_model(config, run.tokenizer.vocabulary_size, len(run.classes), use_cudnn=False)
+    model = build_model(config, run.tokenizer.vocabulary_size, len(run.classes), use_cudnn=False,
+                        wide=wide_of(run.model))
     model.set_weights(run.model.get_weights())
     return model
 
@@ -49,21 +50,21 @@ def serving_module(run, fast=True, fast_options=None):
     # LSTM models: the same numbers with less work (textclf/serve/fast_lstm.py); others run the Keras graph.
     inference = LSTMInference(model, run.config, **(fast_options or {})) if fast and supports(run.config) else None
 
-    layer_names = {layer.name for layer in model.layers}
-    wide = (model.get_layer("tfidf_logits"), model.get_layer("blend")) if "blend" in layer_names else None
+    wide = (model.get_layer("ngram_tfidf"), model.get_layer("blend")) if wide_of(model) is not None else None
 
     def scores(text):
         """The model's output for a ``[batch]`` string tensor."""
         if inference is None:
             # Padded to the batch's longest row only: masked steps only carry the state forward,
             # so a short sentence costs a few steps, not max_len.
-            return model(encoder.padded(text, padding=run.config.padding)[0], training=False)
+            ids = encoder.padded(text, padding=run.config.padding)[0]
+            return model(ids if wide is None else [ids, text], training=False)
         # Right-padded to the longest row of the batch, whatever the training padding.
         ids, lengths = encoder.padded(text)
         if wide is None:
             return inference(ids, lengths)
         # The fast path computes the recurrent head; the wide branch and the blend are the model's own layers.
-        return wide[1]([inference(ids, lengths), wide[0](ids)])
+        return wide[1]([inference(ids, lengths), wide[0](text)])
 
     class TextClassifierModule(tf.Module):
         def __init__(self):

@@ -145,7 +145,7 @@ class RunClassifier(_Classifier):
 
         config = self.run.config
         ids = encode(self.run.tokenizer, texts, config.max_len, config.padding, config.truncating, trim=True)
-        return predict_probabilities(self.run.model, ids)
+        return predict_probabilities(self.run.model, ids, list(texts))
 
 
 def load(path):

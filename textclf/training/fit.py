@@ -31,7 +31,8 @@ class FittedPipeline:
     ``encoding``, ``building_and_tracing`` (the loop's time outside epochs and validation), ``epochs``,
     ``validation``, ``wide`` (after the epochs; its linear fits overlap them).  ``validation_probabilities``: with a
     wide branch, the outputs on the validation rows of the blend whose linear part saw only the training rows (the
-    validation metrics are theirs); ``None`` when they are ``model``'s.
+    validation metrics are theirs); ``None`` when they are ``model``'s.  ``wide``: what the wide branch chose and
+    how (``run.json``'s ``wide``).
     """
 
     tokenizer: Tokenizer
@@ -43,11 +44,12 @@ class FittedPipeline:
     epoch_seconds: dict = dataclasses.field(default_factory=dict)
     phase_seconds: dict = dataclasses.field(default_factory=dict)
     validation_probabilities: np.ndarray | None = None
+    wide: dict | None = None
 
     def probabilities(self, texts) -> np.ndarray:
         """``[len(texts), num_classes]`` probabilities (Python tokenizer + Keras model)."""
         ids = encode(self.tokenizer, texts, self.config.max_len, self.config.padding, self.config.truncating, trim=True)
-        return predict_probabilities(self.model, ids)
+        return predict_probabilities(self.model, ids, texts)
 
 
 def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, verbose="auto",
@@ -72,15 +74,16 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), "
         f"max_len {config.max_len}")
     # The wide branch's linear fits need only the rows: they run in a thread while the recurrent model trains.
-    linear = (LinearFitsInBackground(tokenizer, prepared.classes, train_rows, valid_rows, config.seed)
+    linear = (LinearFitsInBackground(prepared.classes, train_rows, valid_rows, config.seed)
               if config.wide == "tfidf" else None)
     model, history, seconds = run_loop(config, tokenizer, prepared.classes, train_rows, valid_rows, in_progress,
                                        verbose, tensorboard)
     looped = time.perf_counter()
-    validation_probabilities = None
+    validation_probabilities, wide_report = None, None
     if linear is not None:
-        validation_probabilities, model, config = fit_wide(model, config, tokenizer, prepared.classes, valid_rows,
-                                                           linear.result())
+        fits = linear.result()
+        validation_probabilities, model = fit_wide(model, config, tokenizer, prepared.classes, valid_rows, fits)
+        wide_report = fits.report
     write_weights_digest(model)  # The final weights, wide branch included (tests compare workers with it).
     epochs, validation = sum(seconds["training"]), sum(seconds["validation"])
     phases = {"encoding": encoded - started, "building_and_tracing": looped - encoded - epochs - validation,
@@ -88,7 +91,7 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     # A resumed run counts the time its interrupted part spent up to the checkpoint too.
     earlier = in_progress.previous_seconds if in_progress is not None else 0.0
     return FittedPipeline(tokenizer, config, model, history, earlier + looped - encoded, valid_rows, seconds, phases,
-                          validation_probabilities)
+                          validation_probabilities, wide_report)
 
 
 def validation_metrics(fitted: FittedPipeline, classes):

@@ -65,6 +65,7 @@ class TokenizedRows:
     """
 
     def __init__(self, tokenizer, texts, labels, config, classes):
+        self.texts = texts  # The wide branch reads the raw text.
         self.targets = targets_of(config, labels, classes)
         names = ([name for row in label_sets(labels, config.label_sep) for name in row] if config.multi_label
                  else labels)

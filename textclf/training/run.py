@@ -187,6 +187,8 @@ def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, p
                 for name, value in requested.to_dict().items() if value != config.to_dict()[name]}
     run_info = {**prepared.run_info, "epochs_run": len(history.get("loss", [])),
                 "training_seconds": round(training_seconds, 2), "resolved": resolved}
+    if fitted.wide is not None:
+        run_info["wide"] = fitted.wide  # The linear part's features, C and class weighting, and how they were chosen.
     write_run(run_dir, {
         "config.json": json.dumps(config.to_dict(), indent=2, ensure_ascii=False),
         "tokenizer.json": tokenizer.to_json(ensure_ascii=False),

@@ -1,11 +1,13 @@
-"""Fitting the wide TF-IDF branch (``TrainConfig.wide="tfidf"``) once the recurrent model has trained.
+"""Fitting the wide TF-IDF branch (``TrainConfig.wide="tfidf"``): a linear model on n-grams of the raw text.
 
-Features are sublinear, L2-normalised TF-IDF (``TfidfVectorizer(sublinear_tf=True)``'s rule) of each id and of each
-2-gram of ids found in at least 2 training rows (the OOV id left out), computed on ids so the graph can repeat it
-(:class:`textclf.model.layers.TfidfLogits`).  A logistic regression (L-BFGS, the baseline's solver: SGD inside
-Keras does not reach its solution on small data) is fitted on them; the blend ``activation(a * recurrent logits +
-b * wide logits + c)`` (:class:`textclf.model.layers.Blend`) is fitted by class-balanced maximum likelihood on the
-validation rows.
+The branch is the strongest linear baseline a careful scikit-learn user builds, chosen on the user's own rows:
+the features (word 1-2-grams, character ``char_wb`` n-grams, or both), ``C`` and class weighting are picked by
+stratified k-fold cross-validated macro-F1 on every training row (training and validation rows together, as the
+baseline sees them), then a logistic regression (L-BFGS) with that choice is refitted on every row.  The n-grams
+are :mod:`textclf.text.ngrams`' hashed keys, so the export's graph (:class:`textclf.model.layers.NgramTfidfLogits`)
+computes the same features from raw text.  The blend ``activation(a * recurrent logits + b * wide logits + c)``
+(:class:`textclf.model.layers.Blend`) is fitted on the validation rows with the out-of-fold linear logits, which no
+model that saw those rows produced.
 """
 
 from __future__ import annotations
@@ -17,212 +19,228 @@ import numpy as np
 
 from textclf.log import log
 from textclf.model.factory import build_model, compiled_call
-from textclf.training.batches import EncodedTexts
 
-# 2-grams in fewer training rows than this are left out (the baseline's min_df).
+# The choices cross-validation picks from: n-gram features (analyzer, low, high), C, class weighting.
+FEATURE_SETS = {
+    "word 1-2": (("word", 1, 2),),
+    "word 1-2 + char_wb 2-5": (("word", 1, 2), ("char_wb", 2, 5)),
+    "char_wb 1-3": (("char_wb", 1, 3),),
+    "char_wb 2-5": (("char_wb", 2, 5),),
+}
+C_VALUES = (4.0, 16.0)
+CLASS_WEIGHTS = (None, "balanced")
+# Without cross-validation (a class with a single row, or more n-gram occurrences than MAX_CV_NONZEROS): word and
+# character n-grams together, the choice that ranked first or second on every public set (docs/RESULTS.md).
+FALLBACK = ("word 1-2 + char_wb 2-5", 16.0, "balanced")
+FOLDS = 5
+# n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
-# The linear part's regularisation (LogisticRegression C).  The baseline's C=4 suits scikit-learn's tokens; on these
-# features (every vocabulary word, one-letter words too) 5-fold cross-validation on the training rows chose 8-16 by
-# log-loss for rt_polarity at 500 to 10,246 rows, and 16 did at least as well as 4 on held-out rows of all three
-# public sets (docs/RESULTS.md).  Choosing C on the validation rows instead was no better in the blended model.
-C = 16.0
+# Cross-validation fits 16 choices x FOLDS models; above this many n-gram occurrences (summed over the analyzers'
+# count matrices) it would take longer than the recurrent model, and the fallback is used (docs/RESULTS.md).
+MAX_CV_NONZEROS = 40_000_000
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
-# grow with the rows (bench/scaling.py: 4.0 GB peak at 1M rows of rt_polarity against 1.1 GB at 100k), while
-# the recurrent model, which trains on every row, needs the branch least on large data.
+# grow with the rows, while the recurrent model, which trains on every row, needs the branch least on large data.
 MAX_ROWS = 200_000
 
 
-def _pairs(values: np.ndarray, lengths: np.ndarray, vocabulary_size: int):
-    """``(row, key)`` of every 2-gram: ``key = first * vocabulary_size + second``, within rows."""
-    row_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    same_row = row_of[:-1] == row_of[1:]
-    keys = values[:-1].astype(np.int64) * vocabulary_size + values[1:]
-    return row_of[:-1][same_row], keys[same_row]
+@dataclasses.dataclass
+class Choice:
+    """One point of the grid: a :data:`FEATURE_SETS` name, ``C`` and ``class_weight``."""
 
+    features: str
+    C: float
+    class_weight: str | None
 
-def bigram_keys(values: np.ndarray, lengths: np.ndarray, vocabulary_size: int, unknown=None) -> np.ndarray:
-    """Sorted int64 keys of the 2-grams found in at least :data:`MIN_ROWS` rows, none with the ``unknown`` id."""
-    rows, keys = _pairs(values, lengths, vocabulary_size)
-    if unknown is not None:
-        keep = (keys // vocabulary_size != unknown) & (keys % vocabulary_size != unknown)
-        rows, keys = rows[keep], keys[keep]
-    unique_pairs = np.unique(np.stack([keys, rows]), axis=1)  # One per (key, row).
-    found, rows_with = np.unique(unique_pairs[0], return_counts=True)
-    return found[rows_with >= MIN_ROWS].astype(np.int64)
-
-
-def tfidf_features(values, lengths, vocabulary_size: int, keys: np.ndarray, idf=None, unknown=None):
-    """``(features, idf)``: the sparse ``[rows, vocabulary_size + len(keys)]`` TF-IDF matrix and the idf used.
-
-    ``values`` and ``lengths`` are the rows' ids, flat, and each row's length; ``idf=None`` computes it from these
-    rows (smooth: ``ln((1 + n) / (1 + df)) + 1``), with 0 for the ``unknown`` (OOV) id.  That id stands for every
-    word outside the vocabulary, not for a word: as a feature it learned from the few validation-only words of
-    the refit and weighed on every test row with new words (the linear part alone on 1,000 rt_polarity rows, mean
-    of 3 held-out splits: macro-F1 0.638 with it, 0.648 without at C=4); scikit-learn's TF-IDF skips unknown words.
-    """
-    from scipy import sparse
-    from sklearn.preprocessing import normalize
-
-    values = np.asarray(values, dtype=np.int64)
-    row_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    pair_rows, pair_keys = _pairs(values, np.asarray(lengths), vocabulary_size)
-    position = np.searchsorted(keys, pair_keys).clip(max=max(len(keys) - 1, 0))
-    found = (keys[position] == pair_keys) if len(keys) else np.zeros(len(pair_keys), dtype=bool)
-    rows = np.concatenate([row_of, pair_rows[found]])
-    columns = np.concatenate([values, position[found] + vocabulary_size])
-    shape = (len(lengths), vocabulary_size + len(keys))
-    counts = sparse.coo_matrix((np.ones(len(rows), dtype=np.float64), (rows, columns)), shape=shape).tocsr()
-    counts.sum_duplicates()
-    if idf is None:
-        rows_with = np.bincount(counts.indices, minlength=shape[1])
-        idf = np.log((1 + shape[0]) / (1 + rows_with)) + 1.0
-        if unknown is not None:
-            idf[unknown] = 0.0  # The graph layer reads the same idf: the id counts for nothing there too.
-    counts.data = (1.0 + np.log(counts.data)) * np.asarray(idf, dtype=np.float64)[counts.indices]
-    counts.eliminate_zeros()
-    return normalize(counts), np.asarray(idf, dtype=np.float32)
-
-
-def at_most(values, lengths, targets, seed: int, limit: int = MAX_ROWS):
-    """``(values, lengths, targets)`` of about ``limit`` rows drawn without replacement, in their order.
-
-    All rows when there are no more than ``limit``; else ``limit`` drawn rows plus, for a class none of them has,
-    its first row (the linear model needs every class).
-    """
-    if len(lengths) <= limit:
-        return values, lengths, targets
-    chosen = np.random.default_rng(seed).choice(len(lengths), limit, replace=False)
-    missing = np.setdiff1d(np.unique(targets), targets[chosen])
-    chosen = np.union1d(chosen, [np.flatnonzero(targets == label)[0] for label in missing]).astype(np.int64)
-    subset = EncodedTexts(values, lengths).subset(chosen)
-    return subset.values, subset.lengths, targets[chosen]
-
-
-def _recurrent_logits(recurrent: np.ndarray) -> np.ndarray:
-    """The recurrent head's probabilities as the logits :class:`textclf.model.layers.Blend` scales (float64):
-    ``log(p / (1 - p))`` for one sigmoid unit, ``log(p)`` for a softmax (logits up to a per-row constant)."""
-    probabilities = np.clip(recurrent.astype(np.float64), 1e-7, 1 - 1e-7)
-    return np.log(probabilities) - (np.log1p(-probabilities) if recurrent.shape[1] == 1 else 0.0)
-
-
-def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(scales [2], bias [outputs])`` of the blend maximising the class-balanced likelihood of ``targets``.
-
-    Each validation row weighs ``rows / (classes * rows of its class)``, as in the linear part and in macro-F1:
-    an unweighted bias pulls the decisions towards the larger class, and a bias fitted for the 80%-row linear
-    model then shifted the refitted one's threshold (rt_polarity, 1,000 rows, split 0: 0.640 against 0.657
-    balanced).  Scales stay >= 0: both parts are trained to predict the labels, so a negative scale (inverting
-    one) only fits the noise of a few hundred validation rows (it did: -0.275 x recurrent at 1,000 rt_polarity rows).
-    """
-    from scipy.optimize import minimize
-    from sklearn.utils.class_weight import compute_sample_weight
-
-    outputs = recurrent.shape[1]
-    logits = _recurrent_logits(recurrent)
-    weights = compute_sample_weight("balanced", targets)  # The linear part's class_weight="balanced", per row.
-
-    def loss(parameters):
-        z = parameters[0] * logits + parameters[1] * wide + parameters[2:]
-        if outputs == 1:
-            losses = np.logaddexp(0.0, z[:, 0]) - targets * z[:, 0]
-        else:
-            z = z - z.max(axis=1, keepdims=True)
-            losses = np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets]
-        return float(np.average(losses, weights=weights))
-
-    start = np.concatenate([[1.0, 0.0], np.zeros(outputs)])
-    bounds = [(0.0, None), (0.0, None)] + [(None, None)] * outputs
-    best = minimize(loss, start, method="L-BFGS-B", bounds=bounds).x
-    return best[:2].astype(np.float32), best[2:].astype(np.float32)
-
-
-def _linear(features, targets, classes, seed) -> tuple[np.ndarray, np.ndarray]:
-    """``(kernel [features, outputs], bias [outputs])`` of the (class-balanced) logistic regression on ``features``."""
-    from sklearn.linear_model import LogisticRegression
-
-    # Classes weighted inversely to their frequency: macro-F1, what textclf reports and the bench compares, weighs
-    # every class alike (the branch alone, held out: rt_polarity 500 rows +0.017, convention_party +0.14, rt_polarity
-    # all rows level; docs/RESULTS.md).
-    linear = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed).fit(features, targets)
-    if len(linear.classes_) != len(classes):
-        raise ValueError(f"`wide` needs training rows of every class; the training rows hold "
-                         f"{len(linear.classes_)} of {len(classes)}")
-    return linear.coef_.T.astype(np.float32), linear.intercept_.astype(np.float32)
-
-
-def _combined(model, config, vocabulary_size, classes, part, scales, blend_bias):
-    """``build_model`` with the branch, the recurrent weights copied from ``model``, the branch's set."""
-    config = config.replace(wide_bigrams=len(part.keys))
-    combined = build_model(config, vocabulary_size, len(classes))
-    for layer in model.layers:
-        if layer.weights and layer.name not in ("tfidf_logits", "blend"):  # Only the recurrent part's.
-            combined.get_layer(layer.name).set_weights(layer.get_weights())
-    combined.get_layer("tfidf_logits").set_weights([part.keys, part.idf, part.kernel, part.bias])
-    combined.get_layer("blend").set_weights([scales, blend_bias])
-    return combined, config
+    @property
+    def analyzers(self):
+        return FEATURE_SETS[self.features]
 
 
 @dataclasses.dataclass
 class LinearPart:
-    """A fitted linear part: 2-gram ``keys``, ``idf`` [ids + 2-grams], ``kernel`` [features, outputs], ``bias``."""
+    """A fitted linear part: per analyzer, the n-gram ``keys`` and ``idf``; ``kernel`` [features, outputs]
+    (the analyzers' features one after the other), ``bias`` [outputs]."""
 
-    keys: np.ndarray
-    idf: np.ndarray
+    analyzers: tuple
+    keys: list
+    idf: list
     kernel: np.ndarray
     bias: np.ndarray
+
+    def weights(self) -> list:
+        """The weights of :class:`textclf.model.layers.NgramTfidfLogits`, in its order."""
+        weights, start = [], 0
+        for keys, idf in zip(self.keys, self.idf):
+            weights += [keys, idf, self.kernel[start:start + len(keys)]]
+            start += len(keys)
+        return weights + [self.bias]
+
+
+def subsample_rows(count: int, targets: np.ndarray, seed: int, limit: int = MAX_ROWS) -> np.ndarray:
+    """Sorted indices of about ``limit`` of ``count`` rows drawn without replacement (all when no more than
+    ``limit``), plus the first row of any class none of them has (the linear model needs every class)."""
+    if count <= limit:
+        return np.arange(count)
+    chosen = np.random.default_rng(seed).choice(count, limit, replace=False)
+    missing = np.setdiff1d(np.unique(targets), targets[chosen])
+    return np.union1d(chosen, [np.flatnonzero(targets == label)[0] for label in missing]).astype(np.int64)
+
+
+def _tfidf(counts, fit_rows):
+    """``(features, kept columns, idf)``: sublinear, L2-normalised TF-IDF of every row of ``counts``, with the
+    vocabulary (columns in at least :data:`MIN_ROWS` rows) and idf of the ``fit_rows`` alone."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    fitted_on = counts[fit_rows]
+    kept = np.flatnonzero(np.bincount(fitted_on.indices, minlength=counts.shape[1]) >= MIN_ROWS)
+    transformer = TfidfTransformer(sublinear_tf=True).fit(fitted_on[:, kept])
+    return transformer.transform(counts[:, kept]), kept, transformer.idf_.astype(np.float32)
+
+
+def _features(matrices, analyzers, fit_rows):
+    """``(features [rows, F], per analyzer (kept columns, idf))``: the analyzers' TF-IDF side by side."""
+    from scipy import sparse
+
+    parts = [_tfidf(matrices[analyzer], fit_rows) for analyzer in analyzers]
+    return sparse.hstack([part[0] for part in parts]).tocsr(), [(part[1], part[2]) for part in parts]
+
+
+def _logistic(choice: Choice, seed: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=choice.C, class_weight=choice.class_weight, max_iter=2000, random_state=seed)
+
+
+def _logits(linear, features) -> np.ndarray:
+    """``[rows, outputs]`` decision values (one column for two classes, as the sigmoid head)."""
+    values = linear.decision_function(features)
+    return (values[:, None] if values.ndim == 1 else values).astype(np.float32)
+
+
+def _grid():
+    return [Choice(name, c, weight) for name in FEATURE_SETS for c in C_VALUES for weight in CLASS_WEIGHTS]
+
+
+def cross_validate(matrices, targets, folds: int, seed: int):
+    """``(best Choice, its out-of-fold logits [rows, outputs], {choice description: mean macro-F1})``.
+
+    Stratified ``folds`` (shuffled with ``seed``); each choice is scored by its folds' mean macro-F1, as
+    ``GridSearchCV(scoring="f1_macro")`` scores it; the first best in :func:`_grid`'s order wins a tie.
+    """
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    grid, classes = _grid(), int(targets.max()) + 1
+    outputs = 1 if classes == 2 else classes
+    scores = {index: [] for index in range(len(grid))}
+    out_of_fold = np.zeros((len(grid), len(targets), outputs), np.float32)
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for fit_rows, held_rows in splitter.split(np.zeros(len(targets)), targets):
+        for name, analyzers in FEATURE_SETS.items():
+            features, _ = _features(matrices, analyzers, fit_rows)
+            for index, choice in enumerate(grid):
+                if choice.features != name:
+                    continue
+                linear = _logistic(choice, seed).fit(features[fit_rows], targets[fit_rows])
+                logits = _logits(linear, features[held_rows])
+                out_of_fold[index, held_rows] = logits
+                predicted = linear.classes_[(logits[:, 0] > 0).astype(int) if outputs == 1 else logits.argmax(1)]
+                scores[index].append(f1_score(targets[held_rows], predicted, average="macro"))
+    means = [float(np.mean(scores[index])) for index in range(len(grid))]
+    best = int(np.argmax(means))
+    table = {f"{choice.features}, C={choice.C:g}, {choice.class_weight or 'unweighted'}": round(mean, 4)
+             for choice, mean in zip(grid, means)}
+    return grid[best], out_of_fold[best], table
+
+
+def _fit_part(matrices, targets, choice: Choice, keys, seed: int) -> LinearPart:
+    """The linear part with ``choice`` fitted on every row of ``matrices``."""
+    rows = np.arange(len(targets))
+    features, kept = _features(matrices, choice.analyzers, rows)
+    linear = _logistic(choice, seed).fit(features, targets)
+    kernel = linear.coef_.T.astype(np.float32)
+    return LinearPart(choice.analyzers, [keys[analyzer][columns] for analyzer, (columns, _) in
+                                         zip(choice.analyzers, kept)],
+                      [idf for _, idf in kept], kernel, linear.intercept_.astype(np.float32))
 
 
 @dataclasses.dataclass
 class LinearFits:
-    """What the two logistic regressions give the blend.
+    """What the linear fits give the blend and the model.
 
-    ``first``: fitted on the training rows; ``valid_logits`` [validation rows, outputs]: its logits on the
-    validation rows (the blend is fitted on them); ``final``: refitted on training and validation rows together.
+    ``valid_logits`` [validation rows, outputs]: out-of-fold logits of the chosen linear model (no fold model saw
+    its row); ``final``: the chosen model refitted on training and validation rows together; ``report``: the
+    choice and how it was made, for ``run.json``.
     """
 
-    first: LinearPart
     valid_logits: np.ndarray
     final: LinearPart
+    report: dict
 
 
-def _fit_part(values, lengths, targets, size, unknown, classes, seed) -> LinearPart:
-    """The linear part fitted on these rows (at most :data:`MAX_ROWS` of them)."""
-    values, lengths, targets = at_most(values, lengths, targets, seed)
-    keys = bigram_keys(values, lengths, size, unknown)
-    features, idf = tfidf_features(values, lengths, size, keys, unknown=unknown)
-    kernel, bias = _linear(features, targets, classes, seed)
-    return LinearPart(keys, idf, kernel, bias)
+def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
+    """Chooses and fits the linear part on the training and validation rows' texts (not the recurrent model)."""
+    from textclf.text.ngrams import count_matrix
+
+    texts = list(train_rows.texts) + list(valid_rows.texts)
+    targets = np.concatenate([train_rows.class_indices(), valid_rows.class_indices()])
+    if len(np.unique(targets)) != len(classes):
+        raise ValueError(f"`wide` needs rows of every class; the training rows hold {len(np.unique(targets))} "
+                         f"of {len(classes)}")
+    rows = subsample_rows(len(texts), targets, seed)
+    if len(rows) < len(texts):
+        log(f"wide branch: its linear part is fitted on {len(rows):,} of {len(texts):,} rows drawn at random, "
+            "so memory stays bounded")
+    analyzers = sorted({analyzer for analyzers in FEATURE_SETS.values() for analyzer in analyzers})
+    matrices, keys = {}, {}
+    for analyzer in analyzers:
+        matrices[analyzer], keys[analyzer] = count_matrix([texts[row] for row in rows], analyzer)
+    folds = min(FOLDS, int(np.bincount(targets[rows]).min()))
+    nonzeros = sum(matrix.nnz for matrix in matrices.values())
+    if folds >= 2 and nonzeros <= MAX_CV_NONZEROS:
+        choice, out_of_fold, scores = cross_validate(matrices, targets[rows], folds, seed)
+        how = {"method": f"{folds}-fold cross-validated macro-F1 on {len(rows):,} rows", "scores": scores}
+    else:
+        choice, out_of_fold = Choice(*FALLBACK), None
+        why = "a class has one row" if folds < 2 else f"{nonzeros:,} n-grams, above {MAX_CV_NONZEROS:,}"
+        how = {"method": f"fixed ({why})"}
+    final = _fit_part(matrices, targets[rows], choice, keys, seed)
+    valid_logits = _valid_logits(out_of_fold, rows, len(train_rows), len(texts), final, valid_rows)
+    report = {"features": choice.features, "C": choice.C, "class_weight": choice.class_weight or "none", **how}
+    log(f"wide branch: {choice.features}, C={choice.C:g}, class weight {report['class_weight']} "
+        f"({how['method']})")
+    return LinearFits(valid_logits, final, report)
 
 
-def fit_linear(tokenizer, classes, train_rows, valid_rows, seed: int) -> LinearFits:
-    """Both linear fits.  They need only the rows, not the recurrent model (see :class:`LinearFitsInBackground`)."""
-    size, unknown = tokenizer.vocabulary_size, tokenizer.oov_index
-    (train_values, train_lengths), (valid_values, valid_lengths) = train_rows.id_rows(), valid_rows.id_rows()
-    train_targets, valid_targets = train_rows.class_indices(), valid_rows.class_indices()
-    all_lengths = np.concatenate([train_lengths, valid_lengths])
-    if len(all_lengths) > MAX_ROWS:
-        log(f"wide branch: its linear part is fitted on at most {MAX_ROWS:,} rows drawn at random (of "
-            f"{len(train_lengths):,} training rows, and of {len(all_lengths):,} with the validation rows for the "
-            "refit), so memory stays bounded")
-    first = _fit_part(train_values, train_lengths, train_targets, size, unknown, classes, seed)
-    valid_features, _ = tfidf_features(valid_values, valid_lengths, size, first.keys, first.idf)
-    final = _fit_part(np.concatenate([train_values, valid_values]), all_lengths,
-                      np.concatenate([train_targets, valid_targets]), size, unknown, classes, seed)
-    return LinearFits(first, np.asarray(valid_features @ first.kernel + first.bias, dtype=np.float32), final)
+def _valid_logits(out_of_fold, rows, train_count, total, final: LinearPart, valid_rows) -> np.ndarray:
+    """The validation rows' out-of-fold logits; where there are none (no cross-validation, or a row left out of
+    the subsample), the final model's own, which saw those rows."""
+    from textclf.model.layers import NgramTfidfLogits
+
+    import tensorflow as tf
+
+    layer = NgramTfidfLogits(final.analyzers, [len(keys) for keys in final.keys], final.kernel.shape[1])
+    layer.set_weights(final.weights())
+    logits = np.array(layer(tf.constant(list(valid_rows.texts), tf.string)), dtype=np.float32)
+    if out_of_fold is not None:
+        position = np.full(total, -1)
+        position[rows] = np.arange(len(rows))
+        at = position[train_count:]
+        logits[at >= 0] = out_of_fold[at[at >= 0]]
+    return logits
 
 
 class LinearFitsInBackground:
     """:func:`fit_linear` in a thread, started before the recurrent model trains; :meth:`result` waits for it.
 
-    The fits need only the tokenized rows, so they overlap the epochs: scikit-learn's solver runs mostly on one
-    core, and the recurrent loop's small per-step products do not keep every core busy (news_source: the two
-    fits took 60.5 s after 74.2 s of epochs, one after the other; docs/PERFORMANCE.md).  A daemon thread, so an
+    The fits need only the rows' texts, so they overlap the epochs: scikit-learn's solver runs mostly on one
+    core, and the recurrent loop's small per-step products do not keep every core busy.  A daemon thread, so an
     interrupted run does not wait for it.
     """
 
-    def __init__(self, tokenizer, classes, train_rows, valid_rows, seed: int):
+    def __init__(self, classes, train_rows, valid_rows, seed: int):
         self._fits, self._error = None, None
-        self._thread = threading.Thread(target=self._run, args=(tokenizer, classes, train_rows, valid_rows, seed),
+        self._thread = threading.Thread(target=self._run, args=(classes, train_rows, valid_rows, seed),
                                         name="textclf-wide", daemon=True)
         self._thread.start()
 
@@ -240,6 +258,42 @@ class LinearFitsInBackground:
         return self._fits
 
 
+def _recurrent_logits(recurrent: np.ndarray) -> np.ndarray:
+    """The recurrent head's probabilities as the logits :class:`textclf.model.layers.Blend` scales (float64):
+    ``log(p / (1 - p))`` for one sigmoid unit, ``log(p)`` for a softmax (logits up to a per-row constant)."""
+    probabilities = np.clip(recurrent.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(probabilities) - (np.log1p(-probabilities) if recurrent.shape[1] == 1 else 0.0)
+
+
+def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(scales [2], bias [outputs])`` of the blend maximising the class-balanced likelihood of ``targets``.
+
+    Each validation row weighs ``rows / (classes * rows of its class)``, as macro-F1 weighs classes alike.  Scales
+    stay >= 0: both parts are trained to predict the labels, so a negative scale (inverting one) only fits the
+    noise of a few hundred validation rows.
+    """
+    from scipy.optimize import minimize
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    outputs = recurrent.shape[1]
+    logits = _recurrent_logits(recurrent)
+    weights = compute_sample_weight("balanced", targets)
+
+    def loss(parameters):
+        z = parameters[0] * logits + parameters[1] * wide + parameters[2:]
+        if outputs == 1:
+            losses = np.logaddexp(0.0, z[:, 0]) - targets * z[:, 0]
+        else:
+            z = z - z.max(axis=1, keepdims=True)
+            losses = np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets]
+        return float(np.average(losses, weights=weights))
+
+    start = np.concatenate([[1.0, 0.0], np.zeros(outputs)])
+    bounds = [(0.0, None), (0.0, None)] + [(None, None)] * outputs
+    best = minimize(loss, start, method="L-BFGS-B", bounds=bounds).x
+    return best[:2].astype(np.float32), best[2:].astype(np.float32)
+
+
 def blended(recurrent: np.ndarray, wide: np.ndarray, scales: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """``[rows, classes]`` probabilities of :class:`textclf.model.layers.Blend`, in NumPy (the binary head's
     one sigmoid ``p`` as ``[1 - p, p]``, as ``class_probabilities`` gives it)."""
@@ -251,19 +305,32 @@ def blended(recurrent: np.ndarray, wide: np.ndarray, scales: np.ndarray, bias: n
     return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
-    """``(validation_probabilities, model, config)``: the trained recurrent ``model`` with the wide branch beside it.
+def with_wide(model, config, vocabulary_size, classes, part: LinearPart, scales, blend_bias):
+    """``build_model`` with the branch: the recurrent weights copied from ``model``, the branch's and blend's set."""
+    combined = build_model(config, vocabulary_size, len(classes),
+                           wide=(part.analyzers, [len(keys) for keys in part.keys]))
+    for layer in model.layers:
+        if layer.weights:  # The recurrent part's layers, by name.
+            combined.get_layer(layer.name).set_weights(layer.get_weights())
+    combined.get_layer("ngram_tfidf").set_weights(part.weights())
+    combined.get_layer("blend").set_weights([scales, blend_bias])
+    return combined
 
-    The blend is fitted on the validation rows with the linear part fitted on the training rows alone;
+
+def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
+    """``(validation_probabilities, model)``: the trained recurrent ``model`` with the wide branch beside it.
+
+    The blend is fitted on the validation rows' recurrent outputs and out-of-fold linear logits;
     ``validation_probabilities`` [validation rows, outputs] are that blend's outputs (the validation metrics are
     theirs).  ``model`` holds the linear part refitted on training and validation rows together, as the baseline
-    learns from every row, with the same blend; ``config`` has ``wide_bigrams`` resolved.
+    learns from every row, with the same blend.
     """
-    size = tokenizer.vocabulary_size
     call = compiled_call(model)
     recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in valid_rows.batches(1024)])
     scales, blend_bias = _blend_weights(recurrent, linear.valid_logits, valid_rows.class_indices())
-    final, config = _combined(model, config, size, classes, linear.final, scales, blend_bias)
-    log(f"wide branch: {size - 1} ids and {len(linear.final.keys)} 2-grams, refitted on training and validation "
-        f"rows; blend fitted on the validation rows: {scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
-    return blended(recurrent, linear.valid_logits, scales, blend_bias), final, config
+    final = with_wide(model, config, tokenizer.vocabulary_size, classes, linear.final, scales, blend_bias)
+    sizes = ", ".join(f"{len(keys):,}" for keys in linear.final.keys)
+    log(f"wide branch: {sizes} n-grams, refitted on training and validation rows; blend fitted on the validation "
+        f"rows: {scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
+    linear.report["blend"] = {"recurrent": round(float(scales[0]), 4), "tfidf": round(float(scales[1]), 4)}
+    return blended(recurrent, linear.valid_logits, scales, blend_bias), final
