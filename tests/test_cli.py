@@ -40,8 +40,6 @@ def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):
     # The settings the run decided (max_len was given, so it is not among them).
     assert run_info["resolved"] == {"split_mode": {"requested": "auto", "used": "word"},
                                     "wide": {"requested": "auto", "used": "tfidf"},
-                                    "wide_bigrams": {"requested": None, "used": json.loads(
-                                        (run_dir / "config.json").read_text())["wide_bigrams"]},
                                     "streaming": {"requested": "auto", "used": "off"}}
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["arch"], config["epochs"], config["max_len"], config["units"]) == ("lstm", 2, 6, 4)

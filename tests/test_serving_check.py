@@ -18,9 +18,8 @@ from textclf import TrainConfig
 from textclf.model.factory import build_model
 from textclf.cli import main
 from textclf.serve.export import export_run
-from textclf.training.batches import EncodedTexts
 from textclf.training.prepare import new_tokenizer
-from textclf.training.wide import bigram_keys
+from textclf.text.ngrams import count_matrix
 from textclf.serve.predict import RunClassifier
 from textclf.serve.check import (PROBE_TEXTS, ServingError, ServingSession, check_export, forbidden_ops,
                                    graph_ops)
@@ -41,21 +40,22 @@ def write_random_run(folder, config, texts, classes, seed=0):
     tokenizer = new_tokenizer(config)
     tokenizer.fit_on_texts(texts)
     rng = np.random.default_rng(seed)
+    wide = None
     if config.wide == "tfidf":
-        # The wide branch's 2-grams are those of the texts, so the served graph looks real keys up.
-        encoded = EncodedTexts.from_texts(tokenizer, texts, config.max_len, config.truncating)
-        keys = bigram_keys(encoded.values, encoded.lengths, tokenizer.vocabulary_size)
-        config = config.replace(wide_bigrams=len(keys))
-    model = build_model(config, tokenizer.vocabulary_size, len(classes))
+        # The wide branch's n-grams are those of the texts, so the served graph looks real keys up.
+        analyzers = (("word", 1, 2), ("char_wb", 2, 5))
+        keys = [count_matrix(texts, analyzer)[1] for analyzer in analyzers]
+        wide = (analyzers, [len(part) for part in keys])
+    model = build_model(config, tokenizer.vocabulary_size, len(classes), wide=wide)
     # Biases zero: a random head bias alone can outweigh what the texts change.
     model.set_weights([rng.normal(0.0, 0.5, weight.shape).astype(np.float32) if weight.ndim > 1
                        else np.zeros(weight.shape, np.float32) for weight in model.get_weights()])
-    if config.wide == "tfidf":
-        features = tokenizer.vocabulary_size + len(keys)
-        model.get_layer("tfidf_logits").set_weights([
-            keys, rng.uniform(1.0, 3.0, features).astype(np.float32),
-            rng.normal(0.0, 2.0, (features, model.output.shape[-1])).astype(np.float32),
-            np.zeros(model.output.shape[-1], np.float32)])
+    if wide is not None:
+        outputs = model.output.shape[-1]
+        model.get_layer("ngram_tfidf").set_weights(
+            [weight for part in keys for weight in (part, rng.uniform(1.0, 3.0, len(part)).astype(np.float32),
+                                                     rng.normal(0.0, 2.0, (len(part), outputs)).astype(np.float32))]
+            + [np.zeros(outputs, np.float32)])
         model.get_layer("blend").set_weights([np.array([0.7, 1.3], np.float32),
                                               np.zeros(model.output.shape[-1], np.float32)])
     folder.mkdir(parents=True)

@@ -1,113 +1,75 @@
-"""The wide TF-IDF branch: the graph computes what training fitted, the blend, and a trained run (train/wide.py)."""
+"""The wide TF-IDF branch: the graph computes what training fitted, the choice by cross-validation, the blend, and a
+trained run (training/wide.py)."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf import TrainConfig
-from textclf.model.layers import Blend, TfidfLogits
-from textclf.training.wide import (_blend_weights, _combined, _linear, at_most, bigram_keys, blended, fit_linear,
-                                   tfidf_features)
+from textclf.model.layers import Blend, NgramTfidfLogits
+from textclf.text.ngrams import count_matrix
+from textclf.training.wide import (FEATURE_SETS, LinearPart, _blend_weights, _features, blended, cross_validate,
+                                   subsample_rows)
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 
 
-def flat(rows):
-    return np.array([value for row in rows for value in row], dtype=np.int32), np.array([len(row) for row in rows])
+TEXTS = ["a good film", "good good plot", "dull plot", "a dull, dull film!", "Good acting", "awful"]
 
 
-ROWS = [[2, 3, 2, 3, 4], [3, 4], [5], [2, 3], [6, 6, 6, 2]]  # Ids 1..7 of a vocabulary of 8.
-
-
-def test_features_are_scikit_learns_sublinear_tfidf_of_the_ids_1_and_2_grams():
-    values, lengths = flat(ROWS)
-    keys = bigram_keys(values, lengths, 8)
-    assert keys.tolist() == [2 * 8 + 3, 3 * 8 + 4]  # "2 3" in rows 0 and 3, "3 4" in rows 0 and 1; others once.
-    features, idf = tfidf_features(values, lengths, 8, keys)
-    # The same rows as words for scikit-learn, with its vocabulary fixed to the same 1- and 2-grams.
-    documents = [" ".join(f"w{value}" for value in row) for row in ROWS]
-    vocabulary = {f"w{index}": index for index in range(8)} | {"w2 w3": 8, "w3 w4": 9}
-    expected = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocabulary,
-                               token_pattern=r"\S+").fit(documents)
-    np.testing.assert_allclose(idf[1:], expected.idf_[1:], rtol=1e-6)
-    np.testing.assert_allclose(features.toarray(), expected.transform(documents).toarray(), rtol=1e-6, atol=1e-9)
-
-
-def test_the_unknown_id_is_no_feature():
-    # Id 2 is the OOV id here: it gets idf 0, no 2-gram holds it, and the rows are normalised without it.
-    values, lengths = flat(ROWS)
-    keys = bigram_keys(values, lengths, 8, unknown=2)
-    assert keys.tolist() == [3 * 8 + 4]  # "2 3" (rows 0 and 3) is left out; "3 4" stays.
-    features, idf = tfidf_features(values, lengths, 8, keys, unknown=2)
-    assert idf[2] == 0.0
-    documents = [" ".join(f"w{value}" for value in row if value != 2) for row in ROWS]
-    vocabulary = {f"w{index}": index for index in range(8)} | {"w3 w4": 8}
-    expected = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocabulary,
-                               token_pattern=r"\S+").fit(documents)
-    np.testing.assert_allclose(features.toarray(), expected.transform(documents).toarray(), rtol=1e-6, atol=1e-9)
-    assert features[:, 2].nnz == 0
-    # The graph layer, given the same keys and idf, leaves the id out too: same logits as the features'.
-    kernel, bias = np.random.default_rng(0).normal(size=(9, 2)).astype(np.float32), np.zeros(2, np.float32)
-    layer = TfidfLogits(8, len(keys), 2)
-    layer.build((None, None))
-    layer.set_weights([keys, idf, kernel, bias])
-    ids = np.zeros((len(ROWS), 6), np.int32)
-    for row, sequence in enumerate(ROWS):
-        ids[row, : len(sequence)] = sequence
-    np.testing.assert_allclose(np.asarray(layer(ids)), features @ kernel + bias, rtol=1e-5, atol=1e-6)
-
-
-def test_the_linear_part_weighs_classes_alike():
-    # Features that say nothing, 30 rows of class 0 and 10 of class 1: balanced weights leave no prior towards
-    # class 0 (bias 0, probability 0.5); an unweighted fit would give bias ln(10 / 30) = -1.0986.
+def test_the_graph_layer_computes_scikit_learns_tfidf_times_the_fitted_kernel():
+    # The layer, given keys and idf of the n-grams in at least two rows, gives TfidfVectorizer(min_df=2)'s
+    # features times the kernel, each analyzer normalised on its own as FeatureUnion does.
     from scipy import sparse
+    from sklearn.pipeline import make_union
 
-    kernel, bias = _linear(sparse.csr_matrix((40, 3)), np.array([0] * 30 + [1] * 10), [0, 1], seed=0)
-    np.testing.assert_allclose(bias, [0.0], atol=1e-4)
-    assert kernel.shape == (3, 1) and not kernel.any()
-
-
-def test_at_most_draws_whole_rows_and_keeps_every_class():
-    values, lengths = flat(ROWS)
-    targets = np.array([0, 0, 0, 0, 1])
-    assert at_most(values, lengths, targets, seed=0, limit=5) == (values, lengths, targets)  # Not above the limit.
-    for seed in range(20):
-        kept_values, kept_lengths, kept_targets = at_most(values, lengths, targets, seed=seed, limit=2)
-        kept_rows = np.split(kept_values, np.cumsum(kept_lengths)[:-1])
-        # Each kept row is a whole source row with its own label, in source order, none twice.
-        positions = [next(index for index, row in enumerate(ROWS) if row == kept.tolist()) for kept in kept_rows]
-        assert positions == sorted(set(positions))
-        assert kept_targets.tolist() == targets[positions].tolist()
-        # The seed's two drawn rows, plus row 4 (the only row of class 1) where the draw missed it.
-        drawn = np.random.default_rng(seed).choice(5, 2, replace=False).tolist()
-        assert positions == sorted(set(drawn) | {4})
-
-
-@pytest.mark.parametrize("padding", ["post", "pre"])
-def test_the_graph_layer_computes_the_fitted_linear_model(padding):
-    values, lengths = flat(ROWS)
-    keys = bigram_keys(values, lengths, 8)
-    features, idf = tfidf_features(values, lengths, 8, keys)
+    analyzers = (("word", 1, 2), ("char_wb", 2, 5))
+    matrices = {analyzer: count_matrix(TEXTS, analyzer) for analyzer in analyzers}
+    features, kept = _features({a: m for a, (m, _) in matrices.items()}, analyzers, np.arange(len(TEXTS)))
+    union = make_union(*(TfidfVectorizer(analyzer=kind, ngram_range=(low, high), sublinear_tf=True, min_df=2)
+                         for kind, low, high in analyzers))
+    expected = union.fit_transform(TEXTS)
+    # Same values up to the order of columns: compare each row's sorted values, and the products with a kernel.
+    assert features.shape == expected.shape == (6, features.shape[1]) and features.nnz == expected.nnz
+    for row in range(len(TEXTS)):
+        np.testing.assert_allclose(np.sort(features[row].data), np.sort(expected[row].data), rtol=1e-6)
     rng = np.random.default_rng(0)
-    kernel, bias = rng.normal(size=(10, 3)).astype(np.float32), np.array([0.5, -1.0, 0.0], np.float32)
-    layer = TfidfLogits(8, len(keys), 3)
-    layer.build((None, None))
-    layer.set_weights([keys, idf, kernel, bias])
-    ids = np.zeros((len(ROWS), 6), np.int32)
-    for row, sequence in enumerate(ROWS):
-        if padding == "post":
-            ids[row, : len(sequence)] = sequence
-        else:
-            ids[row, 6 - len(sequence):] = sequence
-    np.testing.assert_allclose(np.asarray(layer(ids)), features @ kernel + bias, rtol=1e-5, atol=1e-6)
-    # No 2-grams at all, and a row of padding only (its logits are the bias).
-    empty = TfidfLogits(8, 0, 3)
-    empty.build((None, None))
-    empty.set_weights([np.zeros(0, np.int64), idf[:8], kernel[:8], bias])
-    unigrams, _ = tfidf_features(values, lengths, 8, np.zeros(0, np.int64), idf[:8])
-    outputs = np.asarray(empty(np.vstack([ids, np.zeros((1, 6), np.int32)])))
-    np.testing.assert_allclose(outputs[:-1], unigrams @ kernel[:8] + bias, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(outputs[-1], bias)
+    kernel, bias = rng.normal(size=(features.shape[1], 3)).astype(np.float32), np.array([0.5, -1, 0], np.float32)
+    part = LinearPart(analyzers, [matrices[a][1][columns] for a, (columns, _) in zip(analyzers, kept)],
+                      [idf for _, idf in kept], kernel, bias)
+    layer = NgramTfidfLogits(analyzers, [len(keys) for keys in part.keys], 3)
+    layer.set_weights(part.weights())
+    outputs = np.asarray(layer(tf.constant(TEXTS + ["", "zzz unseen"])))
+    np.testing.assert_allclose(outputs[:6], sparse.csr_matrix(features) @ kernel + bias, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outputs[6:], [bias, bias])  # No known n-gram: the bias alone.
+
+
+def test_cross_validation_picks_the_features_that_separate_the_classes():
+    # The label is carried by one character in the middle of a word: only character n-grams see it.
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("bcdfg"), 4)) for _ in range(60)]
+    texts = [word[:2] + ("x" if index % 2 else "y") + word[2:] for index, word in enumerate(words)]
+    targets = np.arange(60) % 2
+    matrices = {analyzer: count_matrix(texts, analyzer)[0]
+                for analyzer in {a for analyzers in FEATURE_SETS.values() for a in analyzers}}
+    choice, out_of_fold, scores = cross_validate(matrices, targets, folds=5, seed=0)
+    # Character 1-grams hold "x" and "y" themselves; the first of the grid's best wins.
+    assert (choice.features, choice.C, choice.class_weight) == ("char_wb 1-3", 4.0, None)
+    assert scores["char_wb 1-3, C=4, unweighted"] == max(scores.values()) > 0.98
+    # Words are all different: no word n-gram is in two rows, so the word-only choices predict one class.
+    assert [scores[f"word 1-2, C={c}, {weight}"] for c in (4, 16) for weight in ("unweighted", "balanced")] == [
+        pytest.approx(1 / 3, abs=1e-4)] * 4
+    assert len(scores) == 16 and out_of_fold.shape == (60, 1)
+    assert np.mean((out_of_fold[:, 0] > 0) == targets) > 0.98
+
+
+def test_the_subsample_keeps_every_class():
+    targets = np.array([0, 0, 0, 0, 1])
+    assert subsample_rows(5, targets, seed=0, limit=5).tolist() == [0, 1, 2, 3, 4]
+    for seed in range(20):
+        drawn = np.random.default_rng(seed).choice(5, 2, replace=False).tolist()
+        assert subsample_rows(5, targets, seed=seed, limit=2).tolist() == sorted(set(drawn) | {4})
 
 
 def test_the_blend_recovers_the_weights_that_made_the_labels():
@@ -153,23 +115,28 @@ def test_wide_is_refused_for_multi_label_and_auto_resolves_where_it_applies(tmp_
 
 
 def test_a_wide_run_saves_and_serves_the_branch(binary_csv, tmp_path):
-    from textclf import load, train
+    import json
+
+    from textclf import load, load_dataset, train
 
     result = train(binary_csv, tiny_config(wide="tfidf"), output=tmp_path / "wide", verbose=0)
-    config = result.config
-    assert config.wide == "tfidf" and config.wide_bigrams > 0
+    assert result.config.wide == "tfidf"
     run = load(result.run_dir)
     model = run.run.model
-    assert [layer.name for layer in model.layers][-2:] == ["tfidf_logits", "blend"]
-    # The exported linear part was refitted on every row, validation rows included: its 2-grams are all rows'.
-    from textclf import load_dataset
-    from textclf.training.rows import TokenizedRows
-
+    assert [layer.name for layer in model.layers][-2:] == ["ngram_tfidf", "blend"]
+    # The choice and how it was made are in run.json; the exported part was refitted on every row.
+    chosen = json.loads((result.run_dir / "run.json").read_text())["wide"]
+    assert chosen["method"] == "5-fold cross-validated macro-F1 on 80 rows" and len(chosen["scores"]) == 16
+    best = max(chosen["scores"].values())
+    name = f"{chosen['features']}, C={chosen['C']:g}, {'unweighted' if chosen['class_weight'] == 'none' else 'balanced'}"
+    assert chosen["scores"][name] == best
+    analyzers = FEATURE_SETS[chosen["features"]]
+    assert model.get_layer("ngram_tfidf").analyzers == [tuple(a) for a in analyzers]
     data = load_dataset(binary_csv)
-    every_row = TokenizedRows(run.run.tokenizer, data.texts, data.labels, config, ["fresh", "rotten"])
-    keys = bigram_keys(*every_row.id_rows(), run.run.tokenizer.vocabulary_size)
-    assert model.get_layer("tfidf_logits").get_weights()[0].tolist() == keys.tolist()
-    assert config.wide_bigrams == len(keys)
+    keys = count_matrix(data.texts, analyzers[0])[1]
+    counts, _ = count_matrix(data.texts, analyzers[0])
+    in_two = keys[np.bincount(counts.indices, minlength=len(keys)) >= 2]
+    assert model.get_layer("ngram_tfidf").get_weights()[0].tolist() == in_two.tolist()
     texts = ["good great film", "awful dull plot", ""]
     served = load(result.export_dir).predict(texts)
     in_python = run.predict(texts)
@@ -178,27 +145,36 @@ def test_a_wide_run_saves_and_serves_the_branch(binary_csv, tmp_path):
 
 
 @pytest.mark.parametrize("data", ["binary_csv", "multiclass_csv"])
-def test_the_validation_metrics_are_those_of_the_blend_with_the_training_rows_linear_part(data, request):
-    # The blend's validation outputs are computed in NumPy when it is fitted; they must be what the Keras model
-    # with the linear part fitted on the training rows alone (not the refitted one it ships) gives.
+def test_the_validation_metrics_are_those_of_the_blend_of_out_of_fold_logits(data, request):
+    # The blend's validation outputs are computed in NumPy when it is fitted, from the validation rows'
+    # out-of-fold linear logits (no fold model saw its row) and the recurrent head's outputs.
+    import textclf.training.fit as fit_module
     from textclf.model.factory import class_probabilities, compiled_call
     from textclf.training.fit import fit_prepared, validation_metrics
     from textclf.training.prepare import prepare_in_memory
 
+    seen = {}
+    original = fit_module.fit_wide
+
+    def spy(model, config, tokenizer, classes, valid_rows, linear):
+        seen["recurrent"] = np.concatenate([np.asarray(compiled_call(model)(ids)) for ids, _ in
+                                            valid_rows.batches(1024)])
+        seen["logits"] = linear.valid_logits
+        return original(model, config, tokenizer, classes, valid_rows, linear)
+
     prepared = prepare_in_memory(tiny_config(wide="tfidf"), request.getfixturevalue(data))
-    fitted = fit_prepared(prepared.config, prepared, verbose=0)
-    train_rows, valid_rows = prepared.parts(fitted.tokenizer, fitted.config)
-    linear = fit_linear(fitted.tokenizer, prepared.classes, train_rows, valid_rows, fitted.config.seed)
+    try:
+        fit_module.fit_wide = spy
+        fitted = fit_prepared(prepared.config, prepared, verbose=0)
+    finally:
+        fit_module.fit_wide = original
     scales, bias = fitted.model.get_layer("blend").get_weights()
-    assert fitted.model.get_layer("tfidf_logits").get_weights()[0].tolist() == linear.final.keys.tolist()
-    validation_model, _ = _combined(fitted.model, fitted.config, fitted.tokenizer.vocabulary_size, prepared.classes,
-                                     linear.first, scales, bias)
-    call = compiled_call(validation_model)
-    expected = np.concatenate([np.asarray(class_probabilities(call(ids))) for ids, _ in valid_rows.batches(1024)])
-    assert fitted.validation_probabilities.shape == (len(valid_rows), len(prepared.classes))
+    layer = Blend(bias.shape[0])
+    layer.set_weights([scales, bias])
+    expected = np.asarray(class_probabilities(layer([seen["recurrent"], seen["logits"]])))
     np.testing.assert_allclose(fitted.validation_probabilities, expected, atol=2e-6)
     _, metrics = validation_metrics(fitted, prepared.classes)
-    truths = valid_rows.class_indices()
+    truths = fitted.valid_rows.class_indices()
     assert metrics["accuracy"] == pytest.approx(np.mean(expected.argmax(axis=1) == truths))
     # The NumPy blend is the layer's rule: a binary head's sigmoid becomes [1 - p, p].
     np.testing.assert_allclose(blended(np.array([[0.25]]), np.array([[0.0]]), np.array([1.0, 0.0]), np.zeros(1)),

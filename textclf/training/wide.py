@@ -91,8 +91,12 @@ def _tfidf(counts, fit_rows):
     vocabulary (columns in at least :data:`MIN_ROWS` rows) and idf of the ``fit_rows`` alone."""
     from sklearn.feature_extraction.text import TfidfTransformer
 
+    from scipy import sparse
+
     fitted_on = counts[fit_rows]
     kept = np.flatnonzero(np.bincount(fitted_on.indices, minlength=counts.shape[1]) >= MIN_ROWS)
+    if not len(kept):  # No n-gram in two rows: no feature (TfidfTransformer refuses zero columns).
+        return sparse.csr_matrix((counts.shape[0], 0)), kept, np.zeros(0, np.float32)
     transformer = TfidfTransformer(sublinear_tf=True).fit(fitted_on[:, kept])
     return transformer.transform(counts[:, kept]), kept, transformer.idf_.astype(np.float32)
 
@@ -109,6 +113,25 @@ def _logistic(choice: Choice, seed: int):
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=choice.C, class_weight=choice.class_weight, max_iter=2000, random_state=seed)
+
+
+class _NoFeatures:
+    """The linear model of rows with no feature: logits 0, every class alike (LogisticRegression needs a column)."""
+
+    def __init__(self, classes: int):
+        self.classes_ = np.arange(classes)
+        self.coef_ = np.zeros((1 if classes == 2 else classes, 0))
+        self.intercept_ = np.zeros(1 if classes == 2 else classes)
+
+    def decision_function(self, features):
+        return np.zeros((features.shape[0],) if len(self.classes_) == 2 else (features.shape[0], len(self.classes_)))
+
+
+def _fit(choice: Choice, features, targets, classes: int, seed: int):
+    """``choice``'s logistic regression fitted on ``features``."""
+    if features.shape[1] == 0:
+        return _NoFeatures(classes)
+    return _logistic(choice, seed).fit(features, targets)
 
 
 def _logits(linear, features) -> np.ndarray:
@@ -141,7 +164,7 @@ def cross_validate(matrices, targets, folds: int, seed: int):
             for index, choice in enumerate(grid):
                 if choice.features != name:
                     continue
-                linear = _logistic(choice, seed).fit(features[fit_rows], targets[fit_rows])
+                linear = _fit(choice, features[fit_rows], targets[fit_rows], classes, seed)
                 logits = _logits(linear, features[held_rows])
                 out_of_fold[index, held_rows] = logits
                 predicted = linear.classes_[(logits[:, 0] > 0).astype(int) if outputs == 1 else logits.argmax(1)]
@@ -157,7 +180,7 @@ def _fit_part(matrices, targets, choice: Choice, keys, seed: int) -> LinearPart:
     """The linear part with ``choice`` fitted on every row of ``matrices``."""
     rows = np.arange(len(targets))
     features, kept = _features(matrices, choice.analyzers, rows)
-    linear = _logistic(choice, seed).fit(features, targets)
+    linear = _fit(choice, features, targets, int(targets.max()) + 1, seed)
     kernel = linear.coef_.T.astype(np.float32)
     return LinearPart(choice.analyzers, [keys[analyzer][columns] for analyzer, (columns, _) in
                                          zip(choice.analyzers, kept)],

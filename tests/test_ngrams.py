@@ -1,0 +1,69 @@
+"""The graph's n-gram analyzers are scikit-learn's: the same n-grams, hashed (textclf/text/ngrams.py)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from textclf.text.ngrams import check_analyzer, count_matrix, ngram_keys
+
+ANALYZERS = [("word", 1, 2), ("char_wb", 2, 5), ("char_wb", 1, 3)]
+# Letters of several scripts, digits, marks, punctuation and Python's whitespace (Unicode spaces included).
+ALPHABET = list("abcXYZé中文好评ÉÀßΣ²٣_'-.,!?😀") + [" ", "  ", "\t", "\n", "\u3000", "\xa0", "\u2003", "\x1c",
+                                                      "\u0301", "\u200b"]
+
+
+def hashed(grams):
+    if not grams:
+        return []
+    return sorted(tf.strings.to_hash_bucket_fast(tf.constant(grams), 2**63 - 1).numpy().tolist())
+
+
+def scikit_learn_keys(text, analyzer):
+    kind, low, high = analyzer
+    return hashed(TfidfVectorizer(analyzer=kind, ngram_range=(low, high)).build_analyzer()(text))
+
+
+@pytest.mark.parametrize("analyzer", ANALYZERS)
+def test_known_texts_give_scikit_learns_ngrams(analyzer):
+    texts = ["Hello  World! it's a test", "  ÉCOLE ²x \u3000中文文本 a_b", "", "x", "don't\tstop\nme"]
+    keys = ngram_keys(tf.constant(texts), analyzer)
+    for row, text in enumerate(texts):
+        assert sorted(keys[row].numpy().tolist()) == scikit_learn_keys(text, analyzer)
+
+
+def test_word_ngrams_are_runs_of_two_word_characters_and_their_pairs():
+    words = TfidfVectorizer(ngram_range=(1, 2)).build_analyzer()("Don't STOP, a b-cd")
+    assert words == ["don", "stop", "cd", "don stop", "stop cd"]
+    assert sorted(ngram_keys(tf.constant(["Don't STOP, a b-cd"]), ("word", 1, 2))[0].numpy().tolist()) == \
+        hashed(words)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(ALPHABET), max_size=40).map("".join), st.sampled_from(ANALYZERS))
+def test_any_text_gives_scikit_learns_ngrams(text, analyzer):
+    assert sorted(ngram_keys(tf.constant([text]), analyzer)[0].numpy().tolist()) == scikit_learn_keys(text, analyzer)
+
+
+def test_the_count_matrix_counts_each_rows_ngrams():
+    counts, keys = count_matrix(["ab ab", "ab", ""], ("word", 1, 2))
+    ab, pair = hashed(["ab"])[0], hashed(["ab ab"])[0]
+    assert keys.tolist() == sorted([ab, pair])
+    dense = counts.toarray()
+    assert dense[:, keys.tolist().index(ab)].tolist() == [2, 1, 0]
+    assert dense[:, keys.tolist().index(pair)].tolist() == [1, 0, 0]
+
+
+@pytest.mark.parametrize("analyzer, message", [
+    (("chars", 1, 2), "kind must be one of word, char_wb. Received: 'chars'"),
+    (("word", 2, 1), r"1 <= low <= high \(low <= 3 for char_wb\). Received: \('word', 2, 1\)"),
+    (("char_wb", 4, 5), r"Received: \('char_wb', 4, 5\)"),
+    (("word", 1.0, 2), "must be integers"),
+    (("word", 1), r"must be \(kind, low, high\)"),
+])
+def test_a_bad_analyzer_is_named(analyzer, message):
+    with pytest.raises(ValueError, match=message):
+        check_analyzer(analyzer)
+    assert check_analyzer(("char_wb", np.int64(1), 3)) == ("char_wb", 1, 3)
