@@ -9,7 +9,7 @@ import pytest
 
 from textclf import Tokenizer, TrainConfig, build_model, load, load_dataset
 from textclf.cli import main
-from textclf.evaluation.baseline import held_out_split
+from textclf.evaluation.baseline import held_out_split, strongest_search
 from textclf.evaluation.metrics import classification_metrics
 from textclf.model.embeddings import load_embeddings
 from textclf.serve.explain import explain, html_page, terminal_line
@@ -117,19 +117,28 @@ def test_unknown_class_weight_value_is_refused():
 
 @pytest.mark.slow
 def test_baseline_scores_both_models_on_rows_neither_trained_on(binary_csv, tmp_path, capsys):
+    rest, test_rows = held_out_split(load_dataset(binary_csv), 0.2, 42)
     status = main([str(a) for a in ["baseline", binary_csv, "--output", tmp_path / "b", "--epochs", "2",
                                     "--units", "4", "--class-weight", "balanced", "--lr-schedule", "plateau"]])
     out = capsys.readouterr().out
     assert status == 0
     # 80 rows (40 per class): 16 held out for testing; of the other 64, textclf early-stops on 12 (6 per class).
-    assert "both trained on 64 rows (textclf early-stopping on 12 of them), both tested on 16 held-out rows" in out
+    assert "all trained on 64 rows (textclf early-stopping on 12 of them), all tested on 16 held-out rows" in out
     lines = out.splitlines()
     assert "| model | accuracy | macro-F1 |" in lines
     assert any(line.startswith("| textclf (bilstm, pooling=") for line in lines)
     run_dir = tmp_path / "b" / "runs" / os.listdir(tmp_path / "b" / "runs")[0]
     assert json.loads((run_dir / "run.json").read_text())["train_rows"] == 64 - 12
     compared = json.loads((run_dir / "baseline.json").read_text())
-    assert list(compared) == ["textclf (bilstm, pooling=max)", "TF-IDF + LogReg"]
+    assert list(compared) == ["textclf (bilstm, pooling=max)", "TF-IDF + LogReg", "TF-IDF + LogReg, CV-chosen"]
+    # The strongest baseline is GridSearchCV's choice, refitted on the 64 rows and scored on the 16.
+    search = strongest_search(seed=42).fit(rest.texts, rest.labels)
+    best = compared["TF-IDF + LogReg, CV-chosen"]
+    assert best["macro_f1"] == classification_metrics(test_rows.labels, search.predict(test_rows.texts).tolist(),
+                                                      ["fresh", "rotten"])["macro_f1"]
+    assert (best["chosen"]["C"], best["chosen"]["class_weight"]) == (search.best_params_["linear__C"],
+                                                                     search.best_params_["linear__class_weight"])
+    assert f"TF-IDF + LogReg, CV-chosen: {best['chosen']['features']}, C=" in out
     # The flags reached the textclf run: its settings, and the plateau schedule's learning-rate history.
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["class_weight"], config["lr_schedule"], config["epochs"], config["units"]) == (
