@@ -56,7 +56,7 @@ def _digest(path):
 
 def strongest(name, size, seed, rows, test, classes):
     """The strongest baseline's scores on ``test`` after its search on ``rows``, from the cache or computed."""
-    key = f"{name}:{_digest(REPO / 'data' / f'{name}.csv')}:{size}:{seed}"
+    key = f"{name}:{_digest(REPO / 'data' / f'{name}.csv')}:{size}:{seed}:newton-cg"
     cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
     if key not in cache:
         result = run_strongest(rows, test, classes, seed)

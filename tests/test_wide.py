@@ -54,13 +54,15 @@ def test_cross_validation_picks_the_features_that_separate_the_classes():
     matrices = {analyzer: count_matrix(texts, analyzer)[0]
                 for analyzer in {a for analyzers in FEATURE_SETS.values() for a in analyzers}}
     choice, out_of_fold, scores = cross_validate(matrices, targets, folds=5, seed=0)
-    # Character 1-grams hold "x" and "y" themselves; the first of the grid's best wins.
-    assert (choice.features, choice.C, choice.class_weight) == ("char_wb 1-3", 4.0, None)
-    assert scores["char_wb 1-3, C=4, unweighted"] == max(scores.values()) > 0.98
-    # Words are all different: no word n-gram is in two rows, so the word-only choices predict one class.
-    assert [scores[f"word 1-2, C={c}, {weight}"] for c in (4, 16) for weight in ("unweighted", "balanced")] == [
-        pytest.approx(1 / 3, abs=1e-4)] * 4
-    assert len(scores) == 16 and out_of_fold.shape == (60, 1)
+    # Every feature set at C=16, balanced; then C and weighting for the best (character 1-grams hold "x" and "y").
+    assert list(scores) == ["word 1-2, C=16, balanced", "word 1-2 + char_wb 2-5, C=16, balanced",
+                            "char_wb 1-3, C=16, balanced", "char_wb 2-5, C=16, balanced", "char_wb 1-3, C=4, unweighted",
+                            "char_wb 1-3, C=4, balanced", "char_wb 1-3, C=16, unweighted"]
+    assert choice.features == "char_wb 1-3" and scores[
+        f"char_wb 1-3, C={choice.C:g}, {choice.class_weight or 'unweighted'}"] == max(scores.values()) > 0.98
+    # Words are all different: no word n-gram is in two rows, so the word-only choice predicts one class.
+    assert scores["word 1-2, C=16, balanced"] == pytest.approx(1 / 3, abs=1e-4)
+    assert out_of_fold.shape == (60, 1)
     assert np.mean((out_of_fold[:, 0] > 0) == targets) > 0.98
 
 
@@ -85,6 +87,14 @@ def test_the_blend_recovers_the_weights_that_made_the_labels():
     skewed = np.array([0, 0, 0, 1] * 500)
     _, skewed_bias = _blend_weights(np.full((2000, 1), 0.5), np.zeros((2000, 1)), skewed)
     np.testing.assert_allclose(skewed_bias, [0.0], atol=1e-4)
+    # On 40 rows where the recurrent part says nothing, the blend stays where the prior holds it: the linear part
+    # alone, whatever the wide logits' scale the rows would prefer.
+    few_wide = rng.normal(size=(40, 1))
+    few_targets = (few_wide[:, 0] > 0).astype(np.int64)
+    few_scales, few_bias = _blend_weights(np.full((40, 1), 0.5), few_wide, few_targets)
+    assert few_scales[0] == 0.0 and abs(few_bias[0]) < 0.1 and 1.0 < few_scales[1] < 4.0
+    free = _blend_weights(np.full((20000, 1), 0.5), np.tile(few_wide, (500, 1)), np.tile(few_targets, 500))[0]
+    assert free[1] > 2 * few_scales[1]  # 500 times the rows: the data, not the prior, sets the scale.
     # A part that predicts the labels backwards gets scale 0, not a negative one.
     scales_backwards, _ = _blend_weights(1 / (1 + np.exp(logits)), wide, targets)
     assert scales_backwards[0] == 0.0
@@ -126,7 +136,7 @@ def test_a_wide_run_saves_and_serves_the_branch(binary_csv, tmp_path):
     assert [layer.name for layer in model.layers][-2:] == ["ngram_tfidf", "blend"]
     # The choice and how it was made are in run.json; the exported part was refitted on every row.
     chosen = json.loads((result.run_dir / "run.json").read_text())["wide"]
-    assert chosen["method"] == "5-fold cross-validated macro-F1 on 80 rows" and len(chosen["scores"]) == 16
+    assert chosen["method"] == "5-fold cross-validated macro-F1 on 80 rows" and len(chosen["scores"]) == 7
     best = max(chosen["scores"].values())
     name = f"{chosen['features']}, C={chosen['C']:g}, {'unweighted' if chosen['class_weight'] == 'none' else 'balanced'}"
     assert chosen["scores"][name] == best

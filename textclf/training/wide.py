@@ -17,27 +17,26 @@ import threading
 
 import numpy as np
 
+from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FEATURES
 from textclf.log import log
 from textclf.model.factory import build_model, compiled_call
 
-# The choices cross-validation picks from: n-gram features (analyzer, low, high), C, class weighting.
-FEATURE_SETS = {
-    "word 1-2": (("word", 1, 2),),
-    "word 1-2 + char_wb 2-5": (("word", 1, 2), ("char_wb", 2, 5)),
-    "char_wb 1-3": (("char_wb", 1, 3),),
-    "char_wb 2-5": (("char_wb", 2, 5),),
-}
-C_VALUES = (4.0, 16.0)
-CLASS_WEIGHTS = (None, "balanced")
-# Without cross-validation (a class with a single row, or more n-gram occurrences than MAX_CV_NONZEROS): word and
-# character n-grams together, the choice that ranked first or second on every public set (docs/RESULTS.md).
+# The choices cross-validation picks from, the strongest baseline's: n-gram features (analyzer, low, high), C, class
+# weighting.
+FEATURE_SETS, C_VALUES, CLASS_WEIGHTS = STRONGEST_FEATURES, STRONGEST_C, STRONGEST_CLASS_WEIGHT
+# Without cross-validation (a class with a single row, or a cost above MAX_CV_COST): word and character n-grams
+# together, the choice that ranked first or second on every public set (docs/RESULTS.md).
 FALLBACK = ("word 1-2 + char_wb 2-5", 16.0, "balanced")
 FOLDS = 5
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
-# Cross-validation fits 16 choices x FOLDS models; above this many n-gram occurrences (summed over the analyzers'
-# count matrices) it would take longer than the recurrent model, and the fallback is used (docs/RESULTS.md).
-MAX_CV_NONZEROS = 40_000_000
+# Cross-validation fits 7 choices x FOLDS models, each costing about (n-gram occurrences x outputs); above this
+# cost (rt_polarity's 12,808 rows: 6.5 million, about a minute on 2 cores) it would take many minutes, and the
+# fallback is used (docs/RESULTS.md).
+MAX_CV_COST = 20_000_000
+# How strongly the blend is held to the linear part alone: the squared distance from it weighs as much as this many
+# validation rows' losses, so more validation rows move it further (docs/RESULTS.md).
+BLEND_PRIOR_ROWS = 10
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
 # grow with the rows, while the recurrent model, which trains on every row, needs the branch least on large data.
 MAX_ROWS = 200_000
@@ -112,7 +111,10 @@ def _features(matrices, analyzers, fit_rows):
 def _logistic(choice: Choice, seed: int):
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=choice.C, class_weight=choice.class_weight, max_iter=2000, random_state=seed)
+    # Newton-CG: the same optimum as L-BFGS (the loss is strictly convex), reached 3-4 times as fast on many
+    # n-grams and classes, where scipy's L-BFGS-B spends its time on the parameter vectors (docs/RESULTS.md).
+    return LogisticRegression(C=choice.C, class_weight=choice.class_weight, solver="newton-cg", max_iter=2000,
+                              random_state=seed)
 
 
 class _NoFeatures:
@@ -140,40 +142,54 @@ def _logits(linear, features) -> np.ndarray:
     return (values[:, None] if values.ndim == 1 else values).astype(np.float32)
 
 
-def _grid():
-    return [Choice(name, c, weight) for name in FEATURE_SETS for c in C_VALUES for weight in CLASS_WEIGHTS]
+def _stages(features: str):
+    """The choices to score: every feature set at ``FALLBACK``'s C and class weighting, then every C and class
+    weighting with the best feature set (``features``): 7 of the 16 points of the grid, the two that matter
+    least chosen once the one that matters most is fixed."""
+    if features is None:
+        return [Choice(name, FALLBACK[1], FALLBACK[2]) for name in FEATURE_SETS]
+    return [Choice(features, c, weight) for c in C_VALUES for weight in CLASS_WEIGHTS
+            if (c, weight) != FALLBACK[1:]]
 
 
 def cross_validate(matrices, targets, folds: int, seed: int):
     """``(best Choice, its out-of-fold logits [rows, outputs], {choice description: mean macro-F1})``.
 
-    Stratified ``folds`` (shuffled with ``seed``); each choice is scored by its folds' mean macro-F1, as
-    ``GridSearchCV(scoring="f1_macro")`` scores it; the first best in :func:`_grid`'s order wins a tie.
+    Stratified ``folds`` (shuffled with ``seed``); each choice of :func:`_stages` is scored by its folds' mean
+    macro-F1, as ``GridSearchCV(scoring="f1_macro")`` scores it; the first best wins a tie.
     """
-    from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
-    grid, classes = _grid(), int(targets.max()) + 1
-    outputs = 1 if classes == 2 else classes
-    scores = {index: [] for index in range(len(grid))}
-    out_of_fold = np.zeros((len(grid), len(targets), outputs), np.float32)
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    for fit_rows, held_rows in splitter.split(np.zeros(len(targets)), targets):
-        for name, analyzers in FEATURE_SETS.items():
-            features, _ = _features(matrices, analyzers, fit_rows)
-            for index, choice in enumerate(grid):
-                if choice.features != name:
-                    continue
-                linear = _fit(choice, features[fit_rows], targets[fit_rows], classes, seed)
-                logits = _logits(linear, features[held_rows])
-                out_of_fold[index, held_rows] = logits
-                predicted = linear.classes_[(logits[:, 0] > 0).astype(int) if outputs == 1 else logits.argmax(1)]
-                scores[index].append(f1_score(targets[held_rows], predicted, average="macro"))
-    means = [float(np.mean(scores[index])) for index in range(len(grid))]
-    best = int(np.argmax(means))
-    table = {f"{choice.features}, C={choice.C:g}, {choice.class_weight or 'unweighted'}": round(mean, 4)
-             for choice, mean in zip(grid, means)}
-    return grid[best], out_of_fold[best], table
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(targets)), targets))
+    scored = {}  # Choice description -> (Choice, mean macro-F1, out-of-fold logits)
+    best = None
+    for stage in (None, "second"):
+        for choice in _stages(None if stage is None else best.features):
+            scored[_describe(choice)] = (choice, *_score(choice, matrices, targets, splits, seed))
+        best = max(scored.values(), key=lambda entry: entry[1])[0]  # max keeps the first of equal scores.
+    _, _, out_of_fold = scored[_describe(best)]
+    return best, out_of_fold, {name: round(score, 4) for name, (_, score, _) in scored.items()}
+
+
+def _describe(choice: Choice) -> str:
+    return f"{choice.features}, C={choice.C:g}, {choice.class_weight or 'unweighted'}"
+
+
+def _score(choice: Choice, matrices, targets, splits, seed: int):
+    """``(mean macro-F1 over the folds, out-of-fold logits [rows, outputs])`` of ``choice``."""
+    from sklearn.metrics import f1_score
+
+    classes = int(targets.max()) + 1
+    out_of_fold = np.zeros((len(targets), 1 if classes == 2 else classes), np.float32)
+    scores = []
+    for fit_rows, held_rows in splits:
+        features, _ = _features(matrices, choice.analyzers, fit_rows)
+        linear = _fit(choice, features[fit_rows], targets[fit_rows], classes, seed)
+        logits = _logits(linear, features[held_rows])
+        out_of_fold[held_rows] = logits
+        predicted = (logits[:, 0] > 0).astype(int) if classes == 2 else logits.argmax(axis=1)
+        scores.append(f1_score(targets[held_rows], predicted, average="macro"))
+    return float(np.mean(scores)), out_of_fold
 
 
 def _fit_part(matrices, targets, choice: Choice, keys, seed: int) -> LinearPart:
@@ -219,13 +235,14 @@ def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
     for analyzer in analyzers:
         matrices[analyzer], keys[analyzer] = count_matrix([texts[row] for row in rows], analyzer)
     folds = min(FOLDS, int(np.bincount(targets[rows]).min()))
-    nonzeros = sum(matrix.nnz for matrix in matrices.values())
-    if folds >= 2 and nonzeros <= MAX_CV_NONZEROS:
+    cost = sum(matrix.nnz for matrix in matrices.values()) * (1 if len(classes) == 2 else len(classes))
+    if folds >= 2 and cost <= MAX_CV_COST:
         choice, out_of_fold, scores = cross_validate(matrices, targets[rows], folds, seed)
         how = {"method": f"{folds}-fold cross-validated macro-F1 on {len(rows):,} rows", "scores": scores}
     else:
         choice, out_of_fold = Choice(*FALLBACK), None
-        why = "a class has one row" if folds < 2 else f"{nonzeros:,} n-grams, above {MAX_CV_NONZEROS:,}"
+        why = ("a class has one row" if folds < 2 else
+               f"cross-validation would cost {cost:,} n-gram occurrences x outputs, above {MAX_CV_COST:,}")
         how = {"method": f"fixed ({why})"}
     final = _fit_part(matrices, targets[rows], choice, keys, seed)
     valid_logits = _valid_logits(out_of_fold, rows, len(train_rows), len(texts), final, valid_rows)
@@ -289,11 +306,13 @@ def _recurrent_logits(recurrent: np.ndarray) -> np.ndarray:
 
 
 def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(scales [2], bias [outputs])`` of the blend maximising the class-balanced likelihood of ``targets``.
+    """``(scales [2], bias [outputs])`` of the blend maximising the class-balanced likelihood of ``targets``,
+    shrunk towards the linear part alone (``scales = [0, 1]``, ``bias = 0``) by :data:`BLEND_PRIOR_ROWS`.
 
-    Each validation row weighs ``rows / (classes * rows of its class)``, as macro-F1 weighs classes alike.  Scales
-    stay >= 0: both parts are trained to predict the labels, so a negative scale (inverting one) only fits the
-    noise of a few hundred validation rows.
+    Each validation row weighs ``rows / (classes * rows of its class)``, as macro-F1 weighs classes alike.  The
+    linear part was chosen by cross-validation on every row; a few hundred validation rows move the blend away from
+    it only as far as they pay for (a free fit of a bias per class lost to the linear part alone on small
+    many-class data; docs/RESULTS.md).  Scales stay >= 0: a negative scale (inverting a part) only fits noise.
     """
     from scipy.optimize import minimize
     from sklearn.utils.class_weight import compute_sample_weight
@@ -301,6 +320,8 @@ def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray)
     outputs = recurrent.shape[1]
     logits = _recurrent_logits(recurrent)
     weights = compute_sample_weight("balanced", targets)
+    prior = np.concatenate([[0.0, 1.0], np.zeros(outputs)])
+    strength = BLEND_PRIOR_ROWS / len(targets)  # Against the rows' mean loss.
 
     def loss(parameters):
         z = parameters[0] * logits + parameters[1] * wide + parameters[2:]
@@ -309,11 +330,10 @@ def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray)
         else:
             z = z - z.max(axis=1, keepdims=True)
             losses = np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets]
-        return float(np.average(losses, weights=weights))
+        return float(np.average(losses, weights=weights)) + strength * float(np.sum((parameters - prior) ** 2))
 
-    start = np.concatenate([[1.0, 0.0], np.zeros(outputs)])
     bounds = [(0.0, None), (0.0, None)] + [(None, None)] * outputs
-    best = minimize(loss, start, method="L-BFGS-B", bounds=bounds).x
+    best = minimize(loss, prior, method="L-BFGS-B", bounds=bounds).x
     return best[:2].astype(np.float32), best[2:].astype(np.float32)
 
 
