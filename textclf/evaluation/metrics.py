@@ -63,6 +63,23 @@ def per_class(true, predicted, labels, classes) -> dict:
             for name, precision, recall, f1, support in zip(classes, *scores)}
 
 
+# The printed report lists at most this many classes, and prints the confusion matrix up to this many (wider, a
+# terminal wraps it); metrics.json and the picture hold the rest.
+MAX_LISTED_CLASSES = 30
+MAX_MATRIX_CLASSES = 10
+
+
+def _confused_pairs(metrics: dict, limit: int = 10) -> list[str]:
+    """Lines for the ``limit`` most frequent (true, predicted) pairs of different classes."""
+    counts = np.array(metrics["confusion_matrix"])
+    np.fill_diagonal(counts, 0)
+    order = np.argsort(-counts, axis=None, kind="stable")[:limit]
+    classes = metrics["classes"]
+    pairs = [divmod(int(index), len(classes)) for index in order]
+    return [f"  {classes[true]} -> {classes[predicted]}: {counts[true, predicted]}" for true, predicted in pairs
+            if counts[true, predicted] > 0] or ["  none"]
+
+
 def format_metrics(metrics: dict) -> str:
     """Human-readable text of :func:`classification_metrics` output."""
     classes = metrics["classes"]
@@ -72,12 +89,19 @@ def format_metrics(metrics: dict) -> str:
         lines += [f"{'micro-F1':<16}{metrics['micro_f1']:.4f}", f"{'threshold':<16}{metrics['threshold']}"]
     lines += [f"{'macro-F1':<16}{metrics['macro_f1']:.4f}", f"{'rows':<16}{metrics['support']}", "",
               f"{'class':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
-    for name in classes:
+    listed = classes
+    if len(classes) > MAX_LISTED_CLASSES:  # The classes with the lowest F1; metrics.json holds every one.
+        listed = sorted(classes, key=lambda name: metrics["per_class"][name]["f1-score"])[:MAX_LISTED_CLASSES]
+    for name in listed:
         row = metrics["per_class"][name]
         lines.append(f"{name[:23]:<24}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1-score']:>10.3f}"
                      f"{int(row['support']):>10}")
+    if len(listed) < len(classes):
+        lines.append(f"(the {len(listed)} classes with the lowest F1 of {len(classes)}; every class in metrics.json)")
     if multilabel:
         return "\n".join(lines)
+    if len(classes) > MAX_MATRIX_CLASSES:
+        return "\n".join(lines + ["", "most confused pairs (true -> predicted: rows)"] + _confused_pairs(metrics))
     width = max(7, *(len(name[:12]) for name in classes)) + 1
     lines += ["", "confusion matrix (rows: true, columns: predicted)",
               " " * 14 + "".join(f"{name[:12]:>{width}}" for name in classes)]

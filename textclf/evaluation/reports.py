@@ -47,13 +47,33 @@ def plot_history(history: dict, path) -> Path:
     return _save(pyplot, figure, path)
 
 
+# Above this many classes the picture shows the most confused ones: a cell per class pair and a text per cell
+# grow with its square (200 classes took 8 GB and 68 s to draw).
+MAX_PICTURED_CLASSES = 30
+
+
+def most_confused(matrix, limit: int) -> np.ndarray:
+    """Sorted indices of the ``limit`` classes with the most wrong predictions, as true or as predicted label
+    (ties: the larger class first)."""
+    counts = np.asarray(matrix)
+    errors = counts.sum(axis=0) + counts.sum(axis=1) - 2 * np.diag(counts)
+    order = np.lexsort((-counts.sum(axis=1), -errors))  # The last key sorts first.
+    return np.sort(order[:limit])
+
+
 def plot_confusion_matrix(matrix, classes, path, normalize: bool = False) -> Path:
     """A labelled ``[C, C]`` confusion matrix (rows: true label, columns: predicted) as a PNG at ``path``.
 
-    ``normalize``: show each row as shares of its true label instead of counts.
+    ``normalize``: show each row as shares of its true label instead of counts.  Above
+    :data:`MAX_PICTURED_CLASSES` classes, only the most confused ones are drawn (the title says so).
     """
     pyplot = _pyplot()
     counts = np.asarray(matrix, dtype=float)
+    title = "Confusion matrix"
+    if len(classes) > MAX_PICTURED_CLASSES:
+        shown = most_confused(counts, MAX_PICTURED_CLASSES)
+        title = f"Confusion matrix: the {len(shown)} most confused of {len(classes)} classes"
+        counts, classes = counts[np.ix_(shown, shown)], [classes[index] for index in shown]
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
     size = max(4.5, 0.7 * len(classes) + 2.5)
     figure, axis = pyplot.subplots(figsize=(size + 1, size), dpi=100)
@@ -63,7 +83,7 @@ def plot_confusion_matrix(matrix, classes, path, normalize: bool = False) -> Pat
     axis.set_yticks(range(len(classes)), labels=classes)
     axis.set_xlabel("predicted label")
     axis.set_ylabel("true label")
-    axis.set_title("Confusion matrix" + (" (row-normalised)" if normalize else ""))
+    axis.set_title(title + (" (row-normalised)" if normalize else ""))
     threshold = values.max() / 2 if values.size else 0
     for row, column in np.ndindex(values.shape):
         text = f"{values[row, column]:.2f}" if normalize else f"{int(counts[row, column])}"
