@@ -33,7 +33,7 @@ def many_class_metrics(count=500, seed=0):
 def test_the_report_of_500_classes_fits_a_screen():
     metrics = many_class_metrics()
     lines = format_metrics(metrics).splitlines()
-X
+    assert len(lines) == 5 + 30 + 1 + 2 + 10  # Header lines, 30 classes, a note, a blank and a title, 10 pairs.
     assert "(the 30 classes with the lowest F1 of 500; every class in metrics.json)" in lines
     worst = sorted(metrics["per_class"][name]["f1-score"] for name in metrics["classes"])[:30]
     shown = [float(line.split()[3]) for line in lines[5:35]]
