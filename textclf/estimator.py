@@ -48,11 +48,20 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         from textclf.training.prepare import check_labels, prepare_in_memory
         from textclf.training.setup import one_thread_per_op_on_cpu, seed_everything
 
-        originals = np.asarray(y).ravel()
-        texts, labels = _texts(X), [str(label) for label in originals]
-        if len(texts) != len(labels):
-            raise ValueError(f"X and y must have the same length. Received: {len(texts)} texts, {len(labels)} labels")
-        config = TrainConfig(**{name: getattr(self, name) for name in _DEFAULTS})
+        from sklearn.utils import check_consistent_length
+        from sklearn.utils.validation import column_or_1d
+
+        texts = _texts(X)
+        originals = column_or_1d(np.asarray(y, dtype=object) if not hasattr(y, "dtype") else y, warn=True)
+        check_consistent_length(texts, originals)
+        missing = [position for position, label in enumerate(originals) if _is_missing(label)]
+        if missing:
+            raise ValueError(f"`y` must hold a label for every text; missing (None, NaN or blank) at position(s) "
+                             f"{', '.join(map(str, missing[:10]))}{' ...' if len(missing) > 10 else ''}")
+        labels = [str(label) for label in originals]
+        # Search tools hand numpy scalars (GridSearchCV over np.array grids, scipy.stats distributions): the
+        # settings are plain Python values.
+        config = TrainConfig(**{name: _plain(getattr(self, name)) for name in _DEFAULTS})
         one_thread_per_op_on_cpu()
         seed_everything(config.seed)
         data = Dataset(texts, labels, "<fit>")
@@ -85,7 +94,33 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+def _plain(value):
+    """A numpy scalar as the Python value it holds (``np.int64(16)`` → ``16``, ``np.bool_(True)`` → ``True``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _is_missing(label) -> bool:
+    if label is None:
+        return True
+    if isinstance(label, str):
+        return not label.strip()
+    try:
+        return bool(np.isnan(label))
+    except (TypeError, ValueError):
+        return False
+
+
 def _texts(values) -> list[str]:
+    """The texts of ``X``: an iterable of strings, or a one-column DataFrame (a bare string is refused, as
+    scikit-learn's text vectorizers refuse it: it would be read one character per text)."""
+    if isinstance(values, (str, bytes)):
+        raise ValueError("`X` must be an iterable of texts, not a single string. Received: a string; "
+                         "wrap it in a list: [text]")
+    if hasattr(values, "columns"):  # A DataFrame iterates over its column names.
+        if len(values.columns) != 1:
+            raise ValueError(f"`X` must be one column of texts. Received: a DataFrame of {len(values.columns)} "
+                             "columns")
+        values = values.iloc[:, 0].to_numpy(dtype=object)
     texts = list(values)
     for position, text in enumerate(texts):
         if not isinstance(text, str):

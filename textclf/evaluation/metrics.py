@@ -90,14 +90,16 @@ def format_metrics(metrics: dict) -> str:
     lines += [f"{'macro-F1':<16}{metrics['macro_f1']:.4f}", f"{'rows':<16}{metrics['support']}", "",
               f"{'class':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     listed = classes
-    if len(classes) > MAX_LISTED_CLASSES:  # The classes with the lowest F1; metrics.json holds every one.
-        listed = sorted(classes, key=lambda name: metrics["per_class"][name]["f1-score"])[:MAX_LISTED_CLASSES]
+    if len(classes) > MAX_LISTED_CLASSES:  # The classes with rows and the lowest F1; metrics.json holds every one.
+        listed = sorted(classes, key=lambda name: (metrics["per_class"][name]["support"] == 0,
+                                                   metrics["per_class"][name]["f1-score"]))[:MAX_LISTED_CLASSES]
     for name in listed:
         row = metrics["per_class"][name]
         lines.append(f"{name[:23]:<24}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1-score']:>10.3f}"
                      f"{int(row['support']):>10}")
     if len(listed) < len(classes):
-        lines.append(f"(the {len(listed)} classes with the lowest F1 of {len(classes)}; every class in metrics.json)")
+        lines.append(f"(the {len(listed)} classes with the lowest F1 of {len(classes)}, those with rows first; "
+                     "every class in metrics.json)")
     if multilabel:
         return "\n".join(lines)
     if len(classes) > MAX_MATRIX_CLASSES:
