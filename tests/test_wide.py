@@ -9,8 +9,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from textclf import TrainConfig
 from textclf.model.layers import Blend, NgramTfidfLogits
 from textclf.text.ngrams import count_matrix
-from textclf.training.wide import (FEATURE_SETS, LinearPart, _blend_weights, _features, blended, cross_validate,
-                                   subsample_rows)
+from textclf.training.wide import (FEATURE_SETS, LinearPart, _blend_weights, _features, blended, choose_blend,
+                                   cross_validate, subsample_rows)
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 
@@ -106,6 +106,20 @@ def test_the_blend_recovers_the_weights_that_made_the_labels():
     expected = 1 / (1 + np.exp(-(scales[0] * np.log(probabilities / (1 - probabilities)) + scales[1] * 1.5 - 0.3)))
     np.testing.assert_allclose(np.asarray(layer([probabilities, np.full((2, 1), 1.5, np.float32)])), expected,
                                rtol=1e-5)
+
+
+def test_a_recurrent_part_far_behind_the_linear_one_is_left_out_of_the_blend():
+    targets = np.array([0, 1, 2] * 20)
+    wide = np.eye(3)[targets] * 3.0  # The linear part is right on every row.
+    guessing = np.full((60, 3), 1 / 3)
+    guessing[:, 0] += 0.01  # The recurrent part says class 0 every time: macro-F1 1/6 against 1.
+    scales, bias, parts = choose_blend(guessing / guessing.sum(1, keepdims=True), wide, targets)
+    assert scales.tolist() == [0.0, 1.0] and bias.tolist() == [0.0, 0.0, 0.0]
+    assert parts == {"recurrent": pytest.approx(1 / 6), "tfidf": 1.0}
+    # Within MAX_RECURRENT_SHORTFALL of it, the blend is fitted: a right recurrent part gets a weight.
+    right = np.eye(3)[targets] * 0.8 + 0.1
+    scales, _, parts = choose_blend(right, wide, targets)
+    assert parts == {"recurrent": 1.0, "tfidf": 1.0} and scales[0] > 0
 
 
 def test_wide_is_refused_for_multi_label_and_auto_resolves_where_it_applies(tmp_path, capsys):

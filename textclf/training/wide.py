@@ -37,6 +37,9 @@ MAX_CV_COST = 20_000_000
 # How strongly the blend is held to the linear part alone: the squared distance from it weighs as much as this many
 # validation rows' losses, so more validation rows move it further (docs/RESULTS.md).
 BLEND_PRIOR_ROWS = 10
+# The recurrent part joins the blend only when its validation macro-F1 is within this of the linear part's (out of
+# fold): below it, blending it in lost held-out macro-F1 on small many-class data (docs/RESULTS.md).
+MAX_RECURRENT_SHORTFALL = 0.05
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
 # grow with the rows, while the recurrent model, which trains on every row, needs the branch least on large data.
 MAX_ROWS = 200_000
@@ -348,6 +351,27 @@ def blended(recurrent: np.ndarray, wide: np.ndarray, scales: np.ndarray, bias: n
     return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def choose_blend(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray):
+    """``(scales, bias, {"recurrent": macro-F1, "tfidf": macro-F1})`` on the validation rows: the linear part alone
+    (``[0, 1]``, bias 0) when the recurrent part alone trails it by more than :data:`MAX_RECURRENT_SHORTFALL`
+    (a member much weaker than the other adds noise, not signal), else :func:`_blend_weights`."""
+    parts = {"recurrent": _macro_f1(recurrent, targets, logits=False), "tfidf": _macro_f1(wide, targets, logits=True)}
+    if parts["recurrent"] < parts["tfidf"] - MAX_RECURRENT_SHORTFALL:
+        return np.array([0.0, 1.0], np.float32), np.zeros(recurrent.shape[1], np.float32), parts
+    return (*_blend_weights(recurrent, wide, targets), parts)
+
+
+def _macro_f1(outputs: np.ndarray, targets: np.ndarray, logits: bool) -> float:
+    """Macro-F1 of ``outputs`` (probabilities, or logits) [rows, outputs] against class indices ``targets``."""
+    from sklearn.metrics import f1_score
+
+    if outputs.shape[1] == 1:
+        predicted = (outputs[:, 0] > (0.0 if logits else 0.5)).astype(np.int64)
+    else:
+        predicted = outputs.argmax(axis=1)
+    return float(f1_score(targets, predicted, average="macro"))
+
+
 def with_wide(model, config, vocabulary_size, classes, part: LinearPart, scales, blend_bias):
     """``build_model`` with the branch: the recurrent weights copied from ``model``, the branch's and blend's set."""
     combined = build_model(config, vocabulary_size, len(classes),
@@ -370,7 +394,12 @@ def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
     """
     call = compiled_call(model)
     recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in valid_rows.batches(1024)])
-    scales, blend_bias = _blend_weights(recurrent, linear.valid_logits, valid_rows.class_indices())
+    scales, blend_bias, parts = choose_blend(recurrent, linear.valid_logits, valid_rows.class_indices())
+    linear.report["validation_macro_f1"] = {name: round(value, 4) for name, value in parts.items()}
+    if scales[0] == 0.0 and parts["recurrent"] < parts["tfidf"] - MAX_RECURRENT_SHORTFALL:
+        log(f"wide branch: the recurrent part alone (validation macro-F1 {parts['recurrent']:.3f}) trails the "
+            f"TF-IDF part ({parts['tfidf']:.3f}) by more than {MAX_RECURRENT_SHORTFALL}: the model is the TF-IDF "
+            "part alone")
     final = with_wide(model, config, tokenizer.vocabulary_size, classes, linear.final, scales, blend_bias)
     sizes = ", ".join(f"{len(keys):,}" for keys in linear.final.keys)
     log(f"wide branch: {sizes} n-grams, refitted on training and validation rows; blend fitted on the validation "
