@@ -215,7 +215,7 @@ def test_mixed_precision_trains_and_exports_a_float32_model_the_cpp_loader_serve
 
     from textclf.serve.artifacts import load_run
     from textclf.serve.export import _inference_model
-    from textclf.model.factory import predict_probabilities
+    from textclf.model.factory import predict_probabilities, wide_of
     from textclf.text.sequences import encode
     from textclf.serve.check import ServingSession
 
@@ -225,15 +225,16 @@ def test_mixed_precision_trains_and_exports_a_float32_model_the_cpp_loader_serve
     policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
     assert f"mixed precision: {policy}" in err
     loaded = tf.saved_model.load(str(output / "1"))
-    # Every float variable is float32 (none float16/bfloat16); the one int64 variable is the wide branch's 2-gram keys.
+    run = load_run(json.loads(out.strip().splitlines()[-1])["run"])
+    # Every float variable is float32 (none float16/bfloat16); the int64 ones are the wide branch's n-gram keys, one
+    # vector per analyzer.
     assert {v.dtype for v in loaded.served_variables} == {tf.float32, tf.int64}
-    assert [v.shape.rank for v in loaded.served_variables if v.dtype == tf.int64] == [1]
+    assert [v.shape.rank for v in loaded.served_variables if v.dtype == tf.int64] == [1] * len(wide_of(run.model)[0])
     texts = ["great film", "", "awful dull plot!", "x " * 300]
     python = loaded.signatures["serving_default"](text=tf.constant(texts))
     with ServingSession(output / "1") as session:
         served = session.run("serving_default", texts)
-    run = load_run(json.loads(out.strip().splitlines()[-1])["run"])
-    keras_float32 = predict_probabilities(_inference_model(run), encode(run.tokenizer, texts, 6, "post", "pre"))
+    keras_float32 = predict_probabilities(_inference_model(run), encode(run.tokenizer, texts, 6, "post", "pre"), texts)
     assert served["scores"].dtype == np.float32
     assert served["label"].tolist() == python["label"].numpy().tolist()
     np.testing.assert_allclose(served["scores"], python["scores"].numpy(), atol=1e-5, rtol=0)

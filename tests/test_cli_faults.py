@@ -210,8 +210,8 @@ def test_a_huge_max_len_costs_only_the_longest_text(binary_result):
     trimmed = encode(run.tokenizer, texts, 1_000_000, "post", "pre", trim=True)
     assert trimmed.shape == (3, 5)
     full = encode(run.tokenizer, texts, 12, "pre", "pre")
-    np.testing.assert_allclose(predict_probabilities(run.model, full),
-                               predict_probabilities(run.model, trimmed), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(predict_probabilities(run.model, full, texts),
+                               predict_probabilities(run.model, trimmed, texts), atol=1e-6, rtol=0)
 
 
 @pytest.mark.slow
