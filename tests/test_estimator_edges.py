@@ -61,3 +61,12 @@ def test_a_two_column_y_is_refused():
     texts, labels = rows(10)
     with pytest.raises(ValueError, match="y should be a 1d array"):
         TextClassifier(**SETTINGS).fit(texts, np.array([labels, labels]).T)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_predict_refuses_a_batch_size_that_is_no_positive_integer(binary_result, batch_size):
+    from textclf import load
+
+    with pytest.raises(ValueError, match=rf"`batch_size` must be a positive integer. Received: "
+                                         rf"batch_size={batch_size!r}"):
+        load(binary_result.run_dir).predict(["a film"], batch_size=batch_size)

@@ -56,6 +56,8 @@ class _Classifier:
 
     def predict(self, texts, batch_size: int = 1024) -> list[Prediction]:
         """Predictions for ``texts`` (a string or a list of strings)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
