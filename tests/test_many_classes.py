@@ -54,5 +54,5 @@ def test_the_confusion_picture_of_500_classes_is_bounded(tmp_path):
               f"plot_confusion(metrics, {str(tmp_path / 'c.png')!r});"
               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert int(completed.stdout.split()[-1]) < 1024 * 1024  # KiB: under 1 GiB (500 classes drawn whole: > 20 GB).
+    assert int(completed.stdout.split()[-1]) < 2 * 1024 * 1024  # KiB: under 2 GiB (500 classes drawn whole: > 20 GB).
     assert_picture(tmp_path / "c.png", min_width=1000)

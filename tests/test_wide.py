@@ -109,9 +109,9 @@ def test_the_blend_recovers_the_weights_that_made_the_labels():
 
 
 def test_a_recurrent_part_far_behind_the_linear_one_is_left_out_of_the_blend():
-    targets = np.array([0, 1, 2] * 20)
+    targets = np.array([0, 1, 2] * 40)
     wide = np.eye(3)[targets] * 3.0  # The linear part is right on every row.
-    guessing = np.full((60, 3), 1 / 3)
+    guessing = np.full((120, 3), 1 / 3)
     guessing[:, 0] += 0.01  # The recurrent part says class 0 every time: macro-F1 1/6 against 1.
     scales, bias, parts = choose_blend(guessing / guessing.sum(1, keepdims=True), wide, targets)
     assert scales.tolist() == [0.0, 1.0] and bias.tolist() == [0.0, 0.0, 0.0]
@@ -120,6 +120,9 @@ def test_a_recurrent_part_far_behind_the_linear_one_is_left_out_of_the_blend():
     right = np.eye(3)[targets] * 0.8 + 0.1
     scales, _, parts = choose_blend(right, wide, targets)
     assert parts == {"recurrent": 1.0, "tfidf": 1.0} and scales[0] > 0
+    # On fewer than MIN_BLEND_ROWS validation rows, no blend is fitted at all.
+    scales, _, _ = choose_blend(right[:99], wide[:99], targets[:99])
+    assert scales.tolist() == [0.0, 1.0]
 
 
 def test_wide_is_refused_for_multi_label_and_auto_resolves_where_it_applies(tmp_path, capsys):
