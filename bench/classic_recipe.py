@@ -21,7 +21,7 @@ import math  # noqa: E402
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tf_keras as keras  # noqa: E402

@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 SETTINGS = {"default": {}, "one thread per op": {"intra_op_parallelism_threads": 1}}
 CALLS = {1: 300, 32: 100, 1024: 20}  # Timed calls per batch size (after 5 warm-up calls).

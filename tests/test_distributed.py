@@ -40,7 +40,7 @@ def free_ports(count):
 def start_train(argv, folder: Path, name: str, **environment):
     """``python -m textclf.cli train ARGV`` on this checkout, its output in ``folder/name.out`` and ``.err``."""
     env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
-    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", **environment)
+    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", **environment)
     with open(folder / f"{name}.out", "w") as out, open(folder / f"{name}.err", "w") as err:
         return subprocess.Popen([sys.executable, "-m", "textclf.cli", "train", *map(str, argv)],
                                 cwd=folder, env=env, stdout=out, stderr=err)

@@ -41,7 +41,7 @@ def test_fresh_process_with_plain_tensorflow_matches_the_python_pipeline(result_
     process = subprocess.run(
         [sys.executable, "-c", PLAIN_TENSORFLOW, str(result.export_dir)],
         input=json.dumps(TEXTS), capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     assert process.returncode == 0, process.stderr[-3000:]
     served = json.loads(process.stdout)
@@ -78,7 +78,7 @@ def test_predict_on_an_export_runs_tf_servings_c_api_without_importing_tensorflo
     assert sorted(metadata["signatures"]["tokenize"][1]) == ["ids"]
     process = subprocess.run([sys.executable, "-c", TEXTCLF_PREDICT, str(result.export_dir)],
                              input=json.dumps(TEXTS), capture_output=True, text=True, timeout=300,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert process.returncode == 0, process.stderr[-3000:]
     served = json.loads(process.stdout)
     assert served["tensorflow_imported"] is False

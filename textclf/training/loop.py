@@ -30,6 +30,9 @@ DIGEST_VARIABLE = "TEXTCLF_WEIGHTS_DIGEST_FILE"
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 # Fewer training steps an epoch than this, and the loop suggests a smaller batch.
 FEW_STEPS = 4
+# A mean cross-entropy this large means logits thousands apart: the softmax is saturated and the weights have
+# left any useful range, though float32 has not reached inf yet (learning rate 1e30 gives ~1e30 here).
+DIVERGED_LOSS = 1e4
 # keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1)'s rule, with its min_delta default.
 _PLATEAU_FACTOR, _PLATEAU_PATIENCE, _PLATEAU_MIN_DELTA = 0.5, 1, 1e-4
 
@@ -203,7 +206,7 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         seconds["validation"].append(time.perf_counter() - validation_started)
         learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         row = [*_means(state.sums.numpy()), *_means(valid_sums), learning_rate]
-        if not (math.isfinite(row[0]) and math.isfinite(row[2])):
+        if not all(math.isfinite(loss) and loss < DIVERGED_LOSS for loss in (row[0], row[2])):
             if in_progress is not None:
                 in_progress.discard()  # Its weights lead here: nothing worth resuming.
             raise ValueError(
