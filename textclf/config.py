@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from textclf.text.rules import DEFAULT_FILTERS, TextRules
+from textclf.errors import TextclfError
 
 
 @functools.cache
@@ -173,32 +174,32 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             # A JSON config's "false" (a string) or 0 would read as true or false in Python: refused, not guessed.
             if _type_hints(type(self))[field.name] is bool and not isinstance(getattr(self, field.name), bool):
-                raise ValueError(f"`{field.name}` must be true or false. Received: "
+                raise TextclfError(f"`{field.name}` must be true or false. Received: "
                                  f"{field.name}={getattr(self, field.name)!r}")
         for name in ("text_column", "label_column", "oov_token", "label_sep"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
-                raise ValueError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
+                raise TextclfError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
         for field in dataclasses.fields(self):
             allowed, value = self.choices(field.name), getattr(self, field.name)
             if allowed is not None and value not in allowed:
                 # The padding sides read as Keras's pad_sequences says them; the other sets as a list.
                 values = "'pre' or 'post'" if allowed == typing.get_args(Side) else f"one of {', '.join(allowed)}"
-                raise ValueError(f"`{field.name}` must be {values}. Received: {field.name}={value!r}")
+                raise TextclfError(f"`{field.name}` must be {values}. Received: {field.name}={value!r}")
         if self.embeddings is not None and (not isinstance(self.embeddings, str) or not self.embeddings):
-            raise ValueError(f"`embeddings` must be a file path or null. Received: embeddings={self.embeddings!r}")
+            raise TextclfError(f"`embeddings` must be a file path or null. Received: embeddings={self.embeddings!r}")
         if self.threshold is not None and not self.multi_label:
-            raise ValueError("`threshold` applies to multi-label models only (multi_label=True). "
+            raise TextclfError("`threshold` applies to multi-label models only (multi_label=True). "
                              f"Received: threshold={self.threshold!r} with multi_label=False")
         if self.freeze_embeddings and self.embeddings is None:
-            raise ValueError("`freeze_embeddings` keeps pretrained vectors fixed and needs `embeddings` (a vectors "
+            raise TextclfError("`freeze_embeddings` keeps pretrained vectors fixed and needs `embeddings` (a vectors "
                              "file). Received: freeze_embeddings=True with embeddings=None")
         for name, off in (("wide", ("auto", "none")), ("class_weight", ("none",))):
             if self.multi_label and getattr(self, name) not in off:
-                raise ValueError(f"`{name}` applies to single-label tasks only. "
+                raise TextclfError(f"`{name}` applies to single-label tasks only. "
                                  f"Received: {name}={getattr(self, name)!r} with multi_label=True")
         if self.text_column == self.label_column:
-            raise ValueError("`text_column` and `label_column` must differ. "
+            raise TextclfError("`text_column` and `label_column` must differ. "
                              f"Received: text_column={self.text_column!r}, label_column={self.label_column!r}")
         self.text_rules()  # Checks filters and split.
 
@@ -215,11 +216,11 @@ class TrainConfig:
     def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
         """A config from setting names and values (missing: defaults); unknown ones are refused, naming ``source``."""
         if not isinstance(values, dict):
-            raise ValueError(f"{source} must be a JSON object of settings. Received: {type(values).__name__}")
+            raise TextclfError(f"{source} must be a JSON object of settings. Received: {type(values).__name__}")
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown setting(s) {', '.join(map(repr, unknown))} in {source}. "
+            raise TextclfError(f"Unknown setting(s) {', '.join(map(repr, unknown))} in {source}. "
                              f"Known settings: {', '.join(sorted(known))}")
         return cls(**values)
 
@@ -238,16 +239,16 @@ class TrainConfig:
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ValueError(f"Config file not found: {path}") from None
+            raise TextclfError(f"Config file not found: {path}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"Config file {path} is not valid JSON: {error}") from None
+            raise TextclfError(f"Config file {path} is not valid JSON: {error}") from None
         return cls.from_dict(values, source=f"config file {path}")
 
 
 def _check_int(name, value, minimum, what=None):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         what = what or {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
-        raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
+        raise TextclfError(f"`{name}` must be {what}. Received: {name}={value!r}")
 
 
 def _check_number(name, value, low, high, open_low=False, open_high=False):
@@ -257,4 +258,4 @@ def _check_number(name, value, low, high, open_low=False, open_high=False):
         kind = "a finite number" if high == math.inf else "a number"
         # An unbounded side is open: "(0.0, inf)", as infinity itself is refused.
         interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high or high == math.inf else ']'}"
-        raise ValueError(f"`{name}` must be {kind} in {interval}. Received: {name}={value!r}")
+        raise TextclfError(f"`{name}` must be {kind} in {interval}. Received: {name}={value!r}")

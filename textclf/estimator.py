@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from textclf.config import TrainConfig
 from textclf.data.dataset import Dataset
+from textclf.errors import TextclfError
 
 _DEFAULTS = TrainConfig().to_dict()  # Every setting (in field order) and its default.
 
@@ -56,7 +57,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         check_consistent_length(texts, originals)
         missing = [position for position, label in enumerate(originals) if _is_missing(label)]
         if missing:
-            raise ValueError(f"`y` must hold a label for every text; missing (None, NaN or blank) at position(s) "
+            raise TextclfError(f"`y` must hold a label for every text; missing (None, NaN or blank) at position(s) "
                              f"{', '.join(map(str, missing[:10]))}{' ...' if len(missing) > 10 else ''}")
         labels = [str(label) for label in originals]
         # Search tools hand numpy scalars (GridSearchCV over np.array grids, scipy.stats distributions): the
@@ -66,7 +67,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         seed_everything(config.seed)
         data = Dataset(texts, labels, "<fit>")
         if config.multi_label:
-            raise ValueError("TextClassifier supports single-label tasks; train multi-label models with textclf.train")
+            raise TextclfError("TextClassifier supports single-label tasks; train multi-label models with textclf.train")
         class_names = check_labels(data, data)
         # Predictions come back as the caller's label values (ints stay ints).
         by_name = {str(label): label for label in originals}
@@ -114,16 +115,16 @@ def _texts(values) -> list[str]:
     """The texts of ``X``: an iterable of strings, or a one-column DataFrame (a bare string is refused, as
     scikit-learn's text vectorizers refuse it: it would be read one character per text)."""
     if isinstance(values, (str, bytes)):
-        raise ValueError("`X` must be an iterable of texts, not a single string. Received: a string; "
+        raise TextclfError("`X` must be an iterable of texts, not a single string. Received: a string; "
                          "wrap it in a list: [text]")
     if hasattr(values, "columns"):  # A DataFrame iterates over its column names.
         if len(values.columns) != 1:
-            raise ValueError(f"`X` must be one column of texts. Received: a DataFrame of {len(values.columns)} "
+            raise TextclfError(f"`X` must be one column of texts. Received: a DataFrame of {len(values.columns)} "
                              "columns")
         values = values.iloc[:, 0].to_numpy(dtype=object)
     texts = list(values)
     for position, text in enumerate(texts):
         if not isinstance(text, str):
-            raise ValueError(f"`X` must hold strings. Received: X[{position}]={text!r}")
+            raise TextclfError(f"`X` must hold strings. Received: X[{position}]={text!r}")
     return texts
 

@@ -11,6 +11,7 @@ import sys
 
 from textclf.cli.commands import COMMANDS, LOAD_THEIR_MODEL, import_tensorflow_quietly
 from textclf.cli.flags import build_parser, config_from_args
+from textclf.errors import TextclfError
 
 __all__ = ["EXIT_USAGE", "build_parser", "config_from_args", "main"]
 
@@ -18,8 +19,9 @@ EXIT_USAGE = 2
 
 
 def _error_message(error: BaseException) -> str | None:
-    """A one-line message for an error a user can fix (bad file, full disk, too large a model), else None."""
-    if isinstance(error, ValueError):
+    """A one-line message for an error a user can fix (bad file, full disk, too large a model), else None: any
+    other exception, a plain ``ValueError`` included, is a bug in textclf and keeps its traceback (exit 1)."""
+    if isinstance(error, TextclfError):
         return str(error)
     if isinstance(error, OSError):
         where = f": {error.filename}" if error.filename else ""

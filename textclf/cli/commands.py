@@ -19,6 +19,7 @@ from pathlib import Path
 import textclf
 from textclf.cli.flags import config_from_args
 from textclf.data.formats import FORMAT_NAMES, decode
+from textclf.errors import TextclfError
 
 
 def _output_of(args) -> Path:
@@ -55,9 +56,9 @@ def run_baseline(args) -> None:
 
     config = config_from_args(args)
     if config.multi_label:
-        raise ValueError("The TF-IDF baseline is single-label; run `textclf baseline` without --multi-label")
+        raise TextclfError("The TF-IDF baseline is single-label; run `textclf baseline` without --multi-label")
     if config.streaming == "on":
-        raise ValueError("The TF-IDF baseline holds the data in memory; run `textclf baseline` without --streaming on")
+        raise TextclfError("The TF-IDF baseline holds the data in memory; run `textclf baseline` without --streaming on")
     data = read_dataset(args.data, config, args.data_format, args.encoding)
     # Test rows that neither side trains on, nor textclf early-stops on (it holds out its own validation rows).
     if args.valid is not None:
@@ -104,12 +105,12 @@ def _text_batches_for_predict(args):
     from textclf.data.progress import ProgressBar
 
     if args.input and args.texts:
-        raise ValueError("Give texts as arguments or --input FILE, not both")
+        raise TextclfError("Give texts as arguments or --input FILE, not both")
     if not args.input and not args.texts:
-        raise ValueError("Nothing to classify: give one or more TEXT arguments or --input FILE")
+        raise TextclfError("Nothing to classify: give one or more TEXT arguments or --input FILE")
     if args.data_format is not None and args.data_format not in FORMAT_NAMES:
         # Checked here, where the flag's name is known: the readers name train's --format.
-        raise ValueError(f"Unknown format {args.data_format!r} for {args.input or 'the TEXT arguments'}; expected one "
+        raise TextclfError(f"Unknown format {args.data_format!r} for {args.input or 'the TEXT arguments'}; expected one "
                          f"of {', '.join(FORMAT_NAMES)} (--input-format)")
     if args.input == "-":
         buffer = getattr(sys.stdin, "buffer", None)  # A text stream with no bytes underneath is read as it is.
@@ -127,7 +128,7 @@ def _text_batches_for_predict(args):
             # The shell hands over bytes; Python keeps undecodable ones as lone surrogates that no model can read.
             if any("\udc80" <= character <= "\udcff" for character in text):
                 raw = os.fsencode(text)
-                raise ValueError(f"TEXT argument {number} is not valid UTF-8 ({raw[:40]!r}); give the text in UTF-8, "
+                raise TextclfError(f"TEXT argument {number} is not valid UTF-8 ({raw[:40]!r}); give the text in UTF-8, "
                                  "or put it in a file and pass --input FILE --encoding NAME")
         yield args.texts
 
@@ -155,7 +156,7 @@ def run_predict(args) -> None:
 
     for flag, value in (("top-k", args.top_k), ("batch-size", args.batch_size)):
         if value <= 0:
-            raise ValueError(f"argument --{flag}: must be a positive integer. Received: {value}")
+            raise TextclfError(f"argument --{flag}: must be a positive integer. Received: {value}")
     batches = _text_batches_for_predict(args)
     # Errors in the first batch are reported before the model is loaded; a bad row further into a file stops
     # the command (exit status 2) after the predictions of the batches before it were printed.
@@ -241,9 +242,9 @@ def _native_start_up_lines_discarded(verbose: bool = False):
     """Discards what C++ writes to file descriptor 2 meanwhile (TensorFlow's CUDA probing, CPU features, absl).
 
     C++ writes those lines before ``TF_CPP_MIN_LOG_LEVEL`` applies, so fd 2 points at a temporary file; should
-    the block fail unexpectedly, what it wrote is shown with the traceback.  A ``ValueError`` (a damaged export,
-    bad input) already says what is wrong in the one line the user gets, so the start-up lines stay discarded.
-    ``verbose`` keeps them.
+    the block fail unexpectedly, what it wrote is shown with the traceback.  A :class:`TextclfError` (a damaged
+    export, bad input) already says what is wrong in the one line the user gets, so the start-up lines stay
+    discarded.  ``verbose`` keeps them.
     """
     if verbose:
         yield
@@ -254,7 +255,7 @@ def _native_start_up_lines_discarded(verbose: bool = False):
         os.dup2(capture.fileno(), 2)
         try:
             yield
-        except ValueError:
+        except TextclfError:
             raise
         except BaseException:
             os.dup2(saved, 2)

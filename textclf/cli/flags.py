@@ -13,6 +13,7 @@ import typing
 
 from textclf.config import TrainConfig
 from textclf.data.formats import FORMAT_NAMES
+from textclf.errors import TextclfError
 
 
 def _optional(kind):
@@ -159,5 +160,5 @@ def config_from_args(args) -> TrainConfig:
         # Name the flag the user typed, not only the setting.
         match = re.search(r"`([a-z_]+)`", str(error))
         if match and match.group(1) in changes:
-            raise ValueError(f"argument --{match.group(1).replace('_', '-')}: {error}") from None
+            raise TextclfError(f"argument --{match.group(1).replace('_', '-')}: {error}") from None
         raise

@@ -10,6 +10,7 @@ import collections
 import math
 
 import numpy as np
+from textclf.errors import TextclfError
 
 
 def histogram_quantiles(histogram: dict, quantiles) -> np.ndarray:
@@ -54,7 +55,7 @@ def balanced_class_weights(label_counts: dict, classes) -> dict[int, float]:
     """
     missing = [name for name in classes if not label_counts.get(name)]
     if missing:
-        raise ValueError(f"class_weight 'balanced' needs training rows of every class; no training row has "
+        raise TextclfError(f"class_weight 'balanced' needs training rows of every class; no training row has "
                          f"{', '.join(map(repr, missing))} (all went to validation)")
     total = sum(label_counts[name] for name in classes)
     return {index: total / (len(classes) * label_counts[name]) for index, name in enumerate(classes)}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from textclf.data.formats import check_format, line_rows, read_rows
+from textclf.errors import TextclfError
 
 
 @dataclasses.dataclass
@@ -74,7 +75,7 @@ def _collect(rows, source, label_column: str | None) -> Dataset:
     if not texts:
         dropped = len(dropped_lines) + len(dropped_files)
         detail = f" ({dropped} rows dropped for empty or missing text or label)" if dropped else ""
-        raise ValueError(f"{source} has no usable rows{detail}")
+        raise TextclfError(f"{source} has no usable rows{detail}")
     return Dataset(texts, labels, str(source), dropped_lines, dropped_files)
 
 
@@ -119,7 +120,7 @@ def text_batches(path, batch_size: int, text_column: str = "text", data_format: 
     raises ``ValueError`` once read.  ``progress`` is as :func:`textclf.data.formats.read_rows`'s.
     """
     if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+        raise TextclfError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
     path = Path(path)
     batch = []
     empty = True
@@ -135,7 +136,7 @@ def text_batches(path, batch_size: int, text_column: str = "text", data_format: 
     if batch:
         yield batch
     elif empty:
-        raise ValueError(f"{path} has no usable rows")
+        raise TextclfError(f"{path} has no usable rows")
 
 
 def dataset_from_text(
@@ -187,6 +188,6 @@ def stratified_split(labels, fraction: float, seed: int):
         valid.extend(rows[:count])
         train.extend(rows[count:])
     if not valid and fraction > 0:
-        raise ValueError(f"Too few rows ({len(labels)}) to hold out a validation set with validation_fraction="
+        raise TextclfError(f"Too few rows ({len(labels)}) to hold out a validation set with validation_fraction="
                          f"{fraction}; add rows or pass a validation file with --valid")
     return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(valid, dtype=np.int64))

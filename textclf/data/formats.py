@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from textclf.data.reading import DataFile, codec_name, decode, decoded_chunks, logical_lines, physical_lines
+from textclf.errors import TextclfError
 
 FORMAT_NAMES = ("csv", "tsv", "jsonl", "parquet", "fasttext", "folder", "lines")
 EXTENSIONS = {
@@ -37,7 +38,7 @@ PARQUET_BATCH_ROWS = 8192
 def check_format(data_format: str | None, source) -> None:
     """Refuses a format name textclf does not know (``None``: decide from the extension) for ``source``."""
     if data_format is not None and data_format not in FORMAT_NAMES:
-        raise ValueError(f"Unknown format {data_format!r} for {source}; "
+        raise TextclfError(f"Unknown format {data_format!r} for {source}; "
                          f"expected one of {', '.join(FORMAT_NAMES)} (--format)")
 
 
@@ -51,7 +52,7 @@ def format_of(path: Path, data_format: str | None = None) -> str:
     inner = path.with_suffix("") if path.suffix.lower() == ".gz" else path
     found = EXTENSIONS.get(inner.suffix.lower())
     if found is None:
-        raise ValueError(f"Cannot tell the format of {path} from its extension; expected one of "
+        raise TextclfError(f"Cannot tell the format of {path} from its extension; expected one of "
                          f"{', '.join(sorted(EXTENSIONS))} (optionally followed by .gz), a folder with one subfolder "
                          f"per class, or a format given with --format ({', '.join(FORMAT_NAMES)})")
     return found
@@ -69,7 +70,7 @@ def _check_columns(source, wanted, columns) -> None:
             # A header of a million columns must not make a 13 MB message: the first 20 and a count.
             more = f", ... ({len(columns)} columns in all)" if len(columns) > 20 else ""
             shown = ", ".join(map(repr, columns[:20])) + more
-            raise ValueError(f"Column {column!r} not found in {source}; its columns are: {shown or '(none)'}. "
+            raise TextclfError(f"Column {column!r} not found in {source}; its columns are: {shown or '(none)'}. "
                              f"Choose one with {option}.")
 
 
@@ -92,12 +93,12 @@ def _delimited_rows(lines, source, delimiter: str, text_column, label_column):
                 repeated = sorted(name for name, count in collections.Counter(header).items() if count > 1 and name)
                 if repeated:
                     # Which of two "label" columns is meant cannot be guessed; the last one silently won.
-                    raise ValueError(f"{source} line {start}: the header names {', '.join(map(repr, repeated))} "
+                    raise TextclfError(f"{source} line {start}: the header names {', '.join(map(repr, repeated))} "
                                      "more than once; give each column its own name")
                 _check_columns(source, _wanted(text_column, label_column), header)
             elif len(row) > len(header) and any(field.strip() for field in row[len(header):]):
                 # An unquoted delimiter inside a text: the fields after it would shift into the wrong columns.
-                raise ValueError(f"{source} line {start}: {len(row)} fields where the header has {len(header)} "
+                raise TextclfError(f"{source} line {start}: {len(row)} fields where the header has {len(header)} "
                                  f"(a text holding {'a tab' if delimiter == chr(9) else repr(delimiter)} must be "
                                  'quoted: "...")')
             elif row:  # Fewer fields are missing values (the row is dropped if it needs them); empty extras, none.
@@ -105,14 +106,14 @@ def _delimited_rows(lines, source, delimiter: str, text_column, label_column):
             start = reader.line_num + 1  # Where the next row begins (a quoted field may span lines).
     except csv.Error as error:
         if str(error) == "unexpected end of data":
-            raise ValueError(f"{source} line {start}: a quoted field opened in this row is never closed (the file "
+            raise TextclfError(f"{source} line {start}: a quoted field opened in this row is never closed (the file "
                              f"ends inside it, line {reader.line_num})") from None
         if "expected after '\"'" in str(error):
             separator = "a tab" if delimiter == "\t" else repr(delimiter)
-            raise ValueError(f"{source} line {reader.line_num}: a quoted field's closing quote is followed by text, "
+            raise TextclfError(f"{source} line {reader.line_num}: a quoted field's closing quote is followed by text, "
                              f"not by {separator} or the line's end (a quote inside a quoted field is written twice: "
                              f'"")') from None
-        raise ValueError(f"{source} line {reader.line_num}: {error}") from None
+        raise TextclfError(f"{source} line {reader.line_num}: {error}") from None
 
 
 def _jsonl_rows(lines, source, text_column, label_column):
@@ -123,9 +124,9 @@ def _jsonl_rows(lines, source, text_column, label_column):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{source} line {number}: not valid JSON ({error.msg})") from None
+            raise TextclfError(f"{source} line {number}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{source} line {number}: expected a JSON object, got {type(record).__name__}")
+            raise TextclfError(f"{source} line {number}: expected a JSON object, got {type(record).__name__}")
         seen_columns.update(record)
         yield number, *_pick(record, text_column, label_column)
     # Checked after reading because JSON lines need not share keys; a key present on no line is a typo.
@@ -142,7 +143,7 @@ def _fasttext_rows(lines, source, label_column, label_sep: str):
             labels.append(match.group(1))
             position = match.end()
         if not labels and label_column is not None:
-            raise ValueError(
+            raise TextclfError(
                 f"{source} line {number}: no label; a fastText line starts with one or more "
                 f"__label__<name> tokens, e.g. '__label__positive a fine film'"
             )
@@ -153,7 +154,7 @@ def _fasttext_rows(lines, source, label_column, label_sep: str):
 
 def _plain_rows(lines, source, label_column):
     if label_column is not None:
-        raise ValueError(f"{source} is plain text (one text per line) and has no labels; use CSV, TSV, JSONL, "
+        raise TextclfError(f"{source} is plain text (one text per line) and has no labels; use CSV, TSV, JSONL, "
                          "Parquet, fastText or a folder per class")
     for number, line in enumerate(logical_lines(lines), start=1):
         yield number, line, ""
@@ -174,7 +175,7 @@ def line_rows(lines, source, data_format: str, text_column: str = "text", label_
         return _fasttext_rows(lines, source, label_column, label_sep)
     if data_format == "lines":
         return _plain_rows(lines, source, label_column)
-    raise ValueError(f"{source}: format {data_format!r} cannot be read from a stream of text; "
+    raise TextclfError(f"{source}: format {data_format!r} cannot be read from a stream of text; "
                      f"expected one of {', '.join(TEXT_FORMATS)}")
 
 
@@ -185,7 +186,7 @@ def _from_binary(value, path, row):
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path} row {row}: bytes {value[error.start:error.end]!r} of a binary column are not valid "
+        raise TextclfError(f"{path} row {row}: bytes {value[error.start:error.end]!r} of a binary column are not valid "
                          "UTF-8") from None
 
 
@@ -209,7 +210,7 @@ def parquet_rows(path: Path, text_column: str = "text", label_column: str | None
         try:
             parquet_file = parquet.ParquetFile(opened)
         except (pyarrow.ArrowException, OSError) as error:
-            raise ValueError(f"{path} is not a Parquet file ({error})") from None
+            raise TextclfError(f"{path} is not a Parquet file ({error})") from None
         wanted = _wanted(text_column, label_column)
         _check_columns(path, wanted, parquet_file.schema_arrow.names)
         total, number = parquet_file.metadata.num_rows, 0
@@ -231,10 +232,10 @@ def folder_rows(path: Path, label_column: str | None = "label", encoding: str = 
     The text is the file's content without trailing line breaks.
     """
     if not path.is_dir():  # read_rows has refused a missing path.
-        raise ValueError(f"Expected a folder with one subfolder per class, got a file: {path}")
+        raise TextclfError(f"Expected a folder with one subfolder per class, got a file: {path}")
     classes = sorted(child for child in path.iterdir() if child.is_dir() and not child.name.startswith("."))
     if not classes:
-        raise ValueError(f"{path} has no class subfolders; expected one subfolder per label holding .txt files "
+        raise TextclfError(f"{path} has no class subfolders; expected one subfolder per label holding .txt files "
                          f"({path}/<label>/*.txt)")
     files = {
         folder.name: sorted(file for file in folder.rglob("*.txt") if file.is_file()
@@ -243,7 +244,7 @@ def folder_rows(path: Path, label_column: str | None = "label", encoding: str = 
     }
     empty = [name for name, found in files.items() if not found]
     if empty:
-        raise ValueError(f"{path}: class subfolders with no .txt files: {', '.join(map(repr, empty))}")
+        raise TextclfError(f"{path}: class subfolders with no .txt files: {', '.join(map(repr, empty))}")
     for label, found in files.items():
         for file in found:
             text = decode(file.read_bytes(), file, encoding).rstrip("\r\n")
@@ -259,7 +260,7 @@ def read_rows(path: Path, data_format: str | None = None, text_column: str = "te
     """
     check_format(data_format, path)
     if not path.exists():
-        raise ValueError(f"Data file not found: {path}")
+        raise TextclfError(f"Data file not found: {path}")
     guessed = data_format is None
     data_format = format_of(path, data_format)
     if data_format == "folder":

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import numpy as np
+from textclf.errors import TextclfError
 
 
 def row_labels(label: str, separator: str) -> list[str]:
@@ -30,7 +31,7 @@ def label_sets(labels, separator: str, source: str = "data") -> list[list[str]]:
         names = row_labels(label, separator)
         if not names:
             # Rows are counted among those kept (a text and a label), not by file line: the label is quoted to find it.
-            raise ValueError(f"{source}: row {row} (counting rows with a text and a label) has no label after "
+            raise TextclfError(f"{source}: row {row} (counting rows with a text and a label) has no label after "
                              f"splitting {label!r} on {separator!r}")
         sets.append(names)
     return sets

@@ -11,6 +11,7 @@ import io
 import itertools
 import zlib
 from pathlib import Path
+from textclf.errors import TextclfError
 
 # Bytes read at a time: large enough that per-chunk overhead vanishes, small beside any memory.
 CHUNK_BYTES = 1 << 20
@@ -24,7 +25,7 @@ class DataFile:
 
     def __init__(self, path: Path):
         if path.is_dir():
-            raise ValueError(f"Expected a data file, got a folder: {path}")
+            raise TextclfError(f"Expected a data file, got a folder: {path}")
         self.path = path
         self.size = path.stat().st_size
         self.bytes_read = 0
@@ -39,7 +40,7 @@ class DataFile:
                     chunk = stream.read(CHUNK_BYTES)
                 except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError; EOFError when cut.
                     message = f"{self.path} is not valid gzip data ({error}), yet its name ends in .gz"
-                    raise ValueError(message) from None
+                    raise TextclfError(message) from None
                 self.bytes_read = raw.tell()
                 if not chunk:
                     return
@@ -51,7 +52,7 @@ def codec_name(encoding: str, source) -> str:
     try:
         codec = codecs.lookup(encoding)
     except LookupError:
-        raise ValueError(f"Unknown encoding {encoding!r} for {source} (--encoding)") from None
+        raise TextclfError(f"Unknown encoding {encoding!r} for {source} (--encoding)") from None
     return "utf-8-sig" if codec.name == "utf-8" else codec.name
 
 
@@ -81,10 +82,10 @@ def decoded_chunks(byte_chunks, source, encoding: str = "utf-8"):
                           "--encoding)")
             else:
                 advice = f"bytes {bad!r} are not valid {name} (check --encoding)"
-            raise ValueError(f"{source} line {line}: {advice}") from None
+            raise TextclfError(f"{source} line {line}: {advice}") from None
         except UnicodeError as error:  # Not about given bytes: "UTF-16 stream does not start with BOM".
             advice = " (utf-16-le or utf-16-be name the byte order of a file without one)" if "BOM" in str(error) else ""
-            raise ValueError(f"{source} line {line_breaks + 1}: cannot be read as {name}: {error}{advice}") from None
+            raise TextclfError(f"{source} line {line_breaks + 1}: cannot be read as {name}: {error}{advice}") from None
         if text:
             line_breaks += _line_ends(text, after_cr)
             after_cr = text.endswith("\r")

@@ -22,6 +22,7 @@ from textclf.data.formats import format_of, read_rows
 from textclf.data.labels import row_labels
 from textclf.data.progress import ProgressBar, human_bytes
 from textclf.log import log
+from textclf.errors import TextclfError
 
 # ``streaming="auto"`` streams when the data would take more than this share of the available memory.
 AUTO_MEMORY_SHARE = 0.25
@@ -71,7 +72,7 @@ def streaming_threshold() -> int:
         try:
             return int(forced)
         except ValueError:
-            raise ValueError(f"{THRESHOLD_VARIABLE} must be a number of bytes. Received: {forced!r}") from None
+            raise TextclfError(f"{THRESHOLD_VARIABLE} must be a number of bytes. Received: {forced!r}") from None
     return int(available_memory() * AUTO_MEMORY_SHARE)
 
 
@@ -85,14 +86,14 @@ def should_stream(config, data, data_format=None, log=log) -> bool:
         return False
     if not isinstance(data, (str, os.PathLike)):
         if config.streaming == "on":
-            raise ValueError("`streaming` 'on' reads a data file; the data given is already in memory. "
+            raise TextclfError("`streaming` 'on' reads a data file; the data given is already in memory. "
                              "Received: streaming='on' with a Dataset")
         return False
     path = Path(data)
     data_format = format_of(path, data_format) if path.exists() else data_format
     if data_format == "folder":
         if config.streaming == "on":
-            raise ValueError(f"{path} is a folder per class, which is read in memory; streaming reads one file "
+            raise TextclfError(f"{path} is a folder per class, which is read in memory; streaming reads one file "
                              "(CSV, TSV, JSONL, Parquet, fastText, optionally .gz). Use --streaming off or auto")
         return False
     if config.streaming == "on":
@@ -177,7 +178,7 @@ def _label_names(label: str, config, source, where) -> list[str]:
         return [label]
     names = row_labels(label, config.label_sep)
     if not names:
-        raise ValueError(f"{source} line {where}: no label after splitting {label!r} on {config.label_sep!r}")
+        raise TextclfError(f"{source} line {where}: no label after splitting {label!r} on {config.label_sep!r}")
     return names
 
 
@@ -241,10 +242,10 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
     tokenizer.finish_fit()
     classes = sorted_classes(labels_seen)
     if not labels_seen:
-        raise ValueError(f"{source.path} has no usable rows ({reading.dropped_rows} rows dropped for empty or "
+        raise TextclfError(f"{source.path} has no usable rows ({reading.dropped_rows} rows dropped for empty or "
                          "missing text or label)")
     if len(classes) < 2:
-        raise ValueError(f"{source.path}: training needs at least two different labels; found only "
+        raise TextclfError(f"{source.path}: training needs at least two different labels; found only "
                          f"{', '.join(map(repr, classes))}")
     if valid_source is not None:
         valid_labels: set[str] = set()
@@ -253,15 +254,15 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
             valid_rows += 1
         unseen = sorted(valid_labels - set(classes))
         if unseen:
-            raise ValueError(f"{valid_source.path}: labels {', '.join(map(repr, unseen))} do not occur in the "
+            raise TextclfError(f"{valid_source.path}: labels {', '.join(map(repr, unseen))} do not occur in the "
                              f"training data (training labels: {', '.join(map(repr, classes))})")
     if train_rows == 0:
-        raise ValueError(f"{source.path}: no training rows are left after holding out validation rows; "
+        raise TextclfError(f"{source.path}: no training rows are left after holding out validation rows; "
                          "add rows or pass a validation file with --valid")
     if valid_rows == 0 and valid_source is not None:
-        raise ValueError(f"{valid_source.path} has no usable rows")
+        raise TextclfError(f"{valid_source.path} has no usable rows")
     if valid_rows == 0:
-        raise ValueError(f"Too few rows in {source.path} to hold out a validation set with validation_fraction="
+        raise TextclfError(f"Too few rows in {source.path} to hold out a validation set with validation_fraction="
                          f"{config.validation_fraction}; add rows or pass a validation file with --valid")
     return StreamSummary(train_rows, valid_rows, reading.dropped_rows, reading.dropped_lines, classes,
                          dict(label_counts), dict(lengths), reading.digest.hexdigest(), longest_run)

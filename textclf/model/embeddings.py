@@ -11,6 +11,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
+from textclf.errors import TextclfError
 
 
 @dataclasses.dataclass
@@ -43,7 +44,7 @@ def load_embeddings(path, tokenizer, vocabulary_size: int, dimension: int, seed:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"Embeddings file not found: {path}")
+        raise TextclfError(f"Embeddings file not found: {path}")
     wanted = {word: index for word, index in tokenizer.word_index.items() if 0 < index < vocabulary_size}
     # The first id of each lowercased form (reversed, so the first one is written last).
     lowercase_wanted = {word.lower(): index for word, index in reversed(wanted.items())}
@@ -63,11 +64,11 @@ def load_embeddings(path, tokenizer, vocabulary_size: int, dimension: int, seed:
                 if len(parts) < 2 or not parts[0]:
                     if not line.strip():
                         continue
-                    raise ValueError(f"{path} line {number}: expected a word followed by {dimension} numbers")
+                    raise TextclfError(f"{path} line {number}: expected a word followed by {dimension} numbers")
                 if len(parts) - 1 != dimension:
                     if number <= 2:
                         raise _dimension_error(path, len(parts) - 1, dimension)
-                    raise ValueError(
+                    raise TextclfError(
                         f"{path} line {number}: expected {dimension} numbers after the word, found {len(parts) - 1}"
                     )
                 word = parts[0]
@@ -79,12 +80,12 @@ def load_embeddings(path, tokenizer, vocabulary_size: int, dimension: int, seed:
                 try:
                     matrix[index] = np.asarray(parts[1:], dtype="float32")
                 except ValueError:
-                    raise ValueError(f"{path} line {number}: the numbers after {word!r} are not all numbers") from None
+                    raise TextclfError(f"{path} line {number}: the numbers after {word!r} are not all numbers") from None
                 (exact_found if exact else case_found).add(index)
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text ({error.reason})") from None
+        raise TextclfError(f"{path}: not UTF-8 text ({error.reason})") from None
     except (OSError, EOFError) as error:
-        raise ValueError(f"{path}: cannot be read ({error})") from None
+        raise TextclfError(f"{path}: cannot be read ({error})") from None
     return PretrainedEmbeddings(matrix, len(exact_found | case_found), len(wanted))
 
 

@@ -7,6 +7,7 @@ import weakref
 import numpy as np
 
 from textclf.config import TrainConfig
+from textclf.errors import TextclfError
 
 
 def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use_cudnn="auto", wide=None):
@@ -31,9 +32,9 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     from textclf.model.layers import AttentionPooling, Blend, GatherEmbedding, MaskedMaxPooling, NgramTfidfLogits
 
     if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 2:
-        raise ValueError(f"`vocabulary_size` must be an integer >= 2. Received: vocabulary_size={vocabulary_size!r}")
+        raise TextclfError(f"`vocabulary_size` must be an integer >= 2. Received: vocabulary_size={vocabulary_size!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
+        raise TextclfError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
 
     recurrent_class = keras.layers.GRU if config.arch.endswith("gru") else keras.layers.LSTM
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
@@ -148,7 +149,7 @@ def predict_probabilities(model, ids, texts=None, batch_size=1024) -> np.ndarray
     model with a wide branch reads too), computed batch by batch."""
     call, wide = compiled_call(model), wide_of(model) is not None
     if wide and (texts is None or len(texts) != len(ids)):
-        raise ValueError("A model with a wide branch needs the raw texts beside their ids")
+        raise TextclfError("A model with a wide branch needs the raw texts beside their ids")
     outputs = []
     for start in range(0, len(ids), batch_size):
         batch = [_without_padding_columns(ids[start : start + batch_size])]

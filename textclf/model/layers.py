@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 from keras import ops
+from textclf.errors import TextclfError
 
 
 class _MaskedPooling(keras.layers.Layer):
@@ -104,7 +105,7 @@ class NgramTfidfLogits(keras.layers.Layer):
         self.analyzers = [check_analyzer(tuple(analyzer)) for analyzer in analyzers]
         self.sizes, self.outputs = [int(size) for size in sizes], int(outputs)
         if len(self.sizes) != len(self.analyzers):
-            raise ValueError(f"`sizes` needs one size per analyzer. Received: sizes={sizes!r}, "
+            raise TextclfError(f"`sizes` needs one size per analyzer. Received: sizes={sizes!r}, "
                              f"analyzers={analyzers!r}")
         self.parts = []
         for number, size in enumerate(self.sizes):

@@ -8,6 +8,7 @@ only the rows present in the batch (TF Addons' ``LazyAdam`` semantics: faster, b
 
 import keras
 import tensorflow as tf
+from textclf.errors import TextclfError
 
 
 def _summed_rows(gradient: tf.IndexedSlices) -> tuple[tf.Tensor, tf.Tensor]:
@@ -67,7 +68,7 @@ class LazyAdam(FusedAdam):
 
     def __init__(self, *args, amsgrad=False, **kwargs):
         if amsgrad:
-            raise ValueError("LazyAdam does not support `amsgrad`. Received: amsgrad=True")
+            raise TextclfError("LazyAdam does not support `amsgrad`. Received: amsgrad=True")
         super().__init__(*args, amsgrad=False, **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):

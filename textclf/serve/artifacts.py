@@ -8,6 +8,7 @@ from pathlib import Path
 
 from textclf.config import TrainConfig
 from textclf.text.tokenizer import Tokenizer, tokenizer_from_json
+from textclf.errors import TextclfError
 
 # Written into every export version; marks the folder as a textclf export.
 EXPORT_METADATA = "textclf.json"
@@ -36,11 +37,11 @@ def load_run(path) -> Run:
 
     path = Path(path)
     if not path.is_dir():
-        raise ValueError(f"Run folder not found: {path}")
+        raise TextclfError(f"Run folder not found: {path}")
     missing = [name for name in ("config.json", "tokenizer.json", "labels.json", "model.keras")
                if not (path / name).is_file()]
     if missing:
-        raise ValueError(f"{path} is not a textclf run folder (missing {', '.join(missing)})")
+        raise TextclfError(f"{path} is not a textclf run folder (missing {', '.join(missing)})")
     config = TrainConfig.load(path / "config.json")
     tokenizer = tokenizer_from_json((path / "tokenizer.json").read_text(encoding="utf-8"))
     classes = json.loads((path / "labels.json").read_text(encoding="utf-8"))["classes"]
@@ -63,17 +64,17 @@ def resolve_export(path, require_metadata: bool = True) -> Path:
     """
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"Model folder not found: {path}")
+        raise TextclfError(f"Model folder not found: {path}")
     if (path / "saved_model.pb").is_file():
         version_dir = path
     else:
         found = [number for number in versions(path) if (path / str(number) / "saved_model.pb").is_file()]
         if not found:
-            raise ValueError(
+            raise TextclfError(
                 f"{path} is not a textclf export: expected saved_model.pb in it or in an integer "
                 "version folder under it (as `textclf train --output` or `textclf export` write)"
             )
         version_dir = path / str(found[-1])
     if require_metadata and not (version_dir / EXPORT_METADATA).is_file():
-        raise ValueError(f"{version_dir} is a SavedModel but not a textclf export (no {EXPORT_METADATA})")
+        raise TextclfError(f"{version_dir} is a SavedModel but not a textclf export (no {EXPORT_METADATA})")
     return version_dir

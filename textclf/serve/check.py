@@ -14,6 +14,7 @@ import ctypes
 from pathlib import Path
 
 import numpy as np
+from textclf.errors import TextclfError
 
 # Ops a CPU-only server cannot run (cuDNN kernels exist only on GPUs) or that call back into Python.
 FORBIDDEN_OPS = ("CudnnRNN", "CudnnRNNV2", "CudnnRNNV3", "CudnnRNNBackprop", "CudnnRNNBackpropV2",
@@ -315,13 +316,13 @@ def check_report(path, as_json: bool = False) -> str:
     try:
         report = check_export(folder)
     except ServingError as error:
-        raise ValueError(f"{folder} would not serve in TF Serving's C++ loader: {error}") from None
+        raise TextclfError(f"{folder} would not serve in TF Serving's C++ loader: {error}") from None
     if report["forbidden_ops"]:
-        raise ValueError(f"{folder} holds ops a CPU-only TF Serving cannot run (graph or function library): "
+        raise TextclfError(f"{folder} holds ops a CPU-only TF Serving cannot run (graph or function library): "
                          f"{', '.join(report['forbidden_ops'])}")
     served = report["outputs"].get("serving_default")
     if served is None:
-        raise ValueError(f"{folder} has no serving_default signature taking one text input")
+        raise TextclfError(f"{folder} has no serving_default signature taking one text input")
     # The input's name as the signature declares it ("text" in textclf's exports; other tools choose their own).
     inputs = {name: next(iter(report["signatures"][name][0])) for name in report["outputs"]}
     python = tf.saved_model.load(str(folder)).signatures["serving_default"](

@@ -18,6 +18,7 @@ from textclf.serve.artifacts import EXPORT_METADATA, Run, load_run, versions
 from textclf.model.factory import build_model, class_probabilities, wide_of
 from textclf.text.sequences import GraphEncoder
 from textclf.serve.fast_lstm import LSTMInference, supports
+from textclf.errors import TextclfError
 
 
 def _inference_model(run):
@@ -117,16 +118,16 @@ def _verify(staging: Path, module) -> dict | None:
         log(f"warning: the export was not checked through TF Serving's loader ({error})")
         return None
     except ServingError as error:
-        raise ValueError(f"The export would not run in TF Serving's C++ loader: {error}") from None
+        raise TextclfError(f"The export would not run in TF Serving's C++ loader: {error}") from None
     if report["forbidden_ops"]:
-        raise ValueError(f"The export holds ops a CPU-only server cannot run: {', '.join(report['forbidden_ops'])}")
+        raise TextclfError(f"The export holds ops a CPU-only server cannot run: {', '.join(report['forbidden_ops'])}")
     served = report["outputs"]["serving_default"]
     expected = module.classify(tf.constant(PROBE_TEXTS))
     ids = module.tokenize(tf.constant(PROBE_TEXTS))["ids"].numpy()
     if (served["label"].tolist() != expected["label"].numpy().tolist()
             or not np.allclose(served["scores"], expected["scores"].numpy(), rtol=0, atol=1e-5)
             or not np.array_equal(report["outputs"]["tokenize"]["ids"], ids)):
-        raise ValueError("The export's outputs in TF Serving's C++ loader differ from the model's")
+        raise TextclfError("The export's outputs in TF Serving's C++ loader differ from the model's")
     return report["signatures"]
 
 
@@ -156,7 +157,7 @@ def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
     run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
     base = Path(output)
     if base.exists() and not base.is_dir():
-        raise ValueError(f"Export base {base} exists and is not a folder")
+        raise TextclfError(f"Export base {base} exists and is not a folder")
     base.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(base)
     version = (versions(base) or [0])[-1] + 1
@@ -177,7 +178,7 @@ def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
         (staging / EXPORT_METADATA).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
         target = base / str(version)
         if target.exists():
-            raise ValueError(f"Version folder {target} appeared while exporting; it was left untouched")
+            raise TextclfError(f"Version folder {target} appeared while exporting; it was left untouched")
         # os.rename refuses to replace a non-empty folder: a version written meanwhile is never overwritten.
         os.rename(staging, target)
     except BaseException:

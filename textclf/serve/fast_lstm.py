@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from textclf.model.factory import recurrent_head
+from textclf.errors import TextclfError
 
 # Up to this many rows a batch takes the fused-op path; above, the sorted loop.
 SMALL_BATCH = 4
@@ -39,7 +40,7 @@ class LSTMInference:
         import tensorflow as tf
 
         if not supports(config):
-            raise ValueError(f"LSTMInference needs an LSTM architecture. Received: arch={config.arch!r}")
+            raise TextclfError(f"LSTMInference needs an LSTM architecture. Received: arch={config.arch!r}")
         self.small_batch = int(small_batch)
         self.pooling = config.pooling
         layer_names = {layer.name for layer in model.layers}
@@ -53,7 +54,7 @@ class LSTMInference:
                 cell = rnn.cell
                 activations = (cell.activation.__name__, cell.recurrent_activation.__name__)
                 if activations != ("tanh", "sigmoid") or not cell.use_bias:
-                    raise ValueError("LSTMInference needs tanh/sigmoid activations and a bias")
+                    raise TextclfError("LSTMInference needs tanh/sigmoid activations and a bias")
                 kernel = np.asarray(cell.kernel, dtype=np.float32)
                 bias = np.asarray(cell.bias, dtype=np.float32)
                 recurrent_kernel = np.asarray(cell.recurrent_kernel, dtype=np.float32)

@@ -15,6 +15,7 @@ from textclf.evaluation.metrics import classification_metrics
 from textclf.data.labels import label_sets, multi_hot
 from textclf.evaluation.multilabel import multilabel_metrics
 from textclf.text.sequences import encode
+from textclf.errors import TextclfError
 
 
 @dataclasses.dataclass
@@ -57,13 +58,13 @@ class _Classifier:
     def predict(self, texts, batch_size: int = 1024) -> list[Prediction]:
         """Predictions for ``texts`` (a string or a list of strings)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+            raise TextclfError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
         for position, text in enumerate(texts):
             if not isinstance(text, str):
-                raise ValueError(f"`texts` must be strings. Received: texts[{position}]={text!r}")
+                raise TextclfError(f"`texts` must be strings. Received: texts[{position}]={text!r}")
         results = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
@@ -110,7 +111,7 @@ class ExportedClassifier(_Classifier):
                 self._loaded = tf.saved_model.load(str(self.path))
         except Exception as error:  # noqa: BLE001 - a damaged export (truncated or empty file) is bad input.
             detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-            raise ValueError(f"{self.path} cannot be loaded as a SavedModel (damaged or incomplete: {detail}); "
+            raise TextclfError(f"{self.path} cannot be loaded as a SavedModel (damaged or incomplete: {detail}); "
                              "export the run again with `textclf export RUN --output BASE`") from None
 
     def _run(self, signature: str, texts, key: str) -> np.ndarray:
@@ -173,7 +174,7 @@ def evaluate(model, data, text_column: str = "text", label_column: str = "label"
     found = {name for names in sets for name in names} if multilabel else set(dataset.labels)
     unknown = sorted(found - set(classifier.classes))
     if unknown:
-        raise ValueError(f"{data}: labels {', '.join(map(repr, unknown))} are not among the model's classes "
+        raise TextclfError(f"{data}: labels {', '.join(map(repr, unknown))} are not among the model's classes "
                          f"({', '.join(map(repr, classifier.classes))})")
     if multilabel:
         metrics = multilabel_metrics(multi_hot(sets, classifier.classes), classifier.probabilities(dataset.texts),

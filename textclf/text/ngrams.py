@@ -17,6 +17,7 @@ vocabulary is a sorted key array the graph searches, as the model saves weights 
 from __future__ import annotations
 
 import numpy as np
+from textclf.errors import TextclfError
 
 ANALYZERS = ("word", "char_wb")
 # Python's str.split() separators (str.isspace): Unicode separators and the ASCII/C1 controls it counts.
@@ -29,15 +30,15 @@ _BUCKETS = 2**63 - 1
 def check_analyzer(analyzer) -> tuple[str, int, int]:
     """``(kind, low, high)`` validated: kind in :data:`ANALYZERS`, ``1 <= low <= high``, ``low <= 3`` for char_wb."""
     if not isinstance(analyzer, (tuple, list)) or len(analyzer) != 3:
-        raise ValueError(f"An analyzer must be (kind, low, high). Received: {analyzer!r}")
+        raise TextclfError(f"An analyzer must be (kind, low, high). Received: {analyzer!r}")
     kind, low, high = analyzer
     if kind not in ANALYZERS:
-        raise ValueError(f"An analyzer's kind must be one of {', '.join(ANALYZERS)}. Received: {kind!r}")
+        raise TextclfError(f"An analyzer's kind must be one of {', '.join(ANALYZERS)}. Received: {kind!r}")
     for value in (low, high):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"An analyzer's n-gram sizes must be integers. Received: {analyzer!r}")
+            raise TextclfError(f"An analyzer's n-gram sizes must be integers. Received: {analyzer!r}")
     if not 1 <= low <= high or (kind == "char_wb" and low > 3):
-        raise ValueError(f"An analyzer's n-gram sizes must satisfy 1 <= low <= high (low <= 3 for char_wb). "
+        raise TextclfError(f"An analyzer's n-gram sizes must satisfy 1 <= low <= high (low <= 3 for char_wb). "
                          f"Received: {analyzer!r}")
     return str(kind), int(low), int(high)
 

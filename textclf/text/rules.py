@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from textclf.errors import TextclfError
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 
@@ -90,11 +91,11 @@ class TextRules:
 
     def __post_init__(self):
         if not isinstance(self.filters, str):
-            raise ValueError(f"`filters` must be a string. Received: filters={self.filters!r}")
+            raise TextclfError(f"`filters` must be a string. Received: filters={self.filters!r}")
         if not isinstance(self.split, str) or not self.split:
-            raise ValueError(f"`split` must be a non-empty string. Received: split={self.split!r}")
+            raise TextclfError(f"`split` must be a non-empty string. Received: split={self.split!r}")
         if self.cjk not in CJK_MODES:
-            raise ValueError(f"`cjk` must be one of {', '.join(CJK_MODES)}. Received: cjk={self.cjk!r}")
+            raise TextclfError(f"`cjk` must be one of {', '.join(CJK_MODES)}. Received: cjk={self.cjk!r}")
 
     @property
     def _separators(self) -> str:

@@ -12,16 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 from textclf.text.tokenizer import Tokenizer
+from textclf.errors import TextclfError
 
 PADDING_MODES = ("pre", "post")
 
 
 def _check_encoding_arguments(max_len, padding, truncating):
     if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len <= 0:
-        raise ValueError(f"`max_len` must be a positive integer. Received: max_len={max_len!r}")
+        raise TextclfError(f"`max_len` must be a positive integer. Received: max_len={max_len!r}")
     for name, value in (("padding", padding), ("truncating", truncating)):
         if value not in PADDING_MODES:
-            raise ValueError(f"`{name}` must be 'pre' or 'post'. Received: {name}={value!r}")
+            raise TextclfError(f"`{name}` must be 'pre' or 'post'. Received: {name}={value!r}")
 
 
 def truncated(sequence, max_len: int, truncating: str):
@@ -32,7 +33,7 @@ def truncated(sequence, max_len: int, truncating: str):
 def empty_index(tokenizer: Tokenizer) -> int:
     """The id that stands for a text with no known token (the OOV index)."""
     if tokenizer.oov_index is None:
-        raise ValueError("The tokenizer needs an `oov_token` so that texts without known words still produce one "
+        raise TextclfError("The tokenizer needs an `oov_token` so that texts without known words still produce one "
                          "token. Received: oov_token=None")
     return tokenizer.oov_index
 

@@ -13,6 +13,7 @@ import json
 from typing import Iterable
 
 from textclf.text.rules import DEFAULT_FILTERS, TextRules
+from textclf.errors import TextclfError
 
 # The fitted state, stored in the JSON as JSON strings (legacy layout).
 _STATE = ("word_counts", "word_docs", "index_docs", "index_word", "word_index")
@@ -54,9 +55,9 @@ class Tokenizer:
         cjk: str = "off",
     ):
         if num_words is not None and (isinstance(num_words, bool) or not isinstance(num_words, int) or num_words < 0):
-            raise ValueError(f"`num_words` must be None or a non-negative integer. Received: num_words={num_words!r}")
+            raise TextclfError(f"`num_words` must be None or a non-negative integer. Received: num_words={num_words!r}")
         if oov_token is not None and not isinstance(oov_token, str):
-            raise ValueError(f"`oov_token` must be None or a string. Received: oov_token={oov_token!r}")
+            raise TextclfError(f"`oov_token` must be None or a string. Received: oov_token={oov_token!r}")
         self.rules = TextRules(filters=filters, lower=lower, split=split, char_level=char_level, cjk=cjk)
         self.num_words = num_words
         self.oov_token = oov_token
@@ -181,7 +182,7 @@ def tokenizer_from_json(json_string: str) -> Tokenizer:
         data = json.loads(json_string)
         config = dict(data["config"])
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"Not a tokenizer JSON document: {error}") from None
+        raise TextclfError(f"Not a tokenizer JSON document: {error}") from None
     state = {name: json.loads(config.pop(name)) for name in _STATE}
     tokenizer = Tokenizer(**config)
     tokenizer.word_counts = collections.OrderedDict(state["word_counts"])

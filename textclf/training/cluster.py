@@ -16,6 +16,7 @@ import socket
 
 from textclf.config import STRATEGIES
 from textclf.log import log
+from textclf.errors import TextclfError
 
 TF_CONFIG = "TF_CONFIG"
 _EXAMPLE = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
@@ -44,7 +45,7 @@ class WorkerRole:
 
 def _fail(message: str, text: str):
     shown = text if len(text) <= 300 else text[:300] + "..."
-    raise ValueError(f"{message}. Received: TF_CONFIG={shown!r}")
+    raise TextclfError(f"{message}. Received: TF_CONFIG={shown!r}")
 
 
 def _check_addresses(kind: str, addresses, text: str) -> list[str]:
@@ -61,7 +62,7 @@ def _check_addresses(kind: str, addresses, text: str) -> list[str]:
 def parse_tf_config(text: str | None) -> WorkerRole:
     """This task's role from a ``TF_CONFIG`` value (``None`` when unset); a ``ValueError`` says what is wrong."""
     if not text or not text.strip():
-        raise ValueError(f"strategy 'multiworker' needs the {TF_CONFIG} environment variable describing the "
+        raise TextclfError(f"strategy 'multiworker' needs the {TF_CONFIG} environment variable describing the "
                          f"cluster and this worker's place in it, e.g. {_EXAMPLE} (see docs/DISTRIBUTED.md)")
     try:
         value = json.loads(text)
@@ -105,7 +106,7 @@ def parse_tf_config(text: str | None) -> WorkerRole:
 def worker_role(strategy: str) -> WorkerRole:
     """This process's role for ``strategy`` (checked); TF_CONFIG matters only for ``multiworker``."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {', '.join(STRATEGIES)}. Received: strategy={strategy!r}")
+        raise TextclfError(f"`strategy` must be one of {', '.join(STRATEGIES)}. Received: strategy={strategy!r}")
     if strategy != "multiworker":
         return WorkerRole()
     return parse_tf_config(os.environ.get(TF_CONFIG))

@@ -24,6 +24,7 @@ from textclf.data.counts import balanced_class_weights
 from textclf.training.rows import Rows, input_function
 from textclf.training.setup import build_fit_model, make_optimizer
 from textclf.training.steps import STEPS_PER_CALL, batches, step_functions
+from textclf.errors import TextclfError
 
 # Set by tests: each worker writes the SHA-256 of its final weights to this file.
 DIGEST_VARIABLE = "TEXTCLF_WEIGHTS_DIGEST_FILE"
@@ -83,7 +84,7 @@ def _check_workers_agree(strategy, state: LoopState, where) -> None:
 
     positions = sorted(set(every_position().numpy().tolist()))
     if len(positions) > 1:
-        raise ValueError(f"The workers restored different checkpoints (global steps {positions}) from {where}: "
+        raise TextclfError(f"The workers restored different checkpoints (global steps {positions}) from {where}: "
                          "every worker must see the chief's --output folder (shared storage), or pass --restart "
                          "to every worker")
 
@@ -117,7 +118,7 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
 
     strategy, role = get_strategy(config.strategy), worker_role(config.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"`batch_size` is the global batch and must be divisible by the "
+        raise TextclfError(f"`batch_size` is the global batch and must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas. Received: batch_size={config.batch_size}")
     full_epoch_steps = math.ceil(len(train_rows) / config.batch_size)  # Without buckets' partial batches.
     if full_epoch_steps < FEW_STEPS:
@@ -157,7 +158,7 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
     if tensorboard and role.is_chief:
         # tf.summary.scalar needs the tensorboard package; say so before training, not after an epoch.
         if importlib.util.find_spec("tensorboard") is None:
-            raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
+            raise TextclfError("--tensorboard needs the tensorboard package: pip install tensorboard")
         writers = {part: tf.summary.create_file_writer(str(Path(tensorboard) / part))
                    for part in ("train", "validation")}
 
@@ -209,7 +210,7 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         if not all(math.isfinite(loss) and loss < DIVERGED_LOSS for loss in (row[0], row[2])):
             if in_progress is not None:
                 in_progress.discard()  # Its weights lead here: nothing worth resuming.
-            raise ValueError(
+            raise TextclfError(
                 f"The loss became {row[0]:.4g} (validation {row[2]:.4g}) in epoch {epoch + 1} at learning rate "
                 f"{learning_rate:g}: training diverged, and nothing was saved or exported. Lower --learning-rate "
                 "(or --clipnorm) and train again")

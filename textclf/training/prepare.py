@@ -22,6 +22,7 @@ from textclf.text.rules import cjk_share
 from textclf.text.tokenizer import Tokenizer
 from textclf.training.rows import TokenizedRows, fingerprint_of
 from textclf.training.streamed_rows import SHUFFLE_BUFFER, StreamedRows
+from textclf.errors import TextclfError
 
 
 def task_of(config: TrainConfig, classes) -> str:
@@ -109,11 +110,11 @@ def check_labels(train_data: Dataset, valid_data: Dataset, config: TrainConfig |
 
     classes = sorted_classes(names(train_data))
     if len(classes) < 2:
-        raise ValueError(f"{train_data.path}: training needs at least two different labels; found only "
+        raise TextclfError(f"{train_data.path}: training needs at least two different labels; found only "
                          f"{', '.join(map(repr, classes))}")
     unseen = sorted(set(names(valid_data)) - set(classes))
     if unseen:
-        raise ValueError(f"{valid_data.path}: labels {', '.join(map(repr, unseen))} do not occur in the training "
+        raise TextclfError(f"{valid_data.path}: labels {', '.join(map(repr, unseen))} do not occur in the training "
                          f"data (training labels: {', '.join(map(repr, classes))})")
     return classes
 
@@ -166,7 +167,7 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
 def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, encoding="utf-8") -> Streamed:
     """Runs the counting pass over ``data`` (and ``valid``, a file or ``None``) and resolves the settings it decides."""
     if valid is not None and not isinstance(valid, (str, os.PathLike)):
-        raise ValueError("A streamed run reads its validation data from a file too; got an in-memory Dataset "
+        raise TextclfError("A streamed run reads its validation data from a file too; got an in-memory Dataset "
                          "for `valid` (pass a file, or streaming='off')")
     source = StreamSource.of(data, config, data_format, encoding)
     valid_source = StreamSource.of(valid, config, data_format, encoding) if valid is not None else None

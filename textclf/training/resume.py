@@ -21,6 +21,7 @@ from textclf.log import log
 from textclf.text.tokenizer import Tokenizer, tokenizer_from_json
 from textclf.training.cluster import WorkerRole
 from textclf.training.prepare import task_of
+from textclf.errors import TextclfError
 
 IN_PROGRESS = ".in-progress"
 STATE_FORMAT = "textclf-in-progress"
@@ -137,17 +138,17 @@ class InProgress:
         hint = ("Rerun the interrupted command (same settings and data) to resume from its checkpoint, or pass "
                 "--restart (restart=True) to discard its checkpoint and start this one fresh")
         if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{self.path / 'state.json'} is not a textclf in-progress state. {hint}")
+            raise TextclfError(f"{self.path / 'state.json'} is not a textclf in-progress state. {hint}")
         saved, requested = state["settings"], config.to_dict()
         differences = [f"{name}={saved.get(name)!r} (this run: {name}={requested.get(name)!r})"
                        for name in sorted((set(saved) | set(requested)) - set(_MAY_CHANGE_ON_RESUME))
                        if saved.get(name) != requested.get(name)]
         if differences:
-            raise ValueError(f"The interrupted run in {self.path} used different settings: "
+            raise TextclfError(f"The interrupted run in {self.path} used different settings: "
                              f"{', '.join(differences)}. {hint}")
         data = state["data"]
         if data["fingerprint"] != prepared.fingerprint:
-            raise ValueError(
+            raise TextclfError(
                 f"The interrupted run in {self.path} was trained on different data ({data['train_rows']} training "
                 f"and {data['valid_rows']} validation rows then, {prepared.train_count} and {prepared.valid_count} "
                 f"now, or the same counts with other texts or labels). {hint}")

@@ -18,6 +18,7 @@ from textclf.data.labels import label_sets
 from textclf.text.sequences import encode
 from textclf.training.batches import EncodedTexts, planned_dataset
 from textclf.training.setup import targets_of
+from textclf.errors import TextclfError
 
 
 class Rows(Protocol):
@@ -144,5 +145,5 @@ def predictions(model, rows: Rows, multi_label: bool, batch_size: int = 1024):
             truths.append((targets[:, 0] if targets.ndim == 2 else targets).astype(np.int32))
             outputs.append(probabilities.argmax(axis=1).astype(np.int32))
     if not truths:
-        raise ValueError("There are no rows to predict")
+        raise TextclfError("There are no rows to predict")
     return np.concatenate(truths), np.concatenate(outputs)

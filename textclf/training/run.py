@@ -26,6 +26,7 @@ from textclf.training.fit import fit_prepared, validation_metrics
 from textclf.training.prepare import prepare, task_of
 from textclf.training.resume import InProgress, write_atomically
 from textclf.training.setup import one_thread_per_op_on_cpu, seed_everything
+from textclf.errors import TextclfError
 
 
 @dataclasses.dataclass
@@ -101,14 +102,14 @@ def train(data, config: TrainConfig | None = None, valid=None, output=None, run_
     config = config or TrainConfig()
     if valid is None and config.validation_fraction == 0:
         # Early stopping, the best weights and the metrics all need validation rows.
-        raise ValueError("`validation_fraction` must be > 0 when no validation file is given (early stopping and "
+        raise TextclfError("`validation_fraction` must be > 0 when no validation file is given (early stopping and "
                          "the metrics need validation rows). Received: validation_fraction=0.0; pass a fraction "
                          "such as 0.2, or --valid FILE")
     if output is None and run_dir is None:
-        raise ValueError("Give `output` (export base folder) or `run_dir` (run folder). Received neither")
+        raise TextclfError("Give `output` (export base folder) or `run_dir` (run folder). Received neither")
     run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(Path(output))
     if run_dir.exists():
-        raise ValueError(f"Run folder {run_dir} already exists; choose another (runs are never overwritten)")
+        raise TextclfError(f"Run folder {run_dir} already exists; choose another (runs are never overwritten)")
 
     # Distributed runs: the strategy must exist before any other TensorFlow op,
     # and only the chief writes files (textclf.training.cluster).

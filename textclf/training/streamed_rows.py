@@ -17,6 +17,7 @@ from textclf.data.counts import bucket_boundaries
 from textclf.data.streaming import RowSplit, StreamSource
 from textclf.data.labels import row_labels
 from textclf.training.batches import encoded_sequences
+from textclf.errors import TextclfError
 
 # Rows per element of the generator: one Python-to-TensorFlow hand-over per chunk, not per row.
 CHUNK_ROWS = 1024
@@ -39,7 +40,7 @@ class StreamedRows:
     def __init__(self, source: StreamSource, part: str, split: RowSplit | None, count: int, tokenizer, config,
                  classes, lengths: dict | None = None, fingerprint: str = "", label_counts: dict | None = None):
         if part not in PARTS:
-            raise ValueError(f"`part` must be one of {', '.join(PARTS)}. Received: part={part!r}")
+            raise TextclfError(f"`part` must be one of {', '.join(PARTS)}. Received: part={part!r}")
         self.source, self.part, self.count = source, part, count
         self.split_seed = None if split is None else (split.seed, split.fraction)
         self.tokenizer, self.config, self.classes = tokenizer, config, list(classes)

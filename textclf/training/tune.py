@@ -14,6 +14,7 @@ from pathlib import Path
 
 from textclf.config import TrainConfig
 from textclf.log import log
+from textclf.errors import TextclfError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -27,7 +28,7 @@ def parse_budget(text: str) -> float:
     """
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"`budget` must be a positive duration such as 90s, 20m or 1.5h. Received: budget={text!r}")
+        raise TextclfError(f"`budget` must be a positive duration such as 90s, 20m or 1.5h. Received: budget={text!r}")
     return float(match.group(1)) * _UNITS[match.group(2) or "m"]
 
 
@@ -71,11 +72,11 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
 
     config = config or TrainConfig()
     if config.streaming == "on" or config.multi_label or config.strategy != "none":
-        raise ValueError("`textclf tune` searches single-label settings on data in memory, on one process; "
+        raise TextclfError("`textclf tune` searches single-label settings on data in memory, on one process; "
                          f"Received: streaming={config.streaming!r}, multi_label={config.multi_label}, "
                          f"strategy={config.strategy!r}")
     if max_trials < 1:
-        raise ValueError(f"`max_trials` must be a positive integer. Received: max_trials={max_trials!r}")
+        raise TextclfError(f"`max_trials` must be a positive integer. Received: max_trials={max_trials!r}")
     output = Path(output)
     # Read once; every trial prepares (vocabulary, max_len) for its own settings from the same rows and split.
     dataset = read_dataset(data, config, data_format, encoding)
@@ -114,7 +115,7 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     trials = sorted((trial for trial in search.oracle.trials.values() if trial.score is not None),
                     key=lambda trial: -trial.score)
     if not trials:
-        raise ValueError(f"No trial finished within the budget of {budget:.0f} s; give a larger --budget")
+        raise TextclfError(f"No trial finished within the budget of {budget:.0f} s; give a larger --budget")
     rows = [{"trial": trial.trial_id, "settings": trial.hyperparameters.values, "val_macro_f1": trial.score,
              "seconds": trial.metrics.get_last_value("seconds")} for trial in trials]
     best = search_space(trials[0].hyperparameters, base)

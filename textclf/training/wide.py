@@ -20,6 +20,7 @@ import numpy as np
 from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FEATURES
 from textclf.log import log
 from textclf.model.factory import build_model, compiled_call
+from textclf.errors import TextclfError
 
 # The choices cross-validation picks from, the strongest baseline's: n-gram features (analyzer, low, high), C, class
 # weighting.
@@ -230,7 +231,7 @@ def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
     texts = list(train_rows.texts) + list(valid_rows.texts)
     targets = np.concatenate([train_rows.class_indices(), valid_rows.class_indices()])
     if len(np.unique(targets)) != len(classes):
-        raise ValueError(f"`wide` needs rows of every class; the training rows hold {len(np.unique(targets))} "
+        raise TextclfError(f"`wide` needs rows of every class; the training rows hold {len(np.unique(targets))} "
                          f"of {len(classes)}")
     rows = subsample_rows(len(texts), targets, seed)
     if len(rows) < len(texts):
