@@ -1,6 +1,6 @@
 """What each ``textclf`` command does once parsed: load → build → train → export, or load → predict.
 
-Each ``run_*`` takes the parsed ``argparse.Namespace`` and raises ``ValueError`` (or ``OSError``) for input a user
+Each ``run_*`` takes the parsed ``argparse.Namespace`` and raises ``TextclfError`` (or ``OSError``) for input a user
 can fix; :func:`textclf.cli.main` turns those into one line and exit status 2.
 """
 

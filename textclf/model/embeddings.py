@@ -90,7 +90,7 @@ def load_embeddings(path, tokenizer, vocabulary_size: int, dimension: int, seed:
 
 
 def _dimension_error(path, found, expected):
-    return ValueError(
+    return TextclfError(
         f"{path} holds vectors of dimension {found}, but embedding_dim is {expected}; "
         f"pass --embedding-dim {found}"
     )

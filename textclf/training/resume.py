@@ -44,8 +44,8 @@ def _read(path: Path, key: str):
         return None
 
 
-def _busy_error(lock_file: Path) -> ValueError:
-    return ValueError(f"Another `textclf train` is training into {lock_file.parent.parent.parent} (it holds "
+def _busy_error(lock_file: Path) -> TextclfError:
+    return TextclfError(f"Another `textclf train` is training into {lock_file.parent.parent.parent} (it holds "
                       f"{lock_file}); wait for it to finish or choose another --output")
 
 
