@@ -65,14 +65,17 @@ def _add_reading_flags(parser: argparse.ArgumentParser, format_flag: str = "--fo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="textclf", description="LSTM/GRU text classification with raw-text export.")
-    common = argparse.ArgumentParser(add_help=False)  # Flags every command takes.
+    # No prefix matching (allow_abbrev): `--lr 0.1` was read as --lr-schedule, and a new flag could change what an
+    # old abbreviation means.
+    parser = argparse.ArgumentParser(prog="textclf", description="LSTM/GRU text classification with raw-text export.",
+                                     allow_abbrev=False)
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # Flags every command takes.
     common.add_argument("--verbose", action="store_true",
                         help="also show TensorFlow's start-up messages (CUDA probing, CPU features)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, **kwargs):
-        return subparsers.add_parser(name, parents=[common], **kwargs)
+        return subparsers.add_parser(name, parents=[common], allow_abbrev=False, **kwargs)
 
     def training_command(name, summary, valid, config="JSON file of settings (flags override it)",
                          output="export base folder [saved_models/<DATA name>]"):

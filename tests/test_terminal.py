@@ -1,0 +1,23 @@
+"""What the terminal shows a person: flags taken only as spelled, --version, --quiet, Ctrl-C, CJK tables."""
+
+import pytest
+
+from textclf.cli import main
+from textclf.cli.flags import build_parser
+
+
+def exit_of(capsys, *argv):
+    """``(status, last line of standard error)`` of a command line that argparse refuses."""
+    with pytest.raises(SystemExit) as stopped:
+        main([str(arg) for arg in argv])
+    return stopped.value.code, capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_flag_is_never_read_as_a_longer_flag_it_begins(capsys):
+    # argparse's prefix matching took --lr for --lr-schedule.
+    assert exit_of(capsys, "train", "data.csv", "--lr", "0.1") == (
+        2, "textclf: error: unrecognized arguments: --lr 0.1")
+    args, extra = build_parser().parse_known_args(["evaluate", "model", "data.csv", "--norm"])
+    assert (args.normalize, extra) == (False, ["--norm"])
+    args, extra = build_parser().parse_known_args(["train", "data.csv", "--lr-schedule", "cosine"])
+    assert (args.lr_schedule, extra) == ("cosine", [])
