@@ -21,3 +21,14 @@ def test_a_flag_is_never_read_as_a_longer_flag_it_begins(capsys):
     assert (args.normalize, extra) == (False, ["--norm"])
     args, extra = build_parser().parse_known_args(["train", "data.csv", "--lr-schedule", "cosine"])
     assert (args.lr_schedule, extra) == ("cosine", [])
+
+
+def test_version_prints_the_package_version(capsys):
+    import importlib.metadata
+
+    import textclf
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert (stopped.value.code, capsys.readouterr().out) == (0, "textclf 0.1.0\n")
+    assert importlib.metadata.version("textclf") == textclf.__version__  # pyproject.toml and the package agree.

@@ -11,6 +11,7 @@ import dataclasses
 import re
 import typing
 
+import textclf
 from textclf.config import TrainConfig
 from textclf.data.formats import FORMAT_NAMES
 from textclf.errors import TextclfError
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     # old abbreviation means.
     parser = argparse.ArgumentParser(prog="textclf", description="LSTM/GRU text classification with raw-text export.",
                                      allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {textclf.__version__}")
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # Flags every command takes.
     common.add_argument("--verbose", action="store_true",
                         help="also show TensorFlow's start-up messages (CUDA probing, CPU features)")
