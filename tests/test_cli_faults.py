@@ -97,8 +97,9 @@ def test_files_and_folders_that_cannot_be_written_or_read_are_one_line_errors(bi
                                                                              capsys):
     export = binary_result.export_dir.parent
     status, out, err = run_cli(capsys, "evaluate", export, binary_csv, "--output", tmp_path / "missing" / "r.json")
-    assert (status, error_line(err)) == (
-        2, f"textclf evaluate: error: No such file or directory: {tmp_path / 'missing' / 'r.json'}")
+    assert (status, out, error_line(err)) == (
+        2, "", f"textclf evaluate: error: argument --output: folder {tmp_path / 'missing'} does not exist; create it "
+        f"or choose another. Received: --output {tmp_path / 'missing' / 'r.json'}")
     status, out, err = run_cli(capsys, "evaluate", export, binary_csv, "--output", "/dev/full")
     assert (status, error_line(err)) == (2, "textclf evaluate: error: No space left on device")
     (tmp_path / "a-file").write_text("not a folder")

@@ -32,3 +32,17 @@ def test_version_prints_the_package_version(capsys):
         main(["--version"])
     assert (stopped.value.code, capsys.readouterr().out) == (0, "textclf 0.1.0\n")
     assert importlib.metadata.version("textclf") == textclf.__version__  # pyproject.toml and the package agree.
+
+
+@pytest.mark.parametrize("flag", ["--output", "--plot"])
+def test_evaluate_refuses_a_missing_output_folder_before_loading_the_model(flag, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("not a folder")
+    for folder, problem in ((tmp_path / "missing", "does not exist"), (tmp_path / "a-file", "is not a folder")):
+        # Neither the model nor the data exists: the folder is the first thing checked.
+        status = main(["evaluate", str(tmp_path / "no-model"), str(tmp_path / "no-data.csv"), flag,
+                       str(folder / "report.json")])
+        captured = capsys.readouterr()
+        assert (status, captured.out, captured.err) == (
+            2, "", f"textclf evaluate: error: argument {flag}: folder {folder} {problem}; create it or choose another. "
+            f"Received: {flag} {folder / 'report.json'}\n")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]  # Nothing created.

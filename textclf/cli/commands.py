@@ -207,10 +207,23 @@ def run_explain(args) -> None:
         print(f"explanation written to {args.html}")
 
 
+def _check_folder_of(flag: str, path) -> None:
+    """Refuses a file to write whose folder is missing, before any work; the folder is not created, since a
+    mistyped path would leave stray folders."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise TextclfError(f"argument {flag}: folder {folder} {problem}; create it or choose another. "
+                           f"Received: {flag} {path}")
+
+
 def run_evaluate(args) -> None:
     from textclf.evaluation.metrics import format_metrics
     from textclf.serve.predict import evaluate, load
 
+    for flag, path in (("--output", args.output), ("--plot", args.plot)):
+        if path:
+            _check_folder_of(flag, path)  # Before loading the model and predicting every row.
     with _native_start_up_lines_discarded(args.verbose):
         classifier = load(args.model)
     metrics = evaluate(classifier, args.data, args.text_column, args.label_column,
