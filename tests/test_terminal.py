@@ -46,3 +46,38 @@ def test_evaluate_refuses_a_missing_output_folder_before_loading_the_model(flag,
             2, "", f"textclf evaluate: error: argument {flag}: folder {folder} {problem}; create it or choose another. "
             f"Received: {flag} {folder / 'report.json'}\n")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]  # Nothing created.
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    import textclf.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(textclf.cli.COMMANDS, "predict", interrupted)
+    status = main(["predict", "model", "a text"])
+    captured = capsys.readouterr()
+    assert (status, captured.out, captured.err) == (130, "", "textclf predict: interrupted\n")
+
+
+@pytest.mark.slow
+def test_a_training_stopped_by_ctrl_c_keeps_its_checkpoint_and_resumes(binary_csv, tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    save, saved = tf.train.CheckpointManager.save, []
+
+    def save_then_ctrl_c(manager, *args, **kwargs):
+        saved.append(save(manager, *args, **kwargs))
+        raise KeyboardInterrupt  # As Ctrl-C lands once the first checkpoint is written.
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_ctrl_c)
+    output = tmp_path / "out"
+    argv = ["train", str(binary_csv), "--output", str(output), "--epochs", "2", "--units", "4", "--embedding-dim", "4",
+            "--batch-size", "16", "--max-len", "6"]
+    status = main(argv)
+    captured = capsys.readouterr()
+    assert (status, captured.out, captured.err.splitlines()[-1]) == (130, "", "textclf train: interrupted")
+    assert len(saved) == 1 and (output / "runs" / ".in-progress" / "checkpoint" / "checkpoint").is_file()
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert f"resuming the interrupted run in {output / 'runs' / '.in-progress'}" in capsys.readouterr().err

@@ -13,9 +13,10 @@ from textclf.cli.commands import COMMANDS, LOAD_THEIR_MODEL, import_tensorflow_q
 from textclf.cli.flags import build_parser, config_from_args
 from textclf.errors import TextclfError
 
-__all__ = ["EXIT_USAGE", "build_parser", "config_from_args", "main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "config_from_args", "main"]
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
 
 
 def _error_message(error: BaseException) -> str | None:
@@ -42,10 +43,15 @@ def main(argv=None) -> int:
         args.texts = list(args.texts) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if not args.verbose and args.command not in LOAD_THEIR_MODEL:
-        import_tensorflow_quietly()
     try:
+        if not args.verbose and args.command not in LOAD_THEIR_MODEL:
+            import_tensorflow_quietly()
         COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        # Ctrl-C is the user's choice, not a bug: no traceback.  An interrupted training keeps its checkpoint
+        # (training.run releases .in-progress on any exception), so the same command resumes it.
+        print(f"textclf {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``textclf predict ... | head -1``): stop quietly, as Python's docs advise;
         # stdout goes to /dev/null so the interpreter's final flush does not raise again.

@@ -256,8 +256,8 @@ def _native_start_up_lines_discarded(verbose: bool = False):
 
     C++ writes those lines before ``TF_CPP_MIN_LOG_LEVEL`` applies, so fd 2 points at a temporary file; should
     the block fail unexpectedly, what it wrote is shown with the traceback.  A :class:`TextclfError` (a damaged
-    export, bad input) already says what is wrong in the one line the user gets, so the start-up lines stay
-    discarded.  ``verbose`` keeps them.
+    export, bad input) already says what is wrong in the one line the user gets, and so does Ctrl-C, so the
+    start-up lines stay discarded.  ``verbose`` keeps them.
     """
     if verbose:
         yield
@@ -268,7 +268,7 @@ def _native_start_up_lines_discarded(verbose: bool = False):
         os.dup2(capture.fileno(), 2)
         try:
             yield
-        except TextclfError:
+        except (TextclfError, KeyboardInterrupt):  # The user's one line says it all.
             raise
         except BaseException:
             os.dup2(saved, 2)
