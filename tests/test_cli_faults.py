@@ -37,6 +37,9 @@ def error_line(err):
     (["--validation-fraction", "0"],
      "`validation_fraction` must be > 0 when no validation file is given (early stopping and the metrics need "
      "validation rows). Received: validation_fraction=0.0; pass a fraction such as 0.2, or --valid FILE"),
+    # It trained the whole run, then the export failed: "Dimension -727379968 must be >= 0".
+    (["--max-len", "1000000000000"], "argument --max-len: `max_len` must be at most 1,000,000 tokens (the export's "
+                                     "int32 ids are [batch, max_len]). Received: max_len=1000000000000"),
 ])
 def test_settings_that_cannot_train_are_refused_before_training(flags, message, binary_csv, tmp_path, capsys):
     status, out, err = run_cli(capsys, "train", binary_csv, "--output", tmp_path / "out", *TINY, *flags)

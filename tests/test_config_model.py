@@ -22,6 +22,8 @@ def test_every_setting_round_trips_through_json(tmp_path):
 
 @pytest.mark.parametrize("changes, message", [
     ({"max_len": 0}, "`max_len` must be a positive integer. Received: max_len=0"),
+    ({"max_len_limit": 1_000_001}, "`max_len_limit` must be at most 1,000,000 tokens (the export's int32 ids are "
+                                   "[batch, max_len]). Received: max_len_limit=1000001"),
     ({"epochs": -1}, "`epochs` must be a positive integer. Received: epochs=-1"),
     ({"arch": "transformer"}, "`arch` must be one of lstm, gru, bilstm, bigru. Received: arch='transformer'"),
     ({"dropout_rate": 1.0}, "`dropout_rate` must be a number in [0.0, 1.0). Received: dropout_rate=1.0"),

@@ -36,6 +36,9 @@ Streaming = Literal["auto", "on", "off"]
 Side = Literal["pre", "post"]
 Wide = Literal["auto", "none", "tfidf"]
 ARCHITECTURES = typing.get_args(Arch)
+# The export's tokenize signature returns int32 ids [batch, max_len] (4 MB a text at this bound) and int32 shapes end
+# at 2**31 - 1: a larger max_len trained a whole run whose export then failed ("Dimension -727379968 must be >= 0").
+MAX_LEN_BOUND = 1_000_000
 STRATEGIES = typing.get_args(Strategy)
 _CJK_OF_MODE = {"word": "off", "cjk": "chars", "cjk_bigrams": "bigrams"}  # TextRules.cjk of each resolved split mode.
 
@@ -162,6 +165,10 @@ class TrainConfig:
         for name, minimum, what in (("max_len", 1, None), ("num_words", 2, "an integer >= 2 or null")):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum, what)
+        for name in ("max_len", "max_len_limit"):  # The limit too: the data-driven max_len may reach it.
+            if getattr(self, name) is not None and getattr(self, name) > MAX_LEN_BOUND:
+                raise TextclfError(f"`{name}` must be at most {MAX_LEN_BOUND:,} tokens (the export's int32 ids are "
+                                   f"[batch, max_len]). Received: {name}={getattr(self, name)!r}")
         for name in ("patience", "seed", "checkpoint_every"):
             _check_int(name, getattr(self, name), minimum=0)
         for name in ("validation_fraction", "dropout_rate", "spatial_dropout_rate", "recurrent_dropout_rate"):
