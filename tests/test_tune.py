@@ -1,14 +1,23 @@
-"""``textclf tune``: the budget, a search on tiny data that ends in a normal run, and resuming it."""
+"""``textclf tune``: the budget, a search on tiny data that ends in a normal run, resuming it, and what it refuses.
 
+The tests below the slow ones fake the training (``fake_training``): each trial scores what the test lists, and
+the final run is recorded, not trained, so they exercise the search, its folder and the checks in seconds.
+"""
+
+import fcntl
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from textclf.cli import main
+from textclf.errors import TextclfError
 from textclf.training.tune import parse_budget
 
-from conftest import NEGATIVE, POSITIVE, make_rows, write_csv
+from conftest import NEGATIVE, POSITIVE, TOPICS, make_rows, write_csv
 
 
 def test_budgets_read_as_durations():
@@ -60,7 +69,7 @@ def test_the_search_is_kept_when_the_final_run_fails_and_restart_reaches_it(tmp_
 
     def interrupted_elsewhere(*args, **kwargs):
         calls.append(kwargs["restart"])
-        raise ValueError("The interrupted run in OUT used different settings ... or pass --restart")
+        raise TextclfError("The interrupted run in OUT used different settings ... or pass --restart")
 
     monkeypatch.setattr(textclf.training.run, "train", interrupted_elsewhere)
     assert main(["tune", str(data), *flags]) == 2
@@ -69,3 +78,111 @@ def test_the_search_is_kept_when_the_final_run_fails_and_restart_reaches_it(tmp_
     assert main(["tune", str(data), *flags, "--restart"]) == 2
     assert "1 trials already finished" in capsys.readouterr().err  # The rerun searches no more.
     assert calls == [False, True]
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Trials score the next of ``fake["scores"]`` (an exception is raised) without training; the final run is
+    recorded in ``fake["final"]``; ``fake["trials"]`` counts the trials run."""
+    import textclf.training.fit
+    import textclf.training.run
+    from textclf.training.run import TrainResult
+
+    fake = {"scores": [], "trials": [], "final": []}
+
+    def fit_prepared(settings, prepared, verbose=0):
+        fake["trials"].append(settings)
+        outcome = fake["scores"].pop(0) if fake["scores"] else 0.5
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def train(dataset, config, valid=None, output=None, restart=False):
+        fake["final"].append((config, restart))
+        return TrainResult(run_dir=Path(output) / "runs" / "fake", metrics={"accuracy": 0.5, "macro_f1": 0.5},
+                           history={}, config=config, export_dir=Path(output) / "1")
+
+    monkeypatch.setattr(textclf.training.fit, "fit_prepared", fit_prepared)
+    monkeypatch.setattr(textclf.training.fit, "validation_metrics", lambda score, classes: (None, {"macro_f1": score}))
+    monkeypatch.setattr(textclf.training.run, "train", train)
+    return fake
+
+
+def _tune(capsys, data, output, *flags):
+    """``(exit status, stdout, stderr)`` of ``textclf tune DATA --output OUTPUT FLAGS``."""
+    status = main(["tune", str(data), "--output", str(output), *map(str, flags)])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _reviews(tmp_path, count=60, name="reviews.csv"):
+    return write_csv(tmp_path / name, make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, count, seed=2))
+
+
+def test_a_search_on_other_data_is_refused_and_restart_discards_it(tmp_path, capsys, fake_training):
+    reviews, topics = _reviews(tmp_path), write_csv(tmp_path / "topics.csv", make_rows(TOPICS, 90, seed=3))
+    output = tmp_path / "tb"
+    assert _tune(capsys, reviews, output, "--max-trials", 1)[0] == 0
+    status, _, err = _tune(capsys, topics, output, "--max-trials", 2)
+    assert status == 2 and err.splitlines()[-1] == (
+        f"textclf tune: error: The search in {output / 'tune'} was made with different data (48 training and 12 "
+        "validation rows then, 72 and 18 now, or the same counts with other texts or labels); its 1 finished trials "
+        "would be ranked with this search's. Rerun the command that made it to resume it, choose another --output, "
+        "or pass --restart to discard those trials and start a new search")
+    assert len(fake_training["trials"]) == 1 and len(fake_training["final"]) == 1  # Nothing mixed, nothing trained.
+    status, out, err = _tune(capsys, topics, output, "--max-trials", 2, "--restart")
+    assert status == 0, err
+    assert f"--restart: discarded the 1 trials in {output / 'tune'}, made with different data" in err
+    assert json.loads(out.splitlines()[-1])["trials"] == 2
+    assert [row["trial"] for row in json.loads((output / "tune" / "trials.json").read_text())] == ["0", "1"]
+    assert len(fake_training["trials"]) == 3 and fake_training["final"][-1][1] is True
+
+
+def test_a_search_with_other_fixed_settings_is_refused(tmp_path, capsys, fake_training):
+    reviews, output = _reviews(tmp_path), tmp_path / "tb"
+    assert _tune(capsys, reviews, output, "--max-trials", 1, "--embedding-dim", 4, "--epochs", 1)[0] == 0
+    status, _, err = _tune(capsys, reviews, output, "--max-trials", 2, "--embedding-dim", 8, "--epochs", 2)
+    assert status == 2 and err.splitlines()[-1] == (
+        f"textclf tune: error: The search in {output / 'tune'} was made with different settings: embedding_dim=4 "
+        "(this search: embedding_dim=8), epochs=1 (this search: epochs=2); its 1 finished trials would be ranked "
+        "with this search's. Rerun the command that made it to resume it, choose another --output, or pass "
+        "--restart to discard those trials and start a new search")
+    # The budget, --max-trials and the searched settings may change: the search resumes.
+    status, out, err = _tune(capsys, reviews, output, "--max-trials", 2, "--embedding-dim", 4, "--epochs", 1,
+                             "--budget", "30m", "--units", 16)
+    assert status == 0, err
+    assert "1 trials already finished" in err and json.loads(out.splitlines()[-1])["trials"] == 2
+    assert len(fake_training["trials"]) == 2
+
+
+def test_failed_trials_do_not_count_toward_max_trials(tmp_path, capsys, fake_training):
+    fake_training["scores"] = [RuntimeError("a bug in a trial"), 0.75]
+    status, out, err = _tune(capsys, _reviews(tmp_path), tmp_path / "tb", "--max-trials", 1)
+    assert status == 0, err
+    assert json.loads(out.splitlines()[-1])["trials"] == 1 and len(fake_training["trials"]) == 2
+    rows = json.loads((tmp_path / "tb" / "tune" / "trials.json").read_text())
+    assert [(row["trial"], row["val_macro_f1"]) for row in rows] == [("1", 0.75)]
+
+
+def test_a_second_tune_on_the_same_folder_is_refused_while_the_first_runs(tmp_path, capsys, fake_training):
+    reviews, output = _reviews(tmp_path), tmp_path / "tb"
+    (output / "tune").mkdir(parents=True)
+    lock = output / "tune" / "lock"
+    # Another process holding the lock, as a running tune does; killing it must free the folder.
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; handle = open(sys.argv[1], 'a+'); "
+                               "fcntl.flock(handle, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
+                               str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        status, _, err = _tune(capsys, reviews, output, "--max-trials", 1)
+        assert status == 2 and err.splitlines()[-1] == (
+            f"textclf tune: error: Another `textclf tune` is searching in {output / 'tune'} (it holds {lock}); wait "
+            "for it to finish or choose another --output")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert fake_training["trials"] == []
+    status, _, err = _tune(capsys, reviews, output, "--max-trials", 1)
+    assert status == 0, err
+    with open(lock, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # Released when the tune ended.

@@ -107,10 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the best", valid_help, config="JSON file of the settings not searched (flags override it)",
         output="export base folder; the search state goes to DIR/tune [saved_models/<DATA name>]")
     tune.add_argument("--budget", default="20m", help="no new trial starts after this long: 90s, 20m, 1.5h [20m]")
-    tune.add_argument("--max-trials", type=int, default=50, help="at most this many trials in all [50]")
+    tune.add_argument("--max-trials", type=int, default=50,
+                      help="at most this many finished trials in all (a failed one does not count) [50]")
     tune.add_argument("--restart", action="store_true",
-                      help="the final run discards the checkpoint of an interrupted run in --output (by default it "
-                           "resumes it, when its settings are the best trial's)")
+                      help="discard an earlier search in DIR/tune made on other data or settings (by default it is "
+                           "refused) and the checkpoint of an interrupted final run in --output (by default resumed); "
+                           "a search on the same data and settings is always resumed")
     _add_setting_flags(tune)
 
     export = command("export", help="export a run folder as the next SavedModel version")

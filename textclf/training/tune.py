@@ -2,7 +2,8 @@
 
 KerasTuner's random search (its oracle keeps the trials on disk, so a rerun resumes the search); every trial trains
 through :func:`textclf.training.fit.fit_prepared` on the same split, scored by validation macro-F1.  The best
-setting then trains as a normal ``train`` run, and every trial is saved as ``OUTPUT/tune/trials.json``.
+setting then trains as a normal ``train`` run, and every trial is saved as
+``OUTPUT/tune/trials.json``; the folder's lock and record of data and settings: :mod:`textclf.training.search_folder`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import time
 from pathlib import Path
 
 from textclf.config import TrainConfig
-from textclf.log import log
 from textclf.errors import TextclfError
+from textclf.log import log
+from textclf.training.search_folder import SearchFolder
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -50,11 +52,14 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
 
     Args:
         config: The settings not tuned (``epochs``, ``batch_size``...); defaults to ``TrainConfig()``.
-        output: Export base folder; the search state goes to ``output/tune/``.
+        output: Export base folder; the search goes to ``output/tune/`` (:mod:`textclf.training.search_folder`).
         budget: Seconds after which no new trial starts (the one running finishes).
-        max_trials: At most this many trials in all (a resumed search counts the earlier ones).
+        max_trials: At most this many finished trials in all (a resumed search counts the earlier ones; a trial
+            that failed does not count).
         valid: Validation file, else a stratified split of ``data`` (the same for every trial).
-        restart: The final run discards an interrupted run's checkpoint in ``output`` (``train``'s ``restart``).
+        restart: Discard an earlier search in ``output`` made on other data or settings (else refused) and the
+            final run's interrupted checkpoint (``train``'s ``restart``).  A search on the same data and settings
+            is resumed regardless: its seed would draw the same trials again.
 
     Returns:
         ``(result, trials)``: the final run's :class:`textclf.training.run.TrainResult`
@@ -65,10 +70,8 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     """
     import keras_tuner
 
-    from textclf.training.fit import fit_prepared, validation_metrics
     from textclf.training.prepare import prepare_in_memory, read_dataset
     from textclf.training.run import train
-    from textclf.training.setup import seed_everything
 
     config = config or TrainConfig()
     if config.streaming == "on" or config.multi_label or config.strategy != "none":
@@ -81,14 +84,57 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     # Read once; every trial prepares (vocabulary, max_len) for its own settings from the same rows and split.
     dataset = read_dataset(data, config, data_format, encoding)
     valid_dataset = read_dataset(valid, config, data_format, encoding)
-    started = time.perf_counter()
     base = config.replace(streaming="off")
-
+    prepared = prepare_in_memory(base, dataset, valid_dataset)  # Its fingerprint identifies the search's data.
     space = keras_tuner.HyperParameters()
     search_space(space, TrainConfig())  # Declared before the first trial, so a resumed search sees the same one.
+    oracle = keras_tuner.oracles.RandomSearchOracle(
+        objective=keras_tuner.Objective("val_macro_f1", direction="max"), max_trials=max_trials, seed=config.seed,
+        hyperparameters=space)
+    fixed = {name: value for name, value in base.to_dict().items() if name not in space.values}
+    folder = SearchFolder.open(output / "tune", fixed, prepared, restart)
+    try:
+        best, rows = _search(keras_tuner, oracle, folder, base, dataset, valid_dataset, budget, max_trials)
+        log(f"best of {len(rows)} trials: {json.dumps(rows[0]['settings'])}; training it as a normal run")
+        result = train(dataset, best, valid=valid_dataset, output=output, restart=restart)
+    finally:
+        folder.close()
+    return result, rows
+
+
+def _search(keras_tuner, oracle, folder, base, dataset, valid_dataset, budget, max_trials):
+    """Runs (or resumes) the search in ``folder``; ``(best settings, rows of trials.json)``."""
+    search = _tuner(keras_tuner, base, dataset, valid_dataset, budget, max_trials,
+                    oracle=oracle, directory=str(folder.path), project_name="state", overwrite=False)
+    finished = [trial for trial in search.oracle.trials.values() if trial.score is not None]
+    if finished:
+        log(f"resuming the search in {folder.path}: {len(finished)} trials already finished")
+    search.search(verbose=0)  # textclf logs each trial itself; KerasTuner would print a table per trial.
+    trials = sorted((trial for trial in search.oracle.trials.values() if trial.score is not None),
+                    key=lambda trial: -trial.score)
+    if not trials:
+        raise TextclfError(f"No trial finished within the budget of {budget:.0f} s; give a larger --budget")
+    rows = [{"trial": trial.trial_id, "settings": trial.hyperparameters.values, "val_macro_f1": trial.score,
+             "seconds": trial.metrics.get_last_value("seconds")} for trial in trials]
+    # Written before the final run: should it fail (an interrupted run in ``output`` with other settings), the
+    # search's result is kept, and a rerun finds every trial finished.
+    folder.write_trials(rows)
+    return search_space(trials[0].hyperparameters, base), rows
+
+
+def _tuner(keras_tuner, base, dataset, valid_dataset, budget, max_trials, **kwargs):
+    """A KerasTuner tuner whose trials train through :func:`textclf.training.fit.fit_prepared`."""
+    from textclf.training.fit import fit_prepared, validation_metrics
+    from textclf.training.prepare import prepare_in_memory
+    from textclf.training.setup import seed_everything
+
+    started = time.perf_counter()
 
     class Search(keras_tuner.Tuner):
         def pre_create_trial(self):
+            # A failed trial (a bug, out of memory) is not one of the --max-trials: a new one takes its place.
+            failed = sum(trial.status == "FAILED" for trial in self.oracle.trials.values())
+            self.oracle.max_trials = max_trials + failed
             # The budget: once spent, the oracle is told that no trial is left to create.
             if time.perf_counter() - started > budget:
                 self.oracle.max_trials = len(self.oracle.trials)
@@ -103,28 +149,7 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
                 f"{json.dumps(trial.hyperparameters.values)}")
             return {"val_macro_f1": metrics["macro_f1"], "seconds": time.perf_counter() - trial_started}
 
-    search = Search(
-        oracle=keras_tuner.oracles.RandomSearchOracle(
-            objective=keras_tuner.Objective("val_macro_f1", direction="max"), max_trials=max_trials,
-            seed=config.seed, hyperparameters=space),
-        directory=str(output / "tune"), project_name="state", overwrite=False)
-    finished = [trial for trial in search.oracle.trials.values() if trial.score is not None]
-    if finished:
-        log(f"resuming the search in {output / 'tune'}: {len(finished)} trials already finished")
-    search.search(verbose=0)  # textclf logs each trial itself; KerasTuner would print a table per trial to stdout.
-    trials = sorted((trial for trial in search.oracle.trials.values() if trial.score is not None),
-                    key=lambda trial: -trial.score)
-    if not trials:
-        raise TextclfError(f"No trial finished within the budget of {budget:.0f} s; give a larger --budget")
-    rows = [{"trial": trial.trial_id, "settings": trial.hyperparameters.values, "val_macro_f1": trial.score,
-             "seconds": trial.metrics.get_last_value("seconds")} for trial in trials]
-    best = search_space(trials[0].hyperparameters, base)
-    # Written first: should the final run fail (an interrupted run in ``output`` with other settings), the search's
-    # result is kept, and a rerun finds every trial finished.
-    (output / "tune" / "trials.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    log(f"best of {len(rows)} trials: {json.dumps(rows[0]['settings'])}; training it as a normal run")
-    result = train(dataset, best, valid=valid_dataset, output=output, restart=restart)
-    return result, rows
+    return Search(**kwargs)
 
 
 def trials_table(rows) -> str:

@@ -1,0 +1,122 @@
+"""The folder of a ``textclf tune`` search (``OUTPUT/tune``): its lock, and the data and settings of its trials.
+
+``search.json`` records the data's fingerprint (the one ``train``'s checkpoints carry) and every setting not
+searched, so a later ``tune`` on other data or settings is refused rather than ranked with these trials.
+KerasTuner's files are in ``state/`` (``oracle.json``, ``tuner0.json``, ``trial_*/trial.json``).  ``lock`` is
+held with ``fcntl.flock`` while a ``tune`` uses the folder; the OS releases it when the process dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+from pathlib import Path
+
+from textclf.errors import TextclfError
+from textclf.log import log
+from textclf.training.resume import write_atomically
+
+SEARCH_FORMAT = "textclf-tune"
+# Settings that change how a run checkpoints or reads its data, not what a trial trains.
+_MAY_CHANGE_ON_RESUME = ("checkpoint_every", "streaming")
+
+
+class SearchFolder:
+    """``OUTPUT/tune``, locked and checked by :meth:`open`; :meth:`close` releases the lock."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.state = self.path / "state"
+        self._lock = None
+        self._saved = None  # search.json as read, when there is one.
+
+    @classmethod
+    def open(cls, path, settings: dict, prepared, restart: bool = False) -> "SearchFolder":
+        """Locks the folder and makes sure its trials were made with ``settings`` on ``prepared``'s data.
+
+        ``settings``: every setting not searched; ``prepared`` (:class:`textclf.training.prepare.Prepared`): the
+        data, identified by its fingerprint.  A search made otherwise is refused (naming what differs) unless
+        ``restart`` discards it; one with no finished trial is discarded quietly, having nothing to keep.
+        """
+        record = {"format": SEARCH_FORMAT, "settings": settings,
+                  "data": {"fingerprint": prepared.fingerprint, "train_rows": prepared.train_count,
+                           "valid_rows": prepared.valid_count}}
+        folder = cls(path)
+        folder._make()
+        folder._acquire_lock()
+        try:
+            folder._check(record, restart)
+            write_atomically(folder.path / "search.json", json.dumps(record, indent=2, ensure_ascii=False))
+        except BaseException:
+            folder.close()
+            raise
+        return folder
+
+    def _make(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def _acquire_lock(self) -> None:
+        handle = open(self.path / "lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise TextclfError(f"Another `textclf tune` is searching in {self.path} (it holds {self.path / 'lock'}); "
+                               "wait for it to finish or choose another --output") from None
+        self._lock = handle
+
+    def _check(self, record: dict, restart: bool) -> None:
+        finished = self._read_state()
+        differences = self._differences(record)
+        if not differences:
+            return
+        if finished and not restart:
+            raise TextclfError(
+                f"The search in {self.path} was made with {'; '.join(differences)}; its {finished} finished trials "
+                "would be ranked with this search's. Rerun the command that made it to resume it, choose another "
+                f"--output, or pass --restart to discard those trials and start a new search")
+        self._discard(f"--restart: discarded the {finished} trials in {self.path}, made with {'; '.join(differences)}"
+                      if finished else None)
+
+    def _read_state(self) -> int:
+        """The finished trials in ``state/``; keeps ``search.json`` as read."""
+        if (self.path / "search.json").exists():
+            self._saved = json.loads((self.path / "search.json").read_text(encoding="utf-8"))
+        trials = [json.loads(path.read_text(encoding="utf-8")) for path in self.state.glob("trial_*/trial.json")]
+        return sum(trial["status"] == "COMPLETED" and trial["score"] is not None for trial in trials)
+
+    def _differences(self, record: dict) -> list[str]:
+        """What ``search.json`` says differently from ``record``: the settings, then the data."""
+        if self._saved is None:
+            return [f"no record of its data and settings ({self.path / 'search.json'} is missing)"]
+        then, now = self._saved["settings"], record["settings"]
+        names = sorted((set(then) | set(now)) - set(_MAY_CHANGE_ON_RESUME))
+        changed = [f"{name}={then.get(name)!r} (this search: {name}={now.get(name)!r})"
+                   for name in names if then.get(name) != now.get(name)]
+        differences = ["different settings: " + ", ".join(changed)] if changed else []
+        data_then, data_now = self._saved["data"], record["data"]
+        if data_then.get("fingerprint") != data_now["fingerprint"]:
+            differences.append(
+                f"different data ({data_then.get('train_rows')} training and {data_then.get('valid_rows')} validation "
+                f"rows then, {data_now['train_rows']} and {data_now['valid_rows']} now, or the same counts with other "
+                "texts or labels)")
+        return differences
+
+    def _discard(self, message: str | None) -> None:
+        """Deletes the earlier search (KerasTuner's state and ``trials.json``), keeping the lock."""
+        if self.state.exists():
+            shutil.rmtree(self.state)
+        (self.path / "trials.json").unlink(missing_ok=True)
+        if message:
+            log(message)
+
+    def write_trials(self, rows) -> None:
+        """``trials.json``: every finished trial, best first, with its exact settings."""
+        write_atomically(self.path / "trials.json", json.dumps(rows, indent=2))
+
+    def close(self) -> None:
+        """Releases the lock (the folder and the lock file stay)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
