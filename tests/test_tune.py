@@ -186,3 +186,38 @@ def test_a_second_tune_on_the_same_folder_is_refused_while_the_first_runs(tmp_pa
     assert status == 0, err
     with open(lock, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # Released when the tune ended.
+
+
+def test_data_and_settings_are_checked_before_the_search(tmp_path, capsys, fake_training):
+    reviews, output = _reviews(tmp_path), tmp_path / "tb"
+    one_class = write_csv(tmp_path / "one_class.csv", [(f"good film {index}", "fresh") for index in range(20)])
+    unseen = write_csv(tmp_path / "valid.csv", [("good", "fresh"), ("bad", "rotten"), ("so so", "meh")])
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("good 0.1 0.2\nbad 0.2 0.1\n", encoding="utf-8")
+    for data, flags, message in [
+        (one_class, [], f"{one_class}: training needs at least two different labels; found only 'fresh'"),
+        (reviews, ["--valid", unseen], f"{unseen}: labels 'meh' do not occur in the training data (training labels: "
+                                       "'fresh', 'rotten')"),
+        (reviews, ["--embeddings", vectors, "--embedding-dim", 4],
+         f"{vectors} holds vectors of dimension 2, but embedding_dim is 4; pass --embedding-dim 2"),
+        (reviews, ["--validation-fraction", 0],
+         "`validation_fraction` must be > 0 when no validation file is given (early stopping and the metrics need "
+         "validation rows). Received: validation_fraction=0.0; pass a fraction such as 0.2, or --valid FILE"),
+    ]:
+        status, _, err = _tune(capsys, data, output, "--max-trials", 2, *flags)
+        assert (status, err.splitlines()[-1]) == (2, f"textclf tune: error: {message}")
+        assert "Traceback" not in err
+    assert fake_training["trials"] == [] and not (output / "tune").exists()
+
+
+def test_a_users_error_in_a_trial_stops_the_search(tmp_path, capsys, fake_training):
+    reviews, output = _reviews(tmp_path), tmp_path / "tb"
+    fake_training["scores"] = [TextclfError("`units` must fit in memory. Received: units=128")]
+    status, _, err = _tune(capsys, reviews, output, "--max-trials", 3)
+    assert (status, err.splitlines()[-1]) == (2, "textclf tune: error: `units` must fit in memory. Received: units=128")
+    assert len(fake_training["trials"]) == 1 and fake_training["final"] == []
+    # The stopped trial is run again, not counted as failed.
+    status, out, err = _tune(capsys, reviews, output, "--max-trials", 3)
+    assert status == 0, err
+    assert sorted(row["trial"] for row in json.loads((output / "tune" / "trials.json").read_text())) == ["0", "1", "2"]
+    assert len(fake_training["trials"]) == 4

@@ -1,8 +1,9 @@
 """``textclf tune``: a time-budgeted search over the settings that matter, then a normal run of the best.
 
 KerasTuner's random search (its oracle keeps the trials on disk, so a rerun resumes the search); every trial trains
-through :func:`textclf.training.fit.fit_prepared` on the same split, scored by validation macro-F1.  The best
-setting then trains as a normal ``train`` run, and every trial is saved as
+through :func:`textclf.training.fit.fit_prepared` on the same split, scored by validation macro-F1.  The data and
+settings are checked as ``train`` checks them before the first trial; a trial stopped by the user's error stops the
+search.  The best setting then trains as a normal ``train`` run, and every trial is saved as
 ``OUTPUT/tune/trials.json``; the folder's lock and record of data and settings: :mod:`textclf.training.search_folder`.
 """
 
@@ -70,7 +71,7 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     """
     import keras_tuner
 
-    from textclf.training.prepare import prepare_in_memory, read_dataset
+    from textclf.training.prepare import read_dataset
     from textclf.training.run import train
 
     config = config or TrainConfig()
@@ -85,7 +86,7 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     dataset = read_dataset(data, config, data_format, encoding)
     valid_dataset = read_dataset(valid, config, data_format, encoding)
     base = config.replace(streaming="off")
-    prepared = prepare_in_memory(base, dataset, valid_dataset)  # Its fingerprint identifies the search's data.
+    prepared = check_before_search(base, dataset, valid_dataset)
     space = keras_tuner.HyperParameters()
     search_space(space, TrainConfig())  # Declared before the first trial, so a resumed search sees the same one.
     oracle = keras_tuner.oracles.RandomSearchOracle(
@@ -102,6 +103,27 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     return result, rows
 
 
+def check_before_search(settings: TrainConfig, dataset, valid_dataset):
+    """What ``train`` checks before fitting (labels, the split, the embeddings file), once for every trial.
+
+    Returns the data prepared with ``settings`` (its fingerprint identifies the search's data).
+    """
+    from textclf.model.embeddings import load_embeddings
+    from textclf.training.prepare import prepare_in_memory
+
+    if valid_dataset is None and settings.validation_fraction == 0:
+        # train's message: early stopping, the best weights and the metrics all need validation rows.
+        raise TextclfError("`validation_fraction` must be > 0 when no validation file is given (early stopping and "
+                           "the metrics need validation rows). Received: validation_fraction=0.0; pass a fraction "
+                           "such as 0.2, or --valid FILE")
+    prepared = prepare_in_memory(settings, dataset, valid_dataset)
+    if settings.embeddings:
+        tokenizer = prepared.tokenizer
+        load_embeddings(settings.embeddings, tokenizer, tokenizer.vocabulary_size, settings.embedding_dim,
+                        seed=settings.seed)
+    return prepared
+
+
 def _search(keras_tuner, oracle, folder, base, dataset, valid_dataset, budget, max_trials):
     """Runs (or resumes) the search in ``folder``; ``(best settings, rows of trials.json)``."""
     search = _tuner(keras_tuner, base, dataset, valid_dataset, budget, max_trials,
@@ -109,7 +131,12 @@ def _search(keras_tuner, oracle, folder, base, dataset, valid_dataset, budget, m
     finished = [trial for trial in search.oracle.trials.values() if trial.score is not None]
     if finished:
         log(f"resuming the search in {folder.path}: {len(finished)} trials already finished")
-    search.search(verbose=0)  # textclf logs each trial itself; KerasTuner would print a table per trial.
+    try:
+        search.search(verbose=0)  # textclf logs each trial itself; KerasTuner would print a table per trial.
+    except keras_tuner.errors.FatalError as error:
+        if isinstance(error.__cause__, (TextclfError, OSError)):
+            raise error.__cause__ from None
+        raise
     trials = sorted((trial for trial in search.oracle.trials.values() if trial.score is not None),
                     key=lambda trial: -trial.score)
     if not trials:
@@ -143,8 +170,12 @@ def _tuner(keras_tuner, base, dataset, valid_dataset, budget, max_trials, **kwar
             settings = search_space(trial.hyperparameters, base)
             seed_everything(settings.seed)
             trial_started = time.perf_counter()
-            prepared = prepare_in_memory(settings, dataset, valid_dataset)
-            _, metrics = validation_metrics(fit_prepared(settings, prepared, verbose=0), prepared.classes)
+            try:
+                prepared = prepare_in_memory(settings, dataset, valid_dataset)
+                _, metrics = validation_metrics(fit_prepared(settings, prepared, verbose=0), prepared.classes)
+            except (TextclfError, OSError) as error:
+                # The user's to fix, not this trial's: stop the search with it (tune re-raises it).
+                raise keras_tuner.errors.FatalError(str(error)) from error
             log(f"trial {trial.trial_id}: validation macro-F1 {metrics['macro_f1']:.4f} with "
                 f"{json.dumps(trial.hyperparameters.values)}")
             return {"val_macro_f1": metrics["macro_f1"], "seconds": time.perf_counter() - trial_started}
