@@ -221,3 +221,24 @@ def test_a_users_error_in_a_trial_stops_the_search(tmp_path, capsys, fake_traini
     assert status == 0, err
     assert sorted(row["trial"] for row in json.loads((output / "tune" / "trials.json").read_text())) == ["0", "1", "2"]
     assert len(fake_training["trials"]) == 4
+
+
+def test_an_output_that_cannot_hold_the_search_is_one_line(tmp_path, capsys, fake_training):
+    reviews = _reviews(tmp_path)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "tune").write_text("not a folder")
+    (tmp_path / "file").write_text("not a folder")
+    for output, path in [(tmp_path / "taken", tmp_path / "taken" / "tune"), (tmp_path / "file", tmp_path / "file")]:
+        status, _, err = _tune(capsys, reviews, output, "--max-trials", 1)
+        assert (status, err.splitlines()[-1]) == (2, (
+            f"textclf tune: error: {path} is a file, but `textclf tune` keeps its search in the folder "
+            f"{output / 'tune'}. Move the file away or choose another --output"))
+    assert fake_training["trials"] == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_is_one_line(tmp_path, capsys, fake_training):
+    output = tmp_path / "read_only"
+    output.mkdir(mode=0o500)
+    status, _, err = _tune(capsys, _reviews(tmp_path), output, "--max-trials", 1)
+    assert (status, err.splitlines()[-1]) == (2, f"textclf tune: error: Permission denied: {output / 'tune'}")

@@ -54,7 +54,11 @@ class SearchFolder:
         return folder
 
     def _make(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        for path in (self.path.parent, self.path):
+            if path.exists() and not path.is_dir():
+                raise TextclfError(f"{path} is a file, but `textclf tune` keeps its search in the folder {self.path}. "
+                                   "Move the file away or choose another --output")
+        self.path.mkdir(parents=True, exist_ok=True)  # A read-only --output: PermissionError naming the folder.
 
     def _acquire_lock(self) -> None:
         handle = open(self.path / "lock", "a+")
