@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 from textclf.config import TrainConfig
@@ -50,10 +51,12 @@ def load_run(path) -> Run:
 
 
 def versions(base: Path) -> list[int]:
-    """Integer version folders directly under ``base``, ascending."""
+    """Integer version folders directly under ``base``, ascending: names of ASCII digits only."""
     if not base.is_dir():
         return []
-    return sorted(int(child.name) for child in base.iterdir() if child.is_dir() and child.name.isdigit())
+    # Not str.isdigit: it takes "²", which int() refuses, and "٣", which int() reads as 3.
+    return sorted(int(child.name) for child in base.iterdir()
+                  if child.is_dir() and re.fullmatch(r"[0-9]+", child.name))
 
 
 def resolve_export(path, require_metadata: bool = True) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def _remove_stale_staging(base: Path) -> None:
     """Deletes ``.tmp-export-N-PID`` folders whose process is gone (killed while exporting)."""
     for folder in base.glob(".tmp-export-*-*"):
         pid = folder.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or int(pid) == os.getpid():
+        if re.fullmatch(r"[0-9]+", pid) is None or int(pid) == os.getpid():  # Not isdigit: it takes "²".
             continue
         try:
             os.kill(int(pid), 0)  # Signal 0 only asks whether the process exists.
