@@ -242,3 +242,29 @@ def test_a_read_only_output_is_one_line(tmp_path, capsys, fake_training):
     output.mkdir(mode=0o500)
     status, _, err = _tune(capsys, _reviews(tmp_path), output, "--max-trials", 1)
     assert (status, err.splitlines()[-1]) == (2, f"textclf tune: error: Permission denied: {output / 'tune'}")
+
+
+@pytest.mark.parametrize("name, damage, problem", [
+    ("state/oracle.json", lambda text: text[:120], None),
+    ("state/trial_0/trial.json", lambda text: "{}", "no best_step, hyperparameters, message, metrics, score, status, "
+                                                     "trial_id"),
+    ("search.json", lambda text: "[]", "not a JSON object"),
+], ids=["truncated oracle.json", "trial.json without its keys", "search.json not an object"])
+def test_a_damaged_search_file_is_named_and_restart_discards_it(tmp_path, capsys, fake_training, name, damage,
+                                                                problem):
+    reviews, output = _reviews(tmp_path), tmp_path / "tb"
+    assert _tune(capsys, reviews, output, "--max-trials", 1)[0] == 0
+    path = output / "tune" / name
+    path.write_text(damage(path.read_text(encoding="utf-8")), encoding="utf-8")
+    if problem is None:
+        with pytest.raises(ValueError) as parsing:
+            json.loads(path.read_text(encoding="utf-8"))
+        problem = f"not valid JSON: {parsing.value}"
+    status, _, err = _tune(capsys, reviews, output, "--max-trials", 1)
+    assert (status, err.splitlines()[-1]) == (2, (
+        f"textclf tune: error: {path} is damaged ({problem}), so the search in {output / 'tune'} cannot be resumed. "
+        f"Delete {output / 'tune'}, or pass --restart to discard it and start a new search"))
+    status, out, err = _tune(capsys, reviews, output, "--max-trials", 1, "--restart")
+    assert status == 0, err
+    assert f"--restart: discarded the search in {output / 'tune'} ({path} was damaged)" in err
+    assert len(fake_training["trials"]) == 2 and json.loads(out.splitlines()[-1])["trials"] == 1

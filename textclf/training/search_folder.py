@@ -20,6 +20,7 @@ from textclf.training.resume import write_atomically
 SEARCH_FORMAT = "textclf-tune"
 # Settings that change how a run checkpoints or reads its data, not what a trial trains.
 _MAY_CHANGE_ON_RESUME = ("checkpoint_every", "streaming")
+_RECORD_KEYS = ("format", "settings", "data")
 
 
 class SearchFolder:
@@ -32,12 +33,13 @@ class SearchFolder:
         self._saved = None  # search.json as read, when there is one.
 
     @classmethod
-    def open(cls, path, settings: dict, prepared, restart: bool = False) -> "SearchFolder":
+    def open(cls, path, settings: dict, prepared, restart: bool = False, state_keys=None) -> "SearchFolder":
         """Locks the folder and makes sure its trials were made with ``settings`` on ``prepared``'s data.
 
         ``settings``: every setting not searched; ``prepared`` (:class:`textclf.training.prepare.Prepared`): the
-        data, identified by its fingerprint.  A search made otherwise is refused (naming what differs) unless
-        ``restart`` discards it; one with no finished trial is discarded quietly, having nothing to keep.
+        data, identified by its fingerprint.  A search made otherwise, or with a damaged state file, is refused
+        (naming what differs, or the file) unless ``restart`` discards it; one with no finished trial is discarded
+        quietly, having nothing to keep.  ``state_keys``: ``{file name: keys}`` of KerasTuner's state files.
         """
         record = {"format": SEARCH_FORMAT, "settings": settings,
                   "data": {"fingerprint": prepared.fingerprint, "train_rows": prepared.train_count,
@@ -46,7 +48,7 @@ class SearchFolder:
         folder._make()
         folder._acquire_lock()
         try:
-            folder._check(record, restart)
+            folder._check(record, restart, {**(state_keys or {}), "search.json": _RECORD_KEYS})
             write_atomically(folder.path / "search.json", json.dumps(record, indent=2, ensure_ascii=False))
         except BaseException:
             folder.close()
@@ -70,8 +72,15 @@ class SearchFolder:
                                "wait for it to finish or choose another --output") from None
         self._lock = handle
 
-    def _check(self, record: dict, restart: bool) -> None:
-        finished = self._read_state()
+    def _check(self, record: dict, restart: bool, keys: dict) -> None:
+        finished, damaged = self._read_state(keys)
+        hint = "pass --restart to discard it and start a new search"
+        if damaged is not None:
+            if not restart:
+                raise TextclfError(f"{damaged[0]} is damaged ({damaged[1]}), so the search in {self.path} cannot be "
+                                   f"resumed. Delete {self.path}, or {hint}")
+            self._discard(f"--restart: discarded the search in {self.path} ({damaged[0]} was damaged)")
+            return
         differences = self._differences(record)
         if not differences:
             return
@@ -83,12 +92,31 @@ class SearchFolder:
         self._discard(f"--restart: discarded the {finished} trials in {self.path}, made with {'; '.join(differences)}"
                       if finished else None)
 
-    def _read_state(self) -> int:
-        """The finished trials in ``state/``; keeps ``search.json`` as read."""
+    def _read_state(self, keys: dict):
+        """``(finished trials, damaged)``; ``damaged`` is ``(file, what is wrong)`` for the first bad state file."""
+        files = sorted(self.state.rglob("*.json")) if self.state.is_dir() else []
         if (self.path / "search.json").exists():
-            self._saved = json.loads((self.path / "search.json").read_text(encoding="utf-8"))
-        trials = [json.loads(path.read_text(encoding="utf-8")) for path in self.state.glob("trial_*/trial.json")]
-        return sum(trial["status"] == "COMPLETED" and trial["score"] is not None for trial in trials)
+            files.insert(0, self.path / "search.json")
+        finished = 0
+        for path in files:
+            try:
+                content = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as error:  # Truncated by a killed process, or not JSON (UnicodeDecodeError).
+                return 0, (path, f"not valid JSON: {error}")
+            if not isinstance(content, dict):
+                return 0, (path, "not a JSON object")
+            missing = sorted(set(keys.get(path.name, ())) - set(content))
+            if missing:
+                return 0, (path, f"no {', '.join(missing)}")
+            if path.name == "search.json":
+                if content["format"] != SEARCH_FORMAT or not all(isinstance(content[key], dict)
+                                                                 for key in ("settings", "data")):
+                    return 0, (path, f"not a {SEARCH_FORMAT} record")
+                self._saved = content
+            finished += path.name == "trial.json" and content["status"] == "COMPLETED" and content["score"] is not None
+        if (self.state / "tuner0.json").exists() and not (self.state / "oracle.json").exists():
+            return 0, (self.state / "oracle.json", "missing")
+        return finished, None
 
     def _differences(self, record: dict) -> list[str]:
         """What ``search.json`` says differently from ``record``: the settings, then the data."""

@@ -93,7 +93,8 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
         objective=keras_tuner.Objective("val_macro_f1", direction="max"), max_trials=max_trials, seed=config.seed,
         hyperparameters=space)
     fixed = {name: value for name, value in base.to_dict().items() if name not in space.values}
-    folder = SearchFolder.open(output / "tune", fixed, prepared, restart)
+    state_keys = {"oracle.json": oracle.get_state(), "trial.json": keras_tuner.engine.trial.Trial(space).get_state()}
+    folder = SearchFolder.open(output / "tune", fixed, prepared, restart, state_keys)
     try:
         best, rows = _search(keras_tuner, oracle, folder, base, dataset, valid_dataset, budget, max_trials)
         log(f"best of {len(rows)} trials: {json.dumps(rows[0]['settings'])}; training it as a normal run")
