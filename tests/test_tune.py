@@ -268,3 +268,19 @@ def test_a_damaged_search_file_is_named_and_restart_discards_it(tmp_path, capsys
     assert status == 0, err
     assert f"--restart: discarded the search in {output / 'tune'} ({path} was damaged)" in err
     assert len(fake_training["trials"]) == 2 and json.loads(out.splitlines()[-1])["trials"] == 1
+
+
+def test_the_trials_table_rounds_what_it_shows():
+    from textclf.training.tune import trials_table
+
+    rows = [{"trial": "3", "settings": {"arch": "gru", "units": 32, "dropout_rate": 0.30000000000000004,
+                                        "learning_rate": 0.0012345678, "max_len_percentile": 99.0},
+             "val_macro_f1": 0.812345, "seconds": 12.6},
+            {"trial": "0", "settings": {"arch": "lstm", "units": 16, "dropout_rate": 0.1, "learning_rate": 0.01,
+                                        "max_len_percentile": 95.0}, "val_macro_f1": 0.5, "seconds": None}]
+    assert trials_table(rows).splitlines() == [
+        "| trial | arch | units | dropout_rate | learning_rate | max_len_percentile | validation macro-F1 | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+        "| 3 | gru | 32 | 0.3 | 0.0012 | 99 | 0.8123 | 13 |",
+        "| 0 | lstm | 16 | 0.1 | 0.01 | 95 | 0.5000 | — |",
+    ]

@@ -9,7 +9,6 @@ search.  The best setting then trains as a normal ``train`` run, and every trial
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -97,7 +96,7 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
     folder = SearchFolder.open(output / "tune", fixed, prepared, restart, state_keys)
     try:
         best, rows = _search(keras_tuner, oracle, folder, base, dataset, valid_dataset, budget, max_trials)
-        log(f"best of {len(rows)} trials: {json.dumps(rows[0]['settings'])}; training it as a normal run")
+        log(f"best of {len(rows)} trials: {_shown(rows[0]['settings'])}; training it as a normal run")
         result = train(dataset, best, valid=valid_dataset, output=output, restart=restart)
     finally:
         folder.close()
@@ -178,10 +177,21 @@ def _tuner(keras_tuner, base, dataset, valid_dataset, budget, max_trials, **kwar
                 # The user's to fix, not this trial's: stop the search with it (tune re-raises it).
                 raise keras_tuner.errors.FatalError(str(error)) from error
             log(f"trial {trial.trial_id}: validation macro-F1 {metrics['macro_f1']:.4f} with "
-                f"{json.dumps(trial.hyperparameters.values)}")
+                f"{_shown(trial.hyperparameters.values)}")
             return {"val_macro_f1": metrics["macro_f1"], "seconds": time.perf_counter() - trial_started}
 
     return Search(**kwargs)
+
+
+def _shown(settings: dict) -> str:
+    """Settings as ``name=value``, floats rounded for reading (``trials.json`` keeps them exact)."""
+    return ", ".join(f"{name}={_value(name, value)}" for name, value in settings.items())
+
+
+def _value(name: str, value) -> str:
+    if isinstance(value, float):
+        return format(value, ".2g" if name == "learning_rate" else ".6g")
+    return str(value)
 
 
 def trials_table(rows) -> str:
@@ -189,8 +199,7 @@ def trials_table(rows) -> str:
     names = list(rows[0]["settings"]) if rows else []
     lines = ["| trial | " + " | ".join(names) + " | validation macro-F1 | seconds |", "|---" * (len(names) + 3) + "|"]
     for row in rows:
-        values = [f"{value:.2g}" if isinstance(value, float) and name == "learning_rate" else str(value)
-                  for name, value in row["settings"].items()]
+        values = [_value(name, value) for name, value in row["settings"].items()]
         seconds = f"{row['seconds']:.0f}" if row["seconds"] is not None else "—"
         lines.append(f"| {row['trial']} | " + " | ".join(values) + f" | {row['val_macro_f1']:.4f} | {seconds} |")
     return "\n".join(lines)
