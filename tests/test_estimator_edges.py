@@ -70,3 +70,38 @@ def test_predict_refuses_a_batch_size_that_is_no_positive_integer(binary_result,
     with pytest.raises(ValueError, match=rf"`batch_size` must be a positive integer. Received: "
                                          rf"batch_size={batch_size!r}"):
         load(binary_result.run_dir).predict(["a film"], batch_size=batch_size)
+
+
+def test_fit_is_silent_by_default_and_leaves_the_logging_level_as_it_was(capsys):
+    import logging
+
+    from textclf.log import logger
+
+    texts, labels = rows()
+    TextClassifier(**SETTINGS).fit(texts, labels)  # verbose=0, as scikit-learn's estimators: a grid search is quiet.
+    assert capsys.readouterr() == ("", "")
+    assert logger.level == logging.INFO
+
+
+@pytest.mark.slow
+def test_verbose_fit_logs_and_a_silenced_program_stays_silenced(capsys):
+    import logging
+
+    from textclf.log import logger
+
+    texts, labels = rows()
+    TextClassifier(**SETTINGS, verbose=1).fit(texts, labels)
+    err = capsys.readouterr().err
+    assert "32 training rows, 8 validation rows" in err and "epoch 1/1: loss " in err
+    logger.setLevel(logging.ERROR)
+    try:
+        TextClassifier(**SETTINGS).fit(texts, labels)
+        assert logger.level == logging.ERROR
+    finally:
+        logger.setLevel(logging.INFO)
+
+
+def test_verbose_is_a_parameter_that_clone_keeps():
+    model = TextClassifier(units=4, verbose=1)
+    assert (model.get_params()["verbose"], clone(model).get_params()["verbose"]) == (1, 1)
+    assert TextClassifier().get_params()["verbose"] == 0

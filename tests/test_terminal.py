@@ -1,9 +1,15 @@
 """What the terminal shows a person: flags taken only as spelled, --version, --quiet, Ctrl-C, CJK tables."""
 
+import json
+import logging
+
 import pytest
 
 from textclf.cli import main
 from textclf.cli.flags import build_parser
+from textclf.log import log
+
+from conftest import tiny_config
 
 
 def exit_of(capsys, *argv):
@@ -81,3 +87,71 @@ def test_a_training_stopped_by_ctrl_c_keeps_its_checkpoint_and_resumes(binary_cs
     monkeypatch.undo()
     assert main(argv) == 0
     assert f"resuming the interrupted run in {output / 'runs' / '.in-progress'}" in capsys.readouterr().err
+
+
+@pytest.fixture
+def textclf_logger():
+    """The ``textclf`` logger, its level restored after the test."""
+    logger = logging.getLogger("textclf")
+    level = logger.level
+    yield logger
+    logger.setLevel(level)
+
+
+def test_log_writes_the_bare_message_and_a_level_silences_it(textclf_logger, capsys):
+    assert (textclf_logger.name, textclf_logger.getEffectiveLevel()) == ("textclf", logging.INFO)
+    log("12 training rows, 4 validation rows")
+    log("warning: strategy 'mirrored' found no GPU")
+    assert capsys.readouterr() == ("", "12 training rows, 4 validation rows\nwarning: strategy 'mirrored' found no GPU\n")
+    textclf_logger.setLevel(logging.WARNING)  # How a program silences textclf's progress messages.
+    log("12 training rows, 4 validation rows")
+    log("warning: strategy 'mirrored' found no GPU")
+    assert capsys.readouterr() == ("", "warning: strategy 'mirrored' found no GPU\n")
+
+
+def test_quiet_and_verbose_exclude_each_other(capsys):
+    assert exit_of(capsys, "predict", "model", "text", "--quiet", "--verbose") == (
+        2, "textclf predict: error: argument --verbose: not allowed with argument --quiet")
+
+
+def test_quiet_shows_only_errors_for_the_command_alone(textclf_logger, monkeypatch, capsys):
+    import warnings
+
+    import textclf.cli
+
+    def noisy(args):
+        log("12 training rows, 4 validation rows")
+        log("warning: strategy 'mirrored' found no GPU")
+        warnings.warn("a library's deprecation")
+        print("the result")
+
+    monkeypatch.setitem(textclf.cli.COMMANDS, "predict", noisy)
+    assert (main(["predict", "model", "text", "--quiet"]), capsys.readouterr()) == (0, ("the result\n", ""))
+    assert textclf_logger.level == logging.INFO  # --quiet held for the command only.
+    monkeypatch.setitem(textclf.cli.COMMANDS, "predict", lambda args: 1 / 0 if args.quiet else None)
+    with pytest.raises(ZeroDivisionError):  # A bug keeps its traceback, quiet or not.
+        main(["predict", "model", "text", "--quiet"])
+    assert textclf_logger.level == logging.INFO
+
+
+@pytest.mark.slow
+def test_quiet_training_prints_its_result_and_no_progress(binary_csv, tmp_path, textclf_logger, capsys):
+    status = main(["train", str(binary_csv), "--output", str(tmp_path / "out"), "--quiet", "--epochs", "2",
+                   "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6"])
+    captured = capsys.readouterr()
+    assert (status, captured.err) == (0, "")
+    assert json.loads(captured.out)["export"] == str(tmp_path / "out" / "1")
+    assert textclf_logger.level == logging.INFO  # --quiet held for the command only.
+
+
+def test_a_progress_bar_draws_nothing_while_progress_is_hidden(textclf_logger):
+    import io
+
+    from textclf.data.progress import ProgressBar
+
+    textclf_logger.setLevel(logging.ERROR)  # As textclf --quiet sets it.
+    stream = io.StringIO()
+    bar = ProgressBar("counting a.csv", total=100, stream=stream)
+    bar.update(50)
+    bar.close()
+    assert stream.getvalue() == ""

@@ -2,12 +2,14 @@
 
 ``TextClassifier`` takes every ``TrainConfig`` setting as a keyword argument, so ``get_params``/``set_params``,
 ``clone``, ``cross_val_score`` and ``GridSearchCV`` work on it.  Early stopping uses a stratified
-``validation_fraction`` of the rows given to ``fit``.
+``validation_fraction`` of the rows given to ``fit``.  ``verbose=0`` (the default, as in scikit-learn) fits
+silently.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -16,12 +18,16 @@ from sklearn.utils.validation import check_is_fitted
 from textclf.config import TrainConfig
 from textclf.data.dataset import Dataset
 from textclf.errors import TextclfError
+from textclf.log import logger, logging_level
 
 _DEFAULTS = TrainConfig().to_dict()  # Every setting (in field order) and its default.
+_PARAMETERS = {**_DEFAULTS, "verbose": 0}  # The estimator's own parameter after the settings.
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
-    """LSTM/GRU text classifier with the scikit-learn API; ``**settings``: any :class:`textclf.TrainConfig` setting.
+    """LSTM/GRU text classifier with the scikit-learn API; ``**settings``: any :class:`textclf.TrainConfig` setting,
+    and ``verbose``: 0 (default) fits silently (warnings still show), 1 logs textclf's messages and a line per epoch,
+    2 adds a progress bar.
 
     Attributes:
         classes_: Labels seen in ``fit``, in the model's order.
@@ -32,19 +38,29 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, **settings):
-        unknown = sorted(set(settings) - set(_DEFAULTS))
+        unknown = sorted(set(settings) - set(_PARAMETERS))
         if unknown:
             raise TypeError(f"TextClassifier got unknown setting(s) {', '.join(unknown)}")
-        for name, default in _DEFAULTS.items():
+        for name, default in _PARAMETERS.items():
             setattr(self, name, settings.get(name, default))
 
     # scikit-learn reads the parameter names from the signature of __init__.
     __init__.__signature__ = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value) for name, value in _DEFAULTS.items()])
+        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value)
+           for name, value in _PARAMETERS.items()])
 
     def fit(self, X, y):
         """Fits the tokenizer and the model on texts ``X`` with labels ``y``; returns ``self``."""
+        verbose = int(_plain(self.verbose))
+        # The textclf logger's level for this fit only: a GridSearchCV's fits print nothing, and the program's
+        # own logging setting is back afterwards.
+        effective = logger.getEffectiveLevel()
+        with logging_level(min(effective, logging.INFO) if verbose else max(effective, logging.WARNING)):
+            return self._fit(X, y, {0: 0, 1: "auto"}.get(verbose, 1))
+
+    def _fit(self, X, y, verbose):
+        """:meth:`fit` with ``verbose`` as the training loop takes it (0, "auto" or 1)."""
         from textclf.training.fit import fit_prepared
         from textclf.training.prepare import check_labels, prepare_in_memory
         from textclf.training.setup import one_thread_per_op_on_cpu, seed_everything
@@ -72,7 +88,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         # Predictions come back as the caller's label values (ints stay ints).
         by_name = {str(label): label for label in originals}
         self.classes_ = np.asarray([by_name[name] for name in class_names])
-        fitted = fit_prepared(config, prepare_in_memory(config, data), verbose=0)
+        fitted = fit_prepared(config, prepare_in_memory(config, data), verbose=verbose)
         self.tokenizer_, self.config_, self.model_, self.history_ = (
             fitted.tokenizer, fitted.config, fitted.model, fitted.history)
         self._fitted = fitted

@@ -6,12 +6,15 @@ exits with status 2 and a message naming the argument, file or line.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 
 from textclf.cli.commands import COMMANDS, LOAD_THEIR_MODEL, import_tensorflow_quietly
 from textclf.cli.flags import build_parser, config_from_args
 from textclf.errors import TextclfError
+from textclf.log import logging_level
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "config_from_args", "main"]
 
@@ -35,6 +38,16 @@ def _error_message(error: BaseException) -> str | None:
 
 def main(argv=None) -> int:
     """Entry point of the ``textclf`` console script; returns the exit status."""
+    args = _parse(argv)
+    # Scoped, not process-wide: main also runs inside other programs (and tests) that keep logging after it.
+    with logging_level(logging.ERROR if args.quiet else logging.INFO), warnings.catch_warnings():
+        if args.quiet:
+            warnings.simplefilter("ignore")
+        return _run(args)
+
+
+def _parse(argv):
+    """The parsed command line; argparse exits with status 2 on a bad one."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
@@ -43,6 +56,11 @@ def main(argv=None) -> int:
         args.texts = list(args.texts) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _run(args) -> int:
+    """Runs the parsed command; returns the exit status."""
     try:
         if not args.verbose and args.command not in LOAD_THEIR_MODEL:
             import_tensorflow_quietly()

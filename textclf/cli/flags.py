@@ -72,8 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {textclf.__version__}")
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # Flags every command takes.
-    common.add_argument("--verbose", action="store_true",
-                        help="also show TensorFlow's start-up messages (CUDA probing, CPU features)")
+    loudness = common.add_mutually_exclusive_group()
+    loudness.add_argument("--verbose", action="store_true",
+                          help="also show TensorFlow's start-up messages (CUDA probing, CPU features)")
+    loudness.add_argument("--quiet", action="store_true",
+                          help="show only errors on standard error: no progress, notes or warnings (results still "
+                               "go to standard output)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, **kwargs):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 import time
 
+from textclf.log import showing_progress
+
 _UNITS = ((1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB"))
 
 
@@ -44,6 +46,7 @@ class ProgressBar:
         self.last_tenth = -1
         self.done = 0
         self.rows = None
+        self.shown = showing_progress()  # Not under textclf --quiet, nor in a silent TextClassifier.
 
     def _amount(self, value: float) -> str:
         return human_bytes(value) if self.unit == "bytes" else f"{int(value):,}"
@@ -70,6 +73,8 @@ class ProgressBar:
             self.total = max(int(total), 1)
         if rows is not None:
             self.rows = rows
+        if not self.shown:
+            return
         now = time.perf_counter()
         if self.terminal:
             if now - self.last_drawn >= self.interval:
@@ -85,6 +90,8 @@ class ProgressBar:
 
     def close(self) -> None:
         """Draws the final state and ends the line."""
+        if not self.shown:
+            return
         if self.terminal:
             self.stream.write("\r" + self.line() + "\n")
         elif self.last_tenth < 10:

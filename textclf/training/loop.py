@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from textclf.training.cluster import get_strategy, worker_role
-from textclf.log import log
+from textclf.log import log, showing_progress
 from textclf.data.counts import balanced_class_weights
 from textclf.training.rows import Rows, input_function
 from textclf.training.setup import build_fit_model, make_optimizer
@@ -173,7 +173,7 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
             in_progress.record_seconds(time.perf_counter() - loop_started)
 
     steps_per_epoch = None if config.bucketing and config.padding == "post" else full_epoch_steps
-    show_bar = role.is_chief and (verbose == 1 or (verbose == "auto" and sys.stdout.isatty()))
+    show_bar = role.is_chief and showing_progress() and (verbose == 1 or (verbose == "auto" and sys.stdout.isatty()))
     while not bool(state.finished) and int(state.epoch) < config.epochs:
         epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
         train_input = strategy.distribute_datasets_from_function(input_function(
