@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 
+import pytest
+
 from textclf.cli import main
 
 
@@ -36,3 +38,26 @@ def test_version_folders_are_named_by_ascii_digits_only(binary_result, tmp_path,
     status, out, err = run_cli(capsys, "export", binary_result.run_dir, "--output", base)
     assert (status, out) == (0, f"{base / '2'}\n"), err
     assert sorted(os.listdir(base)) == [".tmp-export-3-²", "1", "2", "²", "٣"]
+
+
+@pytest.mark.parametrize("command, remove, problem", [
+    ("predict", ["variables"], "its variables/ folder (the model's weights) is missing"),
+    ("evaluate", ["variables/variables.index", "variables/variables.data-00000-of-00001"],
+     "its variables/ folder (the model's weights) is empty"),
+    ("predict", ["variables/variables.index"], 
+     "variables/variables.index (the index of the model's weights) is missing"),
+])
+def test_an_export_without_its_weights_is_a_one_line_error(command, remove, problem, binary_result, binary_csv,
+                                                          tmp_path, capsys):
+    # TF Serving's loader skips the restore without variables.index: the first run raised a ServingError traceback.
+    copy = tmp_path / "copy" / "1"
+    shutil.copytree(binary_result.export_dir, copy)
+    for name in remove:
+        if (copy / name).is_dir():
+            shutil.rmtree(copy / name)
+        else:
+            (copy / name).unlink()
+    status, out, err = run_cli(capsys, command, copy.parent, "great film" if command == "predict" else binary_csv)
+    assert (status, out) == (2, "")
+    assert error_line(err) == (f"textclf {command}: error: {copy} is an incomplete export: {problem}; export the run "
+                               "again with `textclf export RUN --output BASE`")

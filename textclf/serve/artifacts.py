@@ -59,6 +59,22 @@ def versions(base: Path) -> list[int]:
                   if child.is_dir() and re.fullmatch(r"[0-9]+", child.name))
 
 
+def check_weights(version_dir: Path) -> None:
+    """Refuses an export without its weights, naming what is missing.
+
+    TF Serving's C++ loader skips the restore when ``variables/variables.index`` is missing and loads the graph
+    alone: the first request then failed with "Could not find variable blend/bias".
+    """
+    folder = version_dir / "variables"
+    if (folder / "variables.index").is_file():
+        return
+    problem = ("its variables/ folder (the model's weights) is missing" if not folder.is_dir() else
+               "its variables/ folder (the model's weights) is empty" if not any(folder.iterdir()) else
+               "variables/variables.index (the index of the model's weights) is missing")
+    raise TextclfError(f"{version_dir} is an incomplete export: {problem}; export the run again with "
+                       "`textclf export RUN --output BASE`")
+
+
 def resolve_export(path, require_metadata: bool = True) -> Path:
     """The version folder for ``path``: a version folder itself, or the highest under an export base.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textclf.serve.artifacts import EXPORT_METADATA, load_run, resolve_export
+from textclf.serve.artifacts import EXPORT_METADATA, check_weights, load_run, resolve_export
 from textclf.data.dataset import load_dataset
 from textclf.config import TrainConfig
 from textclf.evaluation.metrics import classification_metrics
@@ -94,6 +94,7 @@ class ExportedClassifier(_Classifier):
         from textclf.serve.check import CApiUnavailable, ServingSession
 
         self.path = resolve_export(path)
+        check_weights(self.path)
         self.metadata = json.loads((self.path / EXPORT_METADATA).read_text(encoding="utf-8"))
         self.classes = list(self.metadata["classes"])
         self.config = TrainConfig.from_dict(self.metadata["config"])
