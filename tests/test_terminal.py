@@ -155,3 +155,27 @@ def test_a_progress_bar_draws_nothing_while_progress_is_hidden(textclf_logger):
     bar.update(50)
     bar.close()
     assert stream.getvalue() == ""
+
+
+def test_the_metrics_tables_align_chinese_labels_by_terminal_columns():
+    from textclf.evaluation.metrics import classification_metrics, format_metrics
+
+    # A CJK character takes two terminal columns, a combining accent none; padding by characters misaligned both.
+    long = "非常非常非常非常非常非常好"  # 26 columns: cut to 22 (23 would split a character) and 12.
+    classes = ["好评", "差评", "cafe\u0301", long]
+    true = ["好评"] * 3 + ["差评"] * 2 + ["cafe\u0301"] * 2 + [long]
+    predicted = ["好评", "好评", "差评", "差评", "好评", "cafe\u0301", "cafe\u0301", long]
+    assert format_metrics(classification_metrics(true, predicted, classes)).splitlines()[4:] == [
+        "class                    precision    recall        f1   support",
+        "好评                         0.667     0.667     0.667         3",
+        "差评                         0.500     0.500     0.500         2",
+        "cafe\u0301                         1.000     1.000     1.000         2",
+        "非常非常非常非常非常非       1.000     1.000     1.000         1",
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+        "                       好评         差评         cafe\u0301 非常非常非常",
+        "好评                      2            1            0            0",
+        "差评                      1            1            0            0",
+        "cafe\u0301                      0            0            2            0",
+        "非常非常非常              0            0            0            1",
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 
@@ -80,6 +82,27 @@ def _confused_pairs(metrics: dict, limit: int = 10) -> list[str]:
             if counts[true, predicted] > 0] or ["  none"]
 
 
+def _columns(text: str) -> int:
+    """Terminal columns of ``text``: wide and fullwidth characters (CJK) take two, combining marks and format
+    characters none."""
+    return sum(0 if unicodedata.category(character) in ("Mn", "Me", "Cf")
+               else 2 if unicodedata.east_asian_width(character) in ("W", "F") else 1 for character in text)
+
+
+def _cut(text: str, columns: int) -> str:
+    """The longest start of ``text`` within ``columns`` terminal columns."""
+    while _columns(text) > columns:
+        text = text[:-1]
+    return text
+
+
+def _pad(text: str, columns: int, right: bool = False) -> str:
+    """``text`` padded to ``columns`` terminal columns, left-aligned or right-aligned (format's ``<`` and ``>``
+    count characters, and a CJK character takes two columns)."""
+    padding = " " * max(columns - _columns(text), 0)
+    return padding + text if right else text + padding
+
+
 def format_metrics(metrics: dict) -> str:
     """Human-readable text of :func:`classification_metrics` output."""
     classes = metrics["classes"]
@@ -95,8 +118,8 @@ def format_metrics(metrics: dict) -> str:
                                                    metrics["per_class"][name]["f1-score"]))[:MAX_LISTED_CLASSES]
     for name in listed:
         row = metrics["per_class"][name]
-        lines.append(f"{name[:23]:<24}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1-score']:>10.3f}"
-                     f"{int(row['support']):>10}")
+        lines.append(_pad(_cut(name, 23), 24) + f"{row['precision']:>10.3f}{row['recall']:>10.3f}"
+                     f"{row['f1-score']:>10.3f}{int(row['support']):>10}")
     if len(listed) < len(classes):
         lines.append(f"(the {len(listed)} classes with the lowest F1 of {len(classes)}, those with rows first; "
                      "every class in metrics.json)")
@@ -104,9 +127,9 @@ def format_metrics(metrics: dict) -> str:
         return "\n".join(lines)
     if len(classes) > MAX_MATRIX_CLASSES:
         return "\n".join(lines + ["", "most confused pairs (true -> predicted: rows)"] + _confused_pairs(metrics))
-    width = max(7, *(len(name[:12]) for name in classes)) + 1
+    width = max(7, *(_columns(_cut(name, 12)) for name in classes)) + 1
     lines += ["", "confusion matrix (rows: true, columns: predicted)",
-              " " * 14 + "".join(f"{name[:12]:>{width}}" for name in classes)]
+              " " * 14 + "".join(_pad(_cut(name, 12), width, right=True) for name in classes)]
     for name, row in zip(classes, np.asarray(metrics["confusion_matrix"])):
-        lines.append(f"{name[:13]:<14}" + "".join(f"{count:>{width}}" for count in row))
+        lines.append(_pad(_cut(name, 13), 14) + "".join(f"{count:>{width}}" for count in row))
     return "\n".join(lines)
