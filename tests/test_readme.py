@@ -24,3 +24,28 @@ def test_ci_installs_into_a_new_virtual_environment_every_run():
     install = lines.index(readme_commands()[1])
     assert create < activate < install
     assert 'venv="$(mktemp -d)/venv"' in lines  # A new folder each run, never a kept environment.
+
+
+def requirement_names(name: str) -> list[str]:
+    """The distributions a requirements file names itself, in order (not those of its ``-r`` files)."""
+    lines = (line.split("#", 1)[0].strip() for line in (REPO / name).read_text(encoding="utf-8").splitlines())
+    return [re.split(r"[ <>=!~;\[]", line, maxsplit=1)[0].lower() for line in lines if line and not line.startswith("-")]
+
+
+def test_the_first_command_installs_no_test_package_and_the_test_command_adds_them():
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 and later.
+    main_job, test_command = readme_commands()[:2]
+    assert main_job.startswith("python -m pip install -r requirements.txt -e . && textclf train ")
+    assert test_command == "python -m pip install -r requirements-dev.txt -e . && python -m pytest -q --all"
+    dev_lines = [line for line in (REPO / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
+                 if line.strip() and not line.startswith("#")]
+    assert dev_lines[0] == "-r requirements.txt"
+    test_only = requirement_names("requirements-dev.txt")
+    assert test_only == ["pytest", "hypothesis", "tf-keras", "nbclient", "nbformat", "ipykernel", "pillow"]
+    assert not set(test_only) & set(requirement_names("requirements.txt"))
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["optional-dependencies"]["test"] == test_only
+    assert {re.split(r"[ <>=!~;\[]", spec, maxsplit=1)[0] for spec in project["dependencies"]} == set(
+        requirement_names("requirements.txt"))
