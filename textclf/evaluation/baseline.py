@@ -25,6 +25,9 @@ STRONGEST_FEATURES = {
 }
 STRONGEST_C = (4.0, 16.0)
 STRONGEST_CLASS_WEIGHT = (None, "balanced")
+# Without cross-validation (a class with a single row; the wide branch also above its cost bound): word and character
+# n-grams together, the choice that ranked first or second on every public set (docs/RESULTS.md).
+STRONGEST_FALLBACK = ("word 1-2 + char_wb 2-5", 16.0, "balanced")
 
 
 def tfidf_pipeline(cjk: bool = False, seed: int = 0):
@@ -74,18 +77,34 @@ def strongest_search(seed: int = 0, folds: int = 5, memory=None):
 
 def run_strongest(train_data: Dataset, test_data: Dataset, classes, seed: int = 0) -> dict:
     """Fits :func:`strongest_search` on ``train_data``: its :func:`classification_metrics` on ``test_data``,
-    ``fit_seconds`` (the whole search) and ``chosen`` (features, C, class weight)."""
+    ``fit_seconds`` (the whole search) and ``chosen`` (features, C, class weight).
+
+    A class with a single training row leaves no stratified folds to search with (scikit-learn refuses one fold):
+    the choice is then the fixed one (``STRONGEST_FALLBACK``, as in the wide branch), fitted on every row, and
+    ``chosen["fixed"]`` says why.
+    """
     import tempfile
 
+    folds = min(5, min(Counter(train_data.labels).values()))
     with tempfile.TemporaryDirectory(prefix="textclf-baseline-") as cache:
-        search = strongest_search(seed, folds=min(5, min(Counter(train_data.labels).values())), memory=cache)
+        if folds >= 2:
+            search = strongest_search(seed, folds=folds, memory=cache)
+        else:
+            search = strongest_search(seed, memory=cache).estimator.set_params(
+                features=_vectorizer(STRONGEST_FEATURES[STRONGEST_FALLBACK[0]]), linear__C=STRONGEST_FALLBACK[1],
+                linear__class_weight=STRONGEST_FALLBACK[2])
         started = time.perf_counter()
         search.fit(train_data.texts, train_data.labels)
         seconds = time.perf_counter() - started
     metrics = classification_metrics(test_data.labels, search.predict(test_data.texts).tolist(), classes)
+    metrics["fit_seconds"] = round(seconds, 2)
+    if folds < 2:
+        features, c, class_weight = STRONGEST_FALLBACK
+        metrics["chosen"] = {"features": features, "C": c, "class_weight": class_weight,
+                             "fixed": "a class has one training row, too few to cross-validate"}
+        return metrics
     best = search.best_params_
     names = {repr(_vectorizer(analyzers)): name for name, analyzers in STRONGEST_FEATURES.items()}
-    metrics["fit_seconds"] = round(seconds, 2)
     metrics["chosen"] = {"features": names[repr(best["features"])], "C": best["linear__C"],
                          "class_weight": best["linear__class_weight"]}
     return metrics

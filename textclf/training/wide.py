@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FEATURES
+from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FALLBACK, STRONGEST_FEATURES
 from textclf.log import log
 from textclf.model.factory import build_model, compiled_call
 from textclf.errors import TextclfError
@@ -25,9 +25,8 @@ from textclf.errors import TextclfError
 # The choices cross-validation picks from, the strongest baseline's: n-gram features (analyzer, low, high), C, class
 # weighting.
 FEATURE_SETS, C_VALUES, CLASS_WEIGHTS = STRONGEST_FEATURES, STRONGEST_C, STRONGEST_CLASS_WEIGHT
-# Without cross-validation (a class with a single row, or a cost above MAX_CV_COST): word and character n-grams
-# together, the choice that ranked first or second on every public set (docs/RESULTS.md).
-FALLBACK = ("word 1-2 + char_wb 2-5", 16.0, "balanced")
+# Without cross-validation (a class with a single row, or a cost above MAX_CV_COST).
+FALLBACK = STRONGEST_FALLBACK
 FOLDS = 5
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
