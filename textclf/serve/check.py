@@ -139,6 +139,13 @@ class ServingSession:
             lib.TF_DeleteStatus(status)
         self.signatures = {name: (dict(inputs), dict(outputs)) for name, (inputs, outputs) in signatures.items()}
 
+    def missing_tensors(self) -> list[str]:
+        """The tensor names of :attr:`signatures` whose operation the graph lacks (a hand-edited export metadata)."""
+        names = {tensor for inputs, outputs in self.signatures.values() for part in (inputs, outputs)
+                 for tensor in part.values()}
+        return sorted(name for name in names
+                      if not self._lib.TF_GraphOperationByName(self._graph, name.partition(":")[0].encode()))
+
     def _output(self, tensor_name: str) -> _Output:
         op, _, index = tensor_name.partition(":")  # "op:1"
         operation = self._lib.TF_GraphOperationByName(self._graph, op.encode())

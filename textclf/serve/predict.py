@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 
-from textclf.serve.artifacts import EXPORT_METADATA, check_weights, load_run, resolve_export
+from textclf.serve.artifacts import (EXPORT_METADATA, check_class_count, check_weights, load_export_metadata,
+                                     load_run, resolve_export)
 from textclf.data.dataset import load_dataset
 from textclf.config import TrainConfig
 from textclf.evaluation.metrics import classification_metrics
@@ -95,15 +95,13 @@ class ExportedClassifier(_Classifier):
 
         self.path = resolve_export(path)
         check_weights(self.path)
-        self.metadata = json.loads((self.path / EXPORT_METADATA).read_text(encoding="utf-8"))
-        self.classes = list(self.metadata["classes"])
-        self.config = TrainConfig.from_dict(self.metadata["config"])
+        self.metadata, classes, self.config, signatures = load_export_metadata(self.path)
+        self.classes = list(classes)
         self._session = self._loaded = None
         try:
-            if "signatures" in self.metadata:
+            if signatures is not None:
                 try:
-                    self._session = ServingSession(self.path, {name: tuple(pair) for name, pair in
-                                                               self.metadata["signatures"].items()})
+                    self._session = ServingSession(self.path, signatures)
                 except CApiUnavailable:
                     pass
             if self._session is None:
@@ -114,6 +112,27 @@ class ExportedClassifier(_Classifier):
             detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
             raise TextclfError(f"{self.path} cannot be loaded as a SavedModel (damaged or incomplete: {detail}); "
                              "export the run again with `textclf export RUN --output BASE`") from None
+        self._check_metadata_fits()
+
+    def _check_metadata_fits(self) -> None:
+        """Refuses a ``textclf.json`` the graph does not match: tensors it lacks, more or fewer classes than scores."""
+        from textclf.serve.check import ServingError
+
+        metadata = self.path / EXPORT_METADATA
+        missing = self._session.missing_tensors() if self._session is not None else []
+        if missing:
+            raise TextclfError(f"`signatures` in {metadata} names tensors the SavedModel's graph does not have: "
+                               f"{', '.join(missing)}; export the run again with `textclf export RUN --output BASE`")
+        try:
+            # On no text: the graph's class count at the cost of an empty batch (predict reuses the same fetch).
+            scores = self._run("serving_default", [], "scores")
+        except ServingError as error:
+            raise TextclfError(f"{self.path} does not run ({error}); export the run again with "
+                               "`textclf export RUN --output BASE`") from None
+        if scores.ndim != 2 or scores.dtype.kind != "f":
+            raise TextclfError(f"`signatures.serving_default` in {metadata} must name as `scores` the [batch, classes] "
+                               f"probabilities. Received: a {scores.dtype} tensor of shape {list(scores.shape)}")
+        check_class_count(metadata, self.classes, scores.shape[1])
 
     def _run(self, signature: str, texts, key: str) -> np.ndarray:
         if self._session is not None:
