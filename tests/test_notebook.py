@@ -20,3 +20,6 @@ def test_quickstart_notebook_executes(monkeypatch):
     assert "400 rows, labels: ['fresh', 'rotten']" in outputs
     assert "validation accuracy" in outputs
     assert "'a gorgeous, witty, seductive movie'" in outputs
+    # Neither TensorFlow's C++ start-up lines (CUDA probing, oneDNN) nor its Python INFO lines on export.
+    noise = ("absl::InitializeLog", "cuda", "oneDNN", "INFO:tensorflow")
+    assert [line for line in outputs.splitlines() if any(word in line for word in noise)] == []

@@ -179,3 +179,47 @@ def test_the_metrics_tables_align_chinese_labels_by_terminal_columns():
         "cafe\u0301                      0            0            2            0",
         "非常非常非常              0            0            0            1",
     ]
+
+
+@pytest.mark.slow
+def test_the_python_api_imports_tensorflow_without_its_start_up_lines():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = "import textclf, tensorflow; print(tensorflow.constant(2).numpy() * 2)"
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300,
+                           env=environment)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "4\n", "")
+    # TF_CPP_MIN_LOG_LEVEL=0 asks for every line: nothing is discarded.
+    loud = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**environment, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert loud.returncode == 0 and "absl::InitializeLog" in loud.stderr
+
+
+def test_an_export_logs_no_tensorflow_info_lines(binary_result, tmp_path):
+    import tensorflow as tf
+
+    from textclf import export_run
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    records, tensorflow_logger = Records(), tf.get_logger()
+    level = tensorflow_logger.level
+    tensorflow_logger.addHandler(records)
+    tensorflow_logger.setLevel(logging.INFO)  # As in Jupyter and IPython, where TensorFlow logs INFO.
+    try:
+        export_run(binary_result.run_dir, tmp_path / "base")
+        assert (records.messages, tensorflow_logger.level) == ([], logging.INFO)
+    finally:
+        tensorflow_logger.removeHandler(records)
+        tensorflow_logger.setLevel(level)

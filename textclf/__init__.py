@@ -18,6 +18,12 @@ IMPORTED_AT = time.perf_counter()
 # AVX-512") at the first op of such a dtype; TF's real errors reach Python as exceptions.  An explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# The lines TensorFlow's libraries write while loading come before that level applies: discarded, wherever
+# TensorFlow is first imported (textclf.native_lines).
+from textclf.native_lines import quiet_import  # noqa: E402
+
+quiet_import()
+
 from textclf.config import TrainConfig  # noqa: E402
 from textclf.data.dataset import Dataset, load_dataset  # noqa: E402
 from textclf.serve.export import export_run  # noqa: E402

@@ -46,11 +46,22 @@ def showing_progress() -> bool:
 
 
 @contextlib.contextmanager
-def logging_level(level: int):
-    """The ``textclf`` logger at ``level`` meanwhile, then at its level before, whatever happens inside."""
-    previous = logger.level
-    logger.setLevel(level)
+def logging_level(level: int, which: logging.Logger = logger):
+    """The ``textclf`` logger (or ``which``) at ``level`` meanwhile, then at its level before, whatever happens."""
+    previous = which.level
+    which.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(previous)
+        which.setLevel(previous)
+
+
+@contextlib.contextmanager
+def tensorflow_info_hidden():
+    """TensorFlow's Python logger above INFO meanwhile: where it shows INFO (Jupyter, IPython), each export printed
+    "INFO:tensorflow:Assets written to ..." twice."""
+    import tensorflow as tf
+
+    tensorflow_logger = tf.get_logger()
+    with logging_level(max(tensorflow_logger.getEffectiveLevel(), logging.WARNING), tensorflow_logger):
+        yield

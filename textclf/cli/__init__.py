@@ -6,6 +6,7 @@ exits with status 2 and a message naming the argument, file or line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -13,6 +14,7 @@ import warnings
 
 from textclf.cli.commands import COMMANDS, LOAD_THEIR_MODEL, import_tensorflow_quietly
 from textclf.cli.flags import build_parser, config_from_args
+from textclf import native_lines
 from textclf.errors import TextclfError
 from textclf.log import logging_level
 
@@ -40,7 +42,8 @@ def main(argv=None) -> int:
     """Entry point of the ``textclf`` console script; returns the exit status."""
     args = _parse(argv)
     # Scoped, not process-wide: main also runs inside other programs (and tests) that keep logging after it.
-    with logging_level(logging.ERROR if args.quiet else logging.INFO), warnings.catch_warnings():
+    with logging_level(logging.ERROR if args.quiet else logging.INFO), warnings.catch_warnings(), (
+            native_lines.shown() if args.verbose else contextlib.nullcontext()):
         if args.quiet:
             warnings.simplefilter("ignore")
         return _run(args)

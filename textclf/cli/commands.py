@@ -13,13 +13,13 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import textclf
 from textclf.cli.flags import config_from_args
 from textclf.data.formats import FORMAT_NAMES, decode
 from textclf.errors import TextclfError
+from textclf.native_lines import discarded
 
 
 def _output_of(args) -> Path:
@@ -161,7 +161,7 @@ def run_predict(args) -> None:
     # Errors in the first batch are reported before the model is loaded; a bad row further into a file stops
     # the command (exit status 2) after the predictions of the batches before it were printed.
     first = next(batches)
-    with _native_start_up_lines_discarded(args.verbose):
+    with discarded(args.verbose):
         classifier = load(args.model)
     multilabel = classifier.threshold is not None
     writer = _CsvRows(sys.stdout) if args.format == "csv" else None
@@ -224,7 +224,7 @@ def run_evaluate(args) -> None:
     for flag, path in (("--output", args.output), ("--plot", args.plot)):
         if path:
             _check_folder_of(flag, path)  # Before loading the model and predicting every row.
-    with _native_start_up_lines_discarded(args.verbose):
+    with discarded(args.verbose):
         classifier = load(args.model)
     metrics = evaluate(classifier, args.data, args.text_column, args.label_column,
                        data_format=args.data_format, encoding=args.encoding)
@@ -250,41 +250,11 @@ COMMANDS = {
 }
 
 
-@contextlib.contextmanager
-def _native_start_up_lines_discarded(verbose: bool = False):
-    """Discards what C++ writes to file descriptor 2 meanwhile (TensorFlow's CUDA probing, CPU features, absl).
-
-    C++ writes those lines before ``TF_CPP_MIN_LOG_LEVEL`` applies, so fd 2 points at a temporary file; should
-    the block fail unexpectedly, what it wrote is shown with the traceback.  A :class:`TextclfError` (a damaged
-    export, bad input) already says what is wrong in the one line the user gets, and so does Ctrl-C, so the
-    start-up lines stay discarded.  ``verbose`` keeps them.
-    """
-    if verbose:
-        yield
-        return
-    sys.stderr.flush()  # TF_CPP_MIN_LOG_LEVEL is set by textclf/__init__.py.
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        except (TextclfError, KeyboardInterrupt):  # The user's one line says it all.
-            raise
-        except BaseException:
-            os.dup2(saved, 2)
-            capture.seek(0)
-            sys.stderr.write(capture.read().decode("utf-8", "replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def import_tensorflow_quietly() -> None:
     """Imports TensorFlow with its C++ start-up lines discarded."""
     if "tensorflow" in sys.modules:
         return
-    with _native_start_up_lines_discarded():
+    with discarded():
         import tensorflow as tf
 
         from textclf.training.setup import one_thread_per_op_on_cpu

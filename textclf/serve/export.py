@@ -20,6 +20,7 @@ from textclf.model.factory import build_model, class_probabilities, wide_of
 from textclf.text.sequences import GraphEncoder
 from textclf.serve.fast_lstm import LSTMInference, supports
 from textclf.errors import TextclfError
+from textclf.log import tensorflow_info_hidden
 
 
 def _inference_model(run):
@@ -165,8 +166,9 @@ def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
     staging = base / f".tmp-export-{version}-{os.getpid()}"
     module = serving_module(run, fast=fast, fast_options=fast_options)
     try:
-        tf.saved_model.save(module, str(staging),
-                            signatures={"serving_default": module.classify, "tokenize": module.tokenize})
+        with tensorflow_info_hidden():
+            tf.saved_model.save(module, str(staging),
+                                signatures={"serving_default": module.classify, "tokenize": module.tokenize})
         signatures = _verify(staging, module)
         task = "multilabel" if run.config.multi_label else "binary" if len(run.classes) == 2 else "multiclass"
         metadata = {"format": "textclf-export", "version": version, "classes": run.classes, "task": task,
