@@ -37,15 +37,13 @@ def test_the_first_command_installs_no_test_package_and_the_test_command_adds_th
 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11 and later.
     main_job, test_command = readme_commands()[:2]
-    assert main_job.startswith("python -m pip install -r requirements.txt -e . && textclf train ")
-    assert test_command == "python -m pip install -r requirements-dev.txt -e . && python -m pytest -q --all"
-    dev_lines = [line for line in (REPO / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
-                 if line.strip() and not line.startswith("#")]
-    assert dev_lines[0] == "-r requirements.txt"
-    test_only = requirement_names("requirements-dev.txt")
-    assert test_only == ["pytest", "hypothesis", "tf-keras", "nbclient", "nbformat", "ipykernel", "pillow"]
-    assert not set(test_only) & set(requirement_names("requirements.txt"))
+    # Command 1 takes requirements.txt as constraints: its pins, for pyproject's dependencies only.
+    assert main_job.startswith("python -m pip install -c requirements.txt -e . && textclf train ")
+    assert test_command == "python -m pip install -r requirements.txt -e . && python -m pytest -q --all"
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = [re.split(r"[ <>=!~;\[]", spec, maxsplit=1)[0] for spec in project["dependencies"]]
+    pinned = requirement_names("requirements.txt")
+    test_only = [name for name in pinned if name not in runtime]
+    assert test_only == ["pytest", "hypothesis", "tf-keras", "nbclient", "nbformat", "ipykernel", "pillow"]
     assert project["optional-dependencies"]["test"] == test_only
-    assert {re.split(r"[ <>=!~;\[]", spec, maxsplit=1)[0] for spec in project["dependencies"]} == set(
-        requirement_names("requirements.txt"))
+    assert pinned[:len(runtime)] == runtime  # The runtime pins first, in pyproject's order, then the test ones.
