@@ -80,7 +80,8 @@ def run_baseline(args) -> None:
           f"of them), all tested on {len(test)} held-out rows")
     print(comparison_table(rows))
     chosen = rows[STRONGEST]["chosen"]
-    print(f"{STRONGEST}: {chosen['features']}, C={chosen['C']:g}, class weight {chosen['class_weight'] or 'none'}")
+    print(f"{STRONGEST}: {chosen['features']}, C={chosen['C']:g}, class weight {chosen['class_weight'] or 'none'}"
+          + (f" (fixed: {chosen['fixed']})" if "fixed" in chosen else ""))
 
 
 def run_tune(args) -> None:
