@@ -2,6 +2,8 @@
 
 from collections import Counter
 
+import pytest
+
 from textclf.data.dataset import Dataset
 from textclf.evaluation.baseline import STRONGEST_FALLBACK, STRONGEST_FEATURES, _vectorizer, run_strongest, \
     strongest_search
@@ -23,3 +25,29 @@ def test_the_strongest_baseline_with_a_one_row_class_fits_the_fixed_choice():
     expected = classification_metrics(TEST.labels, fixed.predict(TEST.texts).tolist(), ["fresh", "meh", "rotten"])
     assert (metrics["accuracy"], metrics["macro_f1"]) == (expected["accuracy"], expected["macro_f1"])
     assert Counter(TRAIN.labels)["meh"] == 1
+
+
+def test_the_held_out_split_of_many_small_classes_holds_out_a_share_of_each():
+    from textclf.evaluation.baseline import held_out_split
+
+    # 30 classes of 3 rows: train_test_split's 18 test rows cannot hold one of each of 30 classes (its ValueError was
+    # a traceback from `textclf baseline`); each class holds out round(0.2 * 3) = 1 row instead.
+    data = Dataset([f"text {index}" for index in range(90)], [f"c{index // 3}" for index in range(90)], "data.csv")
+    rest, test = held_out_split(data, 0.2, 0)
+    assert Counter(test.labels) == {f"c{index}": 1 for index in range(30)}
+    assert Counter(rest.labels) == {f"c{index}": 2 for index in range(30)}
+    assert sorted(rest.texts + test.texts) == sorted(data.texts)
+    # Where the shares are whole enough, it is scikit-learn's split as before.
+    many = Dataset([f"text {index}" for index in range(100)], [f"c{index % 2}" for index in range(100)], "data.csv")
+    assert Counter(held_out_split(many, 0.2, 0)[1].labels) == {"c0": 10, "c1": 10}
+
+
+def test_the_held_out_split_of_two_rows_per_class_is_refused_in_one_line():
+    from textclf.evaluation.baseline import held_out_split
+    from textclf.errors import TextclfError
+
+    data = Dataset(["a b", "c d", "e f", "g h"], ["x", "x", "y", "y"], "data.csv")
+    with pytest.raises(TextclfError) as raised:
+        held_out_split(data, 0.2, 0)
+    assert str(raised.value) == ("Too few rows (4) to hold out a validation set with validation_fraction=0.2; add rows "
+                                 "or pass a validation file with --valid")

@@ -114,13 +114,24 @@ def held_out_split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, 
     """``(rest, test)``: a stratified ``fraction`` of ``data`` held out for scoring only.
 
     scikit-learn's ``train_test_split`` (stratified, ``random_state=seed``): the split a scikit-learn user would
-    make.  A class with a single row stays in ``rest``.
+    make.  A class with a single row stays in ``rest``.  Where it cannot stratify (it needs a test row and a
+    training row of every class, so at least as many of each as classes), each class holds out
+    ``round(fraction * rows)`` of its rows but keeps one (:func:`textclf.data.dataset.stratified_split`, which
+    refuses data with no row to hold out).
     """
+    import math
+
     from sklearn.model_selection import train_test_split
+
+    from textclf.data.dataset import stratified_split
 
     counts = Counter(data.labels)
     rows = [index for index, label in enumerate(data.labels) if counts[label] > 1]
     singles = [index for index, label in enumerate(data.labels) if counts[label] == 1]
+    tested = math.ceil(fraction * len(rows))  # train_test_split's test size.
+    if min(tested, len(rows) - tested) < len(counts) - len(singles) or not rows:
+        rest, test = stratified_split(data.labels, fraction, seed)
+        return data.subset(rest), data.subset(test)
     rest, test = train_test_split(rows, test_size=fraction, random_state=seed,
                                   stratify=[data.labels[index] for index in rows])
     return data.subset(sorted(rest) + singles), data.subset(sorted(test))
