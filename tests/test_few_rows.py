@@ -51,3 +51,34 @@ def test_the_held_out_split_of_two_rows_per_class_is_refused_in_one_line():
         held_out_split(data, 0.2, 0)
     assert str(raised.value) == ("Too few rows (4) to hold out a validation set with validation_fraction=0.2; add rows "
                                  "or pass a validation file with --valid")
+
+
+# Chinese without spaces: each sentence is one "word", and no sentence repeats, so no word n-gram is in two rows.
+CJK = Dataset(["电影很好看", "演员很棒", "故事精彩", "非常无聊", "很难看"], ["好", "好", "好", "差", "差"], "cjk.csv")
+
+
+def test_features_with_no_ngram_in_two_rows_are_one_zero_column_beside_the_others():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from textclf.evaluation.tfidf import SparseTfidf
+
+    # scikit-learn's "After pruning, no terms remain" was a traceback from `textclf baseline` on such data.
+    words = SparseTfidf(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+    assert words.fit_transform(CJK.texts).toarray().tolist() == [[0.0]] * 5
+    assert words.transform(["新的句子", "好"]).toarray().tolist() == [[0.0], [0.0]]
+    assert SparseTfidf().fit(["🙂", "!"]).transform(["🙂"]).shape == (1, 1)  # "empty vocabulary" too.
+    union = _vectorizer(STRONGEST_FEATURES["word 1-2 + char_wb 2-5"]).fit(CJK.texts)
+    characters = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2).fit(CJK.texts)
+    assert union.transform(CJK.texts).shape == (5, 1 + len(characters.vocabulary_))
+
+
+def test_the_baselines_on_text_without_shared_words_predict_what_their_features_allow():
+    from textclf.evaluation.baseline import run_baseline
+
+    # Word n-grams alone: no feature, so the intercept alone: the larger class for every row.
+    plain = run_baseline(CJK, CJK, ["好", "差"], cjk=False)
+    assert plain["confusion_matrix"] == [[3, 0], [2, 0]]
+    # The search scores every choice, those with word n-grams included, and no longer stops at the first fold.
+    strongest = run_strongest(CJK, CJK, ["好", "差"])
+    assert strongest["chosen"] == {"features": "word 1-2", "C": 4.0, "class_weight": None}
+    assert strongest["confusion_matrix"] == [[3, 0], [2, 0]]

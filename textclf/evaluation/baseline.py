@@ -36,22 +36,25 @@ def tfidf_pipeline(cjk: bool = False, seed: int = 0):
     Tuned: scikit-learn's defaults (C=1, raw term counts) score lower.  ``cjk``: character 1-3-grams within word
     boundaries (``char_wb``), for text with no spaces between words; ``seed``: the solver's ``random_state``.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    vectorizer = (TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, min_df=2) if cjk
-                  else TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2))
+    from textclf.evaluation.tfidf import SparseTfidf
+
+    vectorizer = (SparseTfidf(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, min_df=2) if cjk
+                  else SparseTfidf(ngram_range=(1, 2), sublinear_tf=True, min_df=2))
     return make_pipeline(vectorizer, LogisticRegression(C=4.0, max_iter=2000, random_state=seed))
 
 
 def _vectorizer(analyzers):
     """TF-IDF (sublinear tf, min_df 2) of ``[(analyzer, low, high), ...]`` n-grams; several are joined as
-    scikit-learn's ``FeatureUnion`` joins them (each part L2-normalised on its own)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    scikit-learn's ``FeatureUnion`` joins them (each part L2-normalised on its own; one keeping no n-gram is a
+    column of zeros, :class:`textclf.evaluation.tfidf.SparseTfidf`)."""
     from sklearn.pipeline import make_union
 
-    parts = [TfidfVectorizer(analyzer=analyzer, ngram_range=(low, high), sublinear_tf=True, min_df=2)
+    from textclf.evaluation.tfidf import SparseTfidf
+
+    parts = [SparseTfidf(analyzer=analyzer, ngram_range=(low, high), sublinear_tf=True, min_df=2)
              for analyzer, low, high in analyzers]
     return parts[0] if len(parts) == 1 else make_union(*parts)
 
