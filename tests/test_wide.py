@@ -9,8 +9,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from textclf import TrainConfig
 from textclf.model.layers import Blend, NgramTfidfLogits
 from textclf.text.ngrams import count_matrix
-from textclf.training.wide import (FEATURE_SETS, LinearPart, _blend_weights, _features, blended, choose_blend,
-                                   cross_validate, subsample_rows)
+from textclf.training.blend import blend_weights as _blend_weights
+from textclf.training.blend import blended, choose_blend, temperature
+from textclf.training.wide import FEATURE_SETS, LinearPart, _features, cross_validate, subsample_rows
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 
@@ -120,9 +121,25 @@ def test_a_recurrent_part_far_behind_the_linear_one_is_left_out_of_the_blend():
     right = np.eye(3)[targets] * 0.8 + 0.1
     scales, _, parts = choose_blend(right, wide, targets)
     assert parts == {"recurrent": 1.0, "tfidf": 1.0} and scales[0] > 0
-    # On fewer than MIN_BLEND_ROWS validation rows, no blend is fitted at all.
-    scales, _, _ = choose_blend(right[:99], wide[:99], targets[:99])
-    assert scales.tolist() == [0.0, 1.0]
+    # Left out, the linear part keeps its calibrating temperature.
+    scales, _, _ = choose_blend(guessing / guessing.sum(1, keepdims=True), wide, targets, scale=2.5)
+    assert scales.tolist() == [0.0, 2.5]
+
+
+def test_the_temperature_is_the_factor_that_made_the_labels():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(20000, 1))
+    targets = (rng.uniform(size=20000) < 1 / (1 + np.exp(-3.0 * logits[:, 0]))).astype(np.int64)
+    assert temperature(logits, targets) == pytest.approx(3.0, rel=0.05)
+    many = rng.normal(size=(20000, 4))
+    drawn = np.array([rng.choice(4, p=np.exp(0.5 * row) / np.exp(0.5 * row).sum()) for row in many])
+    assert temperature(many, drawn) == pytest.approx(0.5, rel=0.05)
+    assert temperature(np.zeros((0, 3)), np.zeros(0, np.int64)) == 1.0
+    # The blend's prior is the calibrated linear part: rows where the recurrent part says nothing leave it there.
+    few = rng.normal(size=(30, 1))
+    few_targets = (few[:, 0] > 0).astype(np.int64)
+    scales, _ = _blend_weights(np.full((30, 1), 0.5), few, few_targets, scale=40.0)
+    assert scales[0] == 0.0 and 30.0 < scales[1] < 45.0
 
 
 def test_wide_is_refused_for_multi_label_and_auto_resolves_where_it_applies(tmp_path, capsys):

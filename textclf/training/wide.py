@@ -19,6 +19,7 @@ import numpy as np
 
 from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FALLBACK, STRONGEST_FEATURES
 from textclf.log import log
+from textclf.training.blend import MAX_RECURRENT_SHORTFALL, blended, choose_blend, temperature
 from textclf.model.factory import build_model, compiled_call
 from textclf.errors import TextclfError
 
@@ -34,15 +35,6 @@ MIN_ROWS = 2
 # cost (rt_polarity's 12,808 rows: 6.5 million, about a minute on 2 cores) it would take many minutes, and the
 # fallback is used (docs/RESULTS.md).
 MAX_CV_COST = 20_000_000
-# How strongly the blend is held to the linear part alone: the squared distance from it weighs as much as this many
-# validation rows' losses, so more validation rows move it further (docs/RESULTS.md).
-BLEND_PRIOR_ROWS = 10
-# The recurrent part joins the blend only when its validation macro-F1 is within this of the linear part's (out of
-# fold): below it, blending it in lost held-out macro-F1 on small many-class data (docs/RESULTS.md).
-MAX_RECURRENT_SHORTFALL = 0.05
-# Nor with fewer validation rows than this: on convention_party's 31 a recurrent part that scored 0.964 there (the
-# linear part 0.926) took the blend from 0.94 to 0.84 on the test rows (docs/RESULTS.md).
-MIN_BLEND_ROWS = 100
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
 # grow with the rows, while the recurrent model, which trains on every row, needs the branch least on large data.
 MAX_ROWS = 200_000
@@ -215,12 +207,14 @@ class LinearFits:
 
     ``valid_logits`` [validation rows, outputs]: out-of-fold logits of the chosen linear model (no fold model saw
     its row); ``final``: the chosen model refitted on training and validation rows together; ``report``: the
-    choice and how it was made, for ``run.json``.
+    choice and how it was made, for ``run.json``; ``temperature``: the factor that calibrates the linear part's
+    logits, from its out-of-fold logits on every row (1.0 without cross-validation).
     """
 
     valid_logits: np.ndarray
     final: LinearPart
     report: dict
+    temperature: float = 1.0
 
 
 def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
@@ -252,10 +246,12 @@ def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
         how = {"method": f"fixed ({why})"}
     final = _fit_part(matrices, targets[rows], choice, keys, seed)
     valid_logits = _valid_logits(out_of_fold, rows, len(train_rows), len(texts), final, valid_rows)
-    report = {"features": choice.features, "C": choice.C, "class_weight": choice.class_weight or "none", **how}
+    scale = 1.0 if out_of_fold is None else temperature(out_of_fold, targets[rows])
+    report = {"features": choice.features, "C": choice.C, "class_weight": choice.class_weight or "none", **how,
+              "temperature": round(scale, 4)}
     log(f"wide branch: {choice.features}, C={choice.C:g}, class weight {report['class_weight']} "
         f"({how['method']})")
-    return LinearFits(valid_logits, final, report)
+    return LinearFits(valid_logits, final, report, scale)
 
 
 def _valid_logits(out_of_fold, rows, train_count, total, final: LinearPart, valid_rows) -> np.ndarray:
@@ -304,78 +300,6 @@ class LinearFitsInBackground:
         return self._fits
 
 
-def _recurrent_logits(recurrent: np.ndarray) -> np.ndarray:
-    """The recurrent head's probabilities as the logits :class:`textclf.model.layers.Blend` scales (float64):
-    ``log(p / (1 - p))`` for one sigmoid unit, ``log(p)`` for a softmax (logits up to a per-row constant)."""
-    probabilities = np.clip(recurrent.astype(np.float64), 1e-7, 1 - 1e-7)
-    return np.log(probabilities) - (np.log1p(-probabilities) if recurrent.shape[1] == 1 else 0.0)
-
-
-def _blend_weights(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(scales [2], bias [outputs])`` of the blend maximising the class-balanced likelihood of ``targets``,
-    shrunk towards the linear part alone (``scales = [0, 1]``, ``bias = 0``) by :data:`BLEND_PRIOR_ROWS`.
-
-    Each validation row weighs ``rows / (classes * rows of its class)``, as macro-F1 weighs classes alike.  The
-    linear part was chosen by cross-validation on every row; a few hundred validation rows move the blend away from
-    it only as far as they pay for (a free fit of a bias per class lost to the linear part alone on small
-    many-class data; docs/RESULTS.md).  Scales stay >= 0: a negative scale (inverting a part) only fits noise.
-    """
-    from scipy.optimize import minimize
-    from sklearn.utils.class_weight import compute_sample_weight
-
-    outputs = recurrent.shape[1]
-    logits = _recurrent_logits(recurrent)
-    weights = compute_sample_weight("balanced", targets)
-    prior = np.concatenate([[0.0, 1.0], np.zeros(outputs)])
-    strength = BLEND_PRIOR_ROWS / len(targets)  # Against the rows' mean loss.
-
-    def loss(parameters):
-        z = parameters[0] * logits + parameters[1] * wide + parameters[2:]
-        if outputs == 1:
-            losses = np.logaddexp(0.0, z[:, 0]) - targets * z[:, 0]
-        else:
-            z = z - z.max(axis=1, keepdims=True)
-            losses = np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets]
-        return float(np.average(losses, weights=weights)) + strength * float(np.sum((parameters - prior) ** 2))
-
-    bounds = [(0.0, None), (0.0, None)] + [(None, None)] * outputs
-    best = minimize(loss, prior, method="L-BFGS-B", bounds=bounds).x
-    return best[:2].astype(np.float32), best[2:].astype(np.float32)
-
-
-def blended(recurrent: np.ndarray, wide: np.ndarray, scales: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """``[rows, classes]`` probabilities of :class:`textclf.model.layers.Blend`, in NumPy (the binary head's
-    one sigmoid ``p`` as ``[1 - p, p]``, as ``class_probabilities`` gives it)."""
-    z = scales[0] * _recurrent_logits(recurrent) + scales[1] * wide + bias
-    if recurrent.shape[1] == 1:
-        positive = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
-        return np.concatenate([1.0 - positive, positive], axis=1)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def choose_blend(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray):
-    """``(scales, bias, {"recurrent": macro-F1, "tfidf": macro-F1})`` on the validation rows: the linear part alone
-    (``[0, 1]``, bias 0) when the recurrent part alone trails it by more than :data:`MAX_RECURRENT_SHORTFALL`
-    (a member much weaker than the other adds noise, not signal) or there are fewer than :data:`MIN_BLEND_ROWS`
-    validation rows, else :func:`_blend_weights`."""
-    parts = {"recurrent": _macro_f1(recurrent, targets, logits=False), "tfidf": _macro_f1(wide, targets, logits=True)}
-    if len(targets) < MIN_BLEND_ROWS or parts["recurrent"] < parts["tfidf"] - MAX_RECURRENT_SHORTFALL:
-        return np.array([0.0, 1.0], np.float32), np.zeros(recurrent.shape[1], np.float32), parts
-    return (*_blend_weights(recurrent, wide, targets), parts)
-
-
-def _macro_f1(outputs: np.ndarray, targets: np.ndarray, logits: bool) -> float:
-    """Macro-F1 of ``outputs`` (probabilities, or logits) [rows, outputs] against class indices ``targets``."""
-    from sklearn.metrics import f1_score
-
-    if outputs.shape[1] == 1:
-        predicted = (outputs[:, 0] > (0.0 if logits else 0.5)).astype(np.int64)
-    else:
-        predicted = outputs.argmax(axis=1)
-    return float(f1_score(targets, predicted, average="macro"))
-
-
 def with_wide(model, config, vocabulary_size, classes, part: LinearPart, scales, blend_bias):
     """``build_model`` with the branch: the recurrent weights copied from ``model``, the branch's and blend's set."""
     combined = build_model(config, vocabulary_size, len(classes),
@@ -398,12 +322,10 @@ def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
     """
     call = compiled_call(model)
     recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in valid_rows.batches(1024)])
-    scales, blend_bias, parts = choose_blend(recurrent, linear.valid_logits, valid_rows.class_indices())
+    scales, blend_bias, parts = choose_blend(recurrent, linear.valid_logits, valid_rows.class_indices(),
+                                             linear.temperature)
     linear.report["validation_macro_f1"] = {name: round(value, 4) for name, value in parts.items()}
-    if len(recurrent) < MIN_BLEND_ROWS:
-        log(f"wide branch: {len(recurrent)} validation rows, fewer than {MIN_BLEND_ROWS} to fit a blend on: the "
-            "model is the TF-IDF part alone")
-    elif scales[0] == 0.0 and parts["recurrent"] < parts["tfidf"] - MAX_RECURRENT_SHORTFALL:
+    if parts["recurrent"] < parts["tfidf"] - MAX_RECURRENT_SHORTFALL:
         log(f"wide branch: the recurrent part alone (validation macro-F1 {parts['recurrent']:.3f}) trails the "
             f"TF-IDF part ({parts['tfidf']:.3f}) by more than {MAX_RECURRENT_SHORTFALL}: the model is the TF-IDF "
             "part alone")
