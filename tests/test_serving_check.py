@@ -237,13 +237,13 @@ def test_an_export_that_would_not_serve_is_never_written(binary_result, tmp_path
 
 def test_without_the_c_api_library_the_export_is_written_with_a_warning(binary_result, tmp_path, monkeypatch,
                                                                        capsys):
-    import textclf.serve.check
-    from textclf.serve.check import CApiUnavailable
+    import textclf.serve.session
+    from textclf.serve.session import CApiUnavailable
 
     def missing():
         raise CApiUnavailable("TensorFlow's C API library (libtensorflow_cc) was not found beside x")
 
-    monkeypatch.setattr(textclf.serve.check, "_library", missing)
+    monkeypatch.setattr(textclf.serve.session, "_library", missing)
     assert export_run(binary_result.run_dir, tmp_path / "base") == tmp_path / "base" / "1"
     assert capsys.readouterr().err == ("warning: the export was not checked through TF Serving's loader "
                                        "(TensorFlow's C API library (libtensorflow_cc) was not found beside x)\n")
@@ -357,3 +357,126 @@ def test_check_export_reports_a_savedmodel_of_other_tools_with_its_own_input_and
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "  signatures: serving_default(sentence) -> length, upper"
     assert lines[4] == '  "" -> {"length": 0, "upper": ""}'
+
+
+class Signatures(tf.Module):
+    """Another tool's SavedModel: one signature takes text, the others an int32, a scalar text or two texts."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentence")])
+    def measure(self, sentence):
+        return {"length": tf.strings.length(sentence)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="ids")])
+    def double(self, ids):
+        return {"doubled": ids * 2}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="name")])
+    def greet(self, name):
+        return {"greeting": "hello " + name}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=name) for name in ("a", "b")])
+    def join(self, a, b):
+        return {"joined": a + b}
+
+
+class FloatInput(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def twice(self, x):
+        return {"y": x * 2}
+
+
+def test_check_export_runs_only_the_signatures_taking_text_and_says_which_it_skipped_and_why(tmp_path, capsys):
+    # Strings were fed to every one-input signature: the int32 one failed, "would not serve", exit 2.
+    module = Signatures()
+    tf.saved_model.save(module, str(tmp_path / "signatures" / "1"), signatures={
+        "serving_default": module.measure, "double": module.double, "greet": module.greet, "join": module.join})
+    assert main(["check-export", str(tmp_path / "signatures")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [
+        f"{tmp_path / 'signatures' / '1'}: servable — loaded with TF_LoadSessionFromSavedModel (TF Serving's C++ "
+        "loader) and run with TF_SessionRun",
+        "  signatures: serving_default(sentence) -> length",
+        "  skipped: double (its input 'ids' is int32, not text); greet (its input 'name' has shape [], not [None]); "
+        "join (takes 2 inputs (a, b), not one text)"]
+    assert lines[4:6] == ["  tf.saved_model.load agrees: largest difference 0.00e+00", '  "" -> {"length": 0}']
+    assert main(["check-export", str(tmp_path / "signatures"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["skipped"] == {"double": "its input 'ids' is int32, not text",
+                                 "greet": "its input 'name' has shape [], not [None]",
+                                 "join": "takes 2 inputs (a, b), not one text"}
+    # A float-input model loads and has nothing to run: not "would not serve".
+    module = FloatInput()
+    tf.saved_model.save(module, str(tmp_path / "floats" / "1"), signatures={"serving_default": module.twice})
+    assert main(["check-export", str(tmp_path / "floats")]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path / 'floats' / '1'}: servable — loaded with TF_LoadSessionFromSavedModel (TF Serving's C++ loader) "
+        "and not run: no signature takes one text",
+        "  signatures: none run",
+        "  skipped: serving_default (its input 'x' is float32, not text)",
+        "  no Cudnn*/PyFunc op in the graph or its 4 functions",
+        "  tf.saved_model.load: not compared (serving_default takes no text)"]
+
+
+class ScalarsAndBooleans(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def measure(self, text):
+        length = tf.strings.length(text)
+        return {"long": length > 10, "count": tf.size(text), "any_empty": tf.reduce_any(tf.equal(length, 0))}
+
+
+def test_check_export_shows_scalar_and_boolean_outputs_once_or_per_text(tmp_path, capsys):
+    # A scalar output: IndexError (a row per text was read from it); a bool output: TypeError (numpy subtracts no
+    # booleans when comparing with Python's loader).
+    module = ScalarsAndBooleans()
+    tf.saved_model.save(module, str(tmp_path / "scalars" / "1"), signatures={"serving_default": module.measure})
+    assert main(["check-export", str(tmp_path / "scalars")]) == 0
+    assert capsys.readouterr().out.splitlines()[3:7] == [
+        "  tf.saved_model.load agrees: largest difference 0.00e+00",
+        '  whole batch: {"any_empty": true, "count": 6}',
+        '  "" -> {"long": false}',
+        '  "?!... ---" -> {"long": false}']
+
+
+class EveryDtype(tf.Module):
+    """Outputs of each dtype a graph computes on a CPU, scalars, booleans and handles, from the texts' lengths."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = tf.Variable(1.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def measure(self, text):
+        from tensorflow.python.framework import dtypes
+
+        length = tf.strings.length(text)
+        outputs = {name: tf.cast(length, name) for name in ("float16", "bfloat16", "int8", "uint8", "int16", "uint16",
+                                                            "uint32", "uint64", "complex64", "complex128")}
+        outputs["float8_e5m2"] = tf.cast(tf.cast(length, tf.float32), dtypes.float8_e5m2)
+        outputs["qint8"] = tf.raw_ops.QuantizeV2(input=tf.cast(length, tf.float32), min_range=0.0, max_range=100.0,
+                                                 T=tf.qint8).output
+        outputs.update(long=length > 10, count=tf.size(text), any_empty=tf.reduce_any(tf.equal(length, 0)),
+                       handle=self.weight.handle, lengths=tf.raw_ops.TensorListFromTensor(
+                           tensor=length, element_shape=tf.constant([], tf.int32)))
+        return outputs
+
+
+def test_check_export_shows_outputs_of_every_dtype_scalars_booleans_and_handles(tmp_path, capsys):
+    # float16, bfloat16, int8, uint8, uint64, complex64...: "Unsupported output dtype code N"; a scalar: IndexError;
+    # a bool: TypeError (numpy subtracts no booleans).
+    module = EveryDtype()
+    tf.saved_model.save(module, str(tmp_path / "dtypes" / "1"), signatures={"serving_default": module.measure})
+    assert main(["check-export", str(tmp_path / "dtypes"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["python_loader_agrees"], report["largest_difference"], report["skipped"]) == (True, 0.0, {})
+    assert report["whole_batch"] == {"any_empty": True, "count": 6, "handle": "<resource>", "lengths": "<variant>"}
+    numbers = ("bfloat16", "float16", "int16", "int8", "uint16", "uint32", "uint64", "uint8")
+    assert report["outputs"][2] == {"text": "great film 👍🎬", "complex128": "(19+0j)", "complex64": "(19+0j)",
+                                    "float8_e5m2": 20.0, "long": True, "qint8": -80, **dict.fromkeys(numbers, 19)}
+    # The 5,000-word text's 24,999 bytes as each type holds them.
+    assert report["outputs"][5] == {
+        "text": "word " * 11 + "wo...", "bfloat16": 24960.0, "complex128": "(24999+0j)", "complex64": "(24999+0j)",
+        "float16": 24992.0, "float8_e5m2": 24576.0, "int16": 24999, "int8": -89, "long": True, "qint8": 127,
+        "uint16": 24999, "uint32": 24999, "uint64": 24999, "uint8": 167}
+    assert main(["check-export", str(tmp_path / "dtypes")]) == 0
+    assert capsys.readouterr().out.splitlines()[4] == (
+        '  whole batch: {"any_empty": true, "count": 6, "handle": "<resource>", "lengths": "<variant>"}')

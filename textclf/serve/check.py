@@ -1,249 +1,25 @@
-"""Load and run an export the way TF Serving does: TensorFlow's C API, not Python's loader.
+"""``textclf check-export``: whether TF Serving's C++ loader serves a SavedModel, and what it answers.
 
-TF Serving's C++ ``LoadSavedModel`` imports the MetaGraphDef into a Session, runs the saver's restore op (which
-restores only the variables the saver knows) and fetches a signature's tensors by name; ``tf.saved_model.load``
-restores objects instead and so runs exports the C++ loader cannot.  This module calls the C API's
-``TF_LoadSessionFromSavedModel`` in the wheel's ``libtensorflow_cc.so.2`` with ``ctypes``.  String tensors there
-are arrays of 24-byte ``TF_TString``s (``TF_StringInit``/``TF_StringCopy`` to write, ``TF_StringGetDataPointer``/
-``TF_StringGetSize`` to read).
+The SavedModel is loaded and run through the C API (:mod:`textclf.serve.session`, as TF Serving does), its graph
+and function library searched for ops a CPU-only server cannot run, and its answers compared with Python's
+``tf.saved_model.load``.
 """
 
 from __future__ import annotations
 
-import ctypes
+import json
 from pathlib import Path
 
 import numpy as np
+
 from textclf.errors import TextclfError
+# Re-exported: bench scripts and docs name them here, where they lived before session.py.
+from textclf.serve.session import CApiUnavailable, ServingError, ServingSession  # noqa: F401
 
 # Ops a CPU-only server cannot run (cuDNN kernels exist only on GPUs) or that call back into Python.
 FORBIDDEN_OPS = ("CudnnRNN", "CudnnRNNV2", "CudnnRNNV3", "CudnnRNNBackprop", "CudnnRNNBackpropV2",
                  "CudnnRNNBackpropV3", "CudnnRNNCanonicalToParams", "CudnnRNNParamsToCanonical",
                  "CudnnRNNParamsSize", "PyFunc", "PyFuncStateless", "EagerPyFunc")
-TSTRING_BYTES = 24  # sizeof(TF_TString)
-_TF_STRING = 7  # TF_DataType codes (tensorflow/c/tf_datatype.h).
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 10: np.bool_}
-
-
-class ServingError(RuntimeError):
-    """The C API refused to load or run the export; the message is TensorFlow's own."""
-
-
-class CApiUnavailable(ServingError):
-    """This TensorFlow installation ships no C API library (e.g. on Windows): nothing can be checked."""
-
-
-class _Output(ctypes.Structure):
-    _fields_ = [("oper", ctypes.c_void_p), ("index", ctypes.c_int)]
-
-
-class _Buffer(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("length", ctypes.c_size_t), ("data_deallocator", ctypes.c_void_p)]
-
-
-_LIBRARY = None
-
-
-def _library():
-    """``libtensorflow_cc`` of the installed tensorflow wheel, with the prototypes used here."""
-    global _LIBRARY
-    if _LIBRARY is not None:
-        return _LIBRARY
-    import importlib.util
-
-    # Found without importing TensorFlow's Python package: loading the library alone takes under a second where
-    # `import tensorflow` takes 7-10 s (docs/PERFORMANCE.md), so `textclf predict` on an export never imports it.
-    # A later `import tensorflow` in the process uses the same loaded library.
-    spec = importlib.util.find_spec("tensorflow")
-    folders = [Path(folder) for folder in (spec.submodule_search_locations or [])] if spec else []
-    candidates = [folder / name for folder in folders for name in ("libtensorflow_cc.so.2", "libtensorflow_cc.2.dylib")]
-    path = next((candidate for candidate in candidates if candidate.is_file()), None)
-    if path is None:
-        raise CApiUnavailable(f"TensorFlow's C API library (libtensorflow_cc) was not found in "
-                              f"{', '.join(map(str, folders)) or 'an installed tensorflow package'}")
-    try:
-        lib = ctypes.CDLL(str(path))
-    except OSError as error:
-        raise CApiUnavailable(f"TensorFlow's C API library {path} cannot be loaded: {error}") from None
-    p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
-    prototypes = {
-        "TF_NewStatus": (p, []), "TF_DeleteStatus": (None, [p]), "TF_GetCode": (i, [p]),
-        "TF_Message": (ctypes.c_char_p, [p]),
-        "TF_NewSessionOptions": (p, []), "TF_DeleteSessionOptions": (None, [p]),
-        "TF_SetConfig": (None, [p, ctypes.c_char_p, s, p]),
-        "TF_NewGraph": (p, []), "TF_DeleteGraph": (None, [p]),
-        "TF_NewBuffer": (ctypes.POINTER(_Buffer), []), "TF_DeleteBuffer": (None, [ctypes.POINTER(_Buffer)]),
-        "TF_LoadSessionFromSavedModel": (p, [p, p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), i, p,
-                                             ctypes.POINTER(_Buffer), p]),
-        "TF_GraphOperationByName": (p, [p, ctypes.c_char_p]),
-        "TF_SessionRun": (None, [p, p, ctypes.POINTER(_Output), ctypes.POINTER(p), i, ctypes.POINTER(_Output),
-                                 ctypes.POINTER(p), i, p, i, p, p]),
-        "TF_CloseSession": (None, [p, p]), "TF_DeleteSession": (None, [p, p]),
-        "TF_AllocateTensor": (p, [i, ctypes.POINTER(ctypes.c_int64), i, s]), "TF_DeleteTensor": (None, [p]),
-        "TF_TensorData": (p, [p]), "TF_TensorType": (i, [p]), "TF_NumDims": (i, [p]),
-        "TF_Dim": (ctypes.c_int64, [p, i]), "TF_TensorByteSize": (s, [p]),
-        "TF_StringInit": (None, [p]), "TF_StringCopy": (None, [p, ctypes.c_char_p, s]),
-        "TF_StringGetDataPointer": (p, [p]), "TF_StringGetSize": (s, [p]), "TF_StringDealloc": (None, [p]),
-    }
-    for name, (restype, argtypes) in prototypes.items():
-        function = getattr(lib, name)
-        function.restype, function.argtypes = restype, argtypes
-    _LIBRARY = lib
-    return lib
-
-
-def _check(lib, status, action: str) -> None:
-    if lib.TF_GetCode(status) != 0:
-        raise ServingError(f"{action}: {lib.TF_Message(status).decode('utf-8', 'replace')}")
-
-
-class ServingSession:
-    """A SavedModel version folder loaded with ``TF_LoadSessionFromSavedModel`` (tag ``serve``), as TF Serving does.
-
-    Raises:
-        ServingError: with TensorFlow's message when loading fails.
-    """
-
-    def __init__(self, export_dir, signatures=None, session_config: bytes | None = None):
-        """``signatures``: ``{name: ({input key: tensor name}, {output key: tensor name})}`` as :attr:`signatures`
-        gives them (an export's metadata keeps them); ``None`` reads them from the MetaGraphDef, which needs
-        TensorFlow's Python package for the protocol buffer classes.  ``session_config``: a serialized
-        ``ConfigProto`` for the session (threads, as TF Serving's ``--tensorflow_intra_op_parallelism``).  TensorFlow
-        sizes a process's CPU thread pools at its first session: thread settings of later sessions have no effect."""
-        self._lib = lib = _library()
-        self._session = None
-        status, options, meta_graph = lib.TF_NewStatus(), lib.TF_NewSessionOptions(), lib.TF_NewBuffer()
-        self._graph = lib.TF_NewGraph()
-        try:
-            if session_config:
-                lib.TF_SetConfig(options, session_config, len(session_config), status)
-                _check(lib, status, "Setting the session options (TF_SetConfig)")
-            tags = (ctypes.c_char_p * 1)(b"serve")
-            self._session = lib.TF_LoadSessionFromSavedModel(
-                options, None, str(export_dir).encode(), tags, 1, self._graph, meta_graph, status)
-            _check(lib, status, f"Loading {export_dir} (TF_LoadSessionFromSavedModel)")
-            if signatures is None:
-                from tensorflow.core.protobuf import meta_graph_pb2
-
-                definition = meta_graph_pb2.MetaGraphDef()
-                definition.ParseFromString(ctypes.string_at(meta_graph.contents.data, meta_graph.contents.length))
-                # {signature: ({input key: tensor name}, {output key: tensor name})}, as the MetaGraphDef declares.
-                signatures = {
-                    name: ({key: info.name for key, info in signature.inputs.items()},
-                           {key: info.name for key, info in signature.outputs.items()})
-                    for name, signature in definition.signature_def.items()
-                }
-        finally:
-            lib.TF_DeleteBuffer(meta_graph)
-            lib.TF_DeleteSessionOptions(options)
-            lib.TF_DeleteStatus(status)
-        self.signatures = {name: (dict(inputs), dict(outputs)) for name, (inputs, outputs) in signatures.items()}
-
-    def missing_tensors(self) -> list[str]:
-        """The tensor names of :attr:`signatures` whose operation the graph lacks (a hand-edited export metadata)."""
-        names = {tensor for inputs, outputs in self.signatures.values() for part in (inputs, outputs)
-                 for tensor in part.values()}
-        return sorted(name for name in names
-                      if not self._lib.TF_GraphOperationByName(self._graph, name.partition(":")[0].encode()))
-
-    def _output(self, tensor_name: str) -> _Output:
-        op, _, index = tensor_name.partition(":")  # "op:1"
-        operation = self._lib.TF_GraphOperationByName(self._graph, op.encode())
-        if not operation:
-            raise ServingError(f"The graph has no operation {op!r} (signature tensor {tensor_name})")
-        return _Output(operation, int(index or 0))
-
-    def _string_tensor(self, texts):
-        """A ``TF_STRING`` tensor ``[len(texts)]``; the caller frees it with ``_free_strings``."""
-        lib = self._lib
-        # Encoded before the tensor exists: a text that cannot be (a lone surrogate) raises with nothing to free.
-        encoded = [text.encode("utf-8") if isinstance(text, str) else bytes(text) for text in texts]
-        dims = (ctypes.c_int64 * 1)(len(encoded))
-        tensor = lib.TF_AllocateTensor(_TF_STRING, dims, 1, TSTRING_BYTES * len(encoded))
-        data = lib.TF_TensorData(tensor)
-        for index, raw in enumerate(encoded):
-            lib.TF_StringInit(data + index * TSTRING_BYTES)
-            lib.TF_StringCopy(data + index * TSTRING_BYTES, raw, len(raw))
-        return tensor
-
-    def _free_strings(self, tensor, count: int) -> None:
-        # TF_DeleteTensor frees the buffer but not the heap copies of strings over 22 bytes.
-        data = self._lib.TF_TensorData(tensor)
-        for index in range(count):
-            self._lib.TF_StringDealloc(data + index * TSTRING_BYTES)
-        self._lib.TF_DeleteTensor(tensor)
-
-    def _to_numpy(self, tensor) -> np.ndarray:
-        lib = self._lib
-        shape = tuple(lib.TF_Dim(tensor, axis) for axis in range(lib.TF_NumDims(tensor)))
-        dtype, data = lib.TF_TensorType(tensor), lib.TF_TensorData(tensor)
-        if dtype == _TF_STRING:
-            count = int(np.prod(shape, dtype=np.int64))
-            values = [ctypes.string_at(lib.TF_StringGetDataPointer(data + index * TSTRING_BYTES),
-                                       lib.TF_StringGetSize(data + index * TSTRING_BYTES)) for index in range(count)]
-            return np.array(values, dtype=object).reshape(shape)
-        if dtype not in _DTYPES:
-            raise ServingError(f"Unsupported output dtype code {dtype}")
-        raw = ctypes.string_at(data, lib.TF_TensorByteSize(tensor))
-        return np.frombuffer(raw, dtype=_DTYPES[dtype]).reshape(shape).copy()
-
-    def run(self, signature: str, texts, keys=None) -> dict[str, np.ndarray]:
-        """``{output key: array}`` of ``signature`` run on ``texts`` (``str`` or ``bytes``) with ``TF_SessionRun``.
-
-        ``keys``: only these outputs are fetched (TF Serving's ``output_filter``), ``None`` every one.  Strings come
-        back as ``bytes`` in object arrays.
-        """
-        if signature not in self.signatures:
-            raise ServingError(f"No signature {signature!r}; the export has {sorted(self.signatures)}")
-        inputs, outputs = self.signatures[signature]
-        if len(inputs) != 1:
-            raise ServingError(f"Signature {signature!r} takes {sorted(inputs)}; expected one string input")
-        unknown = sorted(set(keys or ()) - set(outputs))
-        if unknown:
-            raise ServingError(f"Signature {signature!r} has no output {', '.join(map(repr, unknown))}; it has "
-                               f"{sorted(outputs)}")
-        lib = self._lib
-        texts = list(texts)  # Counted twice below (the tensor, then freeing its strings): any iterable will do.
-        keys = sorted(outputs) if keys is None else list(keys)
-        input_outputs = (_Output * 1)(self._output(next(iter(inputs.values()))))
-        fetches = (_Output * len(keys))(*(self._output(outputs[key]) for key in keys))
-        values = (ctypes.c_void_p * len(keys))()
-        text_tensor = self._string_tensor(list(texts))
-        feeds = (ctypes.c_void_p * 1)(text_tensor)
-        status = lib.TF_NewStatus()
-        try:
-            lib.TF_SessionRun(self._session, None, input_outputs, feeds, 1, fetches, values, len(keys),
-                              None, 0, None, status)
-            _check(lib, status, f"Running signature {signature!r} (TF_SessionRun)")
-            return {key: self._to_numpy(values[index]) for index, key in enumerate(keys)}
-        finally:
-            for value in values:
-                if value:
-                    lib.TF_DeleteTensor(value)
-            self._free_strings(text_tensor, len(texts))
-            lib.TF_DeleteStatus(status)
-
-    def close(self) -> None:
-        lib = self._lib
-        status = lib.TF_NewStatus()
-        if self._session:
-            lib.TF_CloseSession(self._session, status)
-            lib.TF_DeleteSession(self._session, status)
-            self._session = None
-        if self._graph:
-            lib.TF_DeleteGraph(self._graph)
-            self._graph = None
-        lib.TF_DeleteStatus(status)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_lib", None) is not None:
-            self.close()
 
 
 def _read_saved_model(export_dir):
@@ -285,35 +61,63 @@ PROBE_TEXTS = ("", "?!... ---", "great film 👍🎬", "这部电影很好看", 
                " ".join(["word"] * 5000))
 
 
+# The signature TF Serving's loader runs itself, not one a client calls.
+_INIT_OP = "__saved_model_init_op"
+_DT_STRING = 7  # tensorflow/core/framework/types.proto, as in a SignatureDef's TensorInfo
+
+
+def _shape(shape_proto) -> str:
+    """A TensorShapeProto as a list, ``None`` for a dimension of any size."""
+    return str([dim.size if dim.size >= 0 else None for dim in shape_proto.dim])
+
+
+def _why_not_probed(signature_def) -> str | None:
+    """Why a signature cannot take the probe texts (one ``[batch]`` string input), or ``None`` when it can."""
+    import tensorflow as tf
+
+    inputs = signature_def.inputs
+    if len(inputs) != 1:
+        return f"takes {len(inputs)} inputs ({', '.join(sorted(inputs))}), not one text" if inputs else "takes no input"
+    key, info = next(iter(inputs.items()))
+    if info.dtype != _DT_STRING:
+        return f"its input {key!r} is {tf.dtypes.as_dtype(info.dtype).name}, not text"
+    if not info.tensor_shape.unknown_rank and len(info.tensor_shape.dim) != 1:
+        return f"its input {key!r} has shape {_shape(info.tensor_shape)}, not [None]"
+    return None
+
+
 def check_export(export_dir, texts=PROBE_TEXTS) -> dict:
-    """Loads a version folder as TF Serving does, runs every one-input signature on ``texts``, lists forbidden ops.
+    """Loads a version folder as TF Serving does, runs each signature taking one text on ``texts``, lists forbidden ops.
 
     Returns:
         ``{"forbidden_ops": [...], "functions": N, "outputs": {signature: {key: array}}, "signatures":
-        {signature: ({input key: tensor name}, {output key: tensor name})}}``.
+        {signature: ({input key: tensor name}, {output key: tensor name})}, "skipped": {signature: why}}``.
 
     Raises:
         ServingError: TensorFlow's message when the export does not load or a signature does not run.
     """
     saved_model = _read_saved_model(export_dir)
     with ServingSession(export_dir) as session:
+        meta_graph = next(meta for meta in saved_model.meta_graphs if "serve" in meta.meta_info_def.tags)
+        skipped = {name: why for name in sorted(session.signatures) if name != _INIT_OP
+                   and (why := _why_not_probed(meta_graph.signature_def[name])) is not None}
         outputs = {name: session.run(name, texts) for name in sorted(session.signatures)
-                   if len(session.signatures[name][0]) == 1}
+                   if name != _INIT_OP and name not in skipped}
         signatures = session.signatures
     return {"forbidden_ops": forbidden_ops(export_dir, saved_model), "outputs": outputs, "signatures": signatures,
+            "skipped": skipped,
             "functions": sum(len(meta.graph_def.library.function) for meta in saved_model.meta_graphs)}
 
 
 def check_report(path, as_json: bool = False) -> str:
     """``textclf check-export``: the C++ loader's verdict on an export base or version, with its outputs.
 
-    Also reports whether Python's ``tf.saved_model.load`` agrees (labels identical, scores within 1e-5).
+    Also reports whether Python's ``tf.saved_model.load`` agrees on ``serving_default`` (numbers within 1e-5, the
+    rest identical), and which signatures were not run and why (only those taking one text are).
 
     Raises:
         ValueError: the export would not serve (TensorFlow's error), or holds ops a CPU-only server cannot run.
     """
-    import json
-
     import tensorflow as tf
 
     from textclf.serve.artifacts import resolve_export
@@ -327,42 +131,84 @@ def check_report(path, as_json: bool = False) -> str:
     if report["forbidden_ops"]:
         raise TextclfError(f"{folder} holds ops a CPU-only TF Serving cannot run (graph or function library): "
                          f"{', '.join(report['forbidden_ops'])}")
-    served = report["outputs"].get("serving_default")
-    if served is None:
-        raise TextclfError(f"{folder} has no serving_default signature taking one text input")
+    if "serving_default" not in report["signatures"]:
+        raise TextclfError(f"{folder} has no serving_default signature; it has "
+                           f"{', '.join(sorted(set(report['signatures']) - {_INIT_OP})) or 'none'}")
     # The input's name as the signature declares it ("text" in textclf's exports; other tools choose their own).
     inputs = {name: next(iter(report["signatures"][name][0])) for name in report["outputs"]}
-    python = tf.saved_model.load(str(folder)).signatures["serving_default"](
-        **{inputs["serving_default"]: tf.constant(PROBE_TEXTS)})
-    numeric = [key for key in served if served[key].dtype != object]
-    difference = max([float(np.max(np.abs(served[key] - python[key].numpy()), initial=0.0)) for key in numeric],
-                     default=0.0)
-    agree = difference <= 1e-5 and all(served[key].tolist() == python[key].numpy().tolist()
-                                       for key in served if key not in numeric)
-    shown = [_short(text) for text in PROBE_TEXTS]
-    if {"label", "score"} <= set(served):  # A classifier's export: its label and score per probe text.
-        rows = [{"text": text, "label": label.decode(), "score": float(score)}
-                for text, label, score in zip(shown, served["label"], served["score"])]
-    else:  # Any other SavedModel: every output of each probe text.
-        rows = [{"text": text, **{key: _short(_plain(served[key][index])) for key in sorted(served)}}
-                for index, text in enumerate(shown)]
+    served = report["outputs"].get("serving_default")  # None: it takes no text (report["skipped"] says why).
+    agree = difference = None
+    rows, whole = [], {}
+    if served is not None:
+        loaded = tf.saved_model.load(str(folder)).signatures["serving_default"](
+            **{inputs["serving_default"]: tf.constant(PROBE_TEXTS)})
+        # Handles (resource, variant) have no value to compare; quantized types come as one-field records.
+        python = {key: tensor.numpy() for key, tensor in loaded.items()
+                  if tensor.dtype not in (tf.resource, tf.variant)}
+        agree, difference = _agreement(served, {key: array[array.dtype.names[0]] if array.dtype.names else array
+                                                for key, array in python.items()})
+        rows, whole = _rows(served)
     if as_json:
         return json.dumps({"export": str(folder), "servable": True, "forbidden_ops": [],
                            "functions_searched": report["functions"], "python_loader_agrees": agree,
                            "largest_difference": difference,
                            "signatures": {name: sorted(outputs) for name, outputs in report["outputs"].items()},
-                           "outputs": rows}, ensure_ascii=False)
-    lines = [f"{folder}: servable — loaded with TF_LoadSessionFromSavedModel (TF Serving's C++ loader) and run "
-             "with TF_SessionRun",
-             "  signatures: " + "; ".join(f"{name}({inputs[name]}) -> {', '.join(sorted(outputs))}"
-                                          for name, outputs in report["outputs"].items()),
-             f"  no Cudnn*/PyFunc op in the graph or its {report['functions']} functions",
-             f"  tf.saved_model.load {'agrees' if agree else 'DISAGREES'}: largest difference {difference:.2e}"]
-    lines += [f"  {json.dumps(row['text'], ensure_ascii=False)} -> "
-              + (f"{row['label']} {row['score']:.6f}" if "label" in row and "score" in row else
-                 json.dumps({key: value for key, value in row.items() if key != "text"}, ensure_ascii=False))
-              for row in rows]
-    return "\n".join(lines)
+                           "skipped": report["skipped"], "whole_batch": whole, "outputs": rows}, ensure_ascii=False)
+    return "\n".join(_lines(folder, report, inputs, agree, difference, rows, whole))
+
+
+def _lines(folder, report, inputs, agree, difference, rows, whole) -> list[str]:
+    """The report as text: the verdict, what ran and what did not, the agreement, then each probe text's outputs."""
+    ran = "; ".join(f"{name}({inputs[name]}) -> {', '.join(sorted(outputs))}"
+                    for name, outputs in report["outputs"].items())
+    lines = [f"{folder}: servable — loaded with TF_LoadSessionFromSavedModel (TF Serving's C++ loader) and "
+             + ("run with TF_SessionRun" if ran else "not run: no signature takes one text"),
+             f"  signatures: {ran or 'none run'}"]
+    if report["skipped"]:
+        lines.append("  skipped: " + "; ".join(f"{name} ({why})" for name, why in report["skipped"].items()))
+    lines.append(f"  no Cudnn*/PyFunc op in the graph or its {report['functions']} functions")
+    lines.append(f"  tf.saved_model.load {'agrees' if agree else 'DISAGREES'}: largest difference {difference:.2e}"
+                 if agree is not None else "  tf.saved_model.load: not compared (serving_default takes no text)")
+    if whole:
+        lines.append(f"  whole batch: {json.dumps(whole, ensure_ascii=False)}")
+    return lines + [f"  {json.dumps(row['text'], ensure_ascii=False)} -> "
+                    + (f"{row['label']} {row['score']:.6f}" if "label" in row and "score" in row else
+                       json.dumps({key: value for key, value in row.items() if key != "text"}, ensure_ascii=False))
+                    for row in rows]
+
+
+def _agreement(served: dict, python: dict) -> tuple[bool, float]:
+    """(Whether Python's outputs are the C API's: numbers within 1e-5, integers, booleans and text identical; the
+    largest difference of the numbers).  Outputs missing from ``python`` (handles) are not compared."""
+    agree, difference = True, 0.0
+    for key in sorted(set(served) & set(python)):
+        mine, theirs = served[key], python[key]
+        if mine.shape != theirs.shape:
+            agree = False
+        elif mine.dtype == object or mine.dtype.kind in "iub":
+            agree = agree and mine.tolist() == theirs.tolist()
+        else:  # float16/32/64, complex, and ml_dtypes' bfloat16, float8 and int4 (which cast to float64 exactly).
+            wide = np.complex128 if mine.dtype.kind == "c" else np.float64
+            mine, theirs = mine.astype(wide), theirs.astype(wide)
+            same = (mine == theirs) | (np.isnan(mine) & np.isnan(theirs))  # Equal infinities and NaNs included.
+            difference = max(difference, float(np.max(np.where(same, 0.0, np.abs(mine - theirs)), initial=0.0)))
+    return agree and difference <= 1e-5, difference
+
+
+def _rows(served: dict) -> tuple[list[dict], dict]:
+    """(One row per probe text: the text and each output's value for it; the outputs with no row per text, such as
+    a scalar, each shown once.)"""
+    count = len(PROBE_TEXTS)
+    per_text = sorted(key for key, value in served.items() if value.ndim and value.shape[0] == count)
+    whole = {key: _short(_plain(served[key])) for key in sorted(set(served) - set(per_text))}
+    shown = [_short(text) for text in PROBE_TEXTS]
+    label, score = served.get("label"), served.get("score")
+    if (label is not None and score is not None and label.shape == score.shape == (count,)
+            and label.dtype == object and score.dtype.kind == "f"):  # A classifier's export: label and score per text.
+        return [{"text": text, "label": _plain(label[index]), "score": float(score[index])}
+                for index, text in enumerate(shown)], whole
+    return [{"text": text, **{key: _short(_plain(served[key][index])) for key in per_text}}
+            for index, text in enumerate(shown)], whole
 
 
 def _short(value):
@@ -371,9 +217,12 @@ def _short(value):
 
 
 def _plain(value):
-    """One row of an output as JSON takes it: text for bytes, numbers and lists of them."""
+    """An output's value as JSON takes it: text for bytes, numbers and lists of them; complex numbers as text."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        return [_plain(item) for item in value]
-    return np.asarray(value).tolist()
+    if isinstance(value, str):  # A handle's "<resource>" or "<variant>".
+        return value
+    array = np.asarray(value)
+    if array.dtype == object:
+        return [_plain(item) for item in array] if array.ndim else _plain(array.item())
+    return (array.astype(str) if array.dtype.kind == "c" else array).tolist()

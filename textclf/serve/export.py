@@ -111,7 +111,8 @@ def _verify(staging: Path, module) -> dict | None:
     import tensorflow as tf
 
     from textclf.log import log
-    from textclf.serve.check import PROBE_TEXTS, CApiUnavailable, ServingError, check_export
+    from textclf.serve.check import PROBE_TEXTS, check_export
+    from textclf.serve.session import CApiUnavailable, ServingError
 
     try:
         report = check_export(staging)

@@ -84,14 +84,14 @@ class ExportedClassifier(_Classifier):
     """An exported SavedModel, called through its ``serving_default`` signature (tokenization in the graph).
 
     It runs as TF Serving does: loaded with ``TF_LoadSessionFromSavedModel`` and run with ``TF_SessionRun``
-    (:class:`textclf.serve.check.ServingSession`), with the signatures' tensor names from the export's metadata, so
+    (:class:`textclf.serve.session.ServingSession`), with the signatures' tensor names from the export's metadata, so
     TensorFlow's Python package is never imported (7-10 s of a short ``textclf predict``, docs/PERFORMANCE.md).
     Exports without those names (made before they were recorded, or where the C API library is missing) load
     with ``tf.saved_model.load``.
     """
 
     def __init__(self, path):
-        from textclf.serve.check import CApiUnavailable, ServingSession
+        from textclf.serve.session import CApiUnavailable, ServingSession
 
         self.path = resolve_export(path)
         check_weights(self.path)
@@ -116,7 +116,7 @@ class ExportedClassifier(_Classifier):
 
     def _check_metadata_fits(self) -> None:
         """Refuses a ``textclf.json`` the graph does not match: tensors it lacks, more or fewer classes than scores."""
-        from textclf.serve.check import ServingError
+        from textclf.serve.session import ServingError
 
         metadata = self.path / EXPORT_METADATA
         missing = self._session.missing_tensors() if self._session is not None else []
