@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -66,15 +67,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         from textclf.training.setup import one_thread_per_op_on_cpu, seed_everything
 
         from sklearn.utils import check_consistent_length
-        from sklearn.utils.validation import column_or_1d
 
         texts = _texts(X)
-        originals = column_or_1d(np.asarray(y, dtype=object) if not hasattr(y, "dtype") else y, warn=True)
+        originals = _labels(y)
         check_consistent_length(texts, originals)
-        missing = [position for position, label in enumerate(originals) if _is_missing(label)]
-        if missing:
-            raise TextclfError(f"`y` must hold a label for every text; missing (None, NaN or blank) at position(s) "
-                             f"{', '.join(map(str, missing[:10]))}{' ...' if len(missing) > 10 else ''}")
         labels = [str(label) for label in originals]
         # Search tools hand numpy scalars (GridSearchCV over np.array grids, scipy.stats distributions): the
         # settings are plain Python values.
@@ -114,6 +110,37 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 def _plain(value):
     """A numpy scalar as the Python value it holds (``np.int64(16)`` → ``16``, ``np.bool_(True)`` → ``True``)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _labels(y) -> np.ndarray:
+    """``y`` as a 1-d array of labels that are equal exactly when their ``str`` is (the model's class names).
+
+    Numbers share one numpy dtype, so ``1`` and ``1.0`` are one class as in scikit-learn (their strings differed:
+    two classes, both mapped back to ``1.0``).  Strings and numbers together are refused: ``1`` and ``"1"`` were
+    one class, and the classes came back all strings.
+    """
+    from sklearn.utils.validation import column_or_1d
+
+    labels = column_or_1d(np.asarray(y, dtype=object) if not hasattr(y, "dtype") else y, warn=True)
+    missing = [position for position, label in enumerate(labels) if _is_missing(label)]
+    if missing:
+        raise TextclfError(f"`y` must hold a label for every text; missing (None, NaN or blank) at position(s) "
+                         f"{', '.join(map(str, missing[:10]))}{' ...' if len(missing) > 10 else ''}")
+    kinds = [_kind(label) for label in labels]
+    if len(set(kinds)) > 1:
+        first = {kind: position for position, kind in reversed(list(enumerate(kinds)))}
+        shown = " and ".join(f"y[{position}]={labels[position]!r}" for position in sorted(first.values()))
+        raise TextclfError(f"`y` must hold labels of one kind: all strings or all numbers. Received: {shown}")
+    if kinds and kinds[0] == "number" and labels.dtype == object:
+        labels = np.asarray(labels.tolist())
+    return labels
+
+
+def _kind(label) -> str:
+    """``string``, ``number`` (bools included) or ``other``."""
+    if isinstance(label, (str, bytes)):
+        return "string"
+    return "number" if isinstance(label, (numbers.Number, np.number, np.bool_)) else "other"
 
 
 def _is_missing(label) -> bool:
