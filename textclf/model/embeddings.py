@@ -57,7 +57,7 @@ def load_embeddings(path, tokenizer, vocabulary_size: int, dimension: int, seed:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 parts = line.rstrip("\n\r").rstrip(" ").split(" ")
-                if number == 1 and len(parts) == 2 and all(part.isdigit() for part in parts):
+                if number == 1 and len(parts) == 2 and all(part.isascii() and part.isdigit() for part in parts):
                     if int(parts[1]) != dimension:
                         raise _dimension_error(path, int(parts[1]), dimension)
                     continue

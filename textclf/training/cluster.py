@@ -53,7 +53,7 @@ def _check_addresses(kind: str, addresses, text: str) -> list[str]:
         _fail(f'TF_CONFIG cluster.{kind} must be a non-empty list of "host:port" addresses', text)
     for position, address in enumerate(addresses):
         host, _, port = address.rpartition(":") if isinstance(address, str) else ("", "", "")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             _fail(f'TF_CONFIG cluster.{kind}[{position}] must be a "host:port" address with a port '
                   f"from 1 to 65535, not {address!r}", text)
     return addresses
