@@ -26,5 +26,5 @@ def test_a_vectors_header_of_other_digits_is_read_as_a_vector_line(tmp_path):
     path.write_text("3 ²\ngood 0.5\n", encoding="utf-8")
     # Not a "count dimension" header (int("²") raised a traceback): a line for the word "3", not in the vocabulary.
     vectors = load_embeddings(path, tokenizer, tokenizer.vocabulary_size, 1)
-    assert (vectors.found, vectors.total) == (1, 2)
+    assert (vectors.found, vectors.total) == (1, 3)  # good of <unk>, good, bad.
     assert vectors.matrix[tokenizer.word_index["good"]].tolist() == [0.5]
