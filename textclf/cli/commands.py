@@ -67,7 +67,7 @@ def run_baseline(args) -> None:
         rest, test = held_out_split(data, config.validation_fraction, config.seed)
     classes = check_labels(rest, test, config)
     result = train(rest, config, output=_output_of(args))
-    predicted = [prediction.label for prediction in load(result.export_dir).predict(test.texts)]
+    predicted = load(result.export_dir).labels(test.texts)
     rows = {f"textclf ({result.config.arch}, pooling={result.config.pooling})":
             classification_metrics(test.labels, predicted, classes),
             BASELINE: fit_baseline(rest, test, classes, result.config.split_mode != "word", config.seed)}
