@@ -34,3 +34,21 @@ def test_a_bug_keeps_its_traceback(bug, monkeypatch):
     with pytest.raises(type(bug)) as raised:  # Python prints it and exits with status 1.
         main(["predict", "somewhere", "text"])
     assert raised.value is bug
+
+
+def test_the_wide_branchs_sizes_are_no_setting(capsys):
+    # Training decides the branch's n-grams; a value given for them left a wide=tfidf run with an unfitted branch.
+    import dataclasses
+
+    from textclf import TrainConfig
+    from textclf.estimator import TextClassifier
+
+    with pytest.raises(SystemExit) as exit_status:  # argparse's own refusal.
+        main(["train", "data.csv", "--wide-bigrams", "5"])
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "textclf: error: unrecognized arguments: --wide-bigrams 5"
+    assert not any("bigram" in field.name for field in dataclasses.fields(TrainConfig))
+    assert "wide_bigrams" not in TextClassifier().get_params()
+    with pytest.raises(TextclfError) as error:
+        TrainConfig.from_dict({"wide": "tfidf", "wide_bigrams": 5}, source="run/config.json")
+    assert str(error.value).startswith("Unknown setting(s) 'wide_bigrams' in run/config.json.")
