@@ -5,6 +5,8 @@ numbers of several types such as 1, 1.0 and True, or strings and numbers mixed) 
 spaces, duplicated, non-ASCII or any Unicode.  Each example trains a tiny model, so there are few.
 """
 
+import csv
+import io
 import json
 import os
 
@@ -86,7 +88,7 @@ def test_the_estimator_predicts_fitted_classes_of_the_labels_type(data, new_text
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=datasets(kinds=("int", "str")))
-def test_cli_train_trains_the_kept_rows_classes_or_says_why_not(data, tmp_path_factory, capsys):
+def test_cli_train_predict_evaluate_on_the_kept_rows_or_say_why_not(data, tmp_path_factory, capsys):
     _, texts, labels = data
     folder = tmp_path_factory.mktemp("train")
     path = write_csv(folder / "data.csv", [(text, str(label)) for text, label in zip(texts, labels)])
@@ -103,6 +105,17 @@ def test_cli_train_trains_the_kept_rows_classes_or_says_why_not(data, tmp_path_f
     summary = json.loads(captured.out.strip().splitlines()[-1])
     classes = json.loads(open(os.path.join(summary["run"], "labels.json"), encoding="utf-8").read())["classes"]
     assert sorted(classes) == sorted(set(kept))
+    # The export classifies the same rows, texts as written, each with one of the classes.
+    status = main(["predict", summary["export"], "--input", str(path), "--format", "csv"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    predicted = list(csv.reader(io.StringIO(captured.out, newline="")))
+    assert [row[0] for row in predicted[1:]] == [text for text in texts if text.strip()]
+    assert {row[1] for row in predicted[1:]} <= set(classes)
+    status = main(["evaluate", summary["export"], str(path), "--output", str(folder / "report.json")])
+    assert status == 0, capsys.readouterr().err
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert report["classes"] == classes and report["support"] == len(kept)
 
 
 @settings(max_examples=200, deadline=None)
