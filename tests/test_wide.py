@@ -135,6 +135,8 @@ def test_the_temperature_is_the_factor_that_made_the_labels():
     drawn = np.array([rng.choice(4, p=np.exp(0.5 * row) / np.exp(0.5 * row).sum()) for row in many])
     assert temperature(many, drawn) == pytest.approx(0.5, rel=0.05)
     assert temperature(np.zeros((0, 3)), np.zeros(0, np.int64)) == 1.0
+    separated = np.array([[-1.0], [1.0]] * 10)  # Every row right: the loss falls as t grows, to the bound.
+    assert temperature(separated, np.array([0, 1] * 10)) == pytest.approx(100.0, rel=1e-3)
     # The blend's prior is the calibrated linear part: rows where the recurrent part says nothing leave it there.
     few = rng.normal(size=(30, 1))
     few_targets = (few[:, 0] > 0).astype(np.int64)
