@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+from array import array
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,9 @@ class Dataset:
     """Texts and their labels (as strings), read from ``path``.
 
     ``dropped_lines``: line numbers (Parquet: row numbers) of rows dropped for an empty or missing text or label;
-    ``dropped_files``: the empty files of a folder per class, as paths inside the folder.
+    ``dropped_files``: the empty files of a folder per class, as paths inside the folder;
+    ``lines``: where each row is in ``path``, as ``dropped_lines`` names it (a folder: the file); empty when the
+    rows were not read from a file.
     """
 
     texts: list[str]
@@ -30,13 +34,15 @@ class Dataset:
     path: str = "<memory>"
     dropped_lines: list[int] = dataclasses.field(default_factory=list)
     dropped_files: list[str] = dataclasses.field(default_factory=list)
+    lines: Sequence = dataclasses.field(default_factory=list)
 
     def __len__(self):
         return len(self.texts)
 
     def subset(self, indices) -> "Dataset":
-        """The rows at ``indices``, in that order."""
-        return Dataset([self.texts[i] for i in indices], [self.labels[i] for i in indices], self.path)
+        """The rows at ``indices``, in that order (with their ``lines``)."""
+        lines = [self.lines[i] for i in indices] if len(self.lines) else []
+        return Dataset([self.texts[i] for i in indices], [self.labels[i] for i in indices], self.path, lines=lines)
 
 
 def _clean(value) -> str | None:
@@ -63,12 +69,16 @@ def clean_row(text, label, label_column: str | None):
 def _collect(rows, source, label_column: str | None) -> Dataset:
     """A :class:`Dataset` of raw ``(where, text, label)`` rows, dropping empty or missing values."""
     texts, labels, dropped_lines, dropped_files = [], [], [], []
+    lines = None  # Line numbers as 8-byte integers (a list would take 36 bytes a row); a folder's file names.
     for where, text, label in rows:
         row = clean_row(text, label, label_column)
         if row is None:
             # A folder per class names its rows by file, every other format by line number.
             (dropped_files if isinstance(where, str) else dropped_lines).append(where)
             continue
+        if lines is None:
+            lines = [] if isinstance(where, str) else array("q")
+        lines.append(where)
         texts.append(row[0])
         if label_column is not None:
             labels.append(row[1])
@@ -76,7 +86,7 @@ def _collect(rows, source, label_column: str | None) -> Dataset:
         dropped = len(dropped_lines) + len(dropped_files)
         detail = f" ({dropped} rows dropped for empty or missing text or label)" if dropped else ""
         raise TextclfError(f"{source} has no usable rows{detail}")
-    return Dataset(texts, labels, str(source), dropped_lines, dropped_files)
+    return Dataset(texts, labels, str(source), dropped_lines, dropped_files, lines)
 
 
 def load_dataset(

@@ -212,13 +212,14 @@ class _Reading:
 
 
 def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
-               valid_source: StreamSource | None = None, show_progress: bool = True) -> StreamSummary:
+               valid_source: StreamSource | None = None, show_progress: bool = True, checks=None) -> StreamSummary:
     """Reads the data once: fits ``tokenizer`` (as ``fit_on_texts`` on the training texts) and counts what
     training needs.
 
     ``split`` holds out validation rows of ``source``; with ``valid_source`` (``split`` None) that file is read
     after ``source`` for its row count and labels.  Raises ``ValueError`` (naming the file) for fewer than two
-    labels, validation labels never seen in training, or no row in one of the parts.
+    labels, validation labels never seen in training, or no row in one of the parts.  ``checks``
+    (a :class:`textclf.data.checks.StreamChecks`) is given every row.
     """
     reading = _Reading(hashlib.sha256(), show_progress)
     labels_seen: dict[str, None] = {}  # Every label of the training file, validation rows included (as in memory).
@@ -229,7 +230,10 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
     for number, (where, text, label) in enumerate(reading.rows(source)):
         names = _label_names(label, config, source.path, where)
         labels_seen.update(dict.fromkeys(names))
-        if split is not None and split.is_validation(number):
+        held_out = split is not None and split.is_validation(number)
+        if checks is not None:
+            checks.add(where, text, label, checks.VALIDATION if held_out else checks.TRAINING)
+        if held_out:
             valid_rows += 1
             continue
         train_rows += 1
@@ -249,8 +253,10 @@ def count_pass(config, tokenizer, source: StreamSource, split: RowSplit | None,
                          f"{', '.join(map(repr, classes))}")
     if valid_source is not None:
         valid_labels: set[str] = set()
-        for where, _, label in reading.rows(valid_source):
+        for where, text, label in reading.rows(valid_source):
             valid_labels.update(_label_names(label, config, valid_source.path, where))
+            if checks is not None:
+                checks.add(where, text, label, checks.VALID_FILE)
             valid_rows += 1
         unseen = sorted(valid_labels - set(classes))
         if unseen:

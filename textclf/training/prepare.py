@@ -13,8 +13,10 @@ import itertools
 import os
 
 from textclf.config import TrainConfig
+from textclf.data.checks import StreamChecks, check_in_memory
 from textclf.data.counts import max_len_of
 from textclf.data.dataset import Dataset, load_dataset, sorted_classes, stratified_split
+from textclf.data.fingerprints import HashSet
 from textclf.data.streaming import SPLIT_MODE_SAMPLE_ROWS, RowSplit, StreamSource, count_pass
 from textclf.data.labels import label_sets
 from textclf.log import log
@@ -54,7 +56,8 @@ class Prepared:
     """A run's data, ready to train on.
 
     ``config`` has ``split_mode`` and ``max_len`` resolved; ``fingerprint`` identifies both parts' rows in order
-    (checkpoints); ``run_info`` is what ``run.json`` says about the data.
+    (checkpoints); ``run_info`` is what ``run.json`` says about the data (its checks in ``data_checks``);
+    ``fingerprints`` the training texts' :class:`textclf.data.fingerprints.HashSet`.
     """
 
     tokenizer: Tokenizer
@@ -64,6 +67,7 @@ class Prepared:
     valid_count: int
     fingerprint: str
     run_info: dict
+    fingerprints: HashSet | None = None
 
     def parts(self, tokenizer: Tokenizer, config: TrainConfig):
         """``(train, valid)`` :class:`textclf.training.rows.Rows` encoded with ``tokenizer`` and ``config``."""
@@ -141,11 +145,10 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
     all_train = read_dataset(data, config, data_format, encoding)
     given_valid = read_dataset(valid, config, data_format, encoding)
     classes = check_labels(all_train, given_valid if given_valid is not None else all_train, config)
-    if given_valid is not None:
-        train_data, valid_data = all_train, given_valid
-    else:
-        train_indices, valid_indices = stratified_split(all_train.labels, config.validation_fraction, config.seed)
-        train_data, valid_data = all_train.subset(train_indices), all_train.subset(valid_indices)
+    split = None if given_valid is not None else stratified_split(all_train.labels, config.validation_fraction,
+                                                                  config.seed)
+    train_data, valid_data, checks, fingerprints = check_in_memory(config, all_train, given_valid, split, classes)
+    log(checks.summary())
     log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
         f"{len(classes)} labels ({task_of(config, classes)}): {', '.join(classes[:10])}")
     config = resolve_split_mode(config, train_data.texts)
@@ -157,11 +160,12 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
     config = config.replace(max_len=max_len_of(config, lengths))
     run_info = {"train_file": all_train.path, "valid_file": given_valid.path if given_valid is not None else None,
                 "train_rows": len(train_data), "valid_rows": len(valid_data),
-                "dropped_rows": len(all_train.dropped_lines) + (len(given_valid.dropped_lines) if given_valid else 0)}
+                "dropped_rows": len(all_train.dropped_lines) + (len(given_valid.dropped_lines) if given_valid else 0),
+                "data_checks": checks.to_dict()}
     fingerprint = fingerprint_of([*train_data.texts, "\x1d", *valid_data.texts],
                                  [*train_data.labels, "", *valid_data.labels])
     return InMemory(tokenizer, config, classes, len(train_data), len(valid_data), fingerprint, run_info,
-                    train=train_data, valid=valid_data)
+                    fingerprints, train=train_data, valid=valid_data)
 
 
 def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, encoding="utf-8") -> Streamed:
@@ -181,7 +185,8 @@ def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, en
         log("wide tfidf: the branch is fitted on the rows in memory; this run streams, so it trains without it")
     config = config.replace(wide="none")
     tokenizer = new_tokenizer(config)
-    summary = count_pass(config, tokenizer, source, split, valid_source)
+    checks = StreamChecks(config)
+    summary = count_pass(config, tokenizer, source, split, valid_source, checks=checks)
     config = config.replace(max_len=max_len_of(config, summary.lengths))
     if summary.dropped_rows:
         shown = ", ".join(f"{name} line {line}" for name, line in summary.dropped_lines)
@@ -193,6 +198,9 @@ def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, en
             f"({SHUFFLE_BUFFER:,} rows): batches will hold mostly one class. Shuffle the file first "
             "(e.g. `shuf`, keeping a CSV header on top), or train with --streaming off")
     classes = summary.classes
+    found = checks.report(source.path, valid_source.path if valid_source is not None else None, classes,
+                          summary.label_counts)
+    log(found.summary())
     held_out = ("from " + str(valid_source.path) if valid_source is not None
                 else f"each row with probability {config.validation_fraction}, not stratified")
     log(f"{summary.train_rows} training rows, {summary.valid_rows} validation rows ({held_out}), "
@@ -200,9 +208,10 @@ def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, en
     run_info = {"train_file": str(source.path),
                 "valid_file": str(valid_source.path) if valid_source is not None else None,
                 "train_rows": summary.train_rows, "valid_rows": summary.valid_rows,
-                "dropped_rows": summary.dropped_rows, "streaming": True}
+                "dropped_rows": summary.dropped_rows, "streaming": True, "data_checks": found.to_dict()}
     return Streamed(tokenizer, config, classes, summary.train_rows, summary.valid_rows,
-                    f"{summary.fingerprint}:streamed", run_info, source=source, valid_source=valid_source,
+                    f"{summary.fingerprint}:streamed", run_info, checks.fingerprints, source=source,
+                    valid_source=valid_source,
                     split=split, summary=summary)
 
 
