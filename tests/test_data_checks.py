@@ -1,6 +1,9 @@
 """Data checks before training (duplicates, conflicts, validation overlap, classes without validation rows) and
 the training texts' hashes that `textclf evaluate` compares its rows with."""
 
+import json
+
+import numpy as np
 import pytest
 
 from textclf import TrainConfig
@@ -10,6 +13,8 @@ from textclf.data.checks import StreamChecks, check_in_memory
 from textclf.data.dataset import Dataset, load_dataset
 from textclf.data.fingerprints import FINGERPRINT_FILE, HashSet, text_hash, text_hashes
 from textclf.training.prepare import prepare_in_memory, prepare_streamed
+
+from conftest import tiny_config
 
 # Line 1 is the header; the row at line 5 spans lines 5-6, so rows and lines part there.
 TRAIN = ('text,label\n'
@@ -204,3 +209,30 @@ def test_a_damaged_hash_file_is_a_warning(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"warning: {tmp_path / FINGERPRINT_FILE} cannot be read (KeyError: 'hashes'); whether the rows are texts the "
         "model was trained on is not checked\n")
+
+
+@pytest.mark.slow
+def test_evaluate_warns_of_rows_the_model_was_trained_on(planted, capsys):
+    from textclf import train
+    from textclf.cli import main
+
+    result = train(planted / "train.csv", tiny_config(epochs=1), valid=planted / "valid.csv",
+                   output=planted / "model", verbose=0)
+    run_info = json.loads((result.run_dir / "run.json").read_text(encoding="utf-8"))
+    assert run_info["data_checks"] == expected(planted)
+    assert (result.export_dir / FINGERPRINT_FILE).read_text() == (result.run_dir / FINGERPRINT_FILE).read_text()
+    (planted / "new.csv").write_text("text,label\nnever seen,pos\nnor this,neg\n", encoding="utf-8")
+    for data, model, warning in (("train.csv", result.export_dir, "10 of 10 rows"),
+                                 ("valid.csv", result.run_dir, "2 of 4 rows"), ("new.csv", result.export_dir, None)):
+        capsys.readouterr()
+        status = main(["evaluate", str(model), str(planted / data), "--output", str(planted / "report.json")])
+        err = capsys.readouterr().err
+        assert status == 0, err
+        warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+        assert warnings == ([] if warning is None else [
+            f"warning: {warning} of {planted / data} are texts the model was trained on; their scores overstate how "
+            "it does on texts it has not seen"])
+        report = json.loads((planted / "report.json").read_text())
+        assert report["trained_rows"] == (int(warning.split()[0]) if warning else 0)
+    assert np.array_equal(HashSet.from_file(result.run_dir / FINGERPRINT_FILE).hashes,
+                          np.unique(text_hashes(load_dataset(planted / "train.csv").texts)))

@@ -15,6 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
+from textclf.data.fingerprints import FINGERPRINT_FILE
 from textclf.serve.artifacts import EXPORT_METADATA, Run, load_run, versions
 from textclf.model.factory import build_model, class_probabilities, wide_of
 from textclf.text.sequences import GraphEncoder
@@ -180,6 +181,8 @@ def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
             metadata["signatures"] = {name: [inputs, outputs] for name, (inputs, outputs) in signatures.items()
                                       if len(inputs) == 1}  # Not "__saved_model_init_op" (the loader runs it).
         (staging / EXPORT_METADATA).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
+        if (run.path / FINGERPRINT_FILE).is_file():  # The training texts' hashes, for `textclf evaluate`.
+            shutil.copyfile(run.path / FINGERPRINT_FILE, staging / FINGERPRINT_FILE)
         target = base / str(version)
         if target.exists():
             raise TextclfError(f"Version folder {target} appeared while exporting; it was left untouched")

@@ -10,12 +10,14 @@ import numpy as np
 from textclf.serve.artifacts import (EXPORT_METADATA, check_class_count, check_weights, load_export_metadata,
                                      load_run, resolve_export)
 from textclf.data.dataset import load_dataset
+from textclf.data.fingerprints import trained_rows
 from textclf.config import TrainConfig
 from textclf.evaluation.metrics import classification_metrics
 from textclf.data.labels import label_sets, multi_hot
 from textclf.evaluation.multilabel import multilabel_metrics
 from textclf.text.sequences import encode
 from textclf.errors import TextclfError
+from textclf.log import log
 
 
 @dataclasses.dataclass
@@ -195,11 +197,17 @@ def evaluate(model, data, text_column: str = "text", label_column: str = "label"
     """Metrics of a model (a path for :func:`load`, or a loaded classifier) on a labelled file or folder.
 
     ``data`` is read by :func:`textclf.data.dataset.load_dataset` (``data_format=None``: from the extension).
-    Returns ``classification_metrics`` (or ``multilabel_metrics``) plus ``model``, ``data`` and ``dropped_rows``.
+    Returns ``classification_metrics`` (or ``multilabel_metrics``) plus ``model``, ``data``, ``dropped_rows`` and
+    ``trained_rows``: how many rows are texts the model was trained on (``None`` for a model that did not keep
+    its training texts' hashes), with a warning when there are any.
     """
     classifier = load(model) if isinstance(model, (str, Path)) else model
     # The separator the model was trained with also joins several fastText labels of one line, as in training.
     dataset = load_dataset(data, text_column, label_column, data_format, encoding, classifier.config.label_sep)
+    trained = trained_rows(classifier.path, dataset.texts)
+    if trained is not None and trained[0]:
+        log(f"warning: {'about ' if trained[1] else ''}{trained[0]:,} of {len(dataset):,} rows of {data} are texts the "
+            "model was trained on; their scores overstate how it does on texts it has not seen")
     multilabel = classifier.threshold is not None
     sets = label_sets(dataset.labels, classifier.config.label_sep, str(data)) if multilabel else None
     found = {name for names in sets for name in names} if multilabel else set(dataset.labels)
@@ -213,5 +221,6 @@ def evaluate(model, data, text_column: str = "text", label_column: str = "label"
     else:
         predicted = classifier.labels(dataset.texts)
         metrics = classification_metrics(dataset.labels, predicted, classifier.classes)
-    metrics.update(model=str(classifier.path), data=str(data), dropped_rows=len(dataset.dropped_lines))
+    metrics.update(model=str(classifier.path), data=str(data), dropped_rows=len(dataset.dropped_lines),
+                   trained_rows=trained[0] if trained is not None else None)
     return metrics

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from textclf.config import TrainConfig
+from textclf.data.fingerprints import FINGERPRINT_FILE
 from textclf.data.streaming import should_stream
 from textclf.evaluation.metrics import format_metrics
 from textclf.evaluation.reports import plot_confusion, plot_history
@@ -197,6 +198,8 @@ def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, p
         "history.json": json.dumps(history, indent=2),
         "metrics.json": json.dumps(metrics, indent=2, ensure_ascii=False),
         "run.json": json.dumps(run_info, indent=2, ensure_ascii=False),
+        # The training texts' hashes, not the texts: `textclf evaluate` counts the rows the model was trained on.
+        **({FINGERPRINT_FILE: prepared.fingerprints.to_json()} if prepared.fingerprints is not None else {}),
     }, model, pictures={
         "history.png": lambda path: plot_history(history, path),
         "confusion_matrix.png": lambda path: plot_confusion(metrics, path),
