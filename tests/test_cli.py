@@ -29,7 +29,7 @@ def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):
     run_dir = output / "runs" / os.listdir(output / "runs")[0]
     assert sorted(os.listdir(run_dir)) == ["config.json", "confusion_matrix.png", "history.json", "history.png",
                                            "labels.json", "metrics.json", "model.keras", "run.json", "tokenizer.json",
-                                           "training_texts.json"]
+                                           "training_texts.json", "validation_predictions.jsonl"]
     assert_picture(run_dir / "history.png", min_width=800)
     assert_picture(run_dir / "confusion_matrix.png", min_width=400)
     assert json.loads((run_dir / "labels.json").read_text()) == {"classes": ["fresh", "rotten"], "task": "binary"}

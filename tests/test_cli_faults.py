@@ -93,7 +93,8 @@ def test_a_picture_that_fails_is_a_warning_and_the_run_and_export_are_kept(binar
             "saved without it") in err
     assert sorted(os.listdir(summary["run"])) == ["config.json", "confusion_matrix.png", "history.json",
                                                   "labels.json", "metrics.json", "model.keras", "run.json",
-                                                  "tokenizer.json", "training_texts.json"]
+                                                  "tokenizer.json", "training_texts.json",
+                                                  "validation_predictions.jsonl"]
 
 
 def test_files_and_folders_that_cannot_be_written_or_read_are_one_line_errors(binary_csv, binary_result, tmp_path,

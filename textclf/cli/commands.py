@@ -12,6 +12,7 @@ import io
 import itertools
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -220,16 +221,21 @@ def _check_folder_of(flag: str, path) -> None:
 
 def run_evaluate(args) -> None:
     from textclf.evaluation.metrics import format_metrics
+    from textclf.evaluation.mistakes import check_mistakes, format_mistakes
     from textclf.serve.predict import evaluate, load
 
     for flag, path in (("--output", args.output), ("--plot", args.plot)):
         if path:
             _check_folder_of(flag, path)  # Before loading the model and predicting every row.
+    if args.mistakes is not None:
+        check_mistakes(args.mistakes)
     with discarded(args.verbose):
         classifier = load(args.model)
     metrics = evaluate(classifier, args.data, args.text_column, args.label_column,
-                       data_format=args.data_format, encoding=args.encoding)
+                       data_format=args.data_format, encoding=args.encoding, mistakes=args.mistakes)
     print(format_metrics(metrics))
+    if args.mistakes is not None:
+        print("\n" + format_mistakes(metrics, shutil.get_terminal_size().columns))
     if args.output:
         Path(args.output).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"\nreport written to {args.output}")

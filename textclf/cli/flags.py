@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plot", metavar="FILE",
                           help="confusion-matrix PNG [confusion_matrix.png beside --output, when given]")
     evaluate.add_argument("--normalize", action="store_true", help="plot row-normalised shares instead of counts")
+    evaluate.add_argument("--mistakes", type=int, metavar="N",
+                          help="also list the N most confident mistakes (highest predicted score among wrong "
+                               "predictions) and the most confused class pairs, here and in --output")
     return parser
 
 

@@ -71,35 +71,49 @@ MAX_LISTED_CLASSES = 30
 MAX_MATRIX_CLASSES = 10
 
 
-def _confused_pairs(metrics: dict, limit: int = 10) -> list[str]:
-    """Lines for the ``limit`` most frequent (true, predicted) pairs of different classes."""
+def confused_pairs(metrics: dict, limit: int = 10) -> list[dict]:
+    """The ``limit`` most frequent (true, predicted) pairs of different classes with a row, as ``{"true",
+    "predicted", "rows"}``, most rows first (ties: in the confusion matrix's order)."""
     counts = np.array(metrics["confusion_matrix"])
     np.fill_diagonal(counts, 0)
     order = np.argsort(-counts, axis=None, kind="stable")[:limit]
     classes = metrics["classes"]
     pairs = [divmod(int(index), len(classes)) for index in order]
-    return [f"  {classes[true]} -> {classes[predicted]}: {counts[true, predicted]}" for true, predicted in pairs
-            if counts[true, predicted] > 0] or ["  none"]
+    return [{"true": classes[true], "predicted": classes[predicted], "rows": int(counts[true, predicted])}
+            for true, predicted in pairs if counts[true, predicted] > 0]
 
 
-def _columns(text: str) -> int:
+def confused_pair_lines(pairs: list[dict]) -> list[str]:
+    """Lines of :func:`confused_pairs`."""
+    return [f"  {pair['true']} -> {pair['predicted']}: {pair['rows']}" for pair in pairs] or ["  none"]
+
+
+def _width(character: str) -> int:
+    """Terminal columns of one character (see :func:`terminal_columns`)."""
+    return (0 if unicodedata.category(character) in ("Mn", "Me", "Cf")
+            else 2 if unicodedata.east_asian_width(character) in ("W", "F") else 1)
+
+
+def terminal_columns(text: str) -> int:
     """Terminal columns of ``text``: wide and fullwidth characters (CJK) take two, combining marks and format
     characters none."""
-    return sum(0 if unicodedata.category(character) in ("Mn", "Me", "Cf")
-               else 2 if unicodedata.east_asian_width(character) in ("W", "F") else 1 for character in text)
+    return sum(map(_width, text))
 
 
-def _cut(text: str, columns: int) -> str:
-    """The longest start of ``text`` within ``columns`` terminal columns."""
-    while _columns(text) > columns:
-        text = text[:-1]
+def cut_to_columns(text: str, columns: int) -> str:
+    """The longest start of ``text`` within ``columns`` terminal columns (one pass: a mistake's text may be long)."""
+    used = 0
+    for position, character in enumerate(text):
+        used += _width(character)
+        if used > columns:
+            return text[:position]
     return text
 
 
 def _pad(text: str, columns: int, right: bool = False) -> str:
     """``text`` padded to ``columns`` terminal columns, left-aligned or right-aligned (format's ``<`` and ``>``
     count characters, and a CJK character takes two columns)."""
-    padding = " " * max(columns - _columns(text), 0)
+    padding = " " * max(columns - terminal_columns(text), 0)
     return padding + text if right else text + padding
 
 
@@ -118,7 +132,7 @@ def format_metrics(metrics: dict) -> str:
                                                    metrics["per_class"][name]["f1-score"]))[:MAX_LISTED_CLASSES]
     for name in listed:
         row = metrics["per_class"][name]
-        lines.append(_pad(_cut(name, 23), 24) + f"{row['precision']:>10.3f}{row['recall']:>10.3f}"
+        lines.append(_pad(cut_to_columns(name, 23), 24) + f"{row['precision']:>10.3f}{row['recall']:>10.3f}"
                      f"{row['f1-score']:>10.3f}{int(row['support']):>10}")
     if len(listed) < len(classes):
         lines.append(f"(the {len(listed)} classes with the lowest F1 of {len(classes)}, those with rows first; "
@@ -126,10 +140,11 @@ def format_metrics(metrics: dict) -> str:
     if multilabel:
         return "\n".join(lines)
     if len(classes) > MAX_MATRIX_CLASSES:
-        return "\n".join(lines + ["", "most confused pairs (true -> predicted: rows)"] + _confused_pairs(metrics))
-    width = max(7, *(_columns(_cut(name, 12)) for name in classes)) + 1
+        return "\n".join(lines + ["", "most confused pairs (true -> predicted: rows)"]
+                         + confused_pair_lines(confused_pairs(metrics)))
+    width = max(7, *(terminal_columns(cut_to_columns(name, 12)) for name in classes)) + 1
     lines += ["", "confusion matrix (rows: true, columns: predicted)",
-              " " * 14 + "".join(_pad(_cut(name, 12), width, right=True) for name in classes)]
+              " " * 14 + "".join(_pad(cut_to_columns(name, 12), width, right=True) for name in classes)]
     for name, row in zip(classes, np.asarray(metrics["confusion_matrix"])):
-        lines.append(_pad(_cut(name, 13), 14) + "".join(f"{count:>{width}}" for count in row))
+        lines.append(_pad(cut_to_columns(name, 13), 14) + "".join(f"{count:>{width}}" for count in row))
     return "\n".join(lines)

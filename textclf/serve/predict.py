@@ -12,7 +12,8 @@ from textclf.serve.artifacts import (EXPORT_METADATA, check_class_count, check_w
 from textclf.data.dataset import load_dataset
 from textclf.data.fingerprints import trained_rows
 from textclf.config import TrainConfig
-from textclf.evaluation.metrics import classification_metrics
+from textclf.evaluation.metrics import classification_metrics, confused_pairs
+from textclf.evaluation.mistakes import check_mistakes, labels_and_scores, most_confident_mistakes
 from textclf.data.labels import label_sets, multi_hot
 from textclf.evaluation.multilabel import multilabel_metrics
 from textclf.text.sequences import encode
@@ -193,14 +194,19 @@ def load(path):
 
 
 def evaluate(model, data, text_column: str = "text", label_column: str = "label",
-             data_format: str | None = None, encoding: str = "utf-8") -> dict:
+             data_format: str | None = None, encoding: str = "utf-8", mistakes: int | None = None) -> dict:
     """Metrics of a model (a path for :func:`load`, or a loaded classifier) on a labelled file or folder.
+
+    ``mistakes`` (single-label models): also ``mistakes``, that many most confident mistakes
+    (:func:`textclf.evaluation.mistakes.most_confident_mistakes`), and ``confused_pairs``.
 
     ``data`` is read by :func:`textclf.data.dataset.load_dataset` (``data_format=None``: from the extension).
     Returns ``classification_metrics`` (or ``multilabel_metrics``) plus ``model``, ``data``, ``dropped_rows`` and
     ``trained_rows``: how many rows are texts the model was trained on (``None`` for a model that did not keep
     its training texts' hashes), with a warning when there are any.
     """
+    if mistakes is not None:
+        check_mistakes(mistakes)
     classifier = load(model) if isinstance(model, (str, Path)) else model
     # The separator the model was trained with also joins several fastText labels of one line, as in training.
     dataset = load_dataset(data, text_column, label_column, data_format, encoding, classifier.config.label_sep)
@@ -215,12 +221,20 @@ def evaluate(model, data, text_column: str = "text", label_column: str = "label"
     if unknown:
         raise TextclfError(f"{data}: labels {', '.join(map(repr, unknown))} are not among the model's classes "
                          f"({', '.join(map(repr, classifier.classes))})")
+    if multilabel and mistakes is not None:
+        raise TextclfError(f"`mistakes` lists the mistakes of single-label models; {classifier.path} is multi-label. "
+                           f"Received: mistakes={mistakes}")
     if multilabel:
         metrics = multilabel_metrics(multi_hot(sets, classifier.classes), classifier.probabilities(dataset.texts),
                                      classifier.classes, classifier.threshold)
-    else:
+    elif mistakes is None:
         predicted = classifier.labels(dataset.texts)
         metrics = classification_metrics(dataset.labels, predicted, classifier.classes)
+    else:
+        predicted, scores = labels_and_scores(classifier, dataset.texts)
+        metrics = classification_metrics(dataset.labels, predicted, classifier.classes)
+        metrics.update(mistakes=most_confident_mistakes(dataset.texts, dataset.labels, predicted, scores, mistakes),
+                       confused_pairs=confused_pairs(metrics))
     metrics.update(model=str(classifier.path), data=str(data), dropped_rows=len(dataset.dropped_lines),
                    trained_rows=trained[0] if trained is not None else None)
     return metrics

@@ -18,6 +18,7 @@ from textclf.model.factory import predict_probabilities
 from textclf.text.sequences import encode
 from textclf.text.tokenizer import Tokenizer
 from textclf.training.loop import run_loop, write_weights_digest
+from textclf.training.parts import part_probabilities
 from textclf.training.prepare import Prepared
 from textclf.training.rows import predictions
 from textclf.training.wide import LinearFitsInBackground, fit_wide
@@ -31,8 +32,9 @@ class FittedPipeline:
     ``encoding``, ``building_and_tracing`` (the loop's time outside epochs and validation), ``epochs``,
     ``validation``, ``wide`` (after the epochs; its linear fits overlap them).  ``validation_probabilities``: with a
     wide branch, the outputs on the validation rows of the blend whose linear part saw only the training rows (the
-    validation metrics are theirs); ``None`` when they are ``model``'s.  ``wide``: what the wide branch chose and
-    how (``run.json``'s ``wide``).
+    validation metrics are theirs); ``None`` when they are ``model``'s.  ``validation_parts``: with a wide branch,
+    each part's own probabilities on those rows (:func:`textclf.training.parts.part_probabilities`).  ``wide``:
+    what the wide branch chose and how (``run.json``'s ``wide``).
     """
 
     tokenizer: Tokenizer
@@ -45,6 +47,7 @@ class FittedPipeline:
     phase_seconds: dict = dataclasses.field(default_factory=dict)
     validation_probabilities: np.ndarray | None = None
     wide: dict | None = None
+    validation_parts: dict | None = None
 
     def probabilities(self, texts) -> np.ndarray:
         """``[len(texts), num_classes]`` probabilities (Python tokenizer + Keras model)."""
@@ -79,10 +82,12 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     model, history, seconds = run_loop(config, tokenizer, prepared.classes, train_rows, valid_rows, in_progress,
                                        verbose, tensorboard)
     looped = time.perf_counter()
-    validation_probabilities, wide_report = None, None
+    validation_probabilities, validation_parts, wide_report = None, None, None
     if linear is not None:
         fits = linear.result()
-        validation_probabilities, model = fit_wide(model, config, tokenizer, prepared.classes, valid_rows, fits)
+        validation_probabilities, model, recurrent = fit_wide(model, config, tokenizer, prepared.classes, valid_rows,
+                                                              fits)
+        validation_parts = part_probabilities(recurrent, fits.valid_logits, fits.temperature)
         wide_report = fits.report
     write_weights_digest(model)  # The final weights, wide branch included (tests compare workers with it).
     epochs, validation = sum(seconds["training"]), sum(seconds["validation"])
@@ -91,7 +96,7 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     # A resumed run counts the time its interrupted part spent up to the checkpoint too.
     earlier = in_progress.previous_seconds if in_progress is not None else 0.0
     return FittedPipeline(tokenizer, config, model, history, earlier + looped - encoded, valid_rows, seconds, phases,
-                          validation_probabilities, wide_report)
+                          validation_probabilities, wide_report, validation_parts)
 
 
 def validation_metrics(fitted: FittedPipeline, classes):

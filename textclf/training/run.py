@@ -2,7 +2,8 @@
 
 A run folder holds ``config.json`` (settings used, ``max_len`` resolved), ``tokenizer.json``, ``labels.json``,
 ``history.json``, ``metrics.json``, ``run.json`` (data files, row counts, timing, and ``resolved``: each setting the
-run decided, requested → used), ``history.png``, ``confusion_matrix.png`` and ``model.keras``.
+run decided, requested → used), ``validation_predictions.jsonl`` (:mod:`textclf.training.validation_file`),
+``history.png``, ``confusion_matrix.png`` and ``model.keras``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from textclf.training.fit import fit_prepared, validation_metrics
 from textclf.training.prepare import prepare, task_of
 from textclf.training.resume import InProgress, write_atomically
 from textclf.training.setup import one_thread_per_op_on_cpu, seed_everything
+from textclf.training.validation_file import VALIDATION_PREDICTIONS, write_validation_predictions
 from textclf.errors import TextclfError
 
 
@@ -52,10 +54,11 @@ def _new_run_dir(output: Path) -> Path:
             return candidate
 
 
-def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -> Path:
+def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None, writers: dict | None = None) -> Path:
     """Writes the run folder through a temporary folder renamed when complete.
 
-    ``files`` are ``{name: text}``; ``pictures`` ``{name: function(path)}``, one that fails is logged and left out.
+    ``files`` are ``{name: text}``; ``writers`` ``{name: function(path)}`` write files too large to hold as text;
+    ``pictures`` ``{name: function(path)}``, one that fails is logged and left out.
     """
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = run_dir.parent / f".tmp-{run_dir.name}-{os.getpid()}"
@@ -63,6 +66,8 @@ def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None) -
     try:
         for name, content in files.items():
             (staging / name).write_text(content, encoding="utf-8")
+        for name, write in (writers or {}).items():
+            write(staging / name)
         model.save(staging / "model.keras")
         for name, draw in (pictures or {}).items():
             # Pictures are optional: a failure (no matplotlib, no fonts, ...) never costs the trained run.
@@ -203,6 +208,8 @@ def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, p
     }, model, pictures={
         "history.png": lambda path: plot_history(history, path),
         "confusion_matrix.png": lambda path: plot_confusion(metrics, path),
+    }, writers={
+        VALIDATION_PREDICTIONS: lambda path: write_validation_predictions(path, fitted, classes, config),
     })
     in_progress.complete()  # The run folder now holds the result: nothing left to resume.
     phases.lap("run_folder")

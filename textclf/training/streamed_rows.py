@@ -60,6 +60,10 @@ class StreamedRows:
                 if split is None or split.is_validation(number) == (self.part == "valid"))
         yield from itertools.islice(rows, pipeline_id, None, pipelines)
 
+    def ordered_texts(self):
+        """This part's texts, in the order :meth:`batches` without a ``seed`` gives their rows."""
+        return (text for text, _ in self._part_rows(0, 1))
+
     def _target(self, label: str):
         if self.config.multi_label:
             return [self.position[name] for name in row_labels(label, self.config.label_sep)]

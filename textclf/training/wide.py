@@ -313,11 +313,11 @@ def with_wide(model, config, vocabulary_size, classes, part: LinearPart, scales,
 
 
 def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
-    """``(validation_probabilities, model)``: the trained recurrent ``model`` with the wide branch beside it.
+    """``(validation_probabilities, model, recurrent)``: the trained recurrent ``model`` with the wide branch.
 
-    The blend is fitted on the validation rows' recurrent outputs and out-of-fold linear logits;
-    ``validation_probabilities`` [validation rows, outputs] are that blend's outputs (the validation metrics are
-    theirs).  ``model`` holds the linear part refitted on training and validation rows together, as the baseline
+    The blend is fitted on the validation rows' recurrent outputs (``recurrent``, the head's) and out-of-fold linear
+    logits; ``validation_probabilities`` [validation rows, outputs] are that blend's outputs (the validation metrics
+    are theirs).  ``model`` holds the linear part refitted on training and validation rows together, as the baseline
     learns from every row, with the same blend.
     """
     call = compiled_call(model)
@@ -334,4 +334,4 @@ def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
     log(f"wide branch: {sizes} n-grams, refitted on training and validation rows; blend fitted on the validation "
         f"rows: {scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
     linear.report["blend"] = {"recurrent": round(float(scales[0]), 4), "tfidf": round(float(scales[1]), 4)}
-    return blended(recurrent, linear.valid_logits, scales, blend_bias), final
+    return blended(recurrent, linear.valid_logits, scales, blend_bias), final, recurrent
