@@ -3,11 +3,10 @@
 The branch is the strongest linear baseline a careful scikit-learn user builds, chosen on the user's own rows:
 the features (word 1-2-grams, character ``char_wb`` n-grams, or both), ``C`` and class weighting are picked by
 stratified k-fold cross-validated macro-F1 on every training row (training and validation rows together, as the
-baseline sees them), then a logistic regression (L-BFGS) with that choice is refitted on every row.  The n-grams
+baseline sees them), then a logistic regression (Newton-CG) with that choice is refitted on every row.  The n-grams
 are :mod:`textclf.text.ngrams`' hashed keys, so the export's graph (:class:`textclf.model.layers.NgramTfidfLogits`)
-computes the same features from raw text.  The blend ``activation(a * recurrent logits + b * wide logits + c)``
-(:class:`textclf.model.layers.Blend`) is fitted on the validation rows with the out-of-fold linear logits, which no
-model that saw those rows produced.
+computes the same features from raw text.  The blend with the recurrent part (:mod:`textclf.training.blend`) is
+fitted on the validation rows with the out-of-fold linear logits, which no model that saw those rows produced.
 """
 
 from __future__ import annotations
