@@ -62,6 +62,7 @@ def expected_refusal(labels) -> str | None:
     return REFUSALS[1] if max(counts.values()) <= 2 else None
 
 
+@pytest.mark.slow  # 10 fits: about 35 s here.
 @settings(max_examples=10, deadline=None)
 @given(data=datasets(), new_texts=st.lists(TEXTS, max_size=4))
 def test_the_estimator_predicts_fitted_classes_of_the_labels_type(data, new_texts):
@@ -86,6 +87,7 @@ def test_the_estimator_predicts_fitted_classes_of_the_labels_type(data, new_text
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
 
 
+@pytest.mark.slow  # 6 runs of train, predict and evaluate: about 90 s here.
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=datasets(kinds=("int", "str")))
 def test_cli_train_predict_evaluate_on_the_kept_rows_or_say_why_not(data, tmp_path_factory, capsys):
