@@ -83,10 +83,16 @@ def test_a_run_with_a_wide_branch_saves_every_validation_row_and_each_parts_scor
     branch = keras.Model(run.run.model.inputs[0], recurrent_head(run.run.model).output)
     positive = np.asarray(branch(run.tokenize([text for text, _ in rows[60:]])))[:, 0]
     np.testing.assert_allclose([row["recurrent_scores"]["rotten"] for row in saved], positive, atol=1e-5)
+    # metrics.json and the training report give each part's metrics, those of its saved scores.
+    assert metrics["parts"] == parts
+    names = {"recurrent": "recurrent alone", "tfidf": "TF-IDF alone", "blend": "blend"}
+    printed = [line for line in capsys.readouterr().err.splitlines() if line.startswith(("part ", *names.values()))]
+    assert printed == [f"{'part':<24}{'accuracy':>10}{'macro-F1':>10}"] + [
+        f"{name:<24}{parts[key]['accuracy']:>10.4f}{parts[key]['macro_f1']:>10.4f}"
+        + ("  stuck: one class" if parts[key]["predicted_classes"] == 1 else "") for key, name in names.items()]
 
 
-
-def test_a_multiclass_runs_saved_scores_give_its_metrics(multiclass_result, multiclass_csv):
+def test_a_multiclass_runs_parts_are_those_of_its_saved_scores(multiclass_result, multiclass_csv):
     saved = read_jsonl(multiclass_result.run_dir / "validation_predictions.jsonl")
     metrics = json.loads((multiclass_result.run_dir / "metrics.json").read_text())
     classes = metrics["classes"]
@@ -97,6 +103,7 @@ def test_a_multiclass_runs_saved_scores_give_its_metrics(multiclass_result, mult
              (("recurrent", "recurrent_scores"), ("tfidf", "tfidf_scores"), ("blend", "scores"))}
     assert (parts["blend"]["accuracy"], parts["blend"]["macro_f1"]) == (metrics["accuracy"], metrics["macro_f1"])
     assert metrics["confusion_matrix"] == confusion_of(saved, classes)
+    assert metrics["parts"] == parts
 
 
 @pytest.mark.slow

@@ -103,7 +103,12 @@ def fake_training(monkeypatch):
                            history={}, config=config, export_dir=Path(output) / "1")
 
     monkeypatch.setattr(textclf.training.fit, "fit_prepared", fit_prepared)
-    monkeypatch.setattr(textclf.training.fit, "validation_metrics", lambda score, classes: (None, {"macro_f1": score}))
+    def validation_metrics(outcome, classes):
+        # A score stands for a model without a wide branch that predicted both classes; a dict is the metrics.
+        return None, outcome if isinstance(outcome, dict) else {"macro_f1": outcome,
+                                                                "confusion_matrix": [[3, 1], [1, 3]]}
+
+    monkeypatch.setattr(textclf.training.fit, "validation_metrics", validation_metrics)
     monkeypatch.setattr(textclf.training.run, "train", train)
     return fake
 
@@ -275,12 +280,38 @@ def test_the_trials_table_rounds_what_it_shows():
 
     rows = [{"trial": "3", "settings": {"arch": "gru", "units": 32, "dropout_rate": 0.30000000000000004,
                                         "learning_rate": 0.0012345678, "max_len_percentile": 99.0},
-             "val_macro_f1": 0.812345, "seconds": 12.6},
+             "val_macro_f1": 0.812345, "seconds": 12.6, "recurrent_macro_f1": 0.3333333, "stuck": True},
+            {"trial": "1", "settings": {"arch": "gru", "units": 64, "dropout_rate": 0.2, "learning_rate": 0.003,
+                                        "max_len_percentile": 90.0},
+             "val_macro_f1": 0.75, "seconds": 9.2, "recurrent_macro_f1": 0.75, "stuck": False},
+            # A trial of a search made before the recurrent part was recorded.
             {"trial": "0", "settings": {"arch": "lstm", "units": 16, "dropout_rate": 0.1, "learning_rate": 0.01,
                                         "max_len_percentile": 95.0}, "val_macro_f1": 0.5, "seconds": None}]
     assert trials_table(rows).splitlines() == [
-        "| trial | arch | units | dropout_rate | learning_rate | max_len_percentile | validation macro-F1 | seconds |",
-        "|---|---|---|---|---|---|---|---|",
-        "| 3 | gru | 32 | 0.3 | 0.0012 | 99 | 0.8123 | 13 |",
-        "| 0 | lstm | 16 | 0.1 | 0.01 | 95 | 0.5000 | — |",
+        "| trial | arch | units | dropout_rate | learning_rate | max_len_percentile | validation macro-F1 | "
+        "recurrent macro-F1 | seconds | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        "| 3 | gru | 32 | 0.3 | 0.0012 | 99 | 0.8123 | 0.3333 | 13 | stuck: one class |",
+        "| 1 | gru | 64 | 0.2 | 0.003 | 90 | 0.7500 | 0.7500 | 9 |  |",
+        "| 0 | lstm | 16 | 0.1 | 0.01 | 95 | 0.5000 | — | — |  |",
     ]
+
+
+def test_a_trial_whose_recurrent_part_predicted_one_class_is_flagged(tmp_path, capsys, fake_training):
+    from textclf.training.tune import recurrent_part
+
+    stuck = {"macro_f1": 0.8, "parts": {"recurrent": {"accuracy": 0.5, "macro_f1": 1 / 3, "predicted_classes": 1}}}
+    assert recurrent_part(stuck) == (1 / 3, 1)
+    # Without a wide branch the recurrent part is the model: the classes it predicted are the confusion's columns.
+    assert recurrent_part({"macro_f1": 0.4, "confusion_matrix": [[4, 0], [3, 0]]}) == (0.4, 1)
+    assert recurrent_part({"macro_f1": 0.6, "confusion_matrix": [[3, 1], [1, 3]]}) == (0.6, 2)
+    fake_training["scores"] = [stuck, 0.6]
+    status, out, err = _tune(capsys, _reviews(tmp_path), tmp_path / "tb", "--max-trials", 2)
+    assert status == 0, err
+    rows = json.loads((tmp_path / "tb" / "tune" / "trials.json").read_text())
+    assert [(row["trial"], row["val_macro_f1"], row["recurrent_macro_f1"], row["stuck"]) for row in rows] == [
+        ("0", 0.8, 1 / 3, True), ("1", 0.6, 0.6, False)]
+    table = [line for line in out.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ")]
+    assert [line.split(" | ")[-4:] for line in table] == [["0.8000", "0.3333", "0", "stuck: one class |"],
+                                                         ["0.6000", "0.6000", "0", " |"]]
+    assert "trial 0: validation macro-F1 0.8000 (recurrent part 0.3333, stuck: one class) with" in err

@@ -88,6 +88,16 @@ def confused_pair_lines(pairs: list[dict]) -> list[str]:
     return [f"  {pair['true']} -> {pair['predicted']}: {pair['rows']}" for pair in pairs] or ["  none"]
 
 
+def _parts_lines(parts: dict) -> list[str]:
+    """The validation accuracy and macro-F1 of each part of a model with a wide branch, and of their blend."""
+    names = {"recurrent": "recurrent alone", "tfidf": "TF-IDF alone", "blend": "blend"}
+    lines = ["", f"{'part':<24}{'accuracy':>10}{'macro-F1':>10}"]
+    for key, name in names.items():
+        lines.append(f"{name:<24}{parts[key]['accuracy']:>10.4f}{parts[key]['macro_f1']:>10.4f}"
+                     + ("  stuck: one class" if parts[key]["predicted_classes"] == 1 else ""))
+    return lines
+
+
 def _width(character: str) -> int:
     """Terminal columns of one character (see :func:`terminal_columns`)."""
     return (0 if unicodedata.category(character) in ("Mn", "Me", "Cf")
@@ -124,8 +134,10 @@ def format_metrics(metrics: dict) -> str:
     lines = [f"{'subset accuracy' if multilabel else 'accuracy':<16}{metrics['accuracy']:.4f}"]
     if multilabel:
         lines += [f"{'micro-F1':<16}{metrics['micro_f1']:.4f}", f"{'threshold':<16}{metrics['threshold']}"]
-    lines += [f"{'macro-F1':<16}{metrics['macro_f1']:.4f}", f"{'rows':<16}{metrics['support']}", "",
-              f"{'class':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    lines += [f"{'macro-F1':<16}{metrics['macro_f1']:.4f}", f"{'rows':<16}{metrics['support']}"]
+    if "parts" in metrics:
+        lines += _parts_lines(metrics["parts"])
+    lines += ["", f"{'class':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     listed = classes
     if len(classes) > MAX_LISTED_CLASSES:  # The classes with rows and the lowest F1; metrics.json holds every one.
         listed = sorted(classes, key=lambda name: (metrics["per_class"][name]["support"] == 0,

@@ -41,10 +41,11 @@ def _save(pyplot, figure, path) -> Path:
     return Path(path)
 
 
-def plot_history(history: dict, path) -> Path:
+def plot_history(history: dict, path, blend_accuracy: float | None = None) -> Path:
     """Loss and accuracy per epoch, training and validation, side by side, as a PNG at ``path``.
 
-    ``history``: ``{"loss": [...], "val_loss": [...], "accuracy": [...], "val_accuracy": [...]}``.
+    ``history``: ``{"loss": [...], "val_loss": [...], "accuracy": [...], "val_accuracy": [...]}``;
+    ``blend_accuracy``: with a wide branch, the blend's final validation accuracy, drawn as a dashed line.
     """
     with _pyplot() as pyplot:
         figure, axes = pyplot.subplots(1, 2, figsize=(10, 4), dpi=100)
@@ -52,10 +53,15 @@ def plot_history(history: dict, path) -> Path:
             for key, label, style in ((metric, "training", "-o"), (f"val_{metric}", "validation", "-s")):
                 values = history.get(key, [])
                 if values:
-                    axis.plot(range(1, len(values) + 1), values, style, label=label)
+                    # With a wide branch, say whose curves these are: the blend exists only after the epochs.
+                    shown = label if blend_accuracy is None else f"{label} (recurrent part)"
+                    axis.plot(range(1, len(values) + 1), values, style, label=shown)
             if metric == "loss" and history.get("val_loss"):
                 best = int(np.argmin(history["val_loss"])) + 1
                 axis.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
+            if metric == "accuracy" and blend_accuracy is not None:
+                axis.axhline(blend_accuracy, color="tab:red", linestyle="--",
+                             label=f"blend (final): {blend_accuracy:.3f}")
             axis.set_title(title)
             axis.set_xlabel("epoch")
             # Epochs are whole numbers: no 1.5 ticks on a short run.

@@ -18,7 +18,7 @@ from textclf.model.factory import predict_probabilities
 from textclf.text.sequences import encode
 from textclf.text.tokenizer import Tokenizer
 from textclf.training.loop import run_loop, write_weights_digest
-from textclf.training.parts import part_probabilities
+from textclf.training.parts import part_probabilities, parts_metrics
 from textclf.training.prepare import Prepared
 from textclf.training.rows import predictions
 from textclf.training.wide import LinearFitsInBackground, fit_wide
@@ -100,12 +100,17 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
 
 
 def validation_metrics(fitted: FittedPipeline, classes):
-    """``(config, metrics)`` on the validation rows; ``config`` gets a tuned ``threshold`` (multi-label, none set)."""
+    """``(config, metrics)`` on the validation rows; ``config`` gets a tuned ``threshold`` (multi-label, none set).
+
+    With a wide branch, ``metrics["parts"]`` holds each part's accuracy and macro-F1 alone, and the blend's.
+    """
     config = fitted.config
     if fitted.validation_probabilities is not None:  # The wide branch's blend, computed when it was fitted.
         truths = fitted.valid_rows.class_indices().astype(np.int32)
-        return config, classification_metrics_of_indices(
+        metrics = classification_metrics_of_indices(
             truths, fitted.validation_probabilities.argmax(axis=1).astype(np.int32), classes)
+        metrics["parts"] = parts_metrics(truths, fitted.validation_probabilities, fitted.validation_parts, classes)
+        return config, metrics
     truths, outputs = predictions(fitted.model, fitted.valid_rows, config.multi_label)
     if not config.multi_label:
         return config, classification_metrics_of_indices(truths, outputs, classes)

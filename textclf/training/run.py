@@ -196,6 +196,7 @@ def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, p
                 "training_seconds": round(training_seconds, 2), "resolved": resolved}
     if fitted.wide is not None:
         run_info["wide"] = fitted.wide  # The linear part's features, C and class weighting, and how they were chosen.
+    blend_accuracy = metrics["parts"]["blend"]["accuracy"] if "parts" in metrics else None
     write_run(run_dir, {
         "config.json": json.dumps(config.to_dict(), indent=2, ensure_ascii=False),
         "tokenizer.json": tokenizer.to_json(ensure_ascii=False),
@@ -206,7 +207,8 @@ def _finish_run(run_dir, output, role, in_progress, fitted, requested, config, p
         # The training texts' hashes, not the texts: `textclf evaluate` counts the rows the model was trained on.
         **({FINGERPRINT_FILE: prepared.fingerprints.to_json()} if prepared.fingerprints is not None else {}),
     }, model, pictures={
-        "history.png": lambda path: plot_history(history, path),
+        # The curves are the recurrent part's (the blend is fitted after the epochs): its final accuracy is a line.
+        "history.png": lambda path: plot_history(history, path, blend_accuracy),
         "confusion_matrix.png": lambda path: plot_confusion(metrics, path),
     }, writers={
         VALIDATION_PREDICTIONS: lambda path: write_validation_predictions(path, fitted, classes, config),

@@ -13,6 +13,8 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
+
 from textclf.config import TrainConfig
 from textclf.errors import TextclfError
 from textclf.log import log
@@ -63,7 +65,8 @@ def tune(data, config: TrainConfig | None = None, output=None, budget: float = 1
 
     Returns:
         ``(result, trials)``: the final run's :class:`textclf.training.run.TrainResult`
-        and one ``{"trial", "settings", "val_macro_f1", "seconds"}`` per finished trial, best first.
+        and one ``{"trial", "settings", "val_macro_f1", "seconds", "recurrent_macro_f1", "stuck"}`` per finished
+        trial, best first (``stuck``: its recurrent part predicted one class for every validation row).
 
     Example:
         >>> result, trials = tune("data/rt_polarity.csv", output="saved_models/rt_tuned", budget=parse_budget("20m"))
@@ -142,7 +145,7 @@ def _search(keras_tuner, oracle, folder, base, dataset, valid_dataset, budget, m
     if not trials:
         raise TextclfError(f"No trial finished within the budget of {budget:.0f} s; give a larger --budget")
     rows = [{"trial": trial.trial_id, "settings": trial.hyperparameters.values, "val_macro_f1": trial.score,
-             "seconds": trial.metrics.get_last_value("seconds")} for trial in trials]
+             "seconds": _last(trial, "seconds"), **_recurrent_of(trial)} for trial in trials]
     # Written before the final run: should it fail (an interrupted run in ``output`` with other settings), the
     # search's result is kept, and a rerun finds every trial finished.
     folder.write_trials(rows)
@@ -176,11 +179,37 @@ def _tuner(keras_tuner, base, dataset, valid_dataset, budget, max_trials, **kwar
             except (TextclfError, OSError) as error:
                 # The user's to fix, not this trial's: stop the search with it (tune re-raises it).
                 raise keras_tuner.errors.FatalError(str(error)) from error
-            log(f"trial {trial.trial_id}: validation macro-F1 {metrics['macro_f1']:.4f} with "
+            recurrent_f1, classes = recurrent_part(metrics)
+            log(f"trial {trial.trial_id}: validation macro-F1 {metrics['macro_f1']:.4f} (recurrent part "
+                f"{recurrent_f1:.4f}{', stuck: one class' if classes == 1 else ''}) with "
                 f"{_shown(trial.hyperparameters.values)}")
-            return {"val_macro_f1": metrics["macro_f1"], "seconds": time.perf_counter() - trial_started}
+            return {"val_macro_f1": metrics["macro_f1"], "seconds": time.perf_counter() - trial_started,
+                    "recurrent_macro_f1": recurrent_f1, "recurrent_classes": classes}
 
     return Search(**kwargs)
+
+
+def recurrent_part(metrics: dict) -> tuple[float, int]:
+    """``(validation macro-F1, classes predicted)`` of a trial's recurrent part: ``metrics["parts"]``'s with a wide
+    branch, else the model's own (the recurrent part is the whole model)."""
+    if "parts" in metrics:
+        part = metrics["parts"]["recurrent"]
+        return part["macro_f1"], part["predicted_classes"]
+    predicted = np.asarray(metrics["confusion_matrix"]).sum(axis=0)
+    return metrics["macro_f1"], int(np.count_nonzero(predicted))
+
+
+def _last(trial, name: str):
+    """A trial's last value of metric ``name``; ``None`` where it has none (a search resumed from an older one)."""
+    return trial.metrics.get_last_value(name) if trial.metrics.exists(name) else None
+
+
+def _recurrent_of(trial) -> dict:
+    """``trials.json``'s ``recurrent_macro_f1`` and ``stuck`` (the recurrent part predicted one class for every
+    validation row) of a finished trial."""
+    classes = _last(trial, "recurrent_classes")
+    return {"recurrent_macro_f1": _last(trial, "recurrent_macro_f1"),
+            "stuck": None if classes is None else bool(classes == 1)}
 
 
 def _shown(settings: dict) -> str:
@@ -195,11 +224,17 @@ def _value(name: str, value) -> str:
 
 
 def trials_table(rows) -> str:
-    """A Markdown table of the trials, best first."""
+    """A Markdown table of the trials, best first: the trial's validation macro-F1, its recurrent part's alone (the
+    same without a wide branch), and a note on a recurrent part that predicted one class for every row."""
     names = list(rows[0]["settings"]) if rows else []
-    lines = ["| trial | " + " | ".join(names) + " | validation macro-F1 | seconds |", "|---" * (len(names) + 3) + "|"]
+    lines = ["| trial | " + " | ".join(names) + " | validation macro-F1 | recurrent macro-F1 | seconds | note |",
+             "|---" * (len(names) + 5) + "|"]
     for row in rows:
         values = [_value(name, value) for name, value in row["settings"].items()]
         seconds = f"{row['seconds']:.0f}" if row["seconds"] is not None else "—"
-        lines.append(f"| {row['trial']} | " + " | ".join(values) + f" | {row['val_macro_f1']:.4f} | {seconds} |")
+        recurrent = row.get("recurrent_macro_f1")
+        recurrent = f"{recurrent:.4f}" if recurrent is not None else "—"
+        note = "stuck: one class" if row.get("stuck") else ""
+        lines.append(f"| {row['trial']} | " + " | ".join(values) + f" | {row['val_macro_f1']:.4f} | {recurrent} | "
+                     f"{seconds} | {note} |")
     return "\n".join(lines)
