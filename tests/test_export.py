@@ -72,7 +72,7 @@ print(json.dumps({"label": [p.label for p in predictions], "scores": classifier.
 def test_predict_on_an_export_runs_tf_servings_c_api_without_importing_tensorflow(result_name, request):
     result = request.getfixturevalue(result_name)
     metadata = json.loads((result.export_dir / "textclf.json").read_text())
-    assert sorted(metadata["signatures"]) == ["serving_default", "tokenize"]
+    assert sorted(metadata["signatures"]) == ["explain", "serving_default", "tokenize"]
     inputs, outputs = metadata["signatures"]["serving_default"]
     assert list(inputs) == ["text"] and sorted(outputs) == ["classes", "label", "score", "scores"]
     assert sorted(metadata["signatures"]["tokenize"][1]) == ["ids"]
@@ -100,7 +100,11 @@ def test_signature_inputs_and_outputs(multiclass_result):
         "classes": (tf.string, [None, 3]),
         "scores": (tf.float32, [None, 3]),
     }
-    assert sorted(loaded.signatures) == ["serving_default", "tokenize"]
+    assert sorted(loaded.signatures) == ["explain", "serving_default", "tokenize"]
+    explain = loaded.signatures["explain"].structured_outputs
+    assert {name: (tensor.dtype, tensor.shape.as_list()) for name, tensor in explain.items()} == {
+        "tokens": (tf.string, [None, None]), "attributions": (tf.float32, [None, None]), "lengths": (tf.int32, [None]),
+        "unweighed": (tf.int32, [None]), "label": (tf.string, [None]), "score": (tf.float32, [None])}
     empty = signature(text=tf.constant([], dtype=tf.string))
     assert empty["label"].shape == (0,) and empty["scores"].shape == (0, 3)
     result = signature(text=tf.constant(["goal match team", "vote minister party"]))

@@ -164,6 +164,10 @@ class KerasAttached(tf.Module):
     def classify(self, text):
         return {"scores": self.model(self.tokenize(text)["ids"])}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def explain(self, text):
+        return {"attributions": self.classify(text)["scores"]}
+
 
 def keras_attached_module():
     import keras
@@ -206,7 +210,8 @@ def test_check_export_command_reports_success_with_the_outputs(binary_result, ca
     assert report["export"] == str(binary_result.export_dir)
     assert report["servable"] is True and report["forbidden_ops"] == []
     assert report["python_loader_agrees"] is True and report["largest_difference"] <= 1e-5
-    assert report["signatures"] == {"serving_default": ["classes", "label", "score", "scores"], "tokenize": ["ids"]}
+    assert report["signatures"] == {"serving_default": ["classes", "label", "score", "scores"], "tokenize": ["ids"],
+                                    "explain": ["attributions", "label", "lengths", "score", "tokens", "unweighed"]}
     assert [row["label"] for row in report["outputs"]] == [prediction.label for prediction in expected]
     np.testing.assert_allclose([row["score"] for row in report["outputs"]],
                                [prediction.score for prediction in expected], atol=1e-5, rtol=0)

@@ -137,13 +137,15 @@ def load_tokenizer(path: Path) -> Tokenizer:
 
 # The signatures textclf runs from an export's metadata, and the output it fetches from each.
 _SIGNATURE_OUTPUTS = {"serving_default": "scores", "tokenize": "ids"}
+# Those only newer exports have (``explain``: since the export's explain signature).
+_OPTIONAL_SIGNATURE_OUTPUTS = {"explain": "attributions"}
 
 
 def load_export_metadata(version_dir: Path) -> tuple[dict, list[str], TrainConfig, dict | None]:
     """An export's ``textclf.json``: (its content, classes, config, and signatures' tensor names or ``None``).
 
     The signatures are ``{name: ({input key: tensor name}, {output key: tensor name})}`` for ``serving_default``
-    and ``tokenize``; exports made without the C API library record none.
+    and ``tokenize``, and ``explain`` where the export has it; exports made without the C API library record none.
     """
     path = version_dir / EXPORT_METADATA
     metadata = _json_object(path, ["classes", "config"])
@@ -158,7 +160,9 @@ def load_export_metadata(version_dir: Path) -> tuple[dict, list[str], TrainConfi
     if not isinstance(signatures, dict) or not set(_SIGNATURE_OUTPUTS) <= set(signatures):
         raise TextclfError(f"`signatures` in {path} must be an object with serving_default and tokenize, as "
                            f"`textclf export` writes it. Received: signatures={_shown(signatures)}")
-    for name, output in _SIGNATURE_OUTPUTS.items():
+    used = {**_SIGNATURE_OUTPUTS, **{name: output for name, output in _OPTIONAL_SIGNATURE_OUTPUTS.items()
+                                     if name in signatures}}
+    for name, output in used.items():
         pair = signatures[name]
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, dict) for part in pair)
                 and len(pair[0]) == 1 and output in pair[1]
@@ -168,7 +172,7 @@ def load_export_metadata(version_dir: Path) -> tuple[dict, list[str], TrainConfi
                                f"name, ...}}] with one input and the output {output!r}, as `textclf export` writes "
                                f"it. Received: {_shown(pair)}")
     return metadata, classes, config, {name: (dict(signatures[name][0]), dict(signatures[name][1]))
-                                       for name in _SIGNATURE_OUTPUTS}
+                                       for name in used}
 
 
 def versions(base: Path) -> list[int]:

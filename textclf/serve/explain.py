@@ -3,13 +3,16 @@
 Each token is removed in turn and the text re-scored (all variants in one batch); a token's weight is how much
 the predicted label's probability drops without it (negative: it argued against the label).  Tokens come from
 the export's own rules (``TextRules``), so the explanation is about what the model actually saw; with
-``cjk_bigrams`` each character is weighed, taking its bigrams with it.
+``cjk_bigrams`` each character is weighed, taking its bigrams with it.  An export with an ``explain`` signature
+computes the same weights in its graph (:mod:`textclf.serve.explain_graph`), and :func:`explain` uses it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
+
+import numpy as np
 
 from textclf.config import TrainConfig
 from textclf.text.rules import is_cjk_bigram
@@ -18,13 +21,19 @@ from textclf.text.sequences import truncated
 
 @dataclasses.dataclass
 class Explanation:
-    """Per-token contributions to one prediction: ``weights[i]`` is the drop in ``score`` without ``tokens[i]``."""
+    """Per-token contributions to one prediction: ``weights[i]`` is the drop in ``score`` without ``tokens[i]``.
+
+    ``unweighed``: the text's tokens without a weight (beyond the model's ``max_len`` or the weighing limit).
+    ``label_weights``: multi-label models only, each predicted label's weights (the drop in its probability).
+    """
 
     text: str
     label: str
     score: float
     tokens: list[str]
     weights: list[float]
+    unweighed: int = 0
+    label_weights: dict[str, list[float]] | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -33,52 +42,86 @@ class Explanation:
 def explain(classifier, text: str, max_tokens: int | None = None) -> Explanation:
     """Occlusion weights of the tokens of ``text`` (empty: no tokens) for a loaded classifier's prediction.
 
-    ``max_tokens`` (default: the model's ``max_len``) tokens are weighed: the last ones when the model truncates
-    ``"pre"`` (it keeps the end of a long text), otherwise the first ones.
+    An export with an ``explain`` signature computes them in its graph, weighing at most the number of tokens it
+    was exported with (``textclf.json``'s ``explain.max_tokens``); otherwise, or with ``max_tokens``, they are
+    computed here (:func:`occlusion`).
+    """
+    signature = max_tokens is None and getattr(classifier, "has_signature", lambda name: False)("explain")
+    # The graph selects multi-label labels at the export's threshold: one set on the classifier needs Python.
+    if signature and getattr(classifier, "threshold", None) == classifier.config.threshold:
+        return _from_signature(classifier, text)
+    return occlusion(classifier, text, max_tokens)
+
+
+def occlusion(classifier, text: str, max_tokens: int | None = None) -> Explanation:
+    """:func:`explain` computed in Python, one batched ``probabilities`` call on the text and its variants.
+
+    The tokens are those the model keeps (``max_len``, its truncation side); of those, ``max_tokens`` (default:
+    all) are weighed: the last ones when the model truncates ``"pre"`` (it keeps the end of a long text),
+    otherwise the first ones.  Each weighed token is left out of the kept tokens, written back into a text.
     """
     config = _config_of(classifier)
     rules = config.text_rules()
-    # The tokens the model sees: the encoding's own truncation rule.
-    tokens = truncated(rules.split_python(text), max_tokens or config.max_len, config.truncating)
-    if rules.cjk == "bigrams":
-        tokens, variants = _character_variants(tokens, rules.split)
-    else:
-        joiner = "" if rules.char_level else rules.split
-        variants = [joiner.join(tokens[:position] + tokens[position + 1 :]) for position in range(len(tokens))]
-    probabilities = classifier.probabilities([text] + variants)
+    every = rules.split_python(text)
+    units, glue = _units(truncated(every, config.max_len, config.truncating), rules)
+    positions = truncated(list(range(len(units))), max_tokens or max(len(units), 1), config.truncating)
+    skip = "" if rules.char_level and rules.cjk != "bigrams" else rules.split
+    probabilities = classifier.probabilities([text] + [_variant(units, glue, skip, left_out)
+                                                       for left_out in positions])
     best = int(probabilities[0].argmax())
-    score = float(probabilities[0, best])
-    weights = [score - float(row[best]) for row in probabilities[1:]]
-    return Explanation(text, classifier.classes[best], score, tokens, weights)
+    drops = [[float(probabilities[0, column]) - float(row[column]) for row in probabilities[1:]]
+             for column in range(probabilities.shape[1])]
+    threshold = getattr(classifier, "threshold", None)
+    label_weights = None if threshold is None else {
+        name: drops[column] for column, name in enumerate(classifier.classes) if probabilities[0, column] >= threshold}
+    return Explanation(text, classifier.classes[best], float(probabilities[0, best]), [units[at] for at in positions],
+                       drops[best], len(_units(every, rules)[0]) - len(positions), label_weights)
 
 
-def _character_variants(tokens, split: str):
-    """``(units, variants)`` of a ``cjk_bigrams`` token list: each character (or word) weighed, not each bigram.
+def _units(tokens, rules):
+    """``(units, glue)`` of a token list: what is weighed, and ``glue[i]``, written between units i and i + 1.
 
-    Joining the tokens back does not give the text (a bigram would count its characters twice), so each variant
-    is the units with one of them left out, adjacent units written together (their bigrams formed again) and a
-    separator where the unit was: it takes its bigrams with it and forms no new one.
+    With ``cjk_bigrams`` each character (or word) is a unit, not each bigram: joining the tokens back would count
+    a bigram's characters twice, so adjacent units are written together (their bigrams formed again) and a left
+    out unit leaves a separator, taking its bigrams with it and forming no new one.
     """
-    units, together = [], []  # together[i]: units i and i + 1 stood side by side (their bigram follows unit i).
+    if rules.cjk != "bigrams":
+        return list(tokens), ["" if rules.char_level else rules.split] * len(tokens)
+    units, glue = [], []
     for token in tokens:
         if is_cjk_bigram(token):
             if units:  # A bigram first (its first character truncated away) belongs to no unit here.
-                together[-1] = True
+                glue[-1] = ""
             continue
         units.append(token)
-        together.append(False)
-    variants = []
-    for left_out in range(len(units)):
-        pieces, previous = [], None
-        for index, unit in enumerate(units):
-            if index == left_out:
-                continue
-            if pieces:
-                pieces.append("" if previous == index - 1 and together[previous] else split)
-            pieces.append(unit)
-            previous = index
-        variants.append("".join(pieces))
-    return units, variants
+        glue.append(rules.split)
+    return units, glue
+
+
+def _variant(units, glue, skip: str, left_out: int) -> str:
+    """The units without ``units[left_out]``, written back into a text (``skip`` where it was)."""
+    pieces = []
+    for index, unit in enumerate(units):
+        if index == left_out:
+            continue
+        if pieces:
+            pieces.append(skip if index - 1 == left_out else glue[index - 1])
+        pieces.append(unit)
+    return "".join(pieces)
+
+
+def _from_signature(classifier, text: str) -> Explanation:
+    """:func:`explain` through the export's ``explain`` signature (one text)."""
+    outputs = classifier.run_signature("explain", [text])
+    count = int(outputs["lengths"][0])
+    label_weights = None
+    if "class_attributions" in outputs:
+        label_weights = {name: outputs["class_attributions"][0, :count, column].tolist()
+                         for column, name in enumerate(classifier.classes) if outputs["labels"][0, column]}
+    return Explanation(text, outputs["label"][0].decode("utf-8"), float(outputs["score"][0]),
+                       [token.decode("utf-8") for token in outputs["tokens"][0, :count]],
+                       np.asarray(outputs["attributions"][0, :count], dtype=np.float64).tolist(),
+                       int(outputs["unweighed"][0]), label_weights)
 
 
 def _config_of(classifier) -> TrainConfig:
@@ -98,7 +141,9 @@ def terminal_line(explanation: Explanation, colour: bool = True) -> str:
         # 256-colour greens (22..46) and reds (52..196) by strength.
         shade = ((22, 28, 34, 40, 46) if weight >= 0 else (52, 88, 124, 160, 196))[round(strength * 4)]
         parts.append(f"\033[48;5;{shade}m\033[97m{token}\033[0m" if colour and strength > 0.05 else token)
-    return f"{explanation.label} ({explanation.score:.3f}): " + " ".join(parts)
+    # Tokens past the model's max_len or the weighing limit are said to exist, not shown.
+    rest = f" (+{explanation.unweighed} tokens not weighed)" if explanation.unweighed else ""
+    return f"{explanation.label} ({explanation.score:.3f}): " + " ".join(parts) + rest
 
 
 def html_page(explanation: Explanation) -> str:

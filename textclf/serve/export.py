@@ -4,7 +4,8 @@
 config); it is staged in a temporary folder and renamed only when complete, so no half version is ever visible
 and no version is overwritten.  Signatures: ``serving_default`` (``text [batch]`` → ``label``, ``score``,
 ``classes [batch, C]``, ``scores [batch, C]``, and for multi-label models ``labels [batch, C]``, "" where a class
-is not selected) and ``tokenize`` (``text`` → int32 ``ids [batch, max_len]``).
+is not selected), ``tokenize`` (``text`` → int32 ``ids [batch, max_len]``) and ``explain`` (``text`` → each
+token's occlusion weight, :mod:`textclf.serve.explain_graph`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from textclf.serve.artifacts import EXPORT_METADATA, Run, load_run, versions
 from textclf.model.factory import build_model, class_probabilities, wide_of
 from textclf.text.sequences import GraphEncoder
 from textclf.serve.fast_lstm import LSTMInference, supports
+from textclf.serve.explain_graph import EXPLAIN_MAX_TOKENS, explain_outputs
 from textclf.errors import TextclfError
 from textclf.log import tensorflow_info_hidden
 
@@ -34,8 +36,9 @@ def _inference_model(run):
     return model
 
 
-def serving_module(run, fast=True, fast_options=None):
-    """A ``tf.Module`` whose traced functions ``classify`` and ``tokenize`` map raw text to labels and ids.
+def serving_module(run, fast=True, fast_options=None, explain_tokens=EXPLAIN_MAX_TOKENS):
+    """A ``tf.Module`` whose traced functions ``classify``, ``tokenize`` and ``explain`` map raw text to labels, ids
+    and token weights.
 
     The module tracks the lookup table and exactly the ``tf.Variable``s its functions capture, no Keras object:
     a Keras 3 variable saves itself as a *new* ``tf.Variable`` copied from the one it wraps, so the saver's
@@ -46,9 +49,12 @@ def serving_module(run, fast=True, fast_options=None):
         run: A loaded run (``textclf.serve.artifacts.load_run``).
         fast: LSTM models compute with ``textclf.serve.fast_lstm.LSTMInference`` (same outputs, faster).
         fast_options: Keyword arguments for ``LSTMInference`` (tests use them to force one path).
+        explain_tokens: Tokens weighed per text at most by ``explain`` (each costs a row through the model).
     """
     import tensorflow as tf
 
+    if isinstance(explain_tokens, bool) or not isinstance(explain_tokens, int) or explain_tokens < 1:
+        raise TextclfError(f"`explain_tokens` must be a positive integer. Received: explain_tokens={explain_tokens!r}")
     encoder = GraphEncoder(run.tokenizer, run.config.max_len, run.config.padding, run.config.truncating)
     model = _inference_model(run)
     # LSTM models: the same numbers with less work (textclf/serve/fast_lstm.py); others run the Keras graph.
@@ -95,8 +101,13 @@ def serving_module(run, fast=True, fast_options=None):
                 outputs["labels"] = tf.where(probabilities >= run.config.threshold, classes, tf.constant(""))
             return outputs
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
+        def explain(self, text):
+            return explain_outputs(text, run.config, explain_tokens, lambda texts: class_probabilities(scores(texts)),
+                                   self.class_names)
+
     module = TextClassifierModule()
-    captured = {id(variable): variable for function in (module.classify, module.tokenize)
+    captured = {id(variable): variable for function in (module.classify, module.tokenize, module.explain)
                 for variable in function.get_concrete_function().variables}
     module.served_variables = list(captured.values())
     return module
@@ -105,7 +116,8 @@ def serving_module(run, fast=True, fast_options=None):
 def _verify(staging: Path, module) -> dict | None:
     """Refuses an export that TF Serving's C++ loader would not serve, or would serve differently from ``module``.
 
-    Both signatures run on ``PROBE_TEXTS``: labels and ids must be equal, scores within 1e-5.  Returns the
+    Every signature runs on ``PROBE_TEXTS``: labels, ids and tokens must be equal, scores and token weights within
+    1e-5.  Returns the
     signatures' tensor names as the C++ loader found them (``None`` without the C API library).
     """
     import numpy as np
@@ -128,9 +140,12 @@ def _verify(staging: Path, module) -> dict | None:
     served = report["outputs"]["serving_default"]
     expected = module.classify(tf.constant(PROBE_TEXTS))
     ids = module.tokenize(tf.constant(PROBE_TEXTS))["ids"].numpy()
+    weighed, explained = module.explain(tf.constant(PROBE_TEXTS)), report["outputs"]["explain"]
     if (served["label"].tolist() != expected["label"].numpy().tolist()
             or not np.allclose(served["scores"], expected["scores"].numpy(), rtol=0, atol=1e-5)
-            or not np.array_equal(report["outputs"]["tokenize"]["ids"], ids)):
+            or not np.array_equal(report["outputs"]["tokenize"]["ids"], ids)
+            or explained["tokens"].tolist() != weighed["tokens"].numpy().tolist()
+            or not np.allclose(explained["attributions"], weighed["attributions"].numpy(), rtol=0, atol=1e-5)):
         raise TextclfError("The export's outputs in TF Serving's C++ loader differ from the model's")
     return report["signatures"]
 
@@ -149,12 +164,12 @@ def _remove_stale_staging(base: Path) -> None:
             pass  # Alive, another user's.
 
 
-def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
+def export_run(run_dir, output, fast=True, fast_options=None, explain_tokens=EXPLAIN_MAX_TOKENS) -> Path:
     """Exports a run folder (or a loaded ``Run``) as the next version under ``output``; returns its folder.
 
     The SavedModel is staged, checked through TF Serving's own loading path (``textclf.serve.check``), and renamed
-    to the version folder only when it loads, runs and agrees with the model.  ``fast`` and ``fast_options`` are
-    :func:`serving_module`'s.
+    to the version folder only when it loads, runs and agrees with the model.  ``fast``, ``fast_options`` and
+    ``explain_tokens`` are :func:`serving_module`'s.
     """
     import tensorflow as tf
 
@@ -166,15 +181,17 @@ def export_run(run_dir, output, fast=True, fast_options=None) -> Path:
     _remove_stale_staging(base)
     version = (versions(base) or [0])[-1] + 1
     staging = base / f".tmp-export-{version}-{os.getpid()}"
-    module = serving_module(run, fast=fast, fast_options=fast_options)
+    module = serving_module(run, fast=fast, fast_options=fast_options, explain_tokens=explain_tokens)
     try:
         with tensorflow_info_hidden():
             tf.saved_model.save(module, str(staging),
-                                signatures={"serving_default": module.classify, "tokenize": module.tokenize})
+                                signatures={"serving_default": module.classify, "tokenize": module.tokenize,
+                                                "explain": module.explain})
         signatures = _verify(staging, module)
         task = "multilabel" if run.config.multi_label else "binary" if len(run.classes) == 2 else "multiclass"
         metadata = {"format": "textclf-export", "version": version, "classes": run.classes, "task": task,
-                    "run": str(run.path), "config": run.config.to_dict()}
+                    "run": str(run.path), "config": run.config.to_dict(),
+                    "explain": {"max_tokens": explain_tokens}}
         if signatures is not None:
             # Tensor names per signature: `textclf predict` runs the export through the C API with them, as TF
             # Serving does, without importing TensorFlow's Python package (textclf.serve.predict).

@@ -159,6 +159,19 @@ class ExportedClassifier(_Classifier):
     def probabilities(self, texts) -> np.ndarray:
         return self._run("serving_default", texts, "scores")
 
+    def has_signature(self, name: str) -> bool:
+        """Whether the export has signature ``name`` (older exports lack ``explain``)."""
+        return name in (self._session.signatures if self._session is not None else self._loaded.signatures)
+
+    def run_signature(self, name: str, texts) -> dict[str, np.ndarray]:
+        """Every output of signature ``name`` on ``texts`` (strings as ``bytes``), as TF Serving computes it."""
+        if self._session is not None:
+            return self._session.run(name, texts)
+        import tensorflow as tf
+
+        outputs = self._loaded.signatures[name](text=tf.constant(list(texts), dtype=tf.string))
+        return {key: value.numpy() for key, value in outputs.items()}
+
     def tokenize(self, texts) -> np.ndarray:
         """The int32 ids the exported graph feeds its model."""
         return self._run("tokenize", texts, "ids")

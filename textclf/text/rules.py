@@ -44,6 +44,13 @@ def is_cjk_bigram(token: str) -> bool:
     return len(token) == 2 and all(_CJK_PYTHON.fullmatch(character) for character in token)
 
 
+def is_cjk_bigram_graph(tokens):
+    """``is_cjk_bigram`` of a ``tf.string`` tensor of tokens, elementwise (a ``tf.bool`` tensor of its shape)."""
+    import tensorflow as tf
+
+    return tf.strings.regex_full_match(tokens, _CJK_RE2 * 2)
+
+
 def cjk_share(texts) -> float:
     """Share of ``texts`` whose non-space characters are mostly CJK (for automatic mode choice)."""
     texts = list(texts)
