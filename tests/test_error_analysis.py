@@ -181,12 +181,12 @@ def test_the_most_confident_mistakes_are_the_wrong_rows_with_the_highest_score(t
     data = write_csv(tmp_path / "planted.csv", [(text, label) for text, label, _ in PLANTED])
     classifier = Planted({text: scores for text, _, scores in PLANTED}, ["bird", "cat", "dog"], tmp_path)
     metrics = evaluate(classifier, data, mistakes=4)
-    # Rows 1 and 5 tie at 0.6: the data's order.
+    # Rows 1 and 5 tie at 0.6: the data's order.  Lines count the header, and row 1's text spans two.
     assert metrics["mistakes"] == [
-        {"row": 2, "text": LONG, "true": "dog", "predicted": "cat", "score": 0.9},
-        {"row": 3, "text": CJK, "true": "bird", "predicted": "cat", "score": 0.8},
-        {"row": 1, "text": "the cat\tpurrs\nloudly", "true": "cat", "predicted": "dog", "score": 0.6},
-        {"row": 5, "text": "another cat", "true": "cat", "predicted": "dog", "score": 0.6},
+        {"row": 2, "line": 5, "text": LONG, "true": "dog", "predicted": "cat", "score": 0.9},
+        {"row": 3, "line": 6, "text": CJK, "true": "bird", "predicted": "cat", "score": 0.8},
+        {"row": 1, "line": 3, "text": "the cat\tpurrs\nloudly", "true": "cat", "predicted": "dog", "score": 0.6},
+        {"row": 5, "line": 8, "text": "another cat", "true": "cat", "predicted": "dog", "score": 0.6},
     ]
     assert metrics["confused_pairs"] == [{"true": "bird", "predicted": "cat", "rows": 2},
                                          {"true": "cat", "predicted": "dog", "rows": 2},
@@ -240,8 +240,9 @@ def test_evaluate_prints_and_writes_the_most_confident_mistakes(binary_result, t
     predictions = load(binary_result.export_dir).predict([text for text, _ in rows])
     wrong = [index for index, (text, label) in enumerate(rows) if predictions[index].label != label]
     listed = sorted(wrong, key=lambda index: -predictions[index].score)[:3]  # sorted keeps ties in row order.
-    expected = [{"row": index, "text": rows[index][0], "true": rows[index][1], "predicted": predictions[index].label,
-                 "score": round(predictions[index].score, 6)} for index in listed]
+    expected = [{"row": index, "line": index + 2, "text": rows[index][0], "true": rows[index][1],
+                 "predicted": predictions[index].label, "score": round(predictions[index].score, 6)}
+                for index in listed]
     written = json.loads(report.read_text())
     assert len(wrong) >= 3 and written["mistakes"] == expected
     start = out.index(f"most confident mistakes (3 of {len(wrong)} wrong rows: score, true -> predicted, text)")

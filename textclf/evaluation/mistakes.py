@@ -34,13 +34,15 @@ def labels_and_scores(classifier, texts, batch_size: int = 1024) -> tuple[list[s
     return labels, np.concatenate(scores) if scores else np.zeros(0)
 
 
-def most_confident_mistakes(texts, true_labels, predicted_labels, scores, limit: int) -> list[dict]:
+def most_confident_mistakes(texts, true_labels, predicted_labels, scores, limit: int, lines=()) -> list[dict]:
     """The ``limit`` wrong rows with the highest predicted ``scores``, as ``{"row", "text", "true", "predicted",
-    "score"}`` (``row``: the row's position in the data, from 0), most confident first, ties in row order."""
+    "score"}`` (``row``: the row's position among the data's rows, from 0), most confident first, ties in row order;
+    with ``lines`` (:class:`textclf.data.dataset.Dataset`'s), also ``line``: where the row is in the file."""
     wrong = np.flatnonzero(np.asarray(true_labels, dtype=object) != np.asarray(predicted_labels, dtype=object))
     order = wrong[np.argsort(-np.asarray(scores)[wrong], kind="stable")][:limit]
-    return [{"row": int(row), "text": texts[row], "true": true_labels[row], "predicted": predicted_labels[row],
-             "score": round(float(scores[row]), 6)} for row in order.tolist()]
+    return [{"row": int(row), **({"line": lines[row]} if len(lines) else {}), "text": texts[row],
+             "true": true_labels[row], "predicted": predicted_labels[row], "score": round(float(scores[row]), 6)}
+            for row in order.tolist()]
 
 
 def format_mistakes(metrics: dict, columns: int) -> str:

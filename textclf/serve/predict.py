@@ -210,13 +210,12 @@ def evaluate(model, data, text_column: str = "text", label_column: str = "label"
              data_format: str | None = None, encoding: str = "utf-8", mistakes: int | None = None) -> dict:
     """Metrics of a model (a path for :func:`load`, or a loaded classifier) on a labelled file or folder.
 
-    ``mistakes`` (single-label models): also ``mistakes``, that many most confident mistakes
-    (:func:`textclf.evaluation.mistakes.most_confident_mistakes`), and ``confused_pairs``.
-
     ``data`` is read by :func:`textclf.data.dataset.load_dataset` (``data_format=None``: from the extension).
     Returns ``classification_metrics`` (or ``multilabel_metrics``) plus ``model``, ``data``, ``dropped_rows`` and
     ``trained_rows``: how many rows are texts the model was trained on (``None`` for a model that did not keep
-    its training texts' hashes), with a warning when there are any.
+    its training texts' hashes), with a warning when there are any.  With ``mistakes`` (single-label models), also
+    ``mistakes``: that many most confident mistakes (:func:`textclf.evaluation.mistakes.most_confident_mistakes`),
+    and ``confused_pairs``.
     """
     if mistakes is not None:
         check_mistakes(mistakes)
@@ -246,8 +245,8 @@ def evaluate(model, data, text_column: str = "text", label_column: str = "label"
     else:
         predicted, scores = labels_and_scores(classifier, dataset.texts)
         metrics = classification_metrics(dataset.labels, predicted, classifier.classes)
-        metrics.update(mistakes=most_confident_mistakes(dataset.texts, dataset.labels, predicted, scores, mistakes),
-                       confused_pairs=confused_pairs(metrics))
+        metrics.update(mistakes=most_confident_mistakes(dataset.texts, dataset.labels, predicted, scores, mistakes,
+                                                        dataset.lines), confused_pairs=confused_pairs(metrics))
     metrics.update(model=str(classifier.path), data=str(data), dropped_rows=len(dataset.dropped_lines),
                    trained_rows=trained[0] if trained is not None else None)
     return metrics
