@@ -30,6 +30,24 @@ def pytest_collection_modifyitems(config, items):
 
 REPO = Path(__file__).resolve().parent.parent
 
+
+# Settings that train in a second or two: the CLI tests' runs.
+TINY = ["--epochs", "2", "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6"]
+
+
+def run_cli(capsys, *argv):
+    """``(exit status, stdout, stderr)`` of ``textclf ARGV`` run in this process."""
+    from textclf.cli import main
+
+    status = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def error_line(err):
+    """The last line of standard error: the command's one-line error."""
+    return err.strip().splitlines()[-1]
+
 POSITIVE = ["good", "great", "superb", "lovely", "brilliant", "moving"]
 NEGATIVE = ["bad", "awful", "boring", "dull", "terrible", "weak"]
 NEUTRAL = ["the", "movie", "film", "plot", "actors", "story", "was", "a"]

@@ -9,15 +9,8 @@ import pytest
 from textclf import load
 from textclf.cli import main
 
-from conftest import NEGATIVE, POSITIVE, make_rows, write_csv
+from conftest import NEGATIVE, POSITIVE, TINY, make_rows, run_cli, write_csv
 
-TINY = ["--epochs", "2", "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6"]
-
-
-def run_cli(capsys, *argv):
-    status = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_train_predict_evaluate_on_a_binary_csv(binary_csv, tmp_path, capsys):

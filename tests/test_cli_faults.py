@@ -14,19 +14,8 @@ import pytest
 
 from textclf.cli import main
 
-from conftest import NEGATIVE, POSITIVE, REPO, make_rows, write_csv
+from conftest import NEGATIVE, POSITIVE, REPO, TINY, error_line, make_rows, run_cli, write_csv
 
-TINY = ["--epochs", "2", "--units", "4", "--embedding-dim", "4", "--batch-size", "16", "--max-len", "6"]
-
-
-def run_cli(capsys, *argv):
-    status = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def error_line(err):
-    return err.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("flags, message", [

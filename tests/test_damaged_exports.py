@@ -10,17 +10,7 @@ import shutil
 
 import pytest
 
-from textclf.cli import main
-
-
-def run_cli(capsys, *argv):
-    status = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def error_line(err):
-    return err.strip().splitlines()[-1]
+from conftest import error_line, run_cli
 
 
 def test_version_folders_are_named_by_ascii_digits_only(binary_result, tmp_path, capsys):

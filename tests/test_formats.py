@@ -9,10 +9,9 @@ import pyarrow.parquet
 import pytest
 
 from textclf import load, load_dataset
-from textclf.cli import main
 from textclf.data.dataset import dataset_from_text
 
-from conftest import NEGATIVE, POSITIVE, make_rows
+from conftest import NEGATIVE, POSITIVE, make_rows, run_cli
 
 
 def write_parquet(path, columns: dict):
@@ -206,12 +205,6 @@ def test_bad_input_gets_a_message_naming_the_file(tmp_path, name, content, optio
         path.write_bytes(content)
     with pytest.raises(ValueError, match=message):
         load_dataset(path, **options)
-
-
-def run_cli(capsys, *argv):
-    status = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_cli_reading_errors_exit_2(tmp_path, capsys, monkeypatch):
