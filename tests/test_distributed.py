@@ -21,6 +21,7 @@ from textclf.cli import main
 from conftest import NEGATIVE, POSITIVE, TOPICS, Crash, crash_at_save, make_rows, multilabel_rows, tiny_config, write_csv
 
 REPO = Path(__file__).resolve().parent.parent
+DIGEST_HOOK = Path(__file__).resolve().parent / "train_writing_weights_digest.py"
 SETTINGS = ["--epochs", "3", "--units", "8", "--embedding-dim", "8", "--batch-size", "16", "--max-len", "8",
             "--learning-rate", "0.02", "--seed", "7"]
 
@@ -37,12 +38,16 @@ def free_ports(count):
             each.close()
 
 
-def start_train(argv, folder: Path, name: str, **environment):
-    """``python -m textclf.cli train ARGV`` on this checkout, its output in ``folder/name.out`` and ``.err``."""
+def start_train(argv, folder: Path, name: str, digest_file=None, **environment):
+    """``python -m textclf.cli train ARGV`` on this checkout, its output in ``folder/name.out`` and ``.err``.
+
+    With ``digest_file``, the final weights' SHA-256 goes there (tests/train_writing_weights_digest.py).
+    """
     env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", **environment)
+    command = ["-m", "textclf.cli"] if digest_file is None else [str(DIGEST_HOOK), str(digest_file)]
     with open(folder / f"{name}.out", "w") as out, open(folder / f"{name}.err", "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "textclf.cli", "train", *map(str, argv)],
+        return subprocess.Popen([sys.executable, *command, "train", *map(str, argv)],
                                 cwd=folder, env=env, stdout=out, stderr=err)
 
 
@@ -73,7 +78,7 @@ def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(tmp_pa
                 [train_csv, "--valid", valid_csv, "--output", tmp_path / "distributed", "--strategy", "multiworker",
                  *SETTINGS], tmp_path, f"worker{index}",
                 TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-                TEXTCLF_WEIGHTS_DIGEST_FILE=str(tmp_path / f"worker{index}.digest"),
+                digest_file=tmp_path / f"worker{index}.digest",
                 TMPDIR=str(tmp_path / "worker-tmp")))
         for process in processes:
             process.wait(timeout=max(1.0, started + 150 - time.monotonic()))

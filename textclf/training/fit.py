@@ -17,7 +17,7 @@ from textclf.log import log
 from textclf.model.factory import predict_probabilities
 from textclf.text.sequences import encode
 from textclf.text.tokenizer import Tokenizer
-from textclf.training.loop import run_loop, write_weights_digest
+from textclf.training.loop import run_loop
 from textclf.training.parts import part_probabilities, parts_metrics
 from textclf.training.prepare import Prepared
 from textclf.training.rows import predictions
@@ -89,7 +89,6 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
                                                               fits)
         validation_parts = part_probabilities(recurrent, fits.valid_logits, fits.temperature)
         wide_report = fits.report
-    write_weights_digest(model)  # The final weights, wide branch included (tests compare workers with it).
     epochs, validation = sum(seconds["training"]), sum(seconds["validation"])
     phases = {"encoding": encoded - started, "building_and_tracing": looped - encoded - epochs - validation,
               "epochs": epochs, "validation": validation, "wide": time.perf_counter() - looped}

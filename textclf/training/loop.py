@@ -8,10 +8,8 @@ what ``model.fit`` with ``EarlyStopping(monitor="val_loss", restore_best_weights
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,8 +24,6 @@ from textclf.training.setup import build_fit_model, make_optimizer
 from textclf.training.steps import STEPS_PER_CALL, batches, step_functions
 from textclf.errors import TextclfError
 
-# Set by tests: each worker writes the SHA-256 of its final weights to this file.
-DIGEST_VARIABLE = "TEXTCLF_WEIGHTS_DIGEST_FILE"
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 # Fewer training steps an epoch than this, and the loop suggests a smaller batch.
 FEW_STEPS = 4
@@ -87,14 +83,6 @@ def _check_workers_agree(strategy, state: LoopState, where) -> None:
         raise TextclfError(f"The workers restored different checkpoints (global steps {positions}) from {where}: "
                          "every worker must see the chief's --output folder (shared storage), or pass --restart "
                          "to every worker")
-
-
-def write_weights_digest(model) -> None:
-    """Tests only: the SHA-256 of the final weights to the file ``TEXTCLF_WEIGHTS_DIGEST_FILE`` names."""
-    path = os.environ.get(DIGEST_VARIABLE)
-    if path:
-        digest = hashlib.sha256(b"".join(np.ascontiguousarray(weight.numpy()).tobytes() for weight in model.weights))
-        Path(path).write_text(digest.hexdigest() + "\n", encoding="utf-8")
 
 
 def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_progress=None, verbose="auto",
