@@ -101,73 +101,148 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         ``HISTORY_KEYS`` (``learning_rate`` with the plateau schedule only); ``{"training": [...], "validation":
         [...]}`` seconds of each epoch this process ran (a resumed run's first one is the part after the checkpoint).
     """
-    import keras
-    import tensorflow as tf
+    training = _Training(config, classes, train_rows, valid_rows, in_progress)
+    training.build(tokenizer, classes)
+    training.resume()
+    training.compile_steps(classes, tensorboard)
+    seconds = training.run_epochs(verbose)
+    return training.model, training.finish(), seconds
 
-    strategy, role = get_strategy(config.strategy), worker_role(config.strategy)
-    if config.batch_size % strategy.num_replicas_in_sync:
+
+def _full_epoch_steps(config, replicas: int, rows: int) -> int:
+    """Steps of an epoch of full batches; refuses a batch the replicas cannot share, notes a batch too large."""
+    if config.batch_size % replicas:
         raise TextclfError(f"`batch_size` is the global batch and must be divisible by the "
-                         f"{strategy.num_replicas_in_sync} replicas. Received: batch_size={config.batch_size}")
-    full_epoch_steps = math.ceil(len(train_rows) / config.batch_size)  # Without buckets' partial batches.
-    if full_epoch_steps < FEW_STEPS:
+                         f"{replicas} replicas. Received: batch_size={config.batch_size}")
+    steps = math.ceil(rows / config.batch_size)  # Without buckets' partial batches.
+    if steps < FEW_STEPS:
         # The default batch (256) suits thousands of rows; on a few hundred an epoch is one or two updates.
-        log(f"note: {len(train_rows)} training rows make {full_epoch_steps} step{'s' * (full_epoch_steps != 1)} "
+        log(f"note: {rows} training rows make {steps} step{'s' * (steps != 1)} "
             f"an epoch at batch_size={config.batch_size}; a smaller --batch-size (for example 32) gives more "
             "updates per epoch")
-    weights_by_class = (balanced_class_weights(train_rows.label_counts, classes)
-                        if config.class_weight == "balanced" else None)
-    with strategy.scope():
-        model = build_fit_model(config, tokenizer, classes)
-        optimizer = make_optimizer(config, full_epoch_steps)
-        optimizer.build(model.trainable_variables)  # Its variables must exist before a restore.
-    state = LoopState(model, config.epochs)
-    saved = tf.train.Checkpoint(model_variables=list(model.variables), optimizer=optimizer, **vars(state))
-    manager = None
-    if in_progress is not None:
-        manager = tf.train.CheckpointManager(saved, str(in_progress.write_dir), max_to_keep=1)
+    return steps
+
+
+def _summary_writers(tensorboard) -> dict:
+    """``{"train": writer, "validation": writer}`` under the ``tensorboard`` folder."""
+    import tensorflow as tf
+
+    # tf.summary.scalar needs the tensorboard package; say so before training, not after an epoch.
+    if importlib.util.find_spec("tensorboard") is None:
+        raise TextclfError("--tensorboard needs the tensorboard package: pip install tensorboard")
+    return {part: tf.summary.create_file_writer(str(Path(tensorboard) / part)) for part in ("train", "validation")}
+
+
+def _write_summaries(writers: dict, row: list, epoch: int) -> None:
+    """An epoch's loss and accuracy (``row``: ``HISTORY_KEYS`` values) in TensorBoard."""
+    import tensorflow as tf
+
+    for part, offset in (("train", 0), ("validation", 2)):
+        with writers[part].as_default():
+            tf.summary.scalar("epoch_loss", row[offset], step=epoch)
+            tf.summary.scalar("epoch_accuracy", row[offset + 1], step=epoch)
+
+
+class _Training:
+    """One run of the loop: the model, its optimizer and :class:`LoopState`, and what every epoch uses.
+
+    ``run_loop`` calls its methods in order: ``build``, ``resume``, ``compile_steps``, ``run_epochs``, ``finish``.
+    """
+
+    def __init__(self, config, classes, train_rows: Rows, valid_rows: Rows, in_progress):
+        self.config, self.train_rows, self.valid_rows, self.in_progress = config, train_rows, valid_rows, in_progress
+        self.strategy, self.role = get_strategy(config.strategy), worker_role(config.strategy)
+        self.full_epoch_steps = _full_epoch_steps(config, self.strategy.num_replicas_in_sync, len(train_rows))
+        self.weights_by_class = (balanced_class_weights(train_rows.label_counts, classes)
+                                 if config.class_weight == "balanced" else None)
+        self.manager, self.writers, self.loop_started = None, None, None
+
+    def build(self, tokenizer, classes) -> None:
+        """The model and optimizer in the strategy's scope, the state, and the checkpoint that holds them all."""
+        import tensorflow as tf
+
+        with self.strategy.scope():
+            self.model = build_fit_model(self.config, tokenizer, classes)
+            self.optimizer = make_optimizer(self.config, self.full_epoch_steps)
+            self.optimizer.build(self.model.trainable_variables)  # Its variables must exist before a restore.
+        self.state = LoopState(self.model, self.config.epochs)
+        self.checkpoint = tf.train.Checkpoint(model_variables=list(self.model.variables), optimizer=self.optimizer,
+                                              **vars(self.state))
+
+    def resume(self) -> None:
+        """Restores the in-progress run's latest checkpoint, if any; every later save goes to its folder."""
+        import tensorflow as tf
+
+        in_progress, state = self.in_progress, self.state
+        if in_progress is None:
+            return
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(in_progress.write_dir), max_to_keep=1)
         latest = tf.train.latest_checkpoint(str(in_progress.checkpoint_dir)) if in_progress.resuming else None
         if latest:
-            saved.restore(latest).assert_existing_objects_matched()
-            log(f"resuming from {latest}: epoch {int(state.epoch) + 1}/{config.epochs}, step {int(state.step)} "
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            log(f"resuming from {latest}: epoch {int(state.epoch) + 1}/{self.config.epochs}, step {int(state.step)} "
                 f"({int(state.global_step)} steps trained)" + (", training had finished" if state.finished else ""))
         elif in_progress.resuming:
             log(f"resuming from {in_progress.path}: no checkpoint was written yet, so training starts at epoch 1")
-        if config.strategy == "multiworker":
-            _check_workers_agree(strategy, state, in_progress.checkpoint_dir)
+        if self.config.strategy == "multiworker":
+            _check_workers_agree(self.strategy, state, in_progress.checkpoint_dir)
 
-    train_steps, make_evaluate_step = step_functions(
-        strategy, model, optimizer, classes, weights_by_class, state, multi_label=config.multi_label)
-    # Validation sums loss and counts over every row, so its batches may be length-bucketed like training's
-    # (less padding; only the order of the float sums changes).
-    valid_input = strategy.distribute_datasets_from_function(
-        input_function(valid_rows, config.batch_size, bucket=config.bucketing))
-    evaluate_step = make_evaluate_step(valid_input.element_spec)
-    writers = None
-    if tensorboard and role.is_chief:
-        # tf.summary.scalar needs the tensorboard package; say so before training, not after an epoch.
-        if importlib.util.find_spec("tensorboard") is None:
-            raise TextclfError("--tensorboard needs the tensorboard package: pip install tensorboard")
-        writers = {part: tf.summary.create_file_writer(str(Path(tensorboard) / part))
-                   for part in ("train", "validation")}
+    def compile_steps(self, classes, tensorboard) -> None:
+        """The compiled training and validation steps, the validation input, and the chief's TensorBoard writers."""
+        config, strategy = self.config, self.strategy
+        self.train_steps, make_evaluate_step = step_functions(
+            strategy, self.model, self.optimizer, classes, self.weights_by_class, self.state,
+            multi_label=config.multi_label)
+        # Validation sums loss and counts over every row, so its batches may be length-bucketed like training's
+        # (less padding; only the order of the float sums changes).
+        self.valid_input = strategy.distribute_datasets_from_function(
+            input_function(self.valid_rows, config.batch_size, bucket=config.bucketing))
+        self.evaluate_step = make_evaluate_step(self.valid_input.element_spec)
+        if tensorboard and self.role.is_chief:
+            self.writers = _summary_writers(tensorboard)
 
-    loop_started = time.perf_counter()
-    seconds = {"training": [], "validation": []}
-
-    def save():
+    def save(self) -> None:
+        """A checkpoint of the run so far, when it has an in-progress folder."""
         # Numbered by the manager's own counter, so a save never rewrites the files the last one left.
-        if manager is not None:
-            manager.save()
+        if self.manager is not None:
+            self.manager.save()
             # Training time up to this checkpoint, so a resumed run reports the whole run's time.
-            in_progress.record_seconds(time.perf_counter() - loop_started)
+            self.in_progress.record_seconds(time.perf_counter() - self.loop_started)
 
-    steps_per_epoch = None if config.bucketing and config.padding == "post" else full_epoch_steps
-    show_bar = role.is_chief and showing_progress() and (verbose == 1 or (verbose == "auto" and sys.stdout.isatty()))
-    while not bool(state.finished) and int(state.epoch) < config.epochs:
-        epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
-        train_input = strategy.distribute_datasets_from_function(input_function(
-            train_rows, config.batch_size, seed=config.seed, epoch=epoch, skip_steps=int(state.step),
+    def run_epochs(self, verbose) -> dict:
+        """Trains and validates epoch by epoch until the last or an early stop; the seconds of each part."""
+        import keras
+
+        config, state = self.config, self.state
+        self.loop_started = time.perf_counter()
+        seconds = {"training": [], "validation": []}
+        steps_per_epoch = None if config.bucketing and config.padding == "post" else self.full_epoch_steps
+        show_bar = self.role.is_chief and showing_progress() and (
+            verbose == 1 or (verbose == "auto" and sys.stdout.isatty()))
+        while not bool(state.finished) and int(state.epoch) < config.epochs:
+            epoch, started, skipped = int(state.epoch), time.perf_counter(), int(state.step)
+            bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"]) if show_bar else None
+            self.train_epoch(epoch, bar)
+            training_seconds = time.perf_counter() - started
+            if bar is not None:
+                bar.update(int(state.step), finalize=True)  # Ends the bar's line, even with an unknown step count.
+            # Bucketed epochs have a step count known only once one has run (Keras's progress bar says "Unknown").
+            steps_per_epoch = steps_per_epoch or (int(state.step) if int(state.step) and not skipped else None)
+            validation_started = time.perf_counter()
+            valid_sums = self.validate()
+            seconds["training"].append(training_seconds)
+            seconds["validation"].append(time.perf_counter() - validation_started)
+            self.end_epoch(epoch, valid_sums, verbose, started, training_seconds)
+        return seconds
+
+    def train_epoch(self, epoch: int, bar) -> None:
+        """Trains on the rest of the epoch, ``STEPS_PER_CALL`` steps a call, saving every ``checkpoint_every``."""
+        import tensorflow as tf
+
+        config, state = self.config, self.state
+        train_input = self.strategy.distribute_datasets_from_function(input_function(
+            self.train_rows, config.batch_size, seed=config.seed, epoch=epoch, skip_steps=int(state.step),
             bucket=config.bucketing))
-        bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"]) if show_bar else None
         iterator = iter(train_input)
         while True:
             limit = STEPS_PER_CALL
@@ -175,58 +250,67 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
                 # Stop at the next multiple of checkpoint_every, to save there.
                 limit = min(limit, config.checkpoint_every - int(state.global_step) % config.checkpoint_every)
             before = int(state.step)
-            train_steps(iterator, tf.constant(limit, tf.int64))
+            self.train_steps(iterator, tf.constant(limit, tf.int64))
             done = int(state.step) - before
             if done and config.checkpoint_every and int(state.global_step) % config.checkpoint_every == 0:
-                save()
+                self.save()
             if bar is not None and done:
                 bar.update(int(state.step), list(zip(("loss", "accuracy"), _means(state.sums.numpy()))))
             if done < limit:
-                break
-        training_seconds = time.perf_counter() - started
-        if bar is not None:
-            bar.update(int(state.step), finalize=True)  # Ends the bar's line, even with an unknown step count.
-        # Bucketed epochs have a step count known only once one has run (Keras's progress bar says "Unknown" too).
-        steps_per_epoch = steps_per_epoch or (int(state.step) if int(state.step) and not skipped else None)
-        valid_sums, validation_started = np.zeros(3), time.perf_counter()
-        for batch in batches(valid_input):
-            valid_sums += evaluate_step(batch).numpy()
-        seconds["training"].append(training_seconds)
-        seconds["validation"].append(time.perf_counter() - validation_started)
-        learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+                return
+
+    def validate(self) -> np.ndarray:
+        """``[loss, correct, rows]`` sums over the validation rows."""
+        valid_sums = np.zeros(3)
+        for batch in batches(self.valid_input):
+            valid_sums += self.evaluate_step(batch).numpy()
+        return valid_sums
+
+    def end_epoch(self, epoch: int, valid_sums, verbose, started: float, training_seconds: float) -> None:
+        """Records the epoch, applies early stopping and the plateau rule, logs it, moves on and saves."""
+        import keras
+        import tensorflow as tf
+
+        config, state = self.config, self.state
+        learning_rate = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
         row = [*_means(state.sums.numpy()), *_means(valid_sums), learning_rate]
-        if not all(math.isfinite(loss) and loss < DIVERGED_LOSS for loss in (row[0], row[2])):
-            if in_progress is not None:
-                in_progress.discard()  # Its weights lead here: nothing worth resuming.
-            raise TextclfError(
-                f"The loss became {row[0]:.4g} (validation {row[2]:.4g}) in epoch {epoch + 1} at learning rate "
-                f"{learning_rate:g}: training diverged, and nothing was saved or exported. Lower --learning-rate "
-                "(or --clipnorm) and train again")
+        self.stop_if_diverged(epoch, row)
         state.history[epoch].assign(row)
-        stop = _early_stopping(state, model, epoch, row[2], config.patience)
+        stop = _early_stopping(state, self.model, epoch, row[2], config.patience)
         if config.lr_schedule == "plateau":
-            _plateau(state, optimizer, epoch, row[2], learning_rate)
+            _plateau(state, self.optimizer, epoch, row[2], learning_rate)
         if verbose:
             log(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(
                 f"{name} {value:.4f}" for name, value in zip(HISTORY_KEYS[:4], row)) +
                 f" ({time.perf_counter() - started:.2f} s, training {training_seconds:.2f} s)")
-        if writers:
-            for part, offset in (("train", 0), ("validation", 2)):
-                with writers[part].as_default():
-                    tf.summary.scalar("epoch_loss", row[offset], step=epoch)
-                    tf.summary.scalar("epoch_accuracy", row[offset + 1], step=epoch)
+        if self.writers:
+            _write_summaries(self.writers, row, epoch)
         state.epoch.assign_add(1)
         state.step.assign(0)
         state.sums.assign(tf.zeros(3, tf.float64))
         state.finished.assign(stop or int(state.epoch) == config.epochs)
-        save()
+        self.save()
 
-    if int(state.best_epoch) >= 0:
-        log(f"restoring the weights of the best epoch: {int(state.best_epoch) + 1}")
-        state.restore_best_weights(model)
-    history = state.history.numpy()[:int(state.epoch)]
-    keys = HISTORY_KEYS if config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
-    return model, {key: history[:, column].tolist() for column, key in enumerate(keys)}, seconds
+    def stop_if_diverged(self, epoch: int, row: list) -> None:
+        """Raises, discarding the in-progress run, when the training or validation loss left any useful range."""
+        if all(math.isfinite(loss) and loss < DIVERGED_LOSS for loss in (row[0], row[2])):
+            return
+        if self.in_progress is not None:
+            self.in_progress.discard()  # Its weights lead here: nothing worth resuming.
+        raise TextclfError(
+            f"The loss became {row[0]:.4g} (validation {row[2]:.4g}) in epoch {epoch + 1} at learning rate "
+            f"{row[4]:g}: training diverged, and nothing was saved or exported. Lower --learning-rate "
+            "(or --clipnorm) and train again")
+
+    def finish(self) -> dict:
+        """Restores the best epoch's weights; the history of the epochs run, ``{key: [value per epoch]}``."""
+        state = self.state
+        if int(state.best_epoch) >= 0:
+            log(f"restoring the weights of the best epoch: {int(state.best_epoch) + 1}")
+            state.restore_best_weights(self.model)
+        history = state.history.numpy()[:int(state.epoch)]
+        keys = HISTORY_KEYS if self.config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
+        return {key: history[:, column].tolist() for column, key in enumerate(keys)}
 
 
 def _means(sums) -> list:
