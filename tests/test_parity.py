@@ -87,7 +87,7 @@ def sigma_caveat(text):
     Python's final-sigma rule treats e.g. U+1057D as a cased letter, TensorFlow
     does not, so 'ꟀΣ' lowers to 'ꟁς' in Python and 'ꟁσ' in the graph.  Fixing it
     needs Unicode's Cased/Case_Ignorable sets in RE2, which has no such classes;
-    the README lists it.  ``test_sigma_caveat_is_real`` keeps this honest.
+    docs/SERVING.md lists it.  ``test_sigma_caveat_is_real`` keeps this honest.
     """
     return "Σ" in text and any(letter in text or letter.lower() in text for letter in LOWERCASE_EXCEPTIONS)
 
