@@ -10,7 +10,7 @@ Measures, on sentences drawn from the data file, every path interleaved in short
 - the export, loaded with ``tf.saved_model.load`` (TensorFlow only), one sentence per call: p50/p99 latency;
 - the export at batch 32 and 1024: sentences/s;
 - the same run exported with the Keras graph of the model instead of ``textclf/serve/fast_lstm.py``'s forward pass
-  (the export before issue 4's work; LSTM models only), at the same batch sizes;
+  (the export without the fast LSTM path; LSTM models only), at the same batch sizes;
 - the run's Keras model through the classic client path (Python tokenizer, ``pad_sequences``,
   ``model.predict``) on one sentence: p50/p99 latency;
 - the TF-IDF + logistic-regression pipeline's ``predict`` at batch 1 and 1024;
@@ -166,9 +166,9 @@ def main():
     tfidf = 1024 / p50["TF-IDF + LogReg predict, batch 1024"]
     for name in ("export, batch 1024", "export via the C API (TF_SessionRun), batch 1024, scores only"):
         ratio = (1024 / p50[name]) / tfidf
-        print(f"issue 15, batch-1024 throughput >= 1.5x the TF-IDF pipeline's predict ({name}): {ratio:.2f}x, "
+        print(f"target: batch-1024 throughput >= 1.5x the TF-IDF pipeline's predict ({name}): {ratio:.2f}x, "
               f"{met[ratio >= 1.5]}")
-    print(f"issue 15, single-sentence p50 through Python <= 0.7 ms: {latency * 1e3:.3f} ms, {met[latency <= 7e-4]}")
+    print(f"target: single-sentence p50 through Python <= 0.7 ms: {latency * 1e3:.3f} ms, {met[latency <= 7e-4]}")
     print(f"same run, export / TF-IDF + LogReg (p50 time): 1 sentence "
           f"{latency / p50['TF-IDF + LogReg predict, 1 sentence']:.2f}, batch 1024 "
           f"{p50['export, batch 1024'] / p50['TF-IDF + LogReg predict, batch 1024']:.2f}")
