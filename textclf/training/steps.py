@@ -36,6 +36,14 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
     units on the right side of 0.5, per row (``binary_accuracy``).  ``weights_by_class``: loss weight per class
     index, or ``None``; ``state``: the loop's :class:`textclf.training.loop.LoopState`.
     """
+    sums = _batch_sums_function(model, classes, weights_by_class, multi_label)
+    train_on = _train_on_function(strategy, model, optimizer, sums, state)
+    train_steps = _steps_in_graph(train_on) if strategy.num_replicas_in_sync == 1 else _steps_from_python(train_on)
+    return train_steps, _evaluate_step_maker(strategy, sums)
+
+
+def _batch_sums_function(model, classes, weights_by_class, multi_label):
+    """``sums(ids, targets, training)``: a batch's ``(loss sum, correct, rows)`` on one replica."""
     import keras
     import tensorflow as tf
 
@@ -61,6 +69,13 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
             correct = tf.reduce_sum(tf.cast(right, tf.float32))
         return tf.reduce_sum(losses), correct, tf.cast(tf.shape(targets)[0], tf.float32)
 
+    return sums
+
+
+def _train_on_function(strategy, model, optimizer, sums, state):
+    """``train_on(batch)``: one training step on every replica; its summed sums and count go to ``state``."""
+    import tensorflow as tf
+
     def replica_train(ids, targets):
         with tf.GradientTape() as tape:
             loss_sum, correct, rows = sums(ids, targets, training=True)
@@ -70,14 +85,18 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
         optimizer.apply(tape.gradient(objective, model.trainable_variables), model.trainable_variables)
         return tf.stack([loss_sum, correct, rows])
 
-    def replica_evaluate(ids, targets):
-        return tf.stack(sums(ids, targets, training=False))
-
     def train_on(batch):
         step_sums = strategy.reduce("sum", strategy.run(replica_train, args=batch), axis=None)
         state.sums.assign_add(tf.cast(step_sums, tf.float64))
         state.step.assign_add(1)
         state.global_step.assign_add(1)
+
+    return train_on
+
+
+def _steps_in_graph(train_on):
+    """``train_steps`` for one replica: up to ``limit`` steps in one compiled graph loop."""
+    import tensorflow as tf
 
     def steps_in_graph_loop(iterator, limit):
         # One trace serves every batch shape (bucketed batches vary in length).  The loop is written with
@@ -96,7 +115,12 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
         tf.while_loop(lambda taken, running: tf.logical_and(running, taken < limit), step,
                       [tf.constant(0, limit.dtype), tf.constant(True)])
 
-    steps_in_graph = tf.function(steps_in_graph_loop, autograph=False)
+    return tf.function(steps_in_graph_loop, autograph=False)
+
+
+def _steps_from_python(train_on):
+    """``train_steps`` for several replicas: a Python loop calling one compiled step per batch."""
+    import tensorflow as tf
 
     compiled_step = []
 
@@ -111,7 +135,15 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
                 return
             compiled_step[0](optional.get_value())
 
-    train_steps = steps_in_graph if strategy.num_replicas_in_sync == 1 else steps_from_python
+    return steps_from_python
+
+
+def _evaluate_step_maker(strategy, sums):
+    """``make_evaluate_step(element_spec)``: compiles a validation batch's ``[loss, correct, rows]`` over replicas."""
+    import tensorflow as tf
+
+    def replica_evaluate(ids, targets):
+        return tf.stack(sums(ids, targets, training=False))
 
     def make_evaluate_step(element_spec):
         def step(batch):
@@ -119,4 +151,4 @@ def step_functions(strategy, model, optimizer, classes, weights_by_class, state,
 
         return tf.function(step, input_signature=[element_spec], autograph=False)
 
-    return train_steps, make_evaluate_step
+    return make_evaluate_step
