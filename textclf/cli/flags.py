@@ -71,44 +71,66 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textclf", description="LSTM/GRU text classification with raw-text export.",
                                      allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {textclf.__version__}")
-    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # Flags every command takes.
+    common = _common_flags()
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, **kwargs):
+        return subparsers.add_parser(name, parents=[common], allow_abbrev=False, **kwargs)
+
+    # In this order in --help.
+    for add_command in (_add_train, _add_baseline, _add_tune, _add_export, _add_predict, _add_check_export,
+                        _add_explain, _add_evaluate):
+        add_command(command)
+    return parser
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    """The parent parser of the flags every command takes: --verbose or --quiet."""
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     loudness = common.add_mutually_exclusive_group()
     loudness.add_argument("--verbose", action="store_true",
                           help="also show TensorFlow's start-up messages (CUDA probing, CPU features)")
     loudness.add_argument("--quiet", action="store_true",
                           help="show only errors on standard error: no progress, notes or warnings (results still "
                                "go to standard output)")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return common
 
-    def command(name, **kwargs):
-        return subparsers.add_parser(name, parents=[common], allow_abbrev=False, **kwargs)
 
-    def training_command(name, summary, valid, config="JSON file of settings (flags override it)",
-                         output="export base folder [saved_models/<DATA name>]"):
-        """A command that trains on DATA, with its data, reading and output flags (settings flags come last)."""
-        parser = command(name, help=summary)
-        parser.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
-        parser.add_argument("--valid", metavar="DATA", help=valid)
-        _add_reading_flags(parser)
-        parser.add_argument("--config", metavar="FILE", help=config)
-        parser.add_argument("--output", metavar="DIR", help=output)
-        return parser
+VALID_HELP = "validation file (default: stratified split of DATA)"
 
-    valid_help = "validation file (default: stratified split of DATA)"
-    train = training_command("train", "train on labelled data and export for TF Serving", valid_help)
+
+def _training_command(command, name, summary, valid, config="JSON file of settings (flags override it)",
+                      output="export base folder [saved_models/<DATA name>]"):
+    """A command that trains on DATA, with its data, reading and output flags (settings flags come last)."""
+    parser = command(name, help=summary)
+    parser.add_argument("data", metavar="DATA", help=f"training data: {DATA_HELP}")
+    parser.add_argument("--valid", metavar="DATA", help=valid)
+    _add_reading_flags(parser)
+    parser.add_argument("--config", metavar="FILE", help=config)
+    parser.add_argument("--output", metavar="DIR", help=output)
+    return parser
+
+
+def _add_train(command) -> None:
+    train = _training_command(command, "train", "train on labelled data and export for TF Serving", VALID_HELP)
     train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")
     train.add_argument("--restart", action="store_true",
                        help="discard the checkpoint of an interrupted run in --output and start fresh "
                             "(by default the run resumes from it)")
     _add_setting_flags(train)
 
-    _add_setting_flags(training_command(
-        "baseline", "train textclf and TF-IDF + logistic regression on the same rows; compare them on held-out rows",
+
+def _add_baseline(command) -> None:
+    _add_setting_flags(_training_command(
+        command, "baseline",
+        "train textclf and TF-IDF + logistic regression on the same rows; compare them on held-out rows",
         "test file (default: a stratified --validation-fraction of DATA, held out)"))
 
-    tune = training_command(
-        "tune", "search arch, units, wide, dropout, learning rate and max_len for a time budget; train and export "
-        "the best", valid_help, config="JSON file of the settings not searched (flags override it)",
+
+def _add_tune(command) -> None:
+    tune = _training_command(
+        command, "tune", "search arch, units, wide, dropout, learning rate and max_len for a time budget; train and "
+        "export the best", VALID_HELP, config="JSON file of the settings not searched (flags override it)",
         output="export base folder; the search state goes to DIR/tune [saved_models/<DATA name>]")
     tune.add_argument("--budget", default="20m", help="no new trial starts after this long: 90s, 20m, 1.5h [20m]")
     tune.add_argument("--max-trials", type=int, default=50,
@@ -119,10 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "a search on the same data and settings is always resumed")
     _add_setting_flags(tune)
 
+
+def _add_export(command) -> None:
     export = command("export", help="export a run folder as the next SavedModel version")
     export.add_argument("run", metavar="RUN", help="run folder (saved_models/NAME/runs/<timestamp>)")
     export.add_argument("--output", metavar="DIR", required=True, help="export base folder (saved_models/NAME)")
 
+
+def _add_predict(command) -> None:
     predict = command("predict", help="classify texts with an export")
     predict.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
     predict.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify")
@@ -136,17 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3, help="labels listed per text [3]")
     predict.add_argument("--batch-size", type=int, default=1024, help="texts per model call [1024]")
 
+
+def _add_check_export(command) -> None:
     check = command(
         "check-export", help="load and run an export as TF Serving does (C++ loader); exit 2 if it would not serve")
     check.add_argument("model", metavar="DIR", help="export folder (base: the highest version, or one version)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
 
+
+def _add_explain(command) -> None:
     explain = command("explain", help="show how much each word pushed a prediction")
     explain.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
     explain.add_argument("text", metavar="TEXT", help="the text to explain")
     explain.add_argument("--html", metavar="FILE", help="also write a highlighted HTML page")
     explain.add_argument("--json", action="store_true", help="print the weights as JSON instead of colours")
 
+
+def _add_evaluate(command) -> None:
     evaluate = command("evaluate", help="accuracy, macro-F1, report and confusion matrix on labelled data")
     evaluate.add_argument("model", metavar="MODEL", help="export folder (base or version) or run folder")
     evaluate.add_argument("data", metavar="DATA", help=DATA_HELP)
@@ -160,7 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mistakes", type=int, metavar="N",
                           help="also list the N most confident mistakes (highest predicted score among wrong "
                                "predictions) and the most confused class pairs, here and in --output")
-    return parser
 
 
 def config_from_args(args) -> TrainConfig:
