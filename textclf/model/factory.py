@@ -29,14 +29,13 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     """
     import keras
 
-    from textclf.model.layers import AttentionPooling, Blend, GatherEmbedding, MaskedMaxPooling, NgramTfidfLogits
+    from textclf.model.layers import Blend, GatherEmbedding, NgramTfidfLogits
 
     if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 2:
         raise TextclfError(f"`vocabulary_size` must be an integer >= 2. Received: vocabulary_size={vocabulary_size!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise TextclfError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
 
-    recurrent_class = keras.layers.GRU if config.arch.endswith("gru") else keras.layers.LSTM
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     hidden = GatherEmbedding(
         vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding",
@@ -45,6 +44,23 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
     if config.spatial_dropout_rate:
         # Drops whole embedding channels: the same features vanish at every step.
         hidden = keras.layers.SpatialDropout1D(config.spatial_dropout_rate, name="spatial_dropout")(hidden)
+    hidden = _pooled(config, _recurrent_layers(config, hidden, use_cudnn))
+    hidden = keras.layers.Dropout(config.dropout_rate, name="head_dropout")(hidden)
+    outputs = _head(config, num_classes)(hidden)
+    if wide is None:
+        return keras.Model(ids, outputs, name=f"textclf_{config.arch}")
+    # The wide branch beside the recurrent one, on the raw text (fitted by textclf.training.wide).
+    text = keras.Input(shape=(), dtype="string", name="text")
+    logits = NgramTfidfLogits(wide[0], wide[1], outputs.shape[-1], name="ngram_tfidf")(text)
+    outputs = Blend(outputs.shape[-1], name="blend")([outputs, logits])
+    return keras.Model([ids, text], outputs, name=f"textclf_{config.arch}")
+
+
+def _recurrent_layers(config: TrainConfig, hidden, use_cudnn):
+    """``config.num_layers`` recurrent layers on ``hidden``; sequences out unless the last feeds ``pooling="last"``."""
+    import keras
+
+    recurrent_class = keras.layers.GRU if config.arch.endswith("gru") else keras.layers.LSTM
     for layer_number in range(1, config.num_layers + 1):
         recurrent = recurrent_class(
             config.units,
@@ -61,6 +77,15 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
         if config.residual and layer_number > 1 and output.shape[-1] == hidden.shape[-1] and len(output.shape) == 3:
             output = keras.layers.Add(name=f"residual_{layer_number}")([hidden, output])
         hidden = output
+    return hidden
+
+
+def _pooled(config: TrainConfig, hidden):
+    """``hidden`` pooled over time as ``config.pooling`` says (``"last"``: already one vector per row)."""
+    import keras
+
+    from textclf.model.layers import AttentionPooling, MaskedMaxPooling
+
     pooled = []
     if config.pooling in ("max", "max_mean"):
         pooled.append(MaskedMaxPooling(name="max_pooling")(hidden))
@@ -68,24 +93,21 @@ def build_model(config: TrainConfig, vocabulary_size: int, num_classes: int, use
         pooled.append(keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden))
     if config.pooling == "attention":
         pooled.append(AttentionPooling(config.units, name="attention_pooling")(hidden))
-    if pooled:
-        hidden = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="max_mean_pooling")(pooled)
-    hidden = keras.layers.Dropout(config.dropout_rate, name="head_dropout")(hidden)
+    if not pooled:
+        return hidden
+    return pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="max_mean_pooling")(pooled)
+
+
+def _head(config: TrainConfig, num_classes: int):
+    """The output layer: one sigmoid for two classes, a softmax for more, a sigmoid per class for multi-label."""
+    import keras
+
     if config.multi_label:
         # Independent probabilities: a text may belong to several classes, or none.
-        head = keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="label_probabilities")
-    elif num_classes == 2:
-        head = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")
-    else:
-        head = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")
-    outputs = head(hidden)
-    if wide is None:
-        return keras.Model(ids, outputs, name=f"textclf_{config.arch}")
-    # The wide branch beside the recurrent one, on the raw text (fitted by textclf.training.wide).
-    text = keras.Input(shape=(), dtype="string", name="text")
-    logits = NgramTfidfLogits(wide[0], wide[1], outputs.shape[-1], name="ngram_tfidf")(text)
-    outputs = Blend(outputs.shape[-1], name="blend")([outputs, logits])
-    return keras.Model([ids, text], outputs, name=f"textclf_{config.arch}")
+        return keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="label_probabilities")
+    if num_classes == 2:
+        return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")
 
 
 def wide_of(model):
