@@ -16,7 +16,8 @@ from textclf import TrainConfig, Tokenizer, load_dataset
 from textclf.training.prepare import new_tokenizer
 from textclf.data.progress import ProgressBar
 from textclf.data.reading import decode, decoded_chunks, physical_lines
-from textclf.data.streaming import THRESHOLD_VARIABLE, RowSplit, StreamSource, count_pass, should_stream
+import textclf.data.streaming
+from textclf.data.streaming import RowSplit, StreamSource, count_pass, should_stream
 from textclf.training.streamed_rows import StreamedRows
 
 from conftest import TOPICS, Crash, crash_at_save, make_rows, multilabel_rows, write_csv
@@ -194,25 +195,27 @@ def test_training_rows_are_sharded_and_shuffled_by_seed_and_epoch(topics_csv):
     assert [len(shard) for shard in shards] == [len(plain[index::3]) for index in range(3)]
 
 
+def stream_above(monkeypatch, size: int) -> None:
+    """Makes ``streaming="auto"`` stream data of more than ``size`` bytes (not a share of the memory)."""
+    monkeypatch.setattr(textclf.data.streaming, "streaming_threshold", lambda: size)
+
+
 def test_auto_streams_when_the_file_is_above_the_threshold(tmp_path, monkeypatch, binary_csv):
     messages = []
-    monkeypatch.setenv(THRESHOLD_VARIABLE, str(binary_csv.stat().st_size - 1))
+    stream_above(monkeypatch, binary_csv.stat().st_size - 1)
     assert should_stream(TrainConfig(), binary_csv, log=messages.append)
     assert "streaming auto:" in messages[0] and "so it is streamed" in messages[0]
     assert not should_stream(TrainConfig(streaming="off"), binary_csv)
-    monkeypatch.setenv(THRESHOLD_VARIABLE, str(binary_csv.stat().st_size))
+    stream_above(monkeypatch, binary_csv.stat().st_size)
     assert not should_stream(TrainConfig(), binary_csv, log=messages.append)
     gzipped = tmp_path / "b.csv.gz"
     gzipped.write_bytes(gzip.compress(binary_csv.read_bytes()))
-    monkeypatch.setenv(THRESHOLD_VARIABLE, str(4 * gzipped.stat().st_size - 1))  # Compressed: counted x4.
+    stream_above(monkeypatch, 4 * gzipped.stat().st_size - 1)  # Compressed: counted x4.
     assert should_stream(TrainConfig(), gzipped, log=messages.append)
     (tmp_path / "folder" / "a").mkdir(parents=True)
     assert not should_stream(TrainConfig(), tmp_path / "folder")
     with pytest.raises(ValueError, match=r"folder is a folder per class, which is read in memory; streaming reads"):
         should_stream(TrainConfig(streaming="on"), tmp_path / "folder")
-    monkeypatch.setenv(THRESHOLD_VARIABLE, "lots")
-    with pytest.raises(ValueError, match=r"TEXTCLF_STREAMING_THRESHOLD_BYTES must be a number of bytes"):
-        should_stream(TrainConfig(), binary_csv)
 
 
 def test_streaming_setting_is_validated():
@@ -239,7 +242,7 @@ def test_train_streamed_exports_a_classifier(binary_csv, tmp_path, monkeypatch, 
     from conftest import tiny_config
 
     output = tmp_path / "reviews"
-    monkeypatch.setenv(THRESHOLD_VARIABLE, "100")  # "auto" streams files above 100 bytes.
+    stream_above(monkeypatch, 100)
     result = train(binary_csv, tiny_config(epochs=2, max_len=None), output=output, verbose=0)
     log = capfd.readouterr().err
     assert "streaming auto: " in log and "counting reviews.csv [" in log and "not stratified" in log
@@ -291,7 +294,7 @@ def test_a_resumed_auto_run_follows_the_interrupted_runs_streaming_decision(bina
     from conftest import tiny_config
 
     output = tmp_path / "reviews"
-    monkeypatch.setenv(THRESHOLD_VARIABLE, "100")
+    stream_above(monkeypatch, 100)
     crash_at_save(monkeypatch, 1)
     with pytest.raises(Crash):
         train(binary_csv, tiny_config(epochs=2), output=output, verbose=0)

@@ -28,8 +28,6 @@ from textclf.errors import TextclfError
 AUTO_MEMORY_SHARE = 0.25
 # Compressed files (.gz, Parquet) are counted at this many times their size on disk.
 COMPRESSED_EXPANSION = 4
-# For tests: a byte count that replaces the automatic threshold (available memory x AUTO_MEMORY_SHARE).
-THRESHOLD_VARIABLE = "TEXTCLF_STREAMING_THRESHOLD_BYTES"
 # split_mode "auto" is decided on this many first rows: the counting pass needs the rules before it starts.
 SPLIT_MODE_SAMPLE_ROWS = 10_000
 # Rows per block of the split's random numbers: one NumPy call per block, not per row.
@@ -66,13 +64,7 @@ def data_size(path: Path, data_format: str) -> int:
 
 
 def streaming_threshold() -> int:
-    """Bytes above which ``streaming="auto"`` streams (see :data:`THRESHOLD_VARIABLE`)."""
-    forced = os.environ.get(THRESHOLD_VARIABLE)
-    if forced:
-        try:
-            return int(forced)
-        except ValueError:
-            raise TextclfError(f"{THRESHOLD_VARIABLE} must be a number of bytes. Received: {forced!r}") from None
+    """Bytes above which ``streaming="auto"`` streams: ``AUTO_MEMORY_SHARE`` of the available memory."""
     return int(available_memory() * AUTO_MEMORY_SHARE)
 
 
