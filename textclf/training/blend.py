@@ -2,8 +2,8 @@
 (:class:`textclf.model.layers.Blend`), fitted on the validation rows.
 
 The linear part's logits are first put on a calibrated scale: its out-of-fold logits on every row of the
-cross-validation fix one temperature (a regularised logistic regression is under- or over-confident by a factor:
-3.6-6.4 on convention_party's speeches, 0.6-1.3 on rt_polarity's 500 snippets).  The blend is then held towards
+cross-validation fix one temperature (a regularised logistic regression is under- or over-confident by a factor;
+docs/RESULTS.md gives the measured ones).  The blend is then held towards
 that calibrated linear part alone, so a few dozen validation rows move it only as far as they pay for
 (docs/RESULTS.md, "The blend").
 """

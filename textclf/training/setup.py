@@ -85,9 +85,8 @@ def one_thread_per_op_on_cpu() -> bool:
     """On a machine without a GPU, each TensorFlow op runs on one thread (ops still run side by side).
 
     A recurrent step's products are small (``[256, 192] @ [192, 256]``): splitting each over the cores costs more
-    than it saves, while the two directions of a BiLSTM and the rest of the graph can run at once.  On the 2-core
-    machine, ``textclf train`` epochs were 1.27x (news_source) and 1.23x (rt_polarity, second epoch) as fast; the
-    sums are computed in another order, so losses moved in the fourth decimal (docs/PERFORMANCE.md).  Must run
+    than it saves, while the two directions of a BiLSTM and the rest of the graph can run at once (faster epochs;
+    sums in another order move losses in the fourth decimal: docs/PERFORMANCE.md, "End to end").  Must run
     before TensorFlow starts its runtime (the first op); afterwards, or when ``TF_NUM_INTRAOP_THREADS`` is set
     (the user's choice), nothing changes.
 

@@ -31,8 +31,7 @@ FOLDS = 5
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
 # Cross-validation fits 7 choices x FOLDS models, each costing about (n-gram occurrences x outputs); above this
-# cost (rt_polarity's 12,808 rows: 6.5 million, about a minute on 2 cores) it would take many minutes, and the
-# fallback is used (docs/RESULTS.md).
+# cost it would take many minutes, and the fallback is used (docs/RESULTS.md, "Cost").
 MAX_CV_COST = 20_000_000
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
 # grow with the rows, while the recurrent model, which trains on every row, needs the branch least on large data.
