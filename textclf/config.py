@@ -109,8 +109,8 @@ class TrainConfig:
     epochs: int = setting(
         30, "Maximum number of passes over the training data (early stopping usually ends the run sooner).")
     batch_size: int = setting(
-        256, "Texts per training step.  On a CPU, 256 (with ``learning_rate`` 2e-3) trained about 1.7 times as "
-        "fast as 64, as accurately (docs/PERFORMANCE.md); on a few hundred texts a smaller batch gives more steps.")
+        256, "Texts per training step.  On a CPU, 256 (with ``learning_rate`` 2e-3) trains faster than 64 and as "
+        "accurately (docs/PERFORMANCE.md, \"Training step\"); on a few hundred texts a smaller batch gives more steps.")
     optimizer: Optimizer = setting(
         "adam", "``adam`` (Keras's Adam, every weight every step, computed by TensorFlow's fused kernel) or "
         "``lazy_adam`` (updates only the embedding rows of the words in each batch: faster per step on a CPU, "
