@@ -132,6 +132,28 @@ class Crash(Exception):
     """Stands for the process dying in the middle of training."""
 
 
+def whole_and_resumed(data, config, folder, monkeypatch, capture, crash_after: int, before_resume=None):
+    """``(uninterrupted result, resumed result, the resumed run's log)``: ``data`` trained whole into
+    ``folder/whole``; then into ``folder/resumed``, killed after its ``crash_after``-th checkpoint save, and run
+    again (``before_resume(folder / "resumed")`` in between)."""
+    from textclf import train
+
+    whole = train(data, config, output=folder / "whole", verbose=0)
+    crash_at_save(monkeypatch, crash_after)
+    try:
+        train(data, config, output=folder / "resumed", verbose=0)
+    except Crash:
+        pass
+    else:
+        raise AssertionError(f"no crash after checkpoint save {crash_after}")
+    monkeypatch.undo()
+    capture.readouterr()
+    if before_resume is not None:
+        before_resume(folder / "resumed")
+    resumed = train(data, config, output=folder / "resumed", verbose=0)
+    return whole, resumed, capture.readouterr().err
+
+
 def crash_at_save(monkeypatch, number):
     """Makes the ``number``-th checkpoint save of this process raise :class:`Crash` once written."""
     import tensorflow as tf

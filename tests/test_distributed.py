@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textclf import TrainConfig, evaluate, load, train
+from textclf import TrainConfig, evaluate, load
 from textclf.training.prepare import prepare_in_memory
 from textclf.training.resume import InProgress
 from textclf.cli import main
 
-from conftest import NEGATIVE, POSITIVE, TOPICS, Crash, crash_at_save, make_rows, multilabel_rows, tiny_config, write_csv
+from conftest import (NEGATIVE, POSITIVE, TOPICS, Crash, crash_at_save, make_rows, multilabel_rows, tiny_config,
+                      whole_and_resumed, write_csv)
 
 REPO = Path(__file__).resolve().parent.parent
 DIGEST_HOOK = Path(__file__).resolve().parent / "train_writing_weights_digest.py"
@@ -159,20 +160,14 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
 def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, capsys):
     data = write_csv(tmp_path / "reviews.csv", make_rows({"fresh": POSITIVE, "rotten": NEGATIVE}, 120, seed=4))
     config = tiny_config(epochs=3, batch_size=8, checkpoint_every=4, patience=3)
-    whole = train(data, config, output=tmp_path / "whole", verbose=0)
 
-    crash_at_save(monkeypatch, 5)
-    with pytest.raises(Crash):
-        train(data, config, output=tmp_path / "resumed", verbose=0)
-    monkeypatch.undo()
-    capsys.readouterr()
-    # The interrupted part's time counts in run.json: pretend it took 1000 s up to its checkpoint.
-    seconds_file = tmp_path / "resumed" / "runs" / ".in-progress" / "seconds.json"
-    assert json.loads(seconds_file.read_text())["seconds"] > 0
-    seconds_file.write_text(json.dumps({"seconds": 1000.0}))
-    resumed = train(data, config, output=tmp_path / "resumed", verbose=0)
+    def pretend_it_took_1000_s(folder):  # The interrupted part's time counts in run.json.
+        seconds_file = folder / "runs" / ".in-progress" / "seconds.json"
+        assert json.loads(seconds_file.read_text())["seconds"] > 0
+        seconds_file.write_text(json.dumps({"seconds": 1000.0}))
+
+    whole, resumed, log = whole_and_resumed(data, config, tmp_path, monkeypatch, capsys, 5, pretend_it_took_1000_s)
     assert 1000 < json.loads((resumed.run_dir / "run.json").read_text())["training_seconds"] < 1300
-    log = capsys.readouterr().err
     # Saves at steps 4, 8, 12, the end of epoch 1 (12 steps), then step 16: epoch 2 after its 4th step.
     assert re.search(r"resuming from \S+/ckpt-5: epoch 2/3, step 4 \(16 steps trained\)", log), log
 
@@ -188,15 +183,7 @@ def test_every_run_checkpoints_at_epoch_ends_and_resumes_multi_label_too(tmp_pat
 
     data = write_csv(tmp_path / "topics.csv", multilabel_rows(96, seed=5))
     config = tiny_config(epochs=3, patience=3, multi_label=True, threshold=0.5)
-    whole = train(data, config, output=tmp_path / "whole", verbose=0)
-
-    crash_at_save(monkeypatch, 1)
-    with pytest.raises(Crash):
-        train(data, config, output=tmp_path / "resumed", verbose=0)
-    monkeypatch.undo()
-    capsys.readouterr()
-    resumed = train(data, config, output=tmp_path / "resumed", verbose=0)
-    log = capsys.readouterr().err
+    whole, resumed, log = whole_and_resumed(data, config, tmp_path, monkeypatch, capsys, 1)
     # 76 training rows in length-bucketed batches of up to 16: the first save ends epoch 1, after 6 steps.
     assert re.search(r"resuming from \S+/ckpt-1: epoch 2/3, step 0 \(6 steps trained\)", log), log
     assert resumed.history == whole.history

@@ -264,21 +264,15 @@ def test_train_streamed_exports_a_classifier(binary_csv, tmp_path, monkeypatch, 
 @pytest.mark.slow
 def test_an_interrupted_streamed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, capfd):
     # Multi-label, so the streamed multi-hot targets and the tuned threshold are covered too.
-    from textclf import load, train
+    from textclf import load
 
-    from conftest import tiny_config
+    from conftest import tiny_config, whole_and_resumed
 
     data = write_csv(tmp_path / "topics.csv", multilabel_rows(120, seed=6))
     config = tiny_config(epochs=2, batch_size=8, checkpoint_every=3, patience=3, multi_label=True, streaming="on")
-    whole = train(data, config, output=tmp_path / "whole", verbose=0)
-    crash_at_save(monkeypatch, 2)
-    with pytest.raises(Crash):
-        train(data, config, output=tmp_path / "resumed", verbose=0)
-    monkeypatch.undo()
-    capfd.readouterr()
-    resumed = train(data, config, output=tmp_path / "resumed", verbose=0)
+    whole, resumed, log = whole_and_resumed(data, config, tmp_path, monkeypatch, capfd, 2)
     # Saves every 3 steps: the second, at step 6, is in the middle of epoch 1, so the resume skips 6 batches.
-    assert re.search(r"resuming from \S+/ckpt-2: epoch 1/2, step 6 \(6 steps trained\)", capfd.readouterr().err)
+    assert re.search(r"resuming from \S+/ckpt-2: epoch 1/2, step 6 \(6 steps trained\)", log)
     assert resumed.history == whole.history and resumed.metrics == whole.metrics
     assert whole.metrics["task"] == "multilabel" and whole.config.threshold is not None
     for expected, actual in zip(load(whole.run_dir).run.model.get_weights(),
