@@ -113,7 +113,7 @@ class ServingSession:
         gives them (an export's metadata keeps them); ``None`` reads them from the MetaGraphDef, which needs
         TensorFlow's Python package for the protocol buffer classes.  ``session_config``: a serialized
         ``ConfigProto`` for the session (threads, as TF Serving's ``--tensorflow_intra_op_parallelism``).  TensorFlow
-        sizes a process's CPU thread pools at its first session: thread settings of later sessions have no effect."""
+        sizes a process's CPU thread pools once, at its first ``TF_Session``: later thread settings have no effect."""
         self._lib = lib = _library()
         self._session = None
         status, options, meta_graph = lib.TF_NewStatus(), lib.TF_NewSessionOptions(), lib.TF_NewBuffer()
