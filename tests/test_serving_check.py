@@ -35,7 +35,7 @@ def sentences(words, count, seed, joiner=" "):
     return [joiner.join(rng.choice(words) for _ in range(rng.randint(1, 15))) for _ in range(count)]
 
 
-def write_random_run(folder, config, texts, classes, seed=0):
+def write_random_run(folder, config, texts, classes, seed=0, recurrent_scale=0.7):
     """A run folder as ``textclf train`` writes it, with random (not trained) weights of a decisive size."""
     tokenizer = new_tokenizer(config)
     tokenizer.fit_on_texts(texts)
@@ -56,7 +56,7 @@ def write_random_run(folder, config, texts, classes, seed=0):
             [weight for part in keys for weight in (part, rng.uniform(1.0, 3.0, len(part)).astype(np.float32),
                                                      rng.normal(0.0, 2.0, (len(part), outputs)).astype(np.float32))]
             + [np.zeros(outputs, np.float32)])
-        model.get_layer("blend").set_weights([np.array([0.7, 1.3], np.float32),
+        model.get_layer("blend").set_weights([np.array([recurrent_scale, 1.3], np.float32),
                                               np.zeros(model.output.shape[-1], np.float32)])
     folder.mkdir(parents=True)
     config.save(folder / "config.json")
@@ -143,6 +143,23 @@ def test_the_cpp_loader_serves_every_architecture_as_python_and_keras_do(case, t
             assert served["labels"].tolist() == expected == python["labels"].tolist()
     # The comparison means something: the texts move the scores.
     assert np.ptp(served["scores"][:, 0]) > 0.05
+
+
+def test_a_blend_that_leaves_the_recurrent_part_out_is_served_without_it(tmp_path):
+    config = TrainConfig(**{**BASE, "arch": "bilstm", "wide": "tfidf"})
+    texts = sentences(WORDS, 200, seed=7)
+    run_dir = write_random_run(tmp_path / "run", config, texts, ["alpha", "beta", "gamma"], recurrent_scale=0.0)
+    version = export_run(run_dir, tmp_path / "export")
+    rows = SPECIAL + texts[:50]
+    served, ids, python, pipeline = served_three_ways(version, run_dir, rows)
+    np.testing.assert_array_equal(ids, pipeline.tokenize(rows))
+    np.testing.assert_allclose(served["scores"], pipeline.probabilities(rows), atol=1e-5, rtol=0)
+    assert np.ptp(served["scores"][:, 0]) > 0.05  # The n-grams move the scores.
+    # Only the wide branch's and the blend's variables are served: no embedding, no recurrent weight.
+    loaded = tf.saved_model.load(str(version))
+    assert sorted(variable.name for variable in loaded.served_variables) == sorted(
+        [f"ngram_tfidf/{name}_{index}:0" for index in range(2) for name in ("keys", "idf", "kernel")]
+        + ["ngram_tfidf/bias:0", "blend/scales:0", "blend/bias:0"])
 
 
 # Whichever read runs first names its variable.

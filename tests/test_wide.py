@@ -11,7 +11,9 @@ from textclf.model.layers import Blend, NgramTfidfLogits
 from textclf.text.ngrams import count_matrix
 from textclf.training.blend import blend_weights as _blend_weights
 from textclf.training.blend import blended, choose_blend, temperature
-from textclf.training.wide import FEATURE_SETS, LinearPart, _features, cross_validate, subsample_rows
+from textclf.training.linear_choice import FEATURE_SETS, cross_validate
+from textclf.training.linear_choice import features_of as _features
+from textclf.training.wide import LinearPart, subsample_rows
 
 from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 

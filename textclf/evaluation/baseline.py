@@ -16,7 +16,7 @@ BASELINE = "TF-IDF + LogReg"
 STRONGEST = "TF-IDF + LogReg, CV-chosen"
 # The strongest baseline's choices: features x C x class weighting, each scored by 5-fold cross-validated macro-F1
 # on the training rows (scikit-learn's GridSearchCV).
-# textclf's wide branch chooses from the same (textclf.training.wide).
+# textclf's wide branch chooses from the same (textclf.training.linear_choice).
 STRONGEST_FEATURES = {
     "word 1-2": (("word", 1, 2),),
     "word 1-2 + char_wb 2-5": (("word", 1, 2), ("char_wb", 2, 5)),

@@ -4,7 +4,7 @@ scikit-learn's ``TfidfVectorizer`` raises ``ValueError`` when ``min_df`` leaves 
 remain") or the texts hold none ("empty vocabulary"): text without spaces (Chinese, Japanese) is one "word" per
 sentence, so word n-grams in two rows are only repeated sentences.  Within a ``FeatureUnion`` that error also lost
 the character n-grams beside them.  :class:`SparseTfidf` instead gives one column of zeros, as the wide branch keeps
-no column there (``textclf.training.wide._tfidf``): the logistic regression on it has its intercept alone.
+no column there (``textclf.training.linear_choice.tfidf``): the logistic regression on it has its intercept alone.
 """
 
 from __future__ import annotations

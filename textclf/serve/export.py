@@ -61,9 +61,16 @@ def serving_module(run, fast=True, fast_options=None, explain_tokens=EXPLAIN_MAX
     inference = LSTMInference(model, run.config, **(fast_options or {})) if fast and supports(run.config) else None
 
     wide = (model.get_layer("ngram_tfidf"), model.get_layer("blend")) if wide_of(model) is not None else None
+    # A blend that gives the recurrent part no weight (it trailed the linear one) outputs the same whatever that
+    # part says: the graph leaves it out, and serves at the TF-IDF part's speed.
+    linear_alone = wide is not None and float(wide[1].scales[0]) == 0.0
 
     def scores(text):
         """The model's output for a ``[batch]`` string tensor."""
+        if linear_alone:
+            outputs = wide[1].outputs
+            anything = tf.fill([tf.shape(text)[0], outputs], 0.5 if outputs == 1 else 1.0 / outputs)
+            return wide[1]([anything, wide[0](text)])
         if inference is None:
             # Padded to the batch's longest row only: masked steps only carry the state forward,
             # so a short sentence costs a few steps, not max_len.

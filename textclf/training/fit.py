@@ -21,7 +21,7 @@ from textclf.training.loop import run_loop
 from textclf.training.parts import part_probabilities, parts_metrics
 from textclf.training.prepare import Prepared
 from textclf.training.rows import predictions
-from textclf.training.wide import LinearFitsInBackground, fit_wide
+from textclf.training.wide import BlendMonitor, LinearFitsInBackground, fit_wide
 
 
 @dataclasses.dataclass
@@ -76,11 +76,13 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
         in_progress.save_setup(requested, config, tokenizer, prepared.classes, prepared)
     log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), "
         f"max_len {config.max_len}")
-    # The wide branch's linear fits need only the rows: they run in a thread while the recurrent model trains.
+    # The wide branch's linear fits need only the rows: they run in a thread while the recurrent model trains; from
+    # the first epoch's end, early stopping follows the blend's validation macro-F1 (docs/PERFORMANCE.md).
     linear = (LinearFitsInBackground(prepared.classes, train_rows, valid_rows, config.seed)
               if config.wide == "tfidf" else None)
+    monitor = BlendMonitor(linear, valid_rows) if linear is not None else None
     model, history, seconds = run_loop(config, tokenizer, prepared.classes, train_rows, valid_rows, in_progress,
-                                       verbose, tensorboard)
+                                       verbose, tensorboard, monitor)
     looped = time.perf_counter()
     validation_probabilities, validation_parts, wide_report = None, None, None
     if linear is not None:

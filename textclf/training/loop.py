@@ -86,7 +86,7 @@ def _check_workers_agree(strategy, state: LoopState, where) -> None:
 
 
 def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_progress=None, verbose="auto",
-             tensorboard=None):
+             tensorboard=None, monitor=None):
     """Builds the model in the strategy's scope and trains it; resumes from ``in_progress`` when it holds a run.
 
     Args:
@@ -95,13 +95,16 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         in_progress: A :class:`textclf.training.resume.InProgress` to checkpoint into and resume from, or ``None``.
         verbose: 0 for no per-epoch log lines; 1 (or "auto" on a terminal) adds a progress bar.
         tensorboard: Folder for TensorBoard logs (chief only).
+        monitor: ``monitor(model)``, a validation score to maximise after each epoch (the wide branch's blend
+            macro-F1, :class:`textclf.training.wide.BlendMonitor`): early stopping and the best weights follow it
+            instead of the validation loss.
 
     Returns:
         ``(model, history, seconds)``: the model with the best epoch's weights (lowest validation loss); per-epoch
         ``HISTORY_KEYS`` (``learning_rate`` with the plateau schedule only); ``{"training": [...], "validation":
         [...]}`` seconds of each epoch this process ran (a resumed run's first one is the part after the checkpoint).
     """
-    training = _Training(config, classes, train_rows, valid_rows, in_progress)
+    training = _Training(config, classes, train_rows, valid_rows, in_progress, monitor)
     training.build(tokenizer, classes)
     training.resume()
     training.compile_steps(classes, tensorboard)
@@ -149,8 +152,9 @@ class _Training:
     ``run_loop`` calls its methods in order: ``build``, ``resume``, ``compile_steps``, ``run_epochs``, ``finish``.
     """
 
-    def __init__(self, config, classes, train_rows: Rows, valid_rows: Rows, in_progress):
+    def __init__(self, config, classes, train_rows: Rows, valid_rows: Rows, in_progress, monitor=None):
         self.config, self.train_rows, self.valid_rows, self.in_progress = config, train_rows, valid_rows, in_progress
+        self.monitor = monitor
         self.strategy, self.role = get_strategy(config.strategy), worker_role(config.strategy)
         self.full_epoch_steps = _full_epoch_steps(config, self.strategy.num_replicas_in_sync, len(train_rows))
         self.weights_by_class = (balanced_class_weights(train_rows.label_counts, classes)
@@ -276,12 +280,14 @@ class _Training:
         row = [*_means(state.sums.numpy()), *_means(valid_sums), learning_rate]
         self.stop_if_diverged(epoch, row)
         state.history[epoch].assign(row)
-        stop = _early_stopping(state, self.model, epoch, row[2], config.patience)
+        score = None if self.monitor is None else self.monitor(self.model)
+        stop = _early_stopping(state, self.model, epoch, row[2] if score is None else -score, config.patience)
         if config.lr_schedule == "plateau":
             _plateau(state, self.optimizer, epoch, row[2], learning_rate)
         if verbose:
             log(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(
                 f"{name} {value:.4f}" for name, value in zip(HISTORY_KEYS[:4], row)) +
+                ("" if score is None else f", blend val_macro_f1 {score:.4f}") +
                 f" ({time.perf_counter() - started:.2f} s, training {training_seconds:.2f} s)")
         if self.writers:
             _write_summaries(self.writers, row, epoch)
@@ -319,7 +325,9 @@ def _means(sums) -> list:
 
 
 def _early_stopping(state: LoopState, model, epoch: int, val_loss: float, patience: int) -> bool:
-    """``keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True)``'s rule; True to stop."""
+    """``keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True)``'s rule; True to stop.
+
+    ``val_loss``: the validation loss, or minus the monitored score."""
     if int(state.best_epoch) < 0:
         state.keep_best_weights(model)
         state.best_epoch.assign(epoch)

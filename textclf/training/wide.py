@@ -2,11 +2,12 @@
 
 The branch is the strongest linear baseline a careful scikit-learn user builds, chosen on the user's own rows:
 the features (word 1-2-grams, character ``char_wb`` n-grams, or both), ``C`` and class weighting are picked by
-stratified k-fold cross-validated macro-F1 on every training row (training and validation rows together, as the
-baseline sees them), then a logistic regression (Newton-CG) with that choice is refitted on every row.  The n-grams
-are :mod:`textclf.text.ngrams`' hashed keys, so the export's graph (:class:`textclf.model.layers.NgramTfidfLogits`)
-computes the same features from raw text.  The blend with the recurrent part (:mod:`textclf.training.blend`) is
-fitted on the validation rows with the out-of-fold linear logits, which no model that saw those rows produced.
+macro-F1 on held-out rows (:mod:`textclf.training.linear_choice`: stratified k-fold cross-validation over the
+training and validation rows where it is affordable, else the validation rows), then a logistic regression
+(Newton-CG) with that choice is refitted on every row.  The n-grams are :mod:`textclf.text.ngrams`' hashed keys, so
+the export's graph (:class:`textclf.model.layers.NgramTfidfLogits`) computes the same features from raw text.  The
+blend with the recurrent part (:mod:`textclf.training.blend`) is fitted on the validation rows' logits from linear
+models that did not see those rows.
 """
 
 from __future__ import annotations
@@ -16,39 +17,19 @@ import threading
 
 import numpy as np
 
-from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FALLBACK, STRONGEST_FEATURES
-from textclf.log import log
-from textclf.training.blend import MAX_RECURRENT_SHORTFALL, blended, choose_blend, temperature
-from textclf.model.factory import build_model, compiled_call
 from textclf.errors import TextclfError
+from textclf.log import log
+from textclf.model.factory import build_model, compiled_call
+from textclf.training.blend import MAX_RECURRENT_SHORTFALL, blended, choose_blend, macro_f1, temperature
+from textclf.training.linear_choice import (FALLBACK, FEATURE_SETS, Choice, features_of, fit, logits_of, plan,
+                                            search, splits_of)
 
-# The choices cross-validation picks from, the strongest baseline's: n-gram features (analyzer, low, high), C, class
-# weighting.
-FEATURE_SETS, C_VALUES, CLASS_WEIGHTS = STRONGEST_FEATURES, STRONGEST_C, STRONGEST_CLASS_WEIGHT
-# Without cross-validation (a class with a single row, or a cost above MAX_CV_COST).
-FALLBACK = STRONGEST_FALLBACK
-FOLDS = 5
-# n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
-MIN_ROWS = 2
-# Cross-validation fits 7 choices x FOLDS models, each costing about (n-gram occurrences x outputs); above this
-# cost it would take many minutes, and the fallback is used (docs/RESULTS.md, "Cost").
-MAX_CV_COST = 20_000_000
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
 # grow with the rows, while the recurrent model, which trains on every row, needs the branch least on large data.
 MAX_ROWS = 200_000
-
-
-@dataclasses.dataclass
-class Choice:
-    """One point of the grid: a :data:`FEATURE_SETS` name, ``C`` and ``class_weight``."""
-
-    features: str
-    C: float
-    class_weight: str | None
-
-    @property
-    def analyzers(self):
-        return FEATURE_SETS[self.features]
+# Rows whose n-grams are counted to estimate the cost of a search (linear_choice.plan).
+COST_SAMPLE_ROWS = 128
+ANALYZERS = sorted({analyzer for analyzers in FEATURE_SETS.values() for analyzer in analyzers})
 
 
 @dataclasses.dataclass
@@ -81,132 +62,49 @@ def subsample_rows(count: int, targets: np.ndarray, seed: int, limit: int = MAX_
     return np.union1d(chosen, [np.flatnonzero(targets == label)[0] for label in missing]).astype(np.int64)
 
 
-def _tfidf(counts, fit_rows):
-    """``(features, kept columns, idf)``: sublinear, L2-normalised TF-IDF of every row of ``counts``, with the
-    vocabulary (columns in at least :data:`MIN_ROWS` rows) and idf of the ``fit_rows`` alone."""
-    from sklearn.feature_extraction.text import TfidfTransformer
+class _Counts:
+    """n-gram count matrices of ``texts``' rows, per analyzer and row set, each counted once."""
 
-    from scipy import sparse
+    def __init__(self, texts):
+        self.texts, self._done = texts, {}
 
-    fitted_on = counts[fit_rows]
-    kept = np.flatnonzero(np.bincount(fitted_on.indices, minlength=counts.shape[1]) >= MIN_ROWS)
-    if not len(kept):  # No n-gram in two rows: no feature (TfidfTransformer refuses zero columns).
-        return sparse.csr_matrix((counts.shape[0], 0)), kept, np.zeros(0, np.float32)
-    transformer = TfidfTransformer(sublinear_tf=True).fit(fitted_on[:, kept])
-    return transformer.transform(counts[:, kept]), kept, transformer.idf_.astype(np.float32)
+    def __call__(self, analyzer, rows: np.ndarray):
+        """``(counts [len(rows), keys], keys)`` of ``rows``' texts."""
+        from textclf.text.ngrams import count_matrix
 
+        key = (analyzer, rows.tobytes())
+        if key not in self._done:
+            self._done[key] = count_matrix([self.texts[row] for row in rows], analyzer)
+        return self._done[key]
 
-def _features(matrices, analyzers, fit_rows):
-    """``(features [rows, F], per analyzer (kept columns, idf))``: the analyzers' TF-IDF side by side."""
-    from scipy import sparse
+    def cost_per_row(self, rows: np.ndarray, outputs: int, seed: int) -> float:
+        """Distinct n-grams per row over every analyzer of the grid, times ``outputs``, from a random sample."""
+        sample = np.sort(np.random.default_rng(seed).permutation(rows)[:COST_SAMPLE_ROWS])
+        from textclf.text.ngrams import count_matrix
 
-    parts = [_tfidf(matrices[analyzer], fit_rows) for analyzer in analyzers]
-    return sparse.hstack([part[0] for part in parts]).tocsr(), [(part[1], part[2]) for part in parts]
-
-
-def _logistic(choice: Choice, seed: int):
-    from sklearn.linear_model import LogisticRegression
-
-    # Newton-CG: the same optimum as L-BFGS (the loss is strictly convex), reached 3-4 times as fast on many
-    # n-grams and classes, where scipy's L-BFGS-B spends its time on the parameter vectors (docs/RESULTS.md).
-    return LogisticRegression(C=choice.C, class_weight=choice.class_weight, solver="newton-cg", max_iter=2000,
-                              random_state=seed)
+        texts = [self.texts[row] for row in sample]
+        return sum(count_matrix(texts, analyzer)[0].nnz for analyzer in ANALYZERS) / len(sample) * outputs
 
 
-class _NoFeatures:
-    """The linear model of rows with no feature: logits 0, every class alike (LogisticRegression needs a column)."""
-
-    def __init__(self, classes: int):
-        self.classes_ = np.arange(classes)
-        self.coef_ = np.zeros((1 if classes == 2 else classes, 0))
-        self.intercept_ = np.zeros(1 if classes == 2 else classes)
-
-    def decision_function(self, features):
-        return np.zeros((features.shape[0],) if len(self.classes_) == 2 else (features.shape[0], len(self.classes_)))
-
-
-def _fit(choice: Choice, features, targets, classes: int, seed: int):
-    """``choice``'s logistic regression fitted on ``features``."""
-    if features.shape[1] == 0:
-        return _NoFeatures(classes)
-    return _logistic(choice, seed).fit(features, targets)
-
-
-def _logits(linear, features) -> np.ndarray:
-    """``[rows, outputs]`` decision values (one column for two classes, as the sigmoid head)."""
-    values = linear.decision_function(features)
-    return (values[:, None] if values.ndim == 1 else values).astype(np.float32)
-
-
-def _stages(features: str):
-    """The choices to score: every feature set at ``FALLBACK``'s C and class weighting, then every C and class
-    weighting with the best feature set (``features``): 7 of the 16 points of the grid, the two that matter
-    least chosen once the one that matters most is fixed."""
-    if features is None:
-        return [Choice(name, FALLBACK[1], FALLBACK[2]) for name in FEATURE_SETS]
-    return [Choice(features, c, weight) for c in C_VALUES for weight in CLASS_WEIGHTS
-            if (c, weight) != FALLBACK[1:]]
-
-
-def cross_validate(matrices, targets, folds: int, seed: int):
-    """``(best Choice, its out-of-fold logits [rows, outputs], {choice description: mean macro-F1})``.
-
-    Stratified ``folds`` (shuffled with ``seed``); each choice of :func:`_stages` is scored by its folds' mean
-    macro-F1, as ``GridSearchCV(scoring="f1_macro")`` scores it; the first best wins a tie.
-    """
-    from sklearn.model_selection import StratifiedKFold
-
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(targets)), targets))
-    scored = {}  # Choice description -> (Choice, mean macro-F1, out-of-fold logits)
-    best = None
-    for stage in (None, "second"):
-        for choice in _stages(None if stage is None else best.features):
-            scored[_describe(choice)] = (choice, *_score(choice, matrices, targets, splits, seed))
-        best = max(scored.values(), key=lambda entry: entry[1])[0]  # max keeps the first of equal scores.
-    _, _, out_of_fold = scored[_describe(best)]
-    return best, out_of_fold, {name: round(score, 4) for name, (_, score, _) in scored.items()}
-
-
-def _describe(choice: Choice) -> str:
-    return f"{choice.features}, C={choice.C:g}, {choice.class_weight or 'unweighted'}"
-
-
-def _score(choice: Choice, matrices, targets, splits, seed: int):
-    """``(mean macro-F1 over the folds, out-of-fold logits [rows, outputs])`` of ``choice``."""
-    from sklearn.metrics import f1_score
-
-    classes = int(targets.max()) + 1
-    out_of_fold = np.zeros((len(targets), 1 if classes == 2 else classes), np.float32)
-    scores = []
-    for fit_rows, held_rows in splits:
-        features, _ = _features(matrices, choice.analyzers, fit_rows)
-        linear = _fit(choice, features[fit_rows], targets[fit_rows], classes, seed)
-        logits = _logits(linear, features[held_rows])
-        out_of_fold[held_rows] = logits
-        predicted = (logits[:, 0] > 0).astype(int) if classes == 2 else logits.argmax(axis=1)
-        scores.append(f1_score(targets[held_rows], predicted, average="macro"))
-    return float(np.mean(scores)), out_of_fold
-
-
-def _fit_part(matrices, targets, choice: Choice, keys, seed: int) -> LinearPart:
-    """The linear part with ``choice`` fitted on every row of ``matrices``."""
-    rows = np.arange(len(targets))
-    features, kept = _features(matrices, choice.analyzers, rows)
-    linear = _fit(choice, features, targets, int(targets.max()) + 1, seed)
-    kernel = linear.coef_.T.astype(np.float32)
-    return LinearPart(choice.analyzers, [keys[analyzer][columns] for analyzer, (columns, _) in
+def _fit_part(counts, rows, targets, choice: Choice, seed: int) -> LinearPart:
+    """The linear part with ``choice`` fitted on ``rows``."""
+    matrices = {analyzer: counts(analyzer, rows) for analyzer in choice.analyzers}
+    features, kept = features_of({a: m for a, (m, _) in matrices.items()}, choice.analyzers, np.arange(len(rows)))
+    linear = fit(choice, features, targets[rows], int(targets.max()) + 1, seed)
+    return LinearPart(choice.analyzers, [matrices[analyzer][1][columns] for analyzer, (columns, _) in
                                          zip(choice.analyzers, kept)],
-                      [idf for _, idf in kept], kernel, linear.intercept_.astype(np.float32))
+                      [idf for _, idf in kept], linear.coef_.T.astype(np.float32),
+                      linear.intercept_.astype(np.float32))
 
 
 @dataclasses.dataclass
 class LinearFits:
     """What the linear fits give the blend and the model.
 
-    ``valid_logits`` [validation rows, outputs]: out-of-fold logits of the chosen linear model (no fold model saw
-    its row); ``final``: the chosen model refitted on training and validation rows together; ``report``: the
-    choice and how it was made, for ``run.json``; ``temperature``: the factor that calibrates the linear part's
-    logits, from its out-of-fold logits on every row (1.0 without cross-validation).
+    ``valid_logits`` [validation rows, outputs]: logits of the chosen linear model from fits that did not see the
+    row; ``final``: the chosen model refitted on training and validation rows together; ``report``: the choice and
+    how it was made, for ``run.json``; ``temperature``: the factor that calibrates the linear part's logits, from
+    the search's held-out logits (1.0 without a search).
     """
 
     valid_logits: np.ndarray
@@ -217,34 +115,33 @@ class LinearFits:
 
 def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
     """Chooses and fits the linear part on the training and validation rows' texts (not the recurrent model)."""
-    from textclf.text.ngrams import count_matrix
-
     texts = list(train_rows.texts) + list(valid_rows.texts)
     targets = np.concatenate([train_rows.class_indices(), valid_rows.class_indices()])
     if len(np.unique(targets)) != len(classes):
         raise TextclfError(f"`wide` needs rows of every class; the training rows hold {len(np.unique(targets))} "
-                         f"of {len(classes)}")
+                           f"of {len(classes)}")
     rows = subsample_rows(len(texts), targets, seed)
     if len(rows) < len(texts):
         log(f"wide branch: its linear part is fitted on {len(rows):,} of {len(texts):,} rows drawn at random, "
             "so memory stays bounded")
-    analyzers = sorted({analyzer for analyzers in FEATURE_SETS.values() for analyzer in analyzers})
-    matrices, keys = {}, {}
-    for analyzer in analyzers:
-        matrices[analyzer], keys[analyzer] = count_matrix([texts[row] for row in rows], analyzer)
-    folds = min(FOLDS, int(np.bincount(targets[rows]).min()))
-    cost = sum(matrix.nnz for matrix in matrices.values()) * (1 if len(classes) == 2 else len(classes))
-    if folds >= 2 and cost <= MAX_CV_COST:
-        choice, out_of_fold, scores = cross_validate(matrices, targets[rows], folds, seed)
-        how = {"method": f"{folds}-fold cross-validated macro-F1 on {len(rows):,} rows", "scores": scores}
+    counts, train_count = _Counts(texts), int(np.count_nonzero(rows < len(train_rows)))
+    outputs = 1 if len(classes) == 2 else len(classes)
+    chosen = plan(targets[rows], train_count, counts.cost_per_row(rows, outputs, seed), seed)
+    held = {}  # position in texts -> logits of a linear model that did not see the row
+    if chosen.method == "fixed":
+        choice, how, scale = Choice(*FALLBACK), {"method": f"fixed ({chosen.why})"}, 1.0
     else:
-        choice, out_of_fold = Choice(*FALLBACK), None
-        why = ("a class has one row" if folds < 2 else
-               f"cross-validation would cost {cost:,} n-gram occurrences x outputs, above {MAX_CV_COST:,}")
-        how = {"method": f"fixed ({why})"}
-    final = _fit_part(matrices, targets[rows], choice, keys, seed)
-    valid_logits = _valid_logits(out_of_fold, rows, len(train_rows), len(texts), final, valid_rows)
-    scale = 1.0 if out_of_fold is None else temperature(out_of_fold, targets[rows])
+        picked = rows[chosen.rows]
+        splits = splits_of(chosen, targets[rows], train_count, seed)
+        matrices = {analyzer: counts(analyzer, picked)[0] for analyzer in ANALYZERS}
+        choice, logits, scores = search(matrices, targets[picked], splits, seed)
+        out = np.concatenate([held_rows for _, held_rows in splits])
+        if len(picked) == len(rows):  # Else fits on fewer rows than the final one: not the blend's inputs.
+            held = dict(zip(picked[out].tolist(), logits[out]))
+        scale = temperature(logits[out], targets[picked][out])
+        how = {"method": chosen.why, "scores": scores}
+    final = _fit_part(counts, rows, targets, choice, seed)
+    valid_logits = _valid_logits(held, counts, rows, train_count, targets, choice, final, valid_rows, seed)
     report = {"features": choice.features, "C": choice.C, "class_weight": choice.class_weight or "none", **how,
               "temperature": round(scale, 4)}
     log(f"wide branch: {choice.features}, C={choice.C:g}, class weight {report['class_weight']} "
@@ -252,22 +149,35 @@ def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
     return LinearFits(valid_logits, final, report, scale)
 
 
-def _valid_logits(out_of_fold, rows, train_count, total, final: LinearPart, valid_rows) -> np.ndarray:
-    """The validation rows' out-of-fold logits; where there are none (no cross-validation, or a row left out of
-    the subsample), the final model's own, which saw those rows."""
-    from textclf.model.layers import NgramTfidfLogits
+def _valid_logits(held, counts, rows, train_count, targets, choice, final, valid_rows, seed) -> np.ndarray:
+    """The validation rows' logits from linear models that did not see them: the search's where it held the row
+    out, else ``choice`` fitted on the training rows of ``rows``.  Rows outside ``rows`` (more than
+    :data:`MAX_ROWS`) get ``final``'s, which saw none of them."""
+    first = len(targets) - len(valid_rows)  # Position of the first validation row in texts.
+    wanted = [position for position in rows[train_count:].tolist() if position not in held]
+    if wanted:
+        part = _fit_part(counts, rows[:train_count], targets, choice, seed)
+        held.update(zip(wanted, _part_logits(part, [counts.texts[position] for position in wanted])))
+    logits = np.zeros((len(valid_rows), final.kernel.shape[1]), np.float32)
+    missing = [index for index in range(len(valid_rows)) if first + index not in held]
+    if missing:
+        logits[missing] = _part_logits(final, [counts.texts[first + index] for index in missing])
+    for index in range(len(valid_rows)):
+        if first + index in held:
+            logits[index] = held[first + index]
+    return logits
 
+
+def _part_logits(part: LinearPart, texts) -> np.ndarray:
+    """``part``'s logits of ``texts`` computed by the export's layer."""
     import tensorflow as tf
 
-    layer = NgramTfidfLogits(final.analyzers, [len(keys) for keys in final.keys], final.kernel.shape[1])
-    layer.set_weights(final.weights())
-    logits = np.array(layer(tf.constant(list(valid_rows.texts), tf.string)), dtype=np.float32)
-    if out_of_fold is not None:
-        position = np.full(total, -1)
-        position[rows] = np.arange(len(rows))
-        at = position[train_count:]
-        logits[at >= 0] = out_of_fold[at[at >= 0]]
-    return logits
+    from textclf.model.layers import NgramTfidfLogits
+
+    layer = NgramTfidfLogits(part.analyzers, [len(keys) for keys in part.keys], part.kernel.shape[1])
+    layer.set_weights(part.weights())
+    return np.concatenate([np.asarray(layer(tf.constant(texts[start:start + 1024], tf.string)), dtype=np.float32)
+                           for start in range(0, len(texts), 1024)])
 
 
 class LinearFitsInBackground:
@@ -296,6 +206,24 @@ class LinearFitsInBackground:
         if self._error is not None:
             raise self._error
         return self._fits
+
+
+class BlendMonitor:
+    """The blend's validation macro-F1 with the recurrent model as it is: early stopping's measure with a wide branch.
+
+    What the model would score if training stopped now; on data where the linear part is far ahead the blend is
+    that part alone, the score stays level and training stops after ``patience`` epochs.  The first call waits for
+    the linear fits, so every run (and a resumed one) stops at the same epoch whatever the threads' timing.
+    """
+
+    def __init__(self, linear: LinearFitsInBackground, valid_rows):
+        self.linear, self.valid_rows, self.targets = linear, valid_rows, valid_rows.class_indices()
+
+    def __call__(self, model) -> float:
+        fits, call = self.linear.result(), compiled_call(model)
+        recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in self.valid_rows.batches(1024)])
+        scales, bias, _ = choose_blend(recurrent, fits.valid_logits, self.targets, fits.temperature)
+        return macro_f1(blended(recurrent, fits.valid_logits, scales, bias), self.targets, logits=False)
 
 
 def with_wide(model, config, vocabulary_size, classes, part: LinearPart, scales, blend_bias):

@@ -1,0 +1,65 @@
+"""How the wide branch plans its search: cross-validation, the holdout or no search, on which rows
+(training/linear_choice.py)."""
+
+import numpy as np
+
+from textclf.training.linear_choice import CV_MAX_COST, HOLDOUT_MIN_ROWS, SEARCH_MAX_COST, plan, splits_of
+
+CHOICES = 7  # 4 feature sets, then 3 more C and class weightings.
+
+
+def rows_of(train: list, valid: list) -> tuple[np.ndarray, int]:
+    """Targets with ``train[c]`` training rows and ``valid[c]`` validation rows of class c, training rows first."""
+    targets = [np.repeat(np.arange(len(counts)), counts) for counts in (train, valid)]
+    return np.concatenate(targets), int(sum(train))
+
+
+def test_small_data_is_cross_validated_on_every_row():
+    targets, train_count = rows_of([400, 400], [100, 100])
+    chosen = plan(targets, train_count, cost_per_row=10.0, seed=0)
+    assert (chosen.method, chosen.folds, chosen.rows.tolist()) == ("cross-validation", 5, list(range(1000)))
+    assert chosen.why == "5-fold cross-validated macro-F1 on 1,000 rows"
+    folds = splits_of(chosen, targets, train_count, seed=0)
+    assert len(folds) == 5 and sorted(np.concatenate([held for _, held in folds]).tolist()) == list(range(1000))
+
+
+def test_costly_data_with_enough_validation_rows_is_ranked_on_them():
+    targets, train_count = rows_of([400, 400], [HOLDOUT_MIN_ROWS, HOLDOUT_MIN_ROWS])
+    # Cross-validation just above its bound; the holdout, 4 times cheaper, fits every training row.
+    cost = CV_MAX_COST / (CHOICES * 4 * len(targets)) * 1.01
+    chosen = plan(targets, train_count, cost, seed=0)
+    assert (chosen.method, chosen.folds, chosen.rows.tolist()) == ("holdout", 1, list(range(len(targets))))
+    [(fitted, held)] = splits_of(chosen, targets, train_count, seed=0)
+    assert fitted.tolist() == list(range(800)) and held.tolist() == list(range(800, 900))
+    # One validation row fewer of a class: cross-validation, which costs no more than SEARCH_MAX_COST.
+    targets, train_count = rows_of([400, 400], [HOLDOUT_MIN_ROWS, HOLDOUT_MIN_ROWS - 1])
+    assert plan(targets, train_count, cost, seed=0).method == "cross-validation"
+
+
+def test_the_holdouts_training_rows_are_drawn_down_to_the_budget():
+    targets, train_count = rows_of([3000, 1000], [10, 1])
+    cost = SEARCH_MAX_COST / (CHOICES * 500)  # The budget holds 500 training rows.
+    chosen = plan(targets, train_count, cost, seed=3)
+    fitted = chosen.rows[chosen.rows < train_count]
+    drawn = np.random.default_rng(3).choice(np.arange(4000), 500, replace=False)
+    assert chosen.method == "holdout" and fitted.tolist() == sorted(drawn.tolist())
+    assert chosen.rows[chosen.rows >= train_count].tolist() == list(range(4000, 4011))  # Every validation row.
+    assert "fitted on 500 training rows" in chosen.why
+
+
+def test_without_validation_rows_of_a_class_costly_data_is_cross_validated_on_drawn_rows():
+    targets, train_count = rows_of([3000, 3], [10, 0])
+    cost = SEARCH_MAX_COST / (CHOICES * 2 * 300)  # 3 folds (the rarer class has 3 rows); room for 300 rows.
+    chosen = plan(targets, train_count, cost, seed=0)
+    assert (chosen.method, chosen.folds) == ("cross-validation", 3)
+    drawn = np.random.default_rng(0).choice(np.arange(3013), 300, replace=False)
+    rare = {3000, 3001, 3002}  # Every row of the rare class, so each of the 3 folds holds one.
+    assert chosen.rows.tolist() == sorted(set(drawn.tolist()) | rare)
+    assert chosen.why == f"3-fold cross-validated macro-F1 on {len(chosen.rows):,} rows drawn at random of 3,013"
+
+
+def test_a_class_with_one_row_and_no_validation_row_leaves_no_search():
+    targets, train_count = rows_of([50, 1], [10, 0])
+    chosen = plan(targets, train_count, cost_per_row=10.0, seed=0)
+    assert (chosen.method, chosen.rows.tolist()) == ("fixed", [])
+    assert chosen.why == "a class has one row, too few to score choices on"

@@ -1,0 +1,212 @@
+"""Choosing the wide branch's linear model: n-gram features, ``C`` and class weighting, scored on held-out rows.
+
+The grid is the strongest linear baseline's (:mod:`textclf.evaluation.baseline`).  :func:`search` scores its
+choices on given splits of the rows: stratified k folds of every row (cross-validation, as ``GridSearchCV``
+scores), or one split, the training rows against the validation rows (the holdout).  :func:`plan` picks the method
+and the rows from the data's size and cost (docs/RESULTS.md, "How the wide branch chooses").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FALLBACK, STRONGEST_FEATURES
+
+# The choices: n-gram features (analyzer, low, high), C, class weighting.
+FEATURE_SETS, C_VALUES, CLASS_WEIGHTS = STRONGEST_FEATURES, STRONGEST_C, STRONGEST_CLASS_WEIGHT
+# Without a search (a class with a single row and no validation row of it).
+FALLBACK = STRONGEST_FALLBACK
+FOLDS = 5
+# n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
+MIN_ROWS = 2
+# The cost of a search: its fits x their rows x n-grams per row x outputs.  Newton-CG's time grows about linearly
+# with it: about 1.2e-7 s per unit on one core (docs/RESULTS.md, "How the wide branch chooses").
+#  - Cross-validation on every row where it costs at most this; above it the holdout, FOLDS - 1 times cheaper,
+#    where the validation rows hold HOLDOUT_MIN_ROWS of every class.
+CV_MAX_COST = 50_000_000
+#  - At most this (about 25 s): cross-validation where the holdout cannot rank the choices; the holdout's training
+#    rows are drawn at random down to it.
+SEARCH_MAX_COST = 200_000_000
+# Fewer validation rows of a class than this make the holdout's macro-F1 a noisier ranking than cross-validation's.
+HOLDOUT_MIN_ROWS = 50
+
+
+@dataclasses.dataclass
+class Choice:
+    """One point of the grid: a :data:`FEATURE_SETS` name, ``C`` and ``class_weight``."""
+
+    features: str
+    C: float
+    class_weight: str | None
+
+    @property
+    def analyzers(self):
+        return FEATURE_SETS[self.features]
+
+    def describe(self) -> str:
+        return f"{self.features}, C={self.C:g}, {self.class_weight or 'unweighted'}"
+
+
+@dataclasses.dataclass
+class Plan:
+    """How to choose: ``method`` ("cross-validation", "holdout" or "fixed"); ``rows``: the positions (among the
+    rows given to :func:`plan`) the search fits and scores on; ``folds``; ``why``: the reason, for ``run.json``."""
+
+    method: str
+    rows: np.ndarray
+    folds: int
+    why: str
+
+
+def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) -> Plan:
+    """The search for rows whose first ``train_count`` are training rows and the rest validation rows.
+
+    ``cost_per_row``: n-grams per row (every analyzer of the grid) x outputs.  In order: cross-validation on every
+    row where it costs at most :data:`CV_MAX_COST`, or at most :data:`SEARCH_MAX_COST` where the validation rows
+    are too few to rank by; the holdout where the validation rows hold every class (its training rows drawn at
+    random down to :data:`SEARCH_MAX_COST`); cross-validation on rows drawn at random; no search.
+    """
+    count, classes = len(targets), int(targets.max()) + 1
+    valid_counts = np.bincount(targets[train_count:], minlength=classes)
+    folds = min(FOLDS, int(np.bincount(targets, minlength=classes).min()))
+    choices = len(FEATURE_SETS) + len(C_VALUES) * len(CLASS_WEIGHTS) - 1
+    cv_cost = choices * (folds - 1) * count * cost_per_row
+    ranked_by_holdout = valid_counts.min() >= HOLDOUT_MIN_ROWS
+    if folds >= 2 and (cv_cost <= CV_MAX_COST or (cv_cost <= SEARCH_MAX_COST and not ranked_by_holdout)):
+        return Plan("cross-validation", np.arange(count), folds,
+                    f"{folds}-fold cross-validated macro-F1 on {count:,} rows")
+    if valid_counts.min() >= 1:
+        fitted = _within(np.arange(train_count), targets, SEARCH_MAX_COST / (choices * cost_per_row), 1, seed)
+        return Plan("holdout", np.concatenate([fitted, np.arange(train_count, count)]), 1,
+                    f"macro-F1 on the {count - train_count:,} validation rows, fitted on {len(fitted):,} training "
+                    f"rows; cross-validation would cost {cv_cost:,.0f}, above {CV_MAX_COST:,}")
+    if folds >= 2:
+        rows = _within(np.arange(count), targets, SEARCH_MAX_COST / (choices * (folds - 1) * cost_per_row), folds,
+                       seed)
+        return Plan("cross-validation", rows, folds, f"{folds}-fold cross-validated macro-F1 on {len(rows):,} rows "
+                    f"drawn at random of {count:,}")
+    return Plan("fixed", np.arange(0), 0, "a class has one row, too few to score choices on")
+
+
+def _within(rows: np.ndarray, targets: np.ndarray, limit: float, least: int, seed: int) -> np.ndarray:
+    """``rows``, or about ``limit`` of them drawn at random, plus rows of any class with fewer than ``least`` of
+    them (its first ``least``), so that every fold or fit has every class."""
+    if len(rows) <= limit:
+        return rows
+    chosen = np.random.default_rng(seed).choice(rows, max(int(limit), 1), replace=False)
+    extra = [rows[targets[rows] == label][:least] for label in np.unique(targets[rows])
+             if np.count_nonzero(targets[chosen] == label) < least]
+    return np.union1d(chosen, np.concatenate(extra) if extra else []).astype(np.int64)
+
+
+def splits_of(selection: Plan, targets: np.ndarray, train_count: int, seed: int) -> list:
+    """The ``(fit positions, held positions)`` pairs of ``selection``, positions into ``selection.rows``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if selection.method == "holdout":
+        held = selection.rows >= train_count
+        return [(np.flatnonzero(~held), np.flatnonzero(held))]
+    folds = StratifiedKFold(selection.folds, shuffle=True, random_state=seed)
+    return list(folds.split(np.zeros(len(selection.rows)), targets[selection.rows]))
+
+
+def tfidf(counts, fit_rows):
+    """``(features, kept columns, idf)``: sublinear, L2-normalised TF-IDF of every row of ``counts``, with the
+    vocabulary (columns in at least :data:`MIN_ROWS` rows) and idf of the ``fit_rows`` alone."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    fitted_on = counts[fit_rows]
+    kept = np.flatnonzero(np.bincount(fitted_on.indices, minlength=counts.shape[1]) >= MIN_ROWS)
+    if not len(kept):  # No n-gram in two rows: no feature (TfidfTransformer refuses zero columns).
+        return sparse.csr_matrix((counts.shape[0], 0)), kept, np.zeros(0, np.float32)
+    transformer = TfidfTransformer(sublinear_tf=True).fit(fitted_on[:, kept])
+    return transformer.transform(counts[:, kept]), kept, transformer.idf_.astype(np.float32)
+
+
+def features_of(matrices, analyzers, fit_rows):
+    """``(features [rows, F], per analyzer (kept columns, idf))``: the analyzers' TF-IDF side by side."""
+    from scipy import sparse
+
+    parts = [tfidf(matrices[analyzer], fit_rows) for analyzer in analyzers]
+    return sparse.hstack([part[0] for part in parts]).tocsr(), [(part[1], part[2]) for part in parts]
+
+
+class _NoFeatures:
+    """The linear model of rows with no feature: logits 0, every class alike (LogisticRegression needs a column)."""
+
+    def __init__(self, classes: int):
+        self.classes_ = np.arange(classes)
+        self.coef_ = np.zeros((1 if classes == 2 else classes, 0))
+        self.intercept_ = np.zeros(1 if classes == 2 else classes)
+
+    def decision_function(self, features):
+        return np.zeros((features.shape[0],) if len(self.classes_) == 2 else (features.shape[0], len(self.classes_)))
+
+
+def fit(choice: Choice, features, targets, classes: int, seed: int):
+    """``choice``'s logistic regression fitted on ``features``."""
+    from sklearn.linear_model import LogisticRegression
+
+    if features.shape[1] == 0:
+        return _NoFeatures(classes)
+    # Newton-CG: the same optimum as L-BFGS (the loss is strictly convex), reached 3-4 times as fast on many
+    # n-grams and classes, where scipy's L-BFGS-B spends its time on the parameter vectors (docs/RESULTS.md).
+    return LogisticRegression(C=choice.C, class_weight=choice.class_weight, solver="newton-cg", max_iter=2000,
+                              random_state=seed).fit(features, targets)
+
+
+def logits_of(linear, features) -> np.ndarray:
+    """``[rows, outputs]`` decision values (one column for two classes, as the sigmoid head)."""
+    values = linear.decision_function(features)
+    return (values[:, None] if values.ndim == 1 else values).astype(np.float32)
+
+
+def _stages(features: str | None):
+    """The choices to score: every feature set at ``FALLBACK``'s C and class weighting, then every C and class
+    weighting with the best feature set (``features``): 7 of the 16 points of the grid, the two that matter
+    least chosen once the one that matters most is fixed."""
+    if features is None:
+        return [Choice(name, FALLBACK[1], FALLBACK[2]) for name in FEATURE_SETS]
+    return [Choice(features, c, weight) for c in C_VALUES for weight in CLASS_WEIGHTS
+            if (c, weight) != FALLBACK[1:]]
+
+
+def search(matrices, targets, splits, seed: int):
+    """``(best Choice, its held-out logits [rows, outputs], {choice description: mean macro-F1})``.
+
+    Each choice of :func:`_stages` is fitted on each split's fit rows and scored by the macro-F1 of its held rows,
+    the mean over ``splits`` as ``GridSearchCV(scoring="f1_macro")`` scores; the first best wins a tie.  The logits
+    are those of the rows some split holds out (zero elsewhere).
+    """
+    scored = {}  # Choice description -> (Choice, mean macro-F1, held-out logits)
+    best = None
+    for stage in (None, "second"):
+        for choice in _stages(None if stage is None else best.features):
+            scored[choice.describe()] = (choice, *_score(choice, matrices, targets, splits, seed))
+        best = max(scored.values(), key=lambda entry: entry[1])[0]  # max keeps the first of equal scores.
+    return best, scored[best.describe()][2], {name: round(score, 4) for name, (_, score, _) in scored.items()}
+
+
+def cross_validate(matrices, targets, folds: int, seed: int):
+    """:func:`search` over stratified ``folds`` of every row (shuffled with ``seed``)."""
+    every = Plan("cross-validation", np.arange(len(targets)), folds, "")
+    return search(matrices, targets, splits_of(every, targets, 0, seed), seed)
+
+
+def _score(choice: Choice, matrices, targets, splits, seed: int):
+    """``(mean macro-F1 over the splits, held-out logits [rows, outputs])`` of ``choice``."""
+    from sklearn.metrics import f1_score
+
+    classes = int(targets.max()) + 1
+    held_out = np.zeros((len(targets), 1 if classes == 2 else classes), np.float32)
+    scores = []
+    for fit_rows, held_rows in splits:
+        features, _ = features_of(matrices, choice.analyzers, fit_rows)
+        logits = logits_of(fit(choice, features[fit_rows], targets[fit_rows], classes, seed), features[held_rows])
+        held_out[held_rows] = logits
+        predicted = (logits[:, 0] > 0).astype(int) if classes == 2 else logits.argmax(axis=1)
+        scores.append(f1_score(targets[held_rows], predicted, average="macro"))
+    return float(np.mean(scores)), held_out
