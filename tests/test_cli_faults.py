@@ -132,8 +132,10 @@ def test_predict_options_may_come_between_the_model_and_the_texts(binary_result,
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["text"] for line in lines] == ["great film", "dull plot"]
     assert [len(line["top_k"]) for line in lines] == [1, 1]
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:  # An unknown flag among them is still refused.
         main(["predict", str(export), "--top-k", "1", "great film", "--no-such-flag"])
+    assert exit_info.value.code == 2
+    assert error_line(capsys.readouterr().err) == "textclf: error: unrecognized arguments: great film --no-such-flag"
 
 
 def test_predict_input_keeps_one_output_per_line_whatever_the_line_holds(binary_result, tmp_path, capsys):
@@ -187,9 +189,12 @@ def test_explain_prints_no_colour_codes_into_a_pipe_or_file(binary_result, capsy
 
 
 def test_every_setting_help_is_whole(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main(["train", "--help"])
-    help_text = " ".join(capsys.readouterr().out.split())
+    assert exit_info.value.code == 0  # Help asked for is no error.
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.startswith("usage: textclf train [-h] ")
+    help_text = " ".join(captured.out.split())
     assert ("only the embedding rows of the words in each batch: faster per step on a CPU, but lower validation "
             "macro-F1 in docs/PERFORMANCE.md). ['adam']") in help_text
     assert ("(0, the default: at epoch ends only). textclf train checkpoints every run at epoch ends, so rerunning "

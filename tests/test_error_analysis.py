@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from textclf import TrainConfig, load, train
 from textclf.cli import main
+from textclf.data.streaming import RowSplit
 from textclf.errors import TextclfError
 from textclf.evaluation.mistakes import format_mistakes
 from textclf.serve.predict import _Classifier, evaluate
@@ -111,10 +112,12 @@ def test_a_streamed_run_without_a_wide_branch_saves_the_models_scores(binary_csv
     result = train(binary_csv, tiny_config(streaming="on", epochs=2), output=tmp_path / "out", verbose=0)
     saved = read_jsonl(result.run_dir / "validation_predictions.jsonl")
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
-    assert "parts" not in metrics and len(saved) == metrics["support"] > 0
+    assert "parts" not in metrics and len(saved) == metrics["support"] == 18
     assert all(list(row) == ["text", "true", "predicted", "scores"] for row in saved)
-    assert not collections.Counter((row["text"], row["true"]) for row in saved) - collections.Counter(
-        read_rows(binary_csv))
+    # The rows RowSplit held out (18 of the 80 for seed 42), in the file's order.
+    split = RowSplit(result.config.seed, result.config.validation_fraction)
+    assert [(row["text"], row["true"]) for row in saved] == [
+        row for number, row in enumerate(read_rows(binary_csv)) if split.is_validation(number)]
     assert metrics["confusion_matrix"] == confusion_of(saved, metrics["classes"])
     # Each row's scores are the model's on that row's text (the texts are read again, in the rows' order).
     probabilities = load(result.run_dir).probabilities([row["text"] for row in saved])
@@ -244,8 +247,8 @@ def test_evaluate_prints_and_writes_the_most_confident_mistakes(binary_result, t
                  "predicted": predictions[index].label, "score": round(predictions[index].score, 6)}
                 for index in listed]
     written = json.loads(report.read_text())
-    assert len(wrong) >= 3 and written["mistakes"] == expected
-    start = out.index(f"most confident mistakes (3 of {len(wrong)} wrong rows: score, true -> predicted, text)")
+    assert wrong == [0, 1, 2, 3] and written["mistakes"] == expected  # The swapped rows, and only them.
+    start = out.index("most confident mistakes (3 of 4 wrong rows: score, true -> predicted, text)")
     assert out[start + 1: start + 4] == [
         f"  {predictions[index].score:.4f}  {rows[index][1]} -> {predictions[index].label}  {rows[index][0]}"
         for index in listed]

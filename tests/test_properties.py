@@ -8,6 +8,7 @@ spaces, duplicated, non-ASCII or any Unicode.  Each example trains a tiny model,
 import csv
 import io
 import json
+import math
 import os
 
 import numpy as np
@@ -137,7 +138,13 @@ def test_the_baselines_held_out_split_partitions_the_rows_or_says_why_not(counts
         assert all(min(round(fraction * count), count - 1) == 0 for count in counts)
         assert str(error).startswith(f"Too few rows ({len(labels)}) to hold out a validation set")
         return
-    assert sorted(rest.texts + test.texts) == sorted(data.texts) and len(test) >= 1
+    assert sorted(rest.texts + test.texts) == sorted(data.texts)
+    # train_test_split holds out ceil(fraction * rows) of the classes with two rows or more where it can stratify
+    # (a test and a training row of each); else each class gives round(fraction * rows) but keeps one.
+    shared = [count for count in counts if count > 1]
+    tested = math.ceil(fraction * sum(shared))
+    stratifies = bool(shared) and min(tested, sum(shared) - tested) >= len(shared)
+    assert len(test) == (tested if stratifies else sum(min(round(fraction * count), count - 1) for count in counts))
     assert set(rest.labels) == set(labels) and set(test.labels) <= set(labels)
     assert all(labels[int(text.split()[1])] == label for text, label in zip(rest.texts + test.texts,
                                                                            rest.labels + test.labels))

@@ -250,7 +250,8 @@ def test_train_streamed_exports_a_classifier(binary_csv, tmp_path, monkeypatch, 
     assert run["streaming"] is True and run["train_rows"] + run["valid_rows"] == 80
     assert result.metrics["support"] == run["valid_rows"]
     assert sum(map(sum, result.metrics["confusion_matrix"])) == run["valid_rows"]
-    assert result.config.max_len == json.loads((result.run_dir / "config.json").read_text())["max_len"] >= 1
+    # Every text is 5 words (2 of its label, 3 filler): the counted lengths' 95th percentile is 5.
+    assert result.config.max_len == json.loads((result.run_dir / "config.json").read_text())["max_len"] == 5
     classifier = load(output)
     texts = ["great lovely superb film", "awful dull boring plot"]
     predictions = classifier.predict(texts)
@@ -274,7 +275,18 @@ def test_an_interrupted_streamed_run_resumes_to_the_weights_of_an_uninterrupted_
     # Saves every 3 steps: the second, at step 6, is in the middle of epoch 1, so the resume skips 6 batches.
     assert re.search(r"resuming from \S+/ckpt-2: epoch 1/2, step 6 \(6 steps trained\)", log)
     assert resumed.history == whole.history and resumed.metrics == whole.metrics
-    assert whole.metrics["task"] == "multilabel" and whole.config.threshold is not None
+    assert whole.metrics["task"] == "multilabel" and whole.config.threshold == whole.metrics["threshold"]
+    # Tuned on the streamed validation rows: the grid point of best micro-F1 on their saved scores (ties: nearest 0.5).
+    saved = [json.loads(line) for line in (whole.run_dir / "validation_predictions.jsonl").open(encoding="utf-8")]
+    pairs = [(score, name in row["true"]) for row in saved for name, score in row["scores"].items()]
+
+    def micro_f1(threshold):
+        true_positives = sum(score >= threshold and true for score, true in pairs)
+        return 2 * true_positives / (sum(score >= threshold for score, _ in pairs) + sum(true for _, true in pairs))
+
+    grid = [round(0.05 * step, 2) for step in range(1, 20)]
+    assert len(saved) == whole.metrics["support"]
+    assert whole.config.threshold == max(grid, key=lambda threshold: (micro_f1(threshold), -abs(threshold - 0.5)))
     for expected, actual in zip(load(whole.run_dir).run.model.get_weights(),
                                 load(resumed.run_dir).run.model.get_weights()):
         np.testing.assert_array_equal(expected, actual)
