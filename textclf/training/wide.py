@@ -62,7 +62,7 @@ def subsample_rows(count: int, targets: np.ndarray, seed: int, limit: int = MAX_
     return np.union1d(chosen, [np.flatnonzero(targets == label)[0] for label in missing]).astype(np.int64)
 
 
-class _Counts:
+class NgramCounts:
     """n-gram count matrices of ``texts``' rows, per analyzer and row set, each counted once."""
 
     def __init__(self, texts):
@@ -124,7 +124,7 @@ def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
     if len(rows) < len(texts):
         log(f"wide branch: its linear part is fitted on {len(rows):,} of {len(texts):,} rows drawn at random, "
             "so memory stays bounded")
-    counts, train_count = _Counts(texts), int(np.count_nonzero(rows < len(train_rows)))
+    counts, train_count = NgramCounts(texts), int(np.count_nonzero(rows < len(train_rows)))
     outputs = 1 if len(classes) == 2 else len(classes)
     chosen = plan(targets[rows], train_count, counts.cost_per_row(rows, outputs, seed), seed)
     held = {}  # position in texts -> logits of a linear model that did not see the row
