@@ -36,6 +36,38 @@ def _inference_model(run):
     return model
 
 
+def _scores_function(run, encoder, fast: bool, fast_options):
+    """``scores(text)``: the model's output for a ``[batch]`` string tensor, computed as the export computes it."""
+    import tensorflow as tf
+
+    model = _inference_model(run)
+    # LSTM models: the same numbers with less work (textclf/serve/fast_lstm.py); others run the Keras graph.
+    inference = LSTMInference(model, run.config, **(fast_options or {})) if fast and supports(run.config) else None
+    wide = (model.get_layer("ngram_tfidf"), model.get_layer("blend")) if wide_of(model) is not None else None
+    # A blend that gives the recurrent part no weight (it trailed the linear one) outputs the same whatever that
+    # part says: the graph leaves it out, and serves at the TF-IDF part's speed.
+    linear_alone = wide is not None and float(wide[1].scales[0]) == 0.0
+
+    def scores(text):
+        if linear_alone:
+            outputs = wide[1].outputs
+            anything = tf.fill([tf.shape(text)[0], outputs], 0.5 if outputs == 1 else 1.0 / outputs)
+            return wide[1]([anything, wide[0](text)])
+        if inference is None:
+            # Padded to the batch's longest row only: masked steps only carry the state forward,
+            # so a short sentence costs a few steps, not max_len.
+            ids = encoder.padded(text, padding=run.config.padding)[0]
+            return model(ids if wide is None else [ids, text], training=False)
+        # Right-padded to the longest row of the batch, whatever the training padding.
+        ids, lengths = encoder.padded(text)
+        if wide is None:
+            return inference(ids, lengths)
+        # The fast path computes the recurrent head; the wide branch and the blend are the model's own layers.
+        return wide[1]([inference(ids, lengths), wide[0](text)])
+
+    return scores
+
+
 def serving_module(run, fast=True, fast_options=None, explain_tokens=EXPLAIN_MAX_TOKENS):
     """A ``tf.Module`` whose traced functions ``classify``, ``tokenize`` and ``explain`` map raw text to labels, ids
     and token weights.
@@ -56,32 +88,7 @@ def serving_module(run, fast=True, fast_options=None, explain_tokens=EXPLAIN_MAX
     if isinstance(explain_tokens, bool) or not isinstance(explain_tokens, int) or explain_tokens < 1:
         raise TextclfError(f"`explain_tokens` must be a positive integer. Received: explain_tokens={explain_tokens!r}")
     encoder = GraphEncoder(run.tokenizer, run.config.max_len, run.config.padding, run.config.truncating)
-    model = _inference_model(run)
-    # LSTM models: the same numbers with less work (textclf/serve/fast_lstm.py); others run the Keras graph.
-    inference = LSTMInference(model, run.config, **(fast_options or {})) if fast and supports(run.config) else None
-
-    wide = (model.get_layer("ngram_tfidf"), model.get_layer("blend")) if wide_of(model) is not None else None
-    # A blend that gives the recurrent part no weight (it trailed the linear one) outputs the same whatever that
-    # part says: the graph leaves it out, and serves at the TF-IDF part's speed.
-    linear_alone = wide is not None and float(wide[1].scales[0]) == 0.0
-
-    def scores(text):
-        """The model's output for a ``[batch]`` string tensor."""
-        if linear_alone:
-            outputs = wide[1].outputs
-            anything = tf.fill([tf.shape(text)[0], outputs], 0.5 if outputs == 1 else 1.0 / outputs)
-            return wide[1]([anything, wide[0](text)])
-        if inference is None:
-            # Padded to the batch's longest row only: masked steps only carry the state forward,
-            # so a short sentence costs a few steps, not max_len.
-            ids = encoder.padded(text, padding=run.config.padding)[0]
-            return model(ids if wide is None else [ids, text], training=False)
-        # Right-padded to the longest row of the batch, whatever the training padding.
-        ids, lengths = encoder.padded(text)
-        if wide is None:
-            return inference(ids, lengths)
-        # The fast path computes the recurrent head; the wide branch and the blend are the model's own layers.
-        return wide[1]([inference(ids, lengths), wide[0](text)])
+    scores = _scores_function(run, encoder, fast, fast_options)
 
     class TextClassifierModule(tf.Module):
         def __init__(self):
