@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from textclf.training.linear_choice import CV_MAX_COST, HOLDOUT_MIN_ROWS, SEARCH_MAX_COST, plan, splits_of
+from textclf.training.linear_choice import SEARCH_MAX_COST, plan, splits_of
 
 CHOICES = 7  # 4 feature sets, then 3 more C and class weightings.
 
@@ -23,22 +23,22 @@ def test_small_data_is_cross_validated_on_every_row():
     assert len(folds) == 5 and sorted(np.concatenate([held for _, held in folds]).tolist()) == list(range(1000))
 
 
-def test_costly_data_with_enough_validation_rows_is_ranked_on_them():
-    targets, train_count = rows_of([400, 400], [HOLDOUT_MIN_ROWS, HOLDOUT_MIN_ROWS])
-    # Cross-validation just above its bound; the holdout, 4 times cheaper, fits every training row.
-    cost = CV_MAX_COST / (CHOICES * 4 * len(targets)) * 1.01
-    chosen = plan(targets, train_count, cost, seed=0)
-    assert (chosen.method, chosen.folds, chosen.rows.tolist()) == ("holdout", 1, list(range(len(targets))))
+def test_data_whose_cross_validation_costs_more_than_the_budget_is_ranked_on_the_validation_rows():
+    targets, train_count = rows_of([400, 400], [100, 100])
+    at_budget = SEARCH_MAX_COST / (CHOICES * 4 * len(targets))  # 5-fold cross-validation fits 4 rows in 5, 5 times.
+    assert plan(targets, train_count, at_budget * 0.999, seed=0).method == "cross-validation"
+    # Above it the holdout, 4 times cheaper, fits every training row.
+    chosen = plan(targets, train_count, at_budget * 1.01, seed=0)
+    assert (chosen.method, chosen.folds, chosen.rows.tolist()) == ("holdout", 1, list(range(1000)))
     [(fitted, held)] = splits_of(chosen, targets, train_count, seed=0)
-    assert fitted.tolist() == list(range(800)) and held.tolist() == list(range(800, 900))
-    # One validation row fewer of a class: cross-validation, which costs no more than SEARCH_MAX_COST.
-    targets, train_count = rows_of([400, 400], [HOLDOUT_MIN_ROWS, HOLDOUT_MIN_ROWS - 1])
-    assert plan(targets, train_count, cost, seed=0).method == "cross-validation"
+    assert fitted.tolist() == list(range(800)) and held.tolist() == list(range(800, 1000))
+    assert chosen.why == ("macro-F1 on the 200 validation rows, fitted on 800 training rows; cross-validation would "
+                          f"cost {SEARCH_MAX_COST * 1.01:,.0f}, above {SEARCH_MAX_COST:,}")
 
 
 def test_the_holdouts_training_rows_are_drawn_down_to_the_budget():
     targets, train_count = rows_of([3000, 1000], [10, 1])
-    cost = SEARCH_MAX_COST / (CHOICES * 500)  # The budget holds 500 training rows.
+    cost = SEARCH_MAX_COST / (CHOICES * 500.5)  # The budget holds 500 training rows.
     chosen = plan(targets, train_count, cost, seed=3)
     fitted = chosen.rows[chosen.rows < train_count]
     drawn = np.random.default_rng(3).choice(np.arange(4000), 500, replace=False)
@@ -49,7 +49,7 @@ def test_the_holdouts_training_rows_are_drawn_down_to_the_budget():
 
 def test_without_validation_rows_of_a_class_costly_data_is_cross_validated_on_drawn_rows():
     targets, train_count = rows_of([3000, 3], [10, 0])
-    cost = SEARCH_MAX_COST / (CHOICES * 2 * 300)  # 3 folds (the rarer class has 3 rows); room for 300 rows.
+    cost = SEARCH_MAX_COST / (CHOICES * 2 * 300.5)  # 3 folds (the rarer class has 3 rows); room for 300 rows.
     chosen = plan(targets, train_count, cost, seed=0)
     assert (chosen.method, chosen.folds) == ("cross-validation", 3)
     drawn = np.random.default_rng(0).choice(np.arange(3013), 300, replace=False)

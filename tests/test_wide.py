@@ -118,11 +118,20 @@ def test_a_recurrent_part_far_behind_the_linear_one_is_left_out_of_the_blend():
     guessing[:, 0] += 0.01  # The recurrent part says class 0 every time: macro-F1 1/6 against 1.
     scales, bias, parts = choose_blend(guessing / guessing.sum(1, keepdims=True), wide, targets)
     assert scales.tolist() == [0.0, 1.0] and bias.tolist() == [0.0, 0.0, 0.0]
-    assert parts == {"recurrent": pytest.approx(1 / 6), "tfidf": 1.0}
-    # Within MAX_RECURRENT_SHORTFALL of it, the blend is fitted: a right recurrent part gets a weight.
+    assert parts == {"recurrent": pytest.approx(1 / 6), "tfidf": 1.0, "blend": 1.0}
+    # Within MAX_RECURRENT_SHORTFALL of it, the blend is fitted, and kept where it scores higher: the linear part
+    # says nothing on the last 20 rows (argmax class 0), the recurrent part is right on every row.
     right = np.eye(3)[targets] * 0.8 + 0.1
-    scales, _, parts = choose_blend(right, wide, targets)
-    assert parts == {"recurrent": 1.0, "tfidf": 1.0} and scales[0] > 0
+    unsure = wide.copy()
+    unsure[100:] = 0.0
+    scales, _, parts = choose_blend(right, unsure, targets)
+    # Class 0 takes the 14 rows of classes 1 and 2 among them: F1 80/94, and 66/73 for each of the others.
+    linear_alone = (80 / 94 + 2 * 66 / 73) / 3
+    assert parts == {"recurrent": 1.0, "tfidf": pytest.approx(linear_alone), "blend": 1.0} and scales[0] > 0
+    # A blend no better than the linear part alone (both right everywhere) leaves the recurrent part out.
+    scales, bias, parts = choose_blend(right, wide, targets)
+    assert scales.tolist() == [0.0, 1.0] and bias.tolist() == [0.0] * 3
+    assert parts == {"recurrent": 1.0, "tfidf": 1.0, "blend": 1.0}
     # Left out, the linear part keeps its calibrating temperature.
     scales, _, _ = choose_blend(guessing / guessing.sum(1, keepdims=True), wide, targets, scale=2.5)
     assert scales.tolist() == [0.0, 2.5]

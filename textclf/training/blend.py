@@ -94,14 +94,23 @@ def blended(recurrent: np.ndarray, wide: np.ndarray, scales: np.ndarray, bias: n
 
 
 def choose_blend(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray, scale: float = 1.0):
-    """``(scales, bias, {"recurrent": macro-F1, "tfidf": macro-F1})`` on the validation rows: the calibrated linear
-    part alone (``[0, scale]``, bias 0) when the recurrent part alone trails it by more than
-    :data:`MAX_RECURRENT_SHORTFALL` (a member much weaker than the other adds noise, not signal), else
-    :func:`blend_weights`.  ``scale``: the linear part's temperature (:func:`temperature`)."""
+    """``(scales, bias, {"recurrent": macro-F1, "tfidf": macro-F1, "blend": macro-F1})`` on the validation rows.
+
+    The calibrated linear part alone (``[0, scale]``, bias 0) when the recurrent part alone trails it by more than
+    :data:`MAX_RECURRENT_SHORTFALL` (a member much weaker than the other adds noise, not signal), or when the
+    fitted blend (:func:`blend_weights`) does not score a higher validation macro-F1 than the linear part alone:
+    the blend is fitted on those rows' likelihood, so a blend that does not even beat it there on macro-F1 lost
+    held-out macro-F1 (docs/RESULTS.md).  ``scale``: the linear part's temperature (:func:`temperature`).
+    """
     parts = {"recurrent": macro_f1(recurrent, targets, logits=False), "tfidf": macro_f1(wide, targets, logits=True)}
+    alone = np.array([0.0, scale], np.float32), np.zeros(recurrent.shape[1], np.float32)
     if parts["recurrent"] < parts["tfidf"] - MAX_RECURRENT_SHORTFALL:
-        return np.array([0.0, scale], np.float32), np.zeros(recurrent.shape[1], np.float32), parts
-    return (*blend_weights(recurrent, wide, targets, scale), parts)
+        return (*alone, {**parts, "blend": parts["tfidf"]})
+    scales, bias = blend_weights(recurrent, wide, targets, scale)
+    score = macro_f1(blended(recurrent, wide, scales, bias), targets, logits=False)
+    if score <= parts["tfidf"]:
+        return (*alone, {**parts, "blend": parts["tfidf"]})
+    return scales, bias, {**parts, "blend": score}
 
 
 def macro_f1(outputs: np.ndarray, targets: np.ndarray, logits: bool) -> float:

@@ -22,15 +22,10 @@ FOLDS = 5
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
 # The cost of a search: its fits x their rows x n-grams per row x outputs.  Newton-CG's time grows about linearly
-# with it: about 1.2e-7 s per unit on one core (docs/RESULTS.md, "How the wide branch chooses").
-#  - Cross-validation on every row where it costs at most this; above it the holdout, FOLDS - 1 times cheaper,
-#    where the validation rows hold HOLDOUT_MIN_ROWS of every class.
-CV_MAX_COST = 50_000_000
-#  - At most this (about 25 s): cross-validation where the holdout cannot rank the choices; the holdout's training
-#    rows are drawn at random down to it.
-SEARCH_MAX_COST = 200_000_000
-# Fewer validation rows of a class than this make the holdout's macro-F1 a noisier ranking than cross-validation's.
-HOLDOUT_MIN_ROWS = 50
+# with it (docs/RESULTS.md, "How the wide branch chooses": about 0.13 s per million units on one core).  Above this
+# cost (about 30 s) the search fits fewer rows: the holdout, 4 times cheaper than 5 folds, with its training rows
+# drawn at random.
+SEARCH_MAX_COST = 250_000_000
 
 
 @dataclasses.dataclass
@@ -64,24 +59,22 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
     """The search for rows whose first ``train_count`` are training rows and the rest validation rows.
 
     ``cost_per_row``: n-grams per row (every analyzer of the grid) x outputs.  In order: cross-validation on every
-    row where it costs at most :data:`CV_MAX_COST`, or at most :data:`SEARCH_MAX_COST` where the validation rows
-    are too few to rank by; the holdout where the validation rows hold every class (its training rows drawn at
-    random down to :data:`SEARCH_MAX_COST`); cross-validation on rows drawn at random; no search.
+    row where it costs at most :data:`SEARCH_MAX_COST` (as the strongest baseline chooses); else the holdout where
+    the validation rows hold every class, its training rows drawn at random down to that cost; else
+    cross-validation on rows drawn at random; no search when a class has a single row and no validation row.
     """
     count, classes = len(targets), int(targets.max()) + 1
-    valid_counts = np.bincount(targets[train_count:], minlength=classes)
     folds = min(FOLDS, int(np.bincount(targets, minlength=classes).min()))
     choices = len(FEATURE_SETS) + len(C_VALUES) * len(CLASS_WEIGHTS) - 1
     cv_cost = choices * (folds - 1) * count * cost_per_row
-    ranked_by_holdout = valid_counts.min() >= HOLDOUT_MIN_ROWS
-    if folds >= 2 and (cv_cost <= CV_MAX_COST or (cv_cost <= SEARCH_MAX_COST and not ranked_by_holdout)):
+    if folds >= 2 and cv_cost <= SEARCH_MAX_COST:
         return Plan("cross-validation", np.arange(count), folds,
                     f"{folds}-fold cross-validated macro-F1 on {count:,} rows")
-    if valid_counts.min() >= 1:
+    if np.bincount(targets[train_count:], minlength=classes).min() >= 1:
         fitted = _within(np.arange(train_count), targets, SEARCH_MAX_COST / (choices * cost_per_row), 1, seed)
         return Plan("holdout", np.concatenate([fitted, np.arange(train_count, count)]), 1,
                     f"macro-F1 on the {count - train_count:,} validation rows, fitted on {len(fitted):,} training "
-                    f"rows; cross-validation would cost {cv_cost:,.0f}, above {CV_MAX_COST:,}")
+                    f"rows; cross-validation would cost {cv_cost:,.0f}, above {SEARCH_MAX_COST:,}")
     if folds >= 2:
         rows = _within(np.arange(count), targets, SEARCH_MAX_COST / (choices * (folds - 1) * cost_per_row), folds,
                        seed)

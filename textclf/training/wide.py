@@ -20,7 +20,7 @@ import numpy as np
 from textclf.errors import TextclfError
 from textclf.log import log
 from textclf.model.factory import build_model, compiled_call
-from textclf.training.blend import MAX_RECURRENT_SHORTFALL, blended, choose_blend, macro_f1, temperature
+from textclf.training.blend import MAX_RECURRENT_SHORTFALL, blended, choose_blend, temperature
 from textclf.training.linear_choice import (FALLBACK, FEATURE_SETS, Choice, features_of, fit, logits_of, plan,
                                             search, splits_of)
 
@@ -222,8 +222,7 @@ class BlendMonitor:
     def __call__(self, model) -> float:
         fits, call = self.linear.result(), compiled_call(model)
         recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in self.valid_rows.batches(1024)])
-        scales, bias, _ = choose_blend(recurrent, fits.valid_logits, self.targets, fits.temperature)
-        return macro_f1(blended(recurrent, fits.valid_logits, scales, bias), self.targets, logits=False)
+        return choose_blend(recurrent, fits.valid_logits, self.targets, fits.temperature)[2]["blend"]
 
 
 def with_wide(model, config, vocabulary_size, classes, part: LinearPart, scales, blend_bias):
@@ -255,6 +254,10 @@ def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
         log(f"wide branch: the recurrent part alone (validation macro-F1 {parts['recurrent']:.3f}) trails the "
             f"TF-IDF part ({parts['tfidf']:.3f}) by more than {MAX_RECURRENT_SHORTFALL}: the model is the TF-IDF "
             "part alone")
+    elif scales[0] == 0.0:
+        log(f"wide branch: no blend scores a higher validation macro-F1 than the TF-IDF part alone "
+            f"({parts['tfidf']:.3f}; the recurrent part alone {parts['recurrent']:.3f}): the model is the TF-IDF part "
+            "alone")
     final = with_wide(model, config, tokenizer.vocabulary_size, classes, linear.final, scales, blend_bias)
     sizes = ", ".join(f"{len(keys):,}" for keys in linear.final.keys)
     log(f"wide branch: {sizes} n-grams, refitted on training and validation rows; blend fitted on the validation "
