@@ -128,7 +128,8 @@ class TrainConfig:
         False, "Compute in float16 on a GPU (bfloat16 on a CPU), keeping float32 weights; the export always "
         "computes in float32.")
     patience: int = setting(
-        2, "Epochs without a better validation loss before stopping; the best weights are restored.")
+        2, "Epochs without a better validation score before stopping; the best weights are restored.  The score is "
+        "the blend's validation macro-F1 with the wide branch, the validation loss without it.")
     seed: int = setting(42, "Seed for the split, the initial weights, dropout and shuffling.")
     strategy: Strategy = setting(
         "none", "``none`` (one process, one device), ``mirrored`` (every local GPU, or the CPU with a warning when "
