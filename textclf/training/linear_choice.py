@@ -22,9 +22,9 @@ FOLDS = 5
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
 # The cost of a search: its fits x their rows x n-grams per row x outputs.  Newton-CG's time grows about linearly
-# with it (docs/RESULTS.md, "How the wide branch chooses": about 0.13 s per million units on one core).  Above this
-# cost (about 30 s) the search fits fewer rows: the holdout, 4 times cheaper than 5 folds, with its training rows
-# drawn at random.
+# with it: 0.1-0.35 s per million units on one core of a busy 2-core machine (docs/RESULTS.md, "How the wide branch
+# chooses").  Above this cost the search fits fewer rows: the holdout, 4 times cheaper than 5 folds, with its
+# training rows drawn at random.
 SEARCH_MAX_COST = 250_000_000
 
 
