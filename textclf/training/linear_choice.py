@@ -19,6 +19,10 @@ FEATURE_SETS, C_VALUES, CLASS_WEIGHTS = STRONGEST_FEATURES, STRONGEST_C, STRONGE
 # Without a search (a class with a single row and no validation row of it).
 FALLBACK = STRONGEST_FALLBACK
 FOLDS = 5
+# Cross-validation is repeated with new folds, as often as SEARCH_MAX_COST allows up to this: on small data one
+# fold assignment's noise decides between close choices (docs/RESULTS.md: +0.0045 held-out macro-F1 on rt_polarity
+# at 1,000 rows, the same elsewhere).
+MAX_REPEATS = 3
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
 # The cost of a search: its fits x their rows x n-grams per row x outputs.  Newton-CG's time grows about linearly
@@ -47,12 +51,14 @@ class Choice:
 @dataclasses.dataclass
 class Plan:
     """How to choose: ``method`` ("cross-validation", "holdout" or "fixed"); ``rows``: the positions (among the
-    rows given to :func:`plan`) the search fits and scores on; ``folds``; ``why``: the reason, for ``run.json``."""
+    rows given to :func:`plan`) the search fits and scores on; ``folds`` and ``repeats`` of the cross-validation;
+    ``why``: the reason, for ``run.json``."""
 
     method: str
     rows: np.ndarray
     folds: int
     why: str
+    repeats: int = 1
 
 
 def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) -> Plan:
@@ -68,8 +74,10 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
     choices = len(FEATURE_SETS) + len(C_VALUES) * len(CLASS_WEIGHTS) - 1
     cv_cost = choices * (folds - 1) * count * cost_per_row
     if folds >= 2 and cv_cost <= SEARCH_MAX_COST:
+        repeats = int(min(MAX_REPEATS, SEARCH_MAX_COST // cv_cost))
         return Plan("cross-validation", np.arange(count), folds,
-                    f"{folds}-fold cross-validated macro-F1 on {count:,} rows")
+                    f"{folds}-fold cross-validated macro-F1 on {count:,} rows"
+                    + (f", {repeats} times with new folds" if repeats > 1 else ""), repeats)
     if np.bincount(targets[train_count:], minlength=classes).min() >= 1:
         fitted = _within(np.arange(train_count), targets, SEARCH_MAX_COST / (choices * cost_per_row), 1, seed)
         return Plan("holdout", np.concatenate([fitted, np.arange(train_count, count)]), 1,
@@ -96,12 +104,12 @@ def _within(rows: np.ndarray, targets: np.ndarray, limit: float, least: int, see
 
 def splits_of(selection: Plan, targets: np.ndarray, train_count: int, seed: int) -> list:
     """The ``(fit positions, held positions)`` pairs of ``selection``, positions into ``selection.rows``."""
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import RepeatedStratifiedKFold
 
     if selection.method == "holdout":
         held = selection.rows >= train_count
         return [(np.flatnonzero(~held), np.flatnonzero(held))]
-    folds = StratifiedKFold(selection.folds, shuffle=True, random_state=seed)
+    folds = RepeatedStratifiedKFold(n_splits=selection.folds, n_repeats=selection.repeats, random_state=seed)
     return list(folds.split(np.zeros(len(selection.rows)), targets[selection.rows]))
 
 
@@ -172,7 +180,7 @@ def search(matrices, targets, splits, seed: int):
 
     Each choice of :func:`_stages` is fitted on each split's fit rows and scored by the macro-F1 of its held rows,
     the mean over ``splits`` as ``GridSearchCV(scoring="f1_macro")`` scores; the first best wins a tie.  The logits
-    are those of the rows some split holds out (zero elsewhere).
+    are the mean of a row's over the splits that hold it out (zero where none does).
     """
     scored = {}  # Choice description -> (Choice, mean macro-F1, held-out logits)
     best = None
@@ -195,11 +203,13 @@ def _score(choice: Choice, matrices, targets, splits, seed: int):
 
     classes = int(targets.max()) + 1
     held_out = np.zeros((len(targets), 1 if classes == 2 else classes), np.float32)
+    times = np.zeros(len(targets))  # How often each row was held out (once per repeat).
     scores = []
     for fit_rows, held_rows in splits:
         features, _ = features_of(matrices, choice.analyzers, fit_rows)
         logits = logits_of(fit(choice, features[fit_rows], targets[fit_rows], classes, seed), features[held_rows])
-        held_out[held_rows] = logits
+        held_out[held_rows] += logits
+        times[held_rows] += 1
         predicted = (logits[:, 0] > 0).astype(int) if classes == 2 else logits.argmax(axis=1)
         scores.append(f1_score(targets[held_rows], predicted, average="macro"))
-    return float(np.mean(scores)), held_out
+    return float(np.mean(scores)), held_out / np.maximum(times, 1)[:, None]

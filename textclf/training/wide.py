@@ -135,7 +135,7 @@ def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
         splits = splits_of(chosen, targets[rows], train_count, seed)
         matrices = {analyzer: counts(analyzer, picked)[0] for analyzer in ANALYZERS}
         choice, logits, scores = search(matrices, targets[picked], splits, seed)
-        out = np.concatenate([held_rows for _, held_rows in splits])
+        out = np.unique(np.concatenate([held_rows for _, held_rows in splits]))
         if len(picked) == len(rows):  # Else fits on fewer rows than the final one: not the blend's inputs.
             held = dict(zip(picked[out].tolist(), logits[out]))
         scale = temperature(logits[out], targets[picked][out])
