@@ -95,8 +95,8 @@ class TrainConfig:
     residual: bool = setting(True, "Add each stacked recurrent layer's input to its output.")
     wide: Wide = setting(
         "auto", "``tfidf`` adds a linear branch beside the recurrent one: a logistic regression on TF-IDF of the "
-        "raw text's word and character n-grams, its features, C and class weighting chosen by cross-validation on "
-        "the training rows, blended by weights fitted on the validation rows (textclf/training/wide.py), computed "
+        "raw text's word and character n-grams, its features, C and class weighting chosen on held-out training "
+        "rows, blended by weights fitted on the validation rows (textclf/training/wide.py), computed "
         "in the export's graph.  Single-label runs with the data in memory; ``auto`` uses it there only.")
     spatial_dropout_rate: float = setting(0.2, "Dropout of whole embedding channels.")
     embeddings: str | None = setting(
