@@ -237,3 +237,22 @@ def test_the_validation_metrics_are_those_of_the_blend_of_out_of_fold_logits(dat
     # The NumPy blend is the layer's rule: a binary head's sigmoid becomes [1 - p, p].
     np.testing.assert_allclose(blended(np.array([[0.25]]), np.array([[0.0]]), np.array([1.0, 0.0]), np.zeros(1)),
                                [[0.75, 0.25]], rtol=1e-6)
+
+
+def test_a_row_set_within_a_counted_one_is_sliced_from_it_with_the_same_features():
+    from textclf.training.wide import NgramCounts
+
+    texts = TEXTS * 2 + ["good plot twist", "dull acting"]
+    analyzer = ("char_wb", 2, 5)
+    counts = NgramCounts(texts)
+    every, keys = counts(analyzer, np.arange(len(texts)))
+    some = np.array([0, 2, 5, 7, 12])
+    sliced, sliced_keys = counts(analyzer, some)
+    direct, direct_keys = NgramCounts(texts)(analyzer, some)
+    assert sliced_keys is keys and sliced.shape == (5, len(keys))  # Sliced: every column of the larger set.
+    used = np.flatnonzero(np.asarray(sliced.sum(axis=0)).ravel())
+    assert keys[used].tolist() == direct_keys.tolist()
+    assert (sliced[:, used] != direct).nnz == 0
+    # The fitted features are the same either way: columns with no count are dropped by min_df.
+    np.testing.assert_array_equal(_features({analyzer: sliced}, (analyzer,), np.arange(5))[0].toarray(),
+                                  _features({analyzer: direct}, (analyzer,), np.arange(5))[0].toarray())

@@ -63,18 +63,25 @@ def subsample_rows(count: int, targets: np.ndarray, seed: int, limit: int = MAX_
 
 
 class NgramCounts:
-    """n-gram count matrices of ``texts``' rows, per analyzer and row set, each counted once."""
+    """n-gram count matrices of ``texts``' rows, per analyzer and row set, each counted once: a set within the
+    largest one counted so far is sliced from it (its extra columns hold no count, so the fits drop them)."""
 
     def __init__(self, texts):
-        self.texts, self._done = texts, {}
+        self.texts, self._done, self._largest = texts, {}, {}
 
     def __call__(self, analyzer, rows: np.ndarray):
-        """``(counts [len(rows), keys], keys)`` of ``rows``' texts."""
+        """``(counts [len(rows), keys], keys)`` of ``rows``' texts (``rows`` sorted)."""
         from textclf.text.ngrams import count_matrix
 
         key = (analyzer, rows.tobytes())
         if key not in self._done:
-            self._done[key] = count_matrix([self.texts[row] for row in rows], analyzer)
+            largest = self._largest.get(analyzer)
+            if largest is not None and np.isin(rows, largest[0]).all():
+                self._done[key] = largest[1][np.searchsorted(largest[0], rows)], largest[2]
+            else:
+                self._done[key] = count_matrix([self.texts[row] for row in rows], analyzer)
+                if largest is None or len(rows) > len(largest[0]):
+                    self._largest[analyzer] = (rows, *self._done[key])
         return self._done[key]
 
     def cost_per_row(self, rows: np.ndarray, outputs: int, seed: int) -> float:
