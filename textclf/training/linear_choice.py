@@ -19,10 +19,6 @@ FEATURE_SETS, C_VALUES, CLASS_WEIGHTS = STRONGEST_FEATURES, STRONGEST_C, STRONGE
 # Without a search (a class with a single row and no validation row of it).
 FALLBACK = STRONGEST_FALLBACK
 FOLDS = 5
-# Cross-validation is repeated with new folds, as often as SEARCH_MAX_COST allows up to this: on small data one
-# fold assignment's noise decides between close choices (docs/RESULTS.md: +0.0045 held-out macro-F1 on rt_polarity
-# at 1,000 rows, the same elsewhere).
-MAX_REPEATS = 3
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
 # The cost of a search: its fits x their rows x n-grams per row x outputs.  Newton-CG's time grows about linearly
@@ -51,8 +47,8 @@ class Choice:
 @dataclasses.dataclass
 class Plan:
     """How to choose: ``method`` ("cross-validation", "holdout" or "fixed"); ``rows``: the positions (among the
-    rows given to :func:`plan`) the search fits and scores on; ``folds`` and ``repeats`` of the cross-validation;
-    ``why``: the reason, for ``run.json``."""
+    rows given to :func:`plan`) the search fits and scores on; ``folds`` and ``repeats`` (sets of folds) of the
+    cross-validation; ``why``: the reason, for ``run.json``."""
 
     method: str
     rows: np.ndarray
@@ -74,10 +70,8 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
     choices = len(FEATURE_SETS) + len(C_VALUES) * len(CLASS_WEIGHTS) - 1
     cv_cost = choices * (folds - 1) * count * cost_per_row
     if folds >= 2 and cv_cost <= SEARCH_MAX_COST:
-        repeats = int(min(MAX_REPEATS, SEARCH_MAX_COST // cv_cost))
         return Plan("cross-validation", np.arange(count), folds,
-                    f"{folds}-fold cross-validated macro-F1 on {count:,} rows"
-                    + (f", {repeats} times with new folds" if repeats > 1 else ""), repeats)
+                    f"{folds}-fold cross-validated macro-F1 on {count:,} rows")
     if np.bincount(targets[train_count:], minlength=classes).min() >= 1:
         fitted = _within(np.arange(train_count), targets, SEARCH_MAX_COST / (choices * cost_per_row), 1, seed)
         return Plan("holdout", np.concatenate([fitted, np.arange(train_count, count)]), 1,
