@@ -40,18 +40,20 @@ def balanced_log_loss(logits: np.ndarray, targets: np.ndarray, weights: np.ndarr
 
 def temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     """The factor ``t`` minimising the class-balanced log-loss of ``t * logits`` (temperature scaling, Guo et al.
-    2017), in [0.01, 100]; 1.0 for no rows.  Out-of-fold logits that separate every row have no finite optimum:
-    the bound keeps the served probabilities short of 0 and 1 there."""
+    2017), held towards 1 by a prior on ``log t`` worth :data:`BLEND_PRIOR_ROWS` rows, in [0.01, 100]; 1.0 for no
+    rows.  Held-out logits that separate every row have no finite optimum: the prior keeps ``t`` where a few rows
+    put it, so served probabilities stay short of 0 and 1 (float32 rounds a logit above 17 to 1.0)."""
     from scipy.optimize import minimize_scalar
     from sklearn.utils.class_weight import compute_sample_weight
 
     if len(targets) == 0:
         return 1.0
     weights = compute_sample_weight("balanced", targets)
-    logits = logits.astype(np.float64)
+    logits, strength = logits.astype(np.float64), BLEND_PRIOR_ROWS / len(targets)
     # Over log t: the bracket then spans its four orders of magnitude evenly.
-    found = minimize_scalar(lambda log_t: balanced_log_loss(np.exp(log_t) * logits, targets, weights),
-                            bounds=(np.log(0.01), np.log(100.0)), method="bounded")
+    found = minimize_scalar(
+        lambda log_t: balanced_log_loss(np.exp(log_t) * logits, targets, weights) + strength * log_t ** 2,
+        bounds=(np.log(0.01), np.log(100.0)), method="bounded")
     return float(np.exp(found.x))
 
 
@@ -99,22 +101,31 @@ def choose_blend(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray, s
     The calibrated linear part alone (``[0, scale]``, bias 0) when the recurrent part alone trails it by more than
     :data:`MAX_RECURRENT_SHORTFALL` (a member much weaker than the other adds noise, not signal), or when the
     fitted blend (:func:`blend_weights`) does not score a higher validation macro-F1 than the linear part alone
-    and win clearly more validation rows than it loses (:func:`_clearly_better`).  ``scale``: the linear part's temperature (:func:`temperature`).
+    and win clearly more validation rows than it loses (:func:`_clearly_better`).  The recurrent part alone
+    (``[1, 0]``) when it scores above both and clearly beats the linear part.  ``scale``: the linear part's temperature (:func:`temperature`).
     """
     parts = {"recurrent": macro_f1(recurrent, targets, logits=False), "tfidf": macro_f1(wide, targets, logits=True)}
-    alone = np.array([0.0, scale], np.float32), np.zeros(recurrent.shape[1], np.float32)
+    outputs, linear = recurrent.shape[1], _predicted(wide)
+    alone = np.array([0.0, scale], np.float32), np.zeros(outputs, np.float32)
     if parts["recurrent"] < parts["tfidf"] - MAX_RECURRENT_SHORTFALL:
         return (*alone, {**parts, "blend": parts["tfidf"]})
     scales, bias = blend_weights(recurrent, wide, targets, scale)
     probabilities = blended(recurrent, wide, scales, bias)
     score = macro_f1(probabilities, targets, logits=False)
-    if score <= parts["tfidf"] or not _clearly_better(probabilities.argmax(axis=1), _predicted(wide), targets):
+    own = _predicted(recurrent, logits=False)
+    # The prior holds the blend near the linear part: a recurrent part far ahead of it on many rows stands alone.
+    if parts["recurrent"] > max(score, parts["tfidf"]) and _clearly_better(own, linear, targets):
+        return np.array([1.0, 0.0], np.float32), np.zeros(outputs, np.float32), {**parts, "blend": parts["recurrent"]}
+    if score <= parts["tfidf"] or not _clearly_better(probabilities.argmax(axis=1), linear, targets):
         return (*alone, {**parts, "blend": parts["tfidf"]})
     return scales, bias, {**parts, "blend": score}
 
 
-def _predicted(wide: np.ndarray) -> np.ndarray:
-    return (wide[:, 0] > 0).astype(np.int64) if wide.shape[1] == 1 else wide.argmax(axis=1)
+def _predicted(outputs: np.ndarray, logits: bool = True) -> np.ndarray:
+    """Class indices of ``outputs`` [rows, outputs]: logits, or the recurrent head's probabilities."""
+    if outputs.shape[1] == 1:
+        return (outputs[:, 0] > (0.0 if logits else 0.5)).astype(np.int64)
+    return outputs.argmax(axis=1)
 
 
 def _clearly_better(blend: np.ndarray, linear: np.ndarray, targets: np.ndarray) -> bool:

@@ -100,7 +100,8 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
             instead of the validation loss.
 
     Returns:
-        ``(model, history, seconds)``: the model with the best epoch's weights (lowest validation loss); per-epoch
+        ``(model, history, seconds)``: the model with the best epoch's weights (lowest validation loss, or highest
+        ``monitor`` score); per-epoch
         ``HISTORY_KEYS`` (``learning_rate`` with the plateau schedule only); ``{"training": [...], "validation":
         [...]}`` seconds of each epoch this process ran (a resumed run's first one is the part after the checkpoint).
     """

@@ -136,7 +136,7 @@ def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
     chosen = plan(targets[rows], train_count, counts.cost_per_row(rows, outputs, seed), seed)
     held = {}  # position in texts -> logits of a linear model that did not see the row
     if chosen.method == "fixed":
-        choice, how, scale = Choice(*FALLBACK), {"method": f"fixed ({chosen.why})"}, 1.0
+        choice, how, scale = Choice(*FALLBACK), {"method": f"fixed: {chosen.why}"}, 1.0
     else:
         picked = rows[chosen.rows]
         splits = splits_of(chosen, targets[rows], train_count, seed)
@@ -145,10 +145,12 @@ def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
         out = np.unique(np.concatenate([held_rows for _, held_rows in splits]))
         if len(picked) == len(rows):  # Else fits on fewer rows than the final one: not the blend's inputs.
             held = dict(zip(picked[out].tolist(), logits[out]))
-        scale = temperature(logits[out], targets[picked][out])
+            scale = temperature(logits[out], targets[picked][out])
         how = {"method": chosen.why, "scores": scores}
     final = _fit_part(counts, rows, targets, choice, seed)
     valid_logits = _valid_logits(held, counts, rows, train_count, targets, choice, final, valid_rows, seed)
+    if chosen.method != "fixed" and not held:  # Calibrated on the refit's logits, as the blend sees them.
+        scale = temperature(valid_logits, targets[len(train_rows):])
     report = {"features": choice.features, "C": choice.C, "class_weight": choice.class_weight or "none", **how,
               "temperature": round(scale, 4)}
     log(f"wide branch: {choice.features}, C={choice.C:g}, class weight {report['class_weight']} "
@@ -262,9 +264,12 @@ def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
             f"TF-IDF part ({parts['tfidf']:.3f}) by more than {MAX_RECURRENT_SHORTFALL}: the model is the TF-IDF "
             "part alone")
     elif scales[0] == 0.0:
-        log(f"wide branch: no blend scores a higher validation macro-F1 than the TF-IDF part alone "
-            f"({parts['tfidf']:.3f}; the recurrent part alone {parts['recurrent']:.3f}): the model is the TF-IDF part "
+        log(f"wide branch: no blend clearly beats the TF-IDF part alone on the validation rows (macro-F1 "
+            f"{parts['tfidf']:.3f}; the recurrent part alone {parts['recurrent']:.3f}): the model is the TF-IDF part "
             "alone")
+    elif scales[1] == 0.0:
+        log(f"wide branch: the recurrent part alone (validation macro-F1 {parts['recurrent']:.3f}) clearly beats the "
+            f"TF-IDF part ({parts['tfidf']:.3f}) and the blend: the model is the recurrent part alone")
     final = with_wide(model, config, tokenizer.vocabulary_size, classes, linear.final, scales, blend_bias)
     sizes = ", ".join(f"{len(keys):,}" for keys in linear.final.keys)
     log(f"wide branch: {sizes} n-grams, refitted on training and validation rows; blend fitted on the validation "
