@@ -15,11 +15,11 @@ goes first (reference first on even seeds), each side as whole processes:
   ``validation_split=0.1`` (the last 10% of TRAIN, which keeps the data file's shuffled order) and
   EarlyStopping(val_loss, patience 2, best weights restored), seeded with s; then it saves the model and
   tokenizer and predicts TEST, in the same process;
-- textclf: ``textclf train TRAIN --output OUT --seed s`` (every other setting at its default, wide branch
-  included; it holds out its own 20% of TRAIN for early stopping), then ``textclf predict OUT --input TEST``,
-  the export classifying TEST.  The training process is ``--child textclf``: the CLI's ``main`` with a
-  bench-side hook (the product is not changed) wrapping the loop's epoch-end call
-  (``textclf.training.loop._early_stopping``), which copies the recurrent model's weights and notes the time.
+- textclf: ``textclf.train(TRAIN, TrainConfig(seed=s), output=OUT)``, what ``textclf train TRAIN --output OUT
+  --seed s`` runs (every other setting at its default, wide branch included; it holds out its own 20% of TRAIN
+  for early stopping), then ``textclf predict OUT --input TEST``, the export classifying TEST.  The training
+  process is ``--child textclf``, with ``train``'s ``on_epoch_end`` hook copying the recurrent model's weights
+  and noting the time.
   Once ``main`` returns (export written), the child scores every epoch's weights on TEST; that work and the
   copies are timed in the child and taken off the process's wall and CPU seconds.
 
@@ -97,39 +97,32 @@ def reference_child(train_csv, test_csv, out, seed):
 
 
 def textclf_child(train_csv, test_csv, out, seed):
-    """``textclf train TRAIN --output OUT --seed SEED`` with the bench's epoch-end hook, then every epoch's
-    recurrent weights scored on the test rows, and the bench's own wall and CPU seconds."""
+    """``textclf.train(TRAIN, TrainConfig(seed=SEED), output=OUT)`` (what ``textclf train`` runs) with an epoch-end
+    hook that copies the recurrent model's weights, then every epoch's weights scored on the test rows, and the
+    bench's own wall and CPU seconds."""
     import numpy as np
 
-    import textclf.training.fit as fit
-    import textclf.training.loop as loop
-    from textclf.cli import main
-
-    started, seen, snapshots, spent = float(os.environ[STARTED]), {}, [], {"wall": 0.0, "cpu": 0.0}
-    run_loop, early_stopping = fit.run_loop, loop._early_stopping
-
-    def watched_run_loop(config, tokenizer, classes, *args, **kwargs):
-        seen.update(config=config, tokenizer=tokenizer, classes=classes)
-        return run_loop(config, tokenizer, classes, *args, **kwargs)
-
-    def watched_early_stopping(state, model, epoch, val_loss, patience):
-        now, cpu = time.monotonic(), time.thread_time()
-        seen["model"] = model
-        snapshots.append({"at": now - started - spent["wall"], "val_loss": float(val_loss),
-                          "weights": [np.array(weight.numpy(), copy=True) for weight in model.weights]})
-        spent["wall"], spent["cpu"] = spent["wall"] + time.monotonic() - now, spent["cpu"] + time.thread_time() - cpu
-        return early_stopping(state, model, epoch, val_loss, patience)
-
-    fit.run_loop, loop._early_stopping = watched_run_loop, watched_early_stopping
-    status = main(["train", str(train_csv), "--output", str(out), "--seed", str(seed)])
-    if status:
-        sys.exit(status)
-    begun, before = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+    from textclf import TrainConfig, train
     from textclf.model.factory import predict_probabilities
+    from textclf.serve.artifacts import load_run
     from textclf.text.sequences import encode
 
-    config, model, classes = seen["config"], seen["model"], seen["classes"]
-    ids = encode(seen["tokenizer"], read(test_csv)[0], config.max_len, config.padding, config.truncating, trim=True)
+    started, snapshots, spent = float(os.environ[STARTED]), [], {"wall": 0.0, "cpu": 0.0}
+    trained = {}
+
+    def on_epoch_end(epoch, model):
+        now, cpu = time.monotonic(), time.thread_time()
+        trained["model"] = model
+        snapshots.append({"at": now - started - spent["wall"],
+                          "weights": [np.array(weight.numpy(), copy=True) for weight in model.weights]})
+        spent["wall"], spent["cpu"] = spent["wall"] + time.monotonic() - now, spent["cpu"] + time.thread_time() - cpu
+
+    result = train(str(train_csv), TrainConfig(seed=seed), output=str(out), verbose=0,
+                   started_at=time.perf_counter() - (time.monotonic() - started), on_epoch_end=on_epoch_end)
+    begun, before = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+    run = load_run(result.run_dir)
+    config, model, classes = run.config, trained["model"], run.classes
+    ids = encode(run.tokenizer, read(test_csv)[0], config.max_len, config.padding, config.truncating, trim=True)
     epochs = []
     for snapshot in snapshots:
         for variable, value in zip(model.weights, snapshot.pop("weights")):
@@ -138,7 +131,7 @@ def textclf_child(train_csv, test_csv, out, seed):
         epochs.append({**snapshot, "predicted": [classes[index] for index in predicted]})
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    phases = json.loads(next(Path(out, "runs").glob("*/run.json")).read_text())["seconds"]  # textclf's own timers.
+    phases = json.loads((Path(result.run_dir) / "run.json").read_text())["seconds"]  # textclf's own timers.
     return {"epochs": epochs, "bench_wall": spent["wall"] + time.monotonic() - begun, "bench_cpu": spent["cpu"] + cpu,
             "phases": phases}
 
@@ -178,10 +171,9 @@ def run_textclf(folder, seed, score):
     predict_wall, predict_cpu, out = timed([sys.executable, "-m", "textclf.cli", "predict", folder / "textclf",
                                             "--input", folder / "test.csv"], folder, "predict")
     predicted = [json.loads(line)["label"] for line in out.splitlines() if line.startswith("{")]
-    losses = [epoch["val_loss"] for epoch in result["epochs"]]
     return {"wall": train_wall + predict_wall, "cpu": train_cpu + predict_cpu, "train_wall": train_wall,
             "predict_wall": predict_wall, "bench_wall": result["bench_wall"], "bench_cpu": result["bench_cpu"],
-            "phases": result["phases"], "epochs": len(losses), "best_epoch": losses.index(min(losses)) + 1,
+            "phases": result["phases"], "epochs": len(result["epochs"]),
             "macro_f1": score(predicted),
             "epoch_at": [epoch["at"] for epoch in result["epochs"]],
             "epoch_f1": [score(epoch["predicted"]) for epoch in result["epochs"]]}

@@ -102,9 +102,15 @@ def test_the_loop_returns_the_best_epochs_model_and_follows_the_plateau_rule():
     classes = ["neg", "pos"]
     train_rows = TokenizedRows(tokenizer, *zip(*train_pairs), config, classes)
     valid_rows = TokenizedRows(tokenizer, *zip(*valid_pairs), config, classes)
-    model, history, seconds = run_loop(config, tokenizer, classes, train_rows, valid_rows, verbose=0)
+    ended = []  # (epoch, the model's first weight then): the caller's hook sees each epoch's own weights.
+    model, history, seconds = run_loop(config, tokenizer, classes, train_rows, valid_rows, verbose=0,
+                                       on_epoch_end=lambda epoch, trained: ended.append(
+                                           (epoch, trained, trained.weights[0].numpy().copy())))
 
     losses = history["val_loss"]
+    assert [epoch for epoch, _, _ in ended] == list(range(len(losses)))
+    assert all(trained is model for _, trained, _ in ended)
+    assert not np.array_equal(ended[0][2], ended[1][2])  # Weights after epoch 1 differ from those after epoch 2.
     assert len(seconds["training"]) == len(seconds["validation"]) == len(losses)
     best = int(np.argmin(losses))
     assert len(losses) == min(best + 1 + config.patience, config.epochs)  # Stopped `patience` epochs after the best.

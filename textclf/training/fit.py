@@ -56,10 +56,11 @@ class FittedPipeline:
 
 
 def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, verbose="auto",
-                 tensorboard=None) -> FittedPipeline:
+                 tensorboard=None, on_epoch_end=None) -> FittedPipeline:
     """Trains a model on ``prepared`` data in the training loop (:func:`textclf.training.loop.run_loop`).
 
-    ``requested`` is saved with the checkpoint and compared on resume.  When ``in_progress``
+    ``requested`` is saved with the checkpoint and compared on resume.  ``on_epoch_end(epoch, model)`` is called
+    after each epoch (:func:`textclf.training.loop.run_loop`).  When ``in_progress``
     (:class:`textclf.training.resume.InProgress`) holds an interrupted run, its vocabulary and settings are reused
     and training resumes.
 
@@ -82,7 +83,7 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
               if config.wide == "tfidf" else None)
     monitor = BlendMonitor(linear, valid_rows) if linear is not None else None
     model, history, seconds = run_loop(config, tokenizer, prepared.classes, train_rows, valid_rows, in_progress,
-                                       verbose, tensorboard, monitor)
+                                       verbose, tensorboard, monitor, on_epoch_end)
     looped = time.perf_counter()
     validation_probabilities, validation_parts, wide_report = None, None, None
     if linear is not None:

@@ -86,7 +86,7 @@ def _check_workers_agree(strategy, state: LoopState, where) -> None:
 
 
 def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_progress=None, verbose="auto",
-             tensorboard=None, monitor=None):
+             tensorboard=None, monitor=None, on_epoch_end=None):
     """Builds the model in the strategy's scope and trains it; resumes from ``in_progress`` when it holds a run.
 
     Args:
@@ -98,6 +98,8 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         monitor: ``monitor(model)``, a validation score to maximise after each epoch (the wide branch's blend
             macro-F1, :class:`textclf.training.wide.BlendMonitor`): early stopping and the best weights follow it
             instead of the validation loss.
+        on_epoch_end: ``on_epoch_end(epoch, model)`` after each epoch's bookkeeping (``epoch`` from 0), before its
+            checkpoint: a caller's own per-epoch measurements (the time-to-quality bench scores each epoch).
 
     Returns:
         ``(model, history, seconds)``: the model with the best epoch's weights (lowest validation loss, or highest
@@ -105,7 +107,7 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         ``HISTORY_KEYS`` (``learning_rate`` with the plateau schedule only); ``{"training": [...], "validation":
         [...]}`` seconds of each epoch this process ran (a resumed run's first one is the part after the checkpoint).
     """
-    training = _Training(config, classes, train_rows, valid_rows, in_progress, monitor)
+    training = _Training(config, classes, train_rows, valid_rows, in_progress, monitor, on_epoch_end)
     training.build(tokenizer, classes)
     training.resume()
     training.compile_steps(classes, tensorboard)
@@ -153,9 +155,10 @@ class _Training:
     ``run_loop`` calls its methods in order: ``build``, ``resume``, ``compile_steps``, ``run_epochs``, ``finish``.
     """
 
-    def __init__(self, config, classes, train_rows: Rows, valid_rows: Rows, in_progress, monitor=None):
+    def __init__(self, config, classes, train_rows: Rows, valid_rows: Rows, in_progress, monitor=None,
+                 on_epoch_end=None):
         self.config, self.train_rows, self.valid_rows, self.in_progress = config, train_rows, valid_rows, in_progress
-        self.monitor = monitor
+        self.monitor, self.on_epoch_end = monitor, on_epoch_end
         self.strategy, self.role = get_strategy(config.strategy), worker_role(config.strategy)
         self.full_epoch_steps = _full_epoch_steps(config, self.strategy.num_replicas_in_sync, len(train_rows))
         self.weights_by_class = (balanced_class_weights(train_rows.label_counts, classes)
@@ -292,6 +295,8 @@ class _Training:
                 f" ({time.perf_counter() - started:.2f} s, training {training_seconds:.2f} s)")
         if self.writers:
             _write_summaries(self.writers, row, epoch)
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(epoch, self.model)
         state.epoch.assign_add(1)
         state.step.assign(0)
         state.sums.assign(tf.zeros(3, tf.float64))

@@ -84,7 +84,8 @@ def write_run(run_dir: Path, files: dict, model, pictures: dict | None = None, w
 
 
 def train(data, config: TrainConfig | None = None, valid=None, output=None, run_dir=None, verbose="auto",
-          tensorboard=None, data_format=None, encoding="utf-8", restart=False, started_at=None) -> TrainResult:
+          tensorboard=None, data_format=None, encoding="utf-8", restart=False, started_at=None,
+          on_epoch_end=None) -> TrainResult:
     """Trains a classifier and, when ``output`` is given, exports it for TF Serving.
 
     Args:
@@ -100,6 +101,8 @@ def train(data, config: TrainConfig | None = None, valid=None, output=None, run_
         restart: Discard the checkpoint of an interrupted run instead of resuming it (every run checkpoints into
             ``.in-progress`` beside the run folders, see :mod:`textclf.training.resume`).
         started_at: ``time.perf_counter()`` when the command started, so the time breakdown includes the start-up.
+        on_epoch_end: ``on_epoch_end(epoch, model)`` after each epoch (from 0) with the model being trained, for a
+            caller's own per-epoch measurements.
 
     Example:
         >>> result = train("data/rt_polarity.csv", TrainConfig(epochs=2), output="saved_models/rt_polarity")
@@ -131,7 +134,8 @@ def train(data, config: TrainConfig | None = None, valid=None, output=None, run_
     phases.lap("reading_and_vocabulary")
     in_progress = InProgress.open(run_dir.parent, settings, prepared, role, restart=restart)
     try:
-        fitted = fit_prepared(settings, prepared, in_progress, verbose=verbose, tensorboard=tensorboard)
+        fitted = fit_prepared(settings, prepared, in_progress, verbose=verbose, tensorboard=tensorboard,
+                              on_epoch_end=on_epoch_end)
         phases.add(fitted.phase_seconds)
         used, metrics = validation_metrics(fitted, prepared.classes)
         phases.lap("metrics")
