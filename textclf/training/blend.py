@@ -105,14 +105,14 @@ def choose_blend(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray, s
     (``[1, 0]``) when it scores above both and clearly beats the linear part.  ``scale``: the linear part's temperature (:func:`temperature`).
     """
     parts = {"recurrent": macro_f1(recurrent, targets, logits=False), "tfidf": macro_f1(wide, targets, logits=True)}
-    outputs, linear = recurrent.shape[1], _predicted(wide)
+    outputs, linear = recurrent.shape[1], predicted_classes(wide)
     alone = np.array([0.0, scale], np.float32), np.zeros(outputs, np.float32)
     if parts["recurrent"] < parts["tfidf"] - MAX_RECURRENT_SHORTFALL:
         return (*alone, {**parts, "blend": parts["tfidf"]})
     scales, bias = blend_weights(recurrent, wide, targets, scale)
     probabilities = blended(recurrent, wide, scales, bias)
     score = macro_f1(probabilities, targets, logits=False)
-    own = _predicted(recurrent, logits=False)
+    own = predicted_classes(recurrent, logits=False)
     # The prior holds the blend near the linear part: a recurrent part far ahead of it on many rows stands alone.
     if parts["recurrent"] > max(score, parts["tfidf"]) and _clearly_better(own, linear, targets):
         return np.array([1.0, 0.0], np.float32), np.zeros(outputs, np.float32), {**parts, "blend": parts["recurrent"]}
@@ -121,7 +121,7 @@ def choose_blend(recurrent: np.ndarray, wide: np.ndarray, targets: np.ndarray, s
     return scales, bias, {**parts, "blend": score}
 
 
-def _predicted(outputs: np.ndarray, logits: bool = True) -> np.ndarray:
+def predicted_classes(outputs: np.ndarray, logits: bool = True) -> np.ndarray:
     """Class indices of ``outputs`` [rows, outputs]: logits, or the recurrent head's probabilities."""
     if outputs.shape[1] == 1:
         return (outputs[:, 0] > (0.0 if logits else 0.5)).astype(np.int64)
@@ -142,8 +142,4 @@ def macro_f1(outputs: np.ndarray, targets: np.ndarray, logits: bool) -> float:
     """Macro-F1 of ``outputs`` (probabilities, or logits) [rows, outputs] against class indices ``targets``."""
     from sklearn.metrics import f1_score
 
-    if outputs.shape[1] == 1:
-        predicted = (outputs[:, 0] > (0.0 if logits else 0.5)).astype(np.int64)
-    else:
-        predicted = outputs.argmax(axis=1)
-    return float(f1_score(targets, predicted, average="macro"))
+    return float(f1_score(targets, predicted_classes(outputs, logits), average="macro"))

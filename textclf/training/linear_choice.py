@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from textclf.training.blend import predicted_classes
 from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FALLBACK, STRONGEST_FEATURES
 
 # The choices: n-gram features (analyzer, low, high), C, class weighting.
@@ -218,8 +219,7 @@ def _score(choice: Choice, matrices, targets, splits, seed: int):
     for (_, held_rows), logits in zip(splits, every):
         held_out[held_rows] += logits
         times[held_rows] += 1
-        predicted = (logits[:, 0] > 0).astype(int) if classes == 2 else logits.argmax(axis=1)
-        scores.append(f1_score(targets[held_rows], predicted, average="macro"))
+        scores.append(f1_score(targets[held_rows], predicted_classes(logits), average="macro"))
     return float(np.mean(scores)), held_out / np.maximum(times, 1)[:, None]
 
 
