@@ -78,7 +78,7 @@ def test_a_run_with_a_wide_branch_saves_every_validation_row_and_each_parts_scor
     assert (parts["blend"]["accuracy"], parts["blend"]["macro_f1"]) == (metrics["accuracy"], metrics["macro_f1"])
     assert metrics["confusion_matrix"] == confusion_of(saved, classes)
     chosen = json.loads((result.run_dir / "run.json").read_text())["wide"]["validation_macro_f1"]
-    assert chosen == {name: round(parts[name]["macro_f1"], 4) for name in ("recurrent", "tfidf")}
+    assert chosen == {name: round(parts[name]["macro_f1"], 4) for name in ("recurrent", "tfidf", "blend")}
     # The recurrent part's scores are the saved model's recurrent branch on those texts.
     run = RunClassifier(result.run_dir)
     branch = keras.Model(run.run.model.inputs[0], recurrent_head(run.run.model).output)
