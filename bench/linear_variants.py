@@ -4,13 +4,15 @@ Usage (from the repository root, after the README's install command):
 
     python bench/linear_variants.py rt_polarity:1000 chatterbot_topic_zh:500 convention_party:all
 
-For each DATA:SIZE and split seed 0-2 (bench/accuracy.py's rows and test rows), the two-stage search of
-``textclf.training.linear_choice`` on every training row, then the chosen linear model (or models) refitted on
-every row and scored on the test rows (macro-F1), for these variants:
+For each DATA:SIZE and split seed 0-2 (bench/accuracy.py's rows and test rows), a search of
+``textclf.training.linear_choice`` by 5-fold cross-validation on every training row, then the chosen linear model
+(or models) refitted on every row and scored on the test rows (macro-F1), for these variants:
 
-- ``1 fold set`` / ``3 fold sets``: 5-fold cross-validation once, or repeated with 3 sets of folds
-  (``RepeatedStratifiedKFold``), the best choice alone;
-- ``top 3 averaged``: the logits of the 3 best choices of the single cross-validation, averaged.
+- ``full, file order``: the full grid, unshuffled folds over the rows in the file's order (``GridSearchCV``'s,
+  what ``textclf train`` does where the cost allows);
+- ``two-stage, file order``: the two-stage grid, same folds (where the full grid costs too much);
+- ``full, shuffled``: the full grid, folds shuffled with the split's seed;
+- ``top 3 averaged``: the logits of the 3 best choices of ``full, file order``, averaged.
 
 Prints one line per split and the means.
 """
@@ -53,16 +55,21 @@ def scores(name, size, seed):
         predicted = (logits[:, 0] > 0).astype(int) if logits.shape[1] == 1 else logits.argmax(axis=1)
         return f1_score(truth, predicted, average="macro")
 
-    results, folds = {}, min(linear_choice.FOLDS, int(np.bincount(targets).min()))
-    for repeats in (1, 3):
-        plan = linear_choice.Plan("cross-validation", np.arange(count), folds, "", repeats)
-        splits = linear_choice.splits_of(plan, targets, count, seed)
-        best, _, scored = linear_choice.search(training, targets, splits, seed)
-        results[f"{repeats} fold set{'s' if repeats > 1 else ''}"] = macro_f1(test_logits(best))
-        if repeats == 1:
+    from sklearn.model_selection import StratifiedKFold
+
+    results, folds = {}, min(linear_choice.FOLDS, int(np.bincount(targets).max()))
+    every = linear_choice.Plan("cross-validation", np.arange(count), folds, "")
+    in_order = linear_choice.splits_of(every, targets, count)
+    shuffled = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(count), targets))
+    for variant, splits, grid in (("full, file order", in_order, "full"), ("two-stage, file order", in_order,
+                                                                          "two-stage"),
+                                  ("full, shuffled", shuffled, "full")):
+        best, _, scored = linear_choice.search(training, targets, splits, seed, grid)
+        results[variant] = macro_f1(test_logits(best))
+        if variant == "full, file order":
             top = sorted(scored, key=lambda name: -scored[name])[:3]  # sorted is stable: the grid's order on ties.
-            chosen = [_choice(description) for description in top]
-            results["top 3 averaged"] = macro_f1(np.mean([test_logits(choice) for choice in chosen], axis=0))
+            top_scores = [test_logits(_choice(description)) for description in top]
+    results["top 3 averaged"] = macro_f1(np.mean(top_scores, axis=0))
     return results
 
 

@@ -8,8 +8,9 @@ Usage (from the repository root, after the README's install command):
 For each data set: the rows ``textclf train`` gives the branch (the file less a random 20%, as validation rows
 are 20% of them: training rows first, then validation rows), the search ``textclf.training.linear_choice.plan``
 picks, its cost in units (fits x rows x distinct n-grams per row x outputs) and the seconds of
-``linear_choice.search`` on one thread, with seconds per million units.  ``--cross-validate`` also times
-5-fold cross-validation on every row whatever the plan (the cost the plan avoids).
+``linear_choice.search`` (its fits in threads, as in training), with seconds per million units.
+``--cross-validate`` also times 5-fold cross-validation of the full grid on every row whatever the plan (the cost
+the plan avoids).
 """
 
 import argparse
@@ -26,7 +27,6 @@ from textclf import load_dataset  # noqa: E402
 from textclf.training import linear_choice  # noqa: E402
 from textclf.training.wide import ANALYZERS, NgramCounts  # noqa: E402
 
-CHOICES = len(linear_choice.FEATURE_SETS) + len(linear_choice.C_VALUES) * len(linear_choice.CLASS_WEIGHTS) - 1
 
 
 def rows_of(name, seed=0):
@@ -43,11 +43,11 @@ def timed_search(counts, per_row, targets, chosen, train_count, seed=0):
     """``(seconds, cost units, best choice)`` of the search ``chosen`` plans."""
     picked = chosen.rows
     matrices = {analyzer: counts(analyzer, picked)[0] for analyzer in ANALYZERS}
-    splits = linear_choice.splits_of(chosen, targets, train_count, seed)
+    splits = linear_choice.splits_of(chosen, targets, train_count)
     started = time.perf_counter()
-    best, _, _ = linear_choice.search(matrices, targets[picked], splits, seed)
+    best, _, _ = linear_choice.search(matrices, targets[picked], splits, seed, chosen.grid)
     fitted = sum(len(fit_rows) for fit_rows, _ in splits)
-    return time.perf_counter() - started, fitted * CHOICES * per_row, best
+    return time.perf_counter() - started, fitted * linear_choice.grid_size(chosen.grid) * per_row, best
 
 
 def main():
@@ -71,8 +71,8 @@ def main():
                 print(f"| {name} | {len(texts):,} | {per_row:,.0f} | fixed | | | | | |")
                 continue
             seconds, cost, best = timed_search(counts, per_row, targets, chosen, train_count)
-            splits = linear_choice.splits_of(chosen, targets, train_count, 0)
-            print(f"| {name} | {len(texts):,} | {per_row:,.0f} | {chosen.method} | "
+            splits = linear_choice.splits_of(chosen, targets, train_count)
+            print(f"| {name} | {len(texts):,} | {per_row:,.0f} | {chosen.method}, {chosen.grid} | "
                   f"{len(splits[0][0]):,}, {len(splits[0][1]):,} x {len(splits)} | {cost / 1e6:,.0f} | "
                   f"{seconds:.1f} | {seconds / (cost / 1e6):.3f} | {best.describe()} |", flush=True)
 

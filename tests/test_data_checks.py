@@ -61,7 +61,7 @@ def test_rows_keep_their_line_numbers(planted):
 
 def test_a_validation_file_loses_the_rows_training_has(planted):
     data, valid = load_dataset(planted / "train.csv"), load_dataset(planted / "valid.csv")
-    train_part, valid_part, checks, hashes = check_in_memory(TrainConfig(), data, valid, None, CLASSES)
+    train_part, valid_part, checks, hashes, _ = check_in_memory(TrainConfig(), data, valid, None, CLASSES)
     assert checks.to_dict() == expected(planted)
     assert (train_part is data, valid_part.texts, valid_part.lines) == (True, ["brand new words", "other new words"],
                                                                         [3, 5])
@@ -81,11 +81,12 @@ def test_a_validation_file_loses_the_rows_training_has(planted):
 def test_a_class_whose_every_validation_row_repeats_training_keeps_them(planted):
     data = load_dataset(planted / "train.csv")
     # Validation rows: line 4 (pos, repeats line 2), line 8 (neg, repeats line 7's text), line 11 (neg, new).
-    train_part, valid_part, checks, _ = check_in_memory(TrainConfig(), data, None, ([0, 1, 3, 4, 6, 7, 9], [2, 5, 8]),
+    train_part, valid_part, checks, _, positions = check_in_memory(TrainConfig(), data, None, ([0, 1, 3, 4, 6, 7, 9], [2, 5, 8]),
                                                         CLASSES)
     assert checks.to_dict() == expected(planted, valid_source=str(planted / "train.csv"), overlap_lines=[4, 8],
                                         removed=1, kept_classes=["pos"])
     assert (train_part.lines, valid_part.lines) == ([2, 3, 5, 7, 9, 10, 12], [4, 11])
+    assert positions.tolist() == [0, 1, 3, 4, 6, 7, 9, 2, 8]  # The kept rows' places in the file, training first.
     assert checks.summary().splitlines()[6] == (
         f"  validation rows repeating a training text: 2, 1 removed (lines 4 and 8 of {planted / 'train.csv'}); 1 kept "
         "for 'pos', whose every validation row repeats one (nothing else to validate them on): their scores "
@@ -94,7 +95,7 @@ def test_a_class_whose_every_validation_row_repeats_training_keeps_them(planted)
 
 def test_clean_data_gives_an_info_line_and_rows_in_memory_are_numbered(planted):
     data = Dataset(["a b", "c d", "a b", "e f"], ["x", "x", "x", "y"], "<fit>")
-    _, valid_part, checks, _ = check_in_memory(TrainConfig(), data, None, ([0, 1, 3], [2]), ["x", "y"])
+    _, valid_part, checks, _, _ = check_in_memory(TrainConfig(), data, None, ([0, 1, 3], [2]), ["x", "y"])
     assert (checks.overlap, checks.removed, valid_part.texts) == (1, 0, ["a b"])
     assert checks.summary() == "\n".join([
         "warning: data checks of <fit> (4 rows):",

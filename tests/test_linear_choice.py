@@ -5,7 +5,7 @@ import numpy as np
 
 from textclf.training.linear_choice import SEARCH_MAX_COST, plan, splits_of
 
-CHOICES = 7  # 4 feature sets, then 3 more C and class weightings.
+FULL, TWO_STAGE = 16, 7  # 4 feature sets x 2 C x 2 class weightings; or 4 feature sets, then 3 more C and weightings.
 
 
 def rows_of(train: list, valid: list) -> tuple[np.ndarray, int]:
@@ -14,32 +14,56 @@ def rows_of(train: list, valid: list) -> tuple[np.ndarray, int]:
     return np.concatenate(targets), int(sum(train))
 
 
-def test_small_data_is_cross_validated_on_every_row():
+def test_small_data_is_cross_validated_on_every_row_in_the_strongest_baselines_folds():
     targets, train_count = rows_of([400, 400], [100, 100])
     chosen = plan(targets, train_count, cost_per_row=10.0, seed=0)
-    assert (chosen.method, chosen.folds, chosen.repeats, chosen.rows.tolist()) == (
-        "cross-validation", 5, 1, list(range(1000)))
-    assert chosen.why == "5-fold cross-validated macro-F1 on 1,000 rows"
-    folds = splits_of(chosen, targets, train_count, seed=0)
-    assert len(folds) == 5 and sorted(np.concatenate([held for _, held in folds]).tolist()) == list(range(1000))
+    assert (chosen.method, chosen.folds, chosen.grid, chosen.rows.tolist()) == (
+        "cross-validation", 5, "full", list(range(1000)))
+    assert chosen.why == "5-fold cross-validated macro-F1 on 1,000 rows, full grid"
+    # Unshuffled stratified folds (GridSearchCV's): each class's rows in order, cut in 5 runs.
+    folds = splits_of(chosen, targets, train_count)
+    class_0, class_1 = [*range(400), *range(800, 900)], [*range(400, 800), *range(900, 1000)]
+    assert [held.tolist() for _, held in folds] == [
+        sorted(class_0[100 * k:100 * (k + 1)] + class_1[100 * k:100 * (k + 1)]) for k in range(5)]
+    # In the file the validation rows came first: the folds follow the file's order, and so do the fit rows.
+    order = np.concatenate([np.arange(200, 1000), np.arange(200)])
+    in_file = splits_of(chosen, targets, train_count, order)
+    assert sorted(in_file[0][1].tolist()) == list(range(800, 1000))  # The file's first 100 rows of each class.
+    assert in_file[0][0].tolist() == sorted(range(800), key=lambda row: order[row])
 
 
-def test_data_whose_cross_validation_costs_more_than_the_budget_is_ranked_on_the_validation_rows():
+def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_two_stage_grid_then_the_holdout():
     targets, train_count = rows_of([400, 400], [100, 100])
-    at_budget = SEARCH_MAX_COST / (CHOICES * 4 * len(targets))  # 5-fold cross-validation fits 4 rows in 5, 5 times.
+    full = SEARCH_MAX_COST / (FULL * 4 * len(targets))  # 5-fold cross-validation fits 4 rows in 5, 5 times.
+    assert plan(targets, train_count, full * 0.999, seed=0).grid == "full"
+    two_stage = plan(targets, train_count, full * 1.01, seed=0)
+    assert (two_stage.method, two_stage.grid, two_stage.folds) == ("cross-validation", "two-stage", 5)
+    assert two_stage.why == "5-fold cross-validated macro-F1 on 1,000 rows, two-stage grid"
+    at_budget = SEARCH_MAX_COST / (TWO_STAGE * 4 * len(targets))
     assert plan(targets, train_count, at_budget * 0.999, seed=0).method == "cross-validation"
     # Above it the holdout, 4 times cheaper, fits every training row.
     chosen = plan(targets, train_count, at_budget * 1.01, seed=0)
-    assert (chosen.method, chosen.folds, chosen.rows.tolist()) == ("holdout", 1, list(range(1000)))
-    [(fitted, held)] = splits_of(chosen, targets, train_count, seed=0)
+    assert (chosen.method, chosen.folds, chosen.grid, chosen.rows.tolist()) == ("holdout", 1, "two-stage",
+                                                                               list(range(1000)))
+    [(fitted, held)] = splits_of(chosen, targets, train_count)
     assert fitted.tolist() == list(range(800)) and held.tolist() == list(range(800, 1000))
     assert chosen.why == ("macro-F1 on the 200 validation rows, fitted on 800 training rows; cross-validation would "
                           f"cost {SEARCH_MAX_COST * 1.01:,.0f}, above {SEARCH_MAX_COST:,}")
 
 
+def test_a_class_of_three_rows_still_gets_five_folds_as_scikit_learn_splits():
+    targets, train_count = rows_of([40, 3], [10, 0])
+    chosen = plan(targets, train_count, cost_per_row=10.0, seed=0)
+    assert (chosen.method, chosen.folds) == ("cross-validation", 5)
+    folds = splits_of(chosen, targets, train_count)
+    # The 3 rows of class 1 are held out in the first 3 folds, and every fit keeps at least 2 of them.
+    assert [np.count_nonzero(targets[held] == 1) for _, held in folds] == [1, 1, 1, 0, 0]
+    assert min(np.count_nonzero(targets[fitted] == 1) for fitted, _ in folds) == 2
+
+
 def test_the_holdouts_training_rows_are_drawn_down_to_the_budget():
     targets, train_count = rows_of([3000, 1000], [10, 1])
-    cost = SEARCH_MAX_COST / (CHOICES * 500.5)  # The budget holds 500 training rows.
+    cost = SEARCH_MAX_COST / (TWO_STAGE * 500.5)  # The budget holds 500 training rows.
     chosen = plan(targets, train_count, cost, seed=3)
     fitted = chosen.rows[chosen.rows < train_count]
     drawn = np.random.default_rng(3).choice(np.arange(4000), 500, replace=False)
@@ -50,13 +74,14 @@ def test_the_holdouts_training_rows_are_drawn_down_to_the_budget():
 
 def test_without_validation_rows_of_a_class_costly_data_is_cross_validated_on_drawn_rows():
     targets, train_count = rows_of([3000, 3], [10, 0])
-    cost = SEARCH_MAX_COST / (CHOICES * 2 * 300.5)  # 3 folds (the rarer class has 3 rows); room for 300 rows.
+    cost = SEARCH_MAX_COST / (TWO_STAGE * 4 * 300.5)  # 5 folds; room for 300 rows.
     chosen = plan(targets, train_count, cost, seed=0)
-    assert (chosen.method, chosen.folds) == ("cross-validation", 3)
+    assert (chosen.method, chosen.folds, chosen.grid) == ("cross-validation", 5, "two-stage")
     drawn = np.random.default_rng(0).choice(np.arange(3013), 300, replace=False)
-    rare = {3000, 3001, 3002}  # Every row of the rare class, so each of the 3 folds holds one.
+    rare = {3000, 3001, 3002}  # Every row of the rare class, so every fit has some.
     assert chosen.rows.tolist() == sorted(set(drawn.tolist()) | rare)
-    assert chosen.why == f"3-fold cross-validated macro-F1 on {len(chosen.rows):,} rows drawn at random of 3,013"
+    assert chosen.why == (f"5-fold cross-validated macro-F1 on {len(chosen.rows):,} rows drawn at random of 3,013, "
+                          "two-stage grid")
 
 
 def test_a_class_with_one_row_and_no_validation_row_leaves_no_search():

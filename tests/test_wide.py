@@ -57,7 +57,12 @@ def test_cross_validation_picks_the_features_that_separate_the_classes():
     matrices = {analyzer: count_matrix(texts, analyzer)[0]
                 for analyzer in {a for analyzers in FEATURE_SETS.values() for a in analyzers}}
     choice, out_of_fold, scores = cross_validate(matrices, targets, folds=5, seed=0)
-    # Every feature set at C=16, balanced; then C and weighting for the best (character 1-grams hold "x" and "y").
+    # The full grid, in GridSearchCV's order; character 1-grams hold "x" and "y".
+    assert list(scores) == [f"{features}, C={c}, {weight}" for features in FEATURE_SETS for c in (4, 16)
+                            for weight in ("unweighted", "balanced")]
+    assert choice.features == "char_wb 1-3" and scores[choice.describe()] == max(scores.values()) > 0.98
+    # The two-stage grid: every feature set at C=16, balanced; then C and weighting for the best.
+    choice, out_of_fold, scores = cross_validate(matrices, targets, folds=5, seed=0, grid="two-stage")
     assert list(scores) == ["word 1-2, C=16, balanced", "word 1-2 + char_wb 2-5, C=16, balanced",
                             "char_wb 1-3, C=16, balanced", "char_wb 2-5, C=16, balanced", "char_wb 1-3, C=4, unweighted",
                             "char_wb 1-3, C=4, balanced", "char_wb 1-3, C=16, unweighted"]
@@ -195,8 +200,8 @@ def test_a_wide_run_saves_and_serves_the_branch(binary_csv, tmp_path):
     assert [layer.name for layer in model.layers][-2:] == ["ngram_tfidf", "blend"]
     # The choice and how it was made are in run.json; the exported part was refitted on every row.
     chosen = json.loads((result.run_dir / "run.json").read_text())["wide"]
-    assert chosen["method"] == "5-fold cross-validated macro-F1 on 80 rows"
-    assert len(chosen["scores"]) == 7
+    assert chosen["method"] == "5-fold cross-validated macro-F1 on 80 rows, full grid"
+    assert len(chosen["scores"]) == 16
     best = max(chosen["scores"].values())
     name = f"{chosen['features']}, C={chosen['C']:g}, {'unweighted' if chosen['class_weight'] == 'none' else 'balanced'}"
     assert chosen["scores"][name] == best
@@ -268,3 +273,56 @@ def test_a_row_set_within_a_counted_one_is_sliced_from_it_with_the_same_features
     # The fitted features are the same either way: columns with no count are dropped by min_df.
     np.testing.assert_array_equal(_features({analyzer: sliced}, (analyzer,), np.arange(5))[0].toarray(),
                                   _features({analyzer: direct}, (analyzer,), np.arange(5))[0].toarray())
+
+
+class _Rows:
+    """The part of :class:`textclf.training.rows.TokenizedRows` the linear fits read."""
+
+    def __init__(self, texts, targets):
+        self.texts, self.targets = texts, np.asarray(targets)
+
+    def __len__(self):
+        return len(self.texts)
+
+    def class_indices(self):
+        return self.targets
+
+
+def test_where_the_full_search_is_affordable_the_linear_part_is_the_strongest_baseline():
+    # Noisy 3-class rows: each text has 2 of its class's 12 words among 4 words any class uses, and a
+    # misspelling now and then; 30% of the labels are random.  The choices score differently.
+    from textclf.data.dataset import stratified_split
+    from textclf.evaluation.baseline import strongest_search
+    from textclf.training.wide import _part_logits, fit_linear
+
+    rng = np.random.default_rng(4)
+    shared = [f"w{index}" for index in range(30)]
+    own = {label: [f"{label}{index}x" for index in range(12)] for label in ("ab", "cd", "ef")}
+    labels = [str(label) for label in rng.choice(list(own), 150)]
+    texts = []
+    for label in labels:
+        words = [*rng.choice(own[label], 2), *rng.choice(shared, 4)]
+        if rng.random() < 0.3:
+            words[0] = words[0][::-1]
+        texts.append(" ".join(rng.permutation(words)))
+    labels = [label if rng.random() > 0.3 else str(rng.choice(list(own))) for label in labels]
+    classes = sorted(set(labels))
+    targets = np.array([classes.index(label) for label in labels])
+    train, valid = stratified_split(labels, 0.2, seed=0)  # As textclf train holds out validation rows.
+    fits = fit_linear(classes, _Rows([texts[row] for row in train], targets[train]),
+                      _Rows([texts[row] for row in valid], targets[valid]), seed=0,
+                      positions=np.concatenate([train, valid]))
+    searched = strongest_search(seed=0).fit(texts, labels)
+    # The same 16 mean macro-F1s (GridSearchCV's folds on the same rows in the file's order), the same choice.
+    means = searched.cv_results_["mean_test_score"]
+    assert fits.report["method"] == "5-fold cross-validated macro-F1 on 150 rows, full grid"
+    assert list(fits.report["scores"].values()) == [round(float(mean), 4) for mean in means]
+    assert len(set(fits.report["scores"].values())) > 4  # The choices do differ.
+    # The grid's order is features (slowest), C, class weighting: 4 points per feature set.
+    best = searched.best_params_
+    assert (fits.report["features"], fits.report["C"], fits.report["class_weight"]) == (
+        list(FEATURE_SETS)[searched.best_index_ // 4], best["linear__C"], best["linear__class_weight"] or "none")
+    # The refitted part gives the baseline's decision values on new text.
+    new = ["ab1x w3 w7 cd2x", "x1fe w2", "entirely unseen words"]
+    expected = searched.best_estimator_.decision_function(new)
+    np.testing.assert_allclose(_part_logits(fits.final, new), expected.reshape(len(new), -1), atol=1e-4)

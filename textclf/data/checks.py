@@ -196,7 +196,9 @@ def without_validation(classes, valid_labels, train_counts: dict, config) -> lis
 def check_in_memory(config, data, valid, split, classes):
     """Checks ``data`` and its validation rows: ``valid`` (a Dataset) or ``split``, ``(train, valid)`` indices.
 
-    Returns ``(training rows, validation rows without those removed, DataChecks, HashSet of the training texts)``.
+    Returns ``(training rows, validation rows without those removed, DataChecks, HashSet of the training texts,
+    positions)``; ``positions``: each returned row's place among ``data``'s rows then ``valid``'s, training rows
+    first (the wide branch's cross-validation folds follow the file's order, as scikit-learn's do).
     """
     count = len(data)
     texts = data.texts if valid is None else data.texts + valid.texts
@@ -225,9 +227,10 @@ def check_in_memory(config, data, valid, split, classes):
     checks.without_validation = without_validation(classes, [labels[index] for index in kept], train_counts, config)
     fingerprints = HashSet()
     fingerprints.add(hashes[train_rows])
+    positions = np.concatenate([train_rows, np.asarray(kept, dtype=np.int64)])
     if valid is None:
-        return data.subset(train_rows), data.subset(kept), checks, fingerprints
-    return data, valid.subset([index - count for index in kept]), checks, fingerprints
+        return data.subset(train_rows), data.subset(kept), checks, fingerprints, positions
+    return data, valid.subset([index - count for index in kept]), checks, fingerprints, positions
 
 
 class StreamChecks:

@@ -79,7 +79,8 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
         f"max_len {config.max_len}")
     # The wide branch's linear fits need only the rows: they run in a thread while the recurrent model trains; from
     # the first epoch's end, early stopping follows the blend's validation macro-F1 (docs/PERFORMANCE.md).
-    linear = (LinearFitsInBackground(prepared.classes, train_rows, valid_rows, config.seed)
+    linear = (LinearFitsInBackground(prepared.classes, train_rows, valid_rows, config.seed,
+                                     getattr(prepared, "positions", None))
               if config.wide == "tfidf" else None)
     monitor = BlendMonitor(linear, valid_rows) if linear is not None else None
     model, history, seconds = run_loop(config, tokenizer, prepared.classes, train_rows, valid_rows, in_progress,

@@ -48,41 +48,51 @@ class Choice:
 @dataclasses.dataclass
 class Plan:
     """How to choose: ``method`` ("cross-validation", "holdout" or "fixed"); ``rows``: the positions (among the
-    rows given to :func:`plan`) the search fits and scores on; ``folds`` and ``repeats`` (sets of folds) of the
-    cross-validation; ``why``: the reason, for ``run.json``."""
+    rows given to :func:`plan`) the search fits and scores on; ``folds`` of the cross-validation; ``grid``: "full"
+    (every point, as the strongest baseline) or "two-stage" (:func:`_stages`); ``why``: the reason, for
+    ``run.json``."""
 
     method: str
     rows: np.ndarray
     folds: int
     why: str
-    repeats: int = 1
+    grid: str = "full"
+
+
+def grid_size(grid: str) -> int:
+    """How many choices a ``grid`` ("full" or "two-stage") scores."""
+    points = len(C_VALUES) * len(CLASS_WEIGHTS)
+    return len(FEATURE_SETS) * points if grid == "full" else len(FEATURE_SETS) + points - 1
 
 
 def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) -> Plan:
     """The search for rows whose first ``train_count`` are training rows and the rest validation rows.
 
-    ``cost_per_row``: n-grams per row (every analyzer of the grid) x outputs.  In order: cross-validation on every
-    row where it costs at most :data:`SEARCH_MAX_COST` (as the strongest baseline chooses); else the holdout where
-    the validation rows hold every class, its training rows drawn at random down to that cost; else
-    cross-validation on rows drawn at random; no search when a class has a single row and no validation row.
+    ``cost_per_row``: n-grams per row (every analyzer of the grid) x outputs.  The first within
+    :data:`SEARCH_MAX_COST` of: cross-validation of the full grid on every row (the strongest baseline's own
+    search, so where the linear part stands alone the model is that baseline), then of the two-stage grid; the
+    holdout where the validation rows hold every class, its training rows drawn at random down to that cost;
+    cross-validation on rows drawn at random.  No search when a class has a single row and no validation row.
     """
-    count, classes = len(targets), int(targets.max()) + 1
-    folds = min(FOLDS, int(np.bincount(targets, minlength=classes).min()))
-    choices = len(FEATURE_SETS) + len(C_VALUES) * len(CLASS_WEIGHTS) - 1
-    cv_cost = choices * (folds - 1) * count * cost_per_row
-    if folds >= 2 and cv_cost <= SEARCH_MAX_COST:
-        return Plan("cross-validation", np.arange(count), folds,
-                    f"{folds}-fold cross-validated macro-F1 on {count:,} rows")
-    if np.bincount(targets[train_count:], minlength=classes).min() >= 1:
+    count, counts = len(targets), np.bincount(targets)
+    # scikit-learn's StratifiedKFold: k folds when some class has k rows; a smaller class is in fewer held folds.
+    folds = min(FOLDS, int(counts.max())) if counts.min() >= 2 else 0
+    for grid in ("full", "two-stage"):
+        cv_cost = grid_size(grid) * (folds - 1) * count * cost_per_row
+        if folds >= 2 and cv_cost <= SEARCH_MAX_COST:
+            return Plan("cross-validation", np.arange(count), folds,
+                        f"{folds}-fold cross-validated macro-F1 on {count:,} rows, {grid} grid", grid)
+    choices = grid_size("two-stage")
+    if np.bincount(targets[train_count:], minlength=len(counts)).min() >= 1:
         fitted = _within(np.arange(train_count), targets, SEARCH_MAX_COST / (choices * cost_per_row), 1, seed)
         return Plan("holdout", np.concatenate([fitted, np.arange(train_count, count)]), 1,
                     f"macro-F1 on the {count - train_count:,} validation rows, fitted on {len(fitted):,} training "
-                    f"rows; cross-validation would cost {cv_cost:,.0f}, above {SEARCH_MAX_COST:,}")
+                    f"rows; cross-validation would cost {cv_cost:,.0f}, above {SEARCH_MAX_COST:,}", "two-stage")
     if folds >= 2:
         rows = _within(np.arange(count), targets, SEARCH_MAX_COST / (choices * (folds - 1) * cost_per_row), folds,
                        seed)
         return Plan("cross-validation", rows, folds, f"{folds}-fold cross-validated macro-F1 on {len(rows):,} rows "
-                    f"drawn at random of {count:,}")
+                    f"drawn at random of {count:,}, two-stage grid", "two-stage")
     return Plan("fixed", np.arange(0), 0, "a class has one row, too few to score choices on")
 
 
@@ -97,15 +107,26 @@ def _within(rows: np.ndarray, targets: np.ndarray, limit: float, least: int, see
     return np.union1d(chosen, np.concatenate(extra) if extra else []).astype(np.int64)
 
 
-def splits_of(selection: Plan, targets: np.ndarray, train_count: int, seed: int) -> list:
-    """The ``(fit positions, held positions)`` pairs of ``selection``, positions into ``selection.rows``."""
-    from sklearn.model_selection import RepeatedStratifiedKFold
+def splits_of(selection: Plan, targets: np.ndarray, train_count: int, order: np.ndarray | None = None) -> list:
+    """The ``(fit positions, held positions)`` pairs of ``selection``, positions into ``selection.rows``.
+
+    Cross-validation: scikit-learn's ``StratifiedKFold`` (unshuffled, ``GridSearchCV``'s folds) over the rows
+    sorted by ``order`` (each row's place in the user's file; the given order without it), so the folds are the
+    strongest baseline's on the same rows.
+    """
+    from sklearn.model_selection import StratifiedKFold
 
     if selection.method == "holdout":
         held = selection.rows >= train_count
         return [(np.flatnonzero(~held), np.flatnonzero(held))]
-    folds = RepeatedStratifiedKFold(n_splits=selection.folds, n_repeats=selection.repeats, random_state=seed)
-    return list(folds.split(np.zeros(len(selection.rows)), targets[selection.rows]))
+    import warnings
+
+    ranked = (np.arange(len(selection.rows)) if order is None
+              else np.argsort(order[selection.rows], kind="stable"))
+    with warnings.catch_warnings():  # A class of fewer rows than folds is held out in fewer folds, as planned.
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        folds = list(StratifiedKFold(n_splits=selection.folds).split(ranked, targets[selection.rows][ranked]))
+    return [(ranked[fitted], ranked[held]) for fitted, held in folds]
 
 
 def tfidf(counts, fit_rows):
@@ -161,7 +182,7 @@ def logits_of(linear, features) -> np.ndarray:
 
 
 def _stages(features: str | None):
-    """The choices to score: every feature set at ``FALLBACK``'s C and class weighting, then every C and class
+    """The two-stage grid: every feature set at ``FALLBACK``'s C and class weighting, then every C and class
     weighting with the best feature set (``features``): 7 of the 16 points of the grid, the two that matter
     least chosen once the one that matters most is fixed."""
     if features is None:
@@ -170,26 +191,33 @@ def _stages(features: str | None):
             if (c, weight) != FALLBACK[1:]]
 
 
-def search(matrices, targets, splits, seed: int):
+def full_grid():
+    """Every choice, in ``GridSearchCV``'s order (features, then C, then class weighting), so ties go alike."""
+    return [Choice(name, c, weight) for name in FEATURE_SETS for c in C_VALUES for weight in CLASS_WEIGHTS]
+
+
+def search(matrices, targets, splits, seed: int, grid: str = "full"):
     """``(best Choice, its held-out logits [rows, outputs], {choice description: mean macro-F1})``.
 
-    Each choice of :func:`_stages` is fitted on each split's fit rows and scored by the macro-F1 of its held rows,
-    the mean over ``splits`` as ``GridSearchCV(scoring="f1_macro")`` scores; the first best wins a tie.  The logits
-    are the mean of a row's over the splits that hold it out (zero where none does).
+    Each choice of ``grid`` ("full": :func:`full_grid`; "two-stage": :func:`_stages`) is fitted on each split's
+    fit rows and scored by the macro-F1 of its held rows, the mean over ``splits`` as
+    ``GridSearchCV(scoring="f1_macro")`` scores; the first best wins a tie.  The logits are the mean of a row's
+    over the splits that hold it out (zero where none does).
     """
     scored = {}  # Choice description -> (Choice, mean macro-F1, held-out logits)
+    stages = [full_grid] if grid == "full" else [lambda: _stages(None), lambda: _stages(best.features)]
     best = None
-    for stage in (None, "second"):
-        for choice in _stages(None if stage is None else best.features):
+    for stage in stages:
+        for choice in stage():
             scored[choice.describe()] = (choice, *_score(choice, matrices, targets, splits, seed))
         best = max(scored.values(), key=lambda entry: entry[1])[0]  # max keeps the first of equal scores.
     return best, scored[best.describe()][2], {name: round(score, 4) for name, (_, score, _) in scored.items()}
 
 
-def cross_validate(matrices, targets, folds: int, seed: int):
-    """:func:`search` over stratified ``folds`` of every row (shuffled with ``seed``)."""
+def cross_validate(matrices, targets, folds: int, seed: int, grid: str = "full"):
+    """:func:`search` over stratified ``folds`` of every row, in the given order."""
     every = Plan("cross-validation", np.arange(len(targets)), folds, "")
-    return search(matrices, targets, splits_of(every, targets, 0, seed), seed)
+    return search(matrices, targets, splits_of(every, targets, 0), seed, grid)
 
 
 def _score(choice: Choice, matrices, targets, splits, seed: int):

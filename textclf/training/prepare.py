@@ -12,6 +12,8 @@ import dataclasses
 import itertools
 import os
 
+import numpy as np
+
 from textclf.config import TrainConfig
 from textclf.data.checks import StreamChecks, check_in_memory
 from textclf.data.counts import max_len_of
@@ -76,10 +78,12 @@ class Prepared:
 
 @dataclasses.dataclass
 class InMemory(Prepared):
-    """Rows held in memory; ``train`` and ``valid`` are the split's :class:`Dataset` parts."""
+    """Rows held in memory; ``train`` and ``valid`` are the split's :class:`Dataset` parts; ``positions``: each of
+    their rows' place in the user's rows (the training data's, then a validation file's), training rows first."""
 
     train: Dataset = None
     valid: Dataset = None
+    positions: np.ndarray = None
 
     def parts(self, tokenizer, config):
         return (TokenizedRows(tokenizer, self.train.texts, self.train.labels, config, self.classes),
@@ -147,7 +151,7 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
     classes = check_labels(all_train, given_valid if given_valid is not None else all_train, config)
     split = None if given_valid is not None else stratified_split(all_train.labels, config.validation_fraction,
                                                                   config.seed)
-    train_data, valid_data, checks, fingerprints = check_in_memory(config, all_train, given_valid, split, classes)
+    train_data, valid_data, checks, fingerprints, positions = check_in_memory(config, all_train, given_valid, split, classes)
     log(checks.summary())
     log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
         f"{len(classes)} labels ({task_of(config, classes)}): {', '.join(classes[:10])}")
@@ -165,7 +169,7 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
     fingerprint = fingerprint_of([*train_data.texts, "\x1d", *valid_data.texts],
                                  [*train_data.labels, "", *valid_data.labels])
     return InMemory(tokenizer, config, classes, len(train_data), len(valid_data), fingerprint, run_info,
-                    fingerprints, train=train_data, valid=valid_data)
+                    fingerprints, train=train_data, valid=valid_data, positions=positions)
 
 
 def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, encoding="utf-8") -> Streamed:

@@ -92,11 +92,13 @@ class NgramCounts:
         return sum(count_matrix(texts, analyzer)[0].nnz for analyzer in ANALYZERS) / len(sample) * outputs
 
 
-def _fit_part(counts, rows, targets, choice: Choice, seed: int) -> LinearPart:
-    """The linear part with ``choice`` fitted on ``rows``."""
+def _fit_part(counts, rows, targets, choice: Choice, seed: int, order=None) -> LinearPart:
+    """The linear part with ``choice`` fitted on ``rows``, taken in the order of ``order`` where given (the
+    solver's sums, hence its last digits, follow the rows' order)."""
     matrices = {analyzer: counts(analyzer, rows) for analyzer in choice.analyzers}
-    features, kept = features_of({a: m for a, (m, _) in matrices.items()}, choice.analyzers, np.arange(len(rows)))
-    linear = fit(choice, features, targets[rows], int(targets.max()) + 1, seed)
+    ranked = np.arange(len(rows)) if order is None else np.argsort(order, kind="stable")
+    features, kept = features_of({a: m for a, (m, _) in matrices.items()}, choice.analyzers, ranked)
+    linear = fit(choice, features[ranked], targets[rows][ranked], int(targets.max()) + 1, seed)
     return LinearPart(choice.analyzers, [matrices[analyzer][1][columns] for analyzer, (columns, _) in
                                          zip(choice.analyzers, kept)],
                       [idf for _, idf in kept], linear.coef_.T.astype(np.float32),
@@ -119,8 +121,12 @@ class LinearFits:
     temperature: float = 1.0
 
 
-def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
-    """Chooses and fits the linear part on the training and validation rows' texts (not the recurrent model)."""
+def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None) -> LinearFits:
+    """Chooses and fits the linear part on the training and validation rows' texts (not the recurrent model).
+
+    ``positions``: each row's place in the user's file (training rows, then validation rows), so the
+    cross-validation's folds and the final fit see the rows in the file's order, as the strongest baseline does.
+    """
     texts = list(train_rows.texts) + list(valid_rows.texts)
     targets = np.concatenate([train_rows.class_indices(), valid_rows.class_indices()])
     if len(np.unique(targets)) != len(classes):
@@ -138,15 +144,15 @@ def fit_linear(classes, train_rows, valid_rows, seed: int) -> LinearFits:
         choice, how, scale = Choice(*FALLBACK), {"method": f"fixed: {chosen.why}"}, 1.0
     else:
         picked = rows[chosen.rows]
-        splits = splits_of(chosen, targets[rows], train_count, seed)
+        splits = splits_of(chosen, targets[rows], train_count, None if positions is None else positions[rows])
         matrices = {analyzer: counts(analyzer, picked)[0] for analyzer in ANALYZERS}
-        choice, logits, scores = search(matrices, targets[picked], splits, seed)
+        choice, logits, scores = search(matrices, targets[picked], splits, seed, chosen.grid)
         out = np.unique(np.concatenate([held_rows for _, held_rows in splits]))
         if len(picked) == len(rows):  # Else fits on fewer rows than the final one: not the blend's inputs.
             held = dict(zip(picked[out].tolist(), logits[out]))
             scale = temperature(logits[out], targets[picked][out])
         how = {"method": chosen.why, "scores": scores}
-    final = _fit_part(counts, rows, targets, choice, seed)
+    final = _fit_part(counts, rows, targets, choice, seed, None if positions is None else positions[rows])
     valid_logits = _valid_logits(held, counts, rows, train_count, targets, choice, final, valid_rows, seed)
     if chosen.method != "fixed" and not held:  # Calibrated on the refit's logits, as the blend sees them.
         scale = temperature(valid_logits, targets[len(train_rows):])
@@ -196,9 +202,9 @@ class LinearFitsInBackground:
     interrupted run does not wait for it.
     """
 
-    def __init__(self, classes, train_rows, valid_rows, seed: int):
+    def __init__(self, classes, train_rows, valid_rows, seed: int, positions=None):
         self._fits, self._error = None, None
-        self._thread = threading.Thread(target=self._run, args=(classes, train_rows, valid_rows, seed),
+        self._thread = threading.Thread(target=self._run, args=(classes, train_rows, valid_rows, seed, positions),
                                         name="textclf-wide", daemon=True)
         self._thread.start()
 
