@@ -272,9 +272,6 @@ def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
         log(f"wide branch: no blend clearly beats the TF-IDF part alone on the validation rows (macro-F1 "
             f"{parts['tfidf']:.3f}; the recurrent part alone {parts['recurrent']:.3f}): the model is the TF-IDF part "
             "alone")
-    elif scales[1] == 0.0:
-        log(f"wide branch: the recurrent part alone (validation macro-F1 {parts['recurrent']:.3f}) clearly beats the "
-            f"TF-IDF part ({parts['tfidf']:.3f}) and the blend: the model is the recurrent part alone")
     final = with_wide(model, config, tokenizer.vocabulary_size, classes, linear.final, scales, blend_bias)
     sizes = ", ".join(f"{len(keys):,}" for keys in linear.final.keys)
     log(f"wide branch: {sizes} n-grams, refitted on training and validation rows; blend fitted on the validation "
