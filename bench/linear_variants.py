@@ -57,7 +57,7 @@ def scores(name, size, seed):
 
     from sklearn.model_selection import StratifiedKFold
 
-    results, folds = {}, min(linear_choice.FOLDS, int(np.bincount(targets).max()))
+    results, folds = {}, min(linear_choice.FOLDS, int(np.bincount(targets).min()))
     every = linear_choice.Plan("cross-validation", np.arange(count), folds, "")
     in_order = linear_choice.splits_of(every, targets, count)
     shuffled = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(count), targets))

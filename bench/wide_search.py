@@ -64,7 +64,7 @@ def main():
         counts = NgramCounts(texts)
         per_row = counts.cost_per_row(np.arange(len(texts)), outputs, seed=0)
         plans = [linear_choice.plan(targets, train_count, per_row, seed=0)]
-        if args.cross_validate and plans[0].method != "cross-validation":
+        if args.cross_validate and (plans[0].grid != "full" or len(plans[0].rows) < len(texts)):
             plans.append(linear_choice.Plan("cross-validation", np.arange(len(texts)), 5, "forced"))
         for chosen in plans:
             if chosen.method == "fixed":

@@ -61,8 +61,10 @@ def test_rows_keep_their_line_numbers(planted):
 
 def test_a_validation_file_loses_the_rows_training_has(planted):
     data, valid = load_dataset(planted / "train.csv"), load_dataset(planted / "valid.csv")
-    train_part, valid_part, checks, hashes, _ = check_in_memory(TrainConfig(), data, valid, None, CLASSES)
+    train_part, valid_part, checks, hashes, positions = check_in_memory(TrainConfig(), data, valid, None, CLASSES)
     assert checks.to_dict() == expected(planted)
+    # The training file's 10 rows, then the kept rows of the validation file (its rows 1 and 3, lines 3 and 5).
+    assert positions.tolist() == [*range(10), 11, 13]
     assert (train_part is data, valid_part.texts, valid_part.lines) == (True, ["brand new words", "other new words"],
                                                                         [3, 5])
     assert (hashes.rows, hashes.texts, hashes.sampled) == (10, 7, False)

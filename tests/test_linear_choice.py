@@ -25,11 +25,13 @@ def test_small_data_is_cross_validated_on_every_row_in_the_strongest_baselines_f
     class_0, class_1 = [*range(400), *range(800, 900)], [*range(400, 800), *range(900, 1000)]
     assert [held.tolist() for _, held in folds] == [
         sorted(class_0[100 * k:100 * (k + 1)] + class_1[100 * k:100 * (k + 1)]) for k in range(5)]
-    # In the file the validation rows came first: the folds follow the file's order, and so do the fit rows.
-    order = np.concatenate([np.arange(200, 1000), np.arange(200)])
+    # In the file the validation rows came first and the training rows in reverse: the folds follow the file's
+    # order, and so do the fit rows.
+    order = np.concatenate([np.arange(999, 199, -1), np.arange(200)])
     in_file = splits_of(chosen, targets, train_count, order)
     assert sorted(in_file[0][1].tolist()) == list(range(800, 1000))  # The file's first 100 rows of each class.
-    assert in_file[0][0].tolist() == sorted(range(800), key=lambda row: order[row])
+    assert in_file[0][0].tolist() == list(range(799, -1, -1))  # The training rows, in the file's order.
+    assert sorted(in_file[1][1].tolist()) == [*range(300, 400), *range(700, 800)]
 
 
 def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_two_stage_grid_then_the_holdout():
@@ -47,8 +49,8 @@ def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_tw
                                                                                list(range(1000)))
     [(fitted, held)] = splits_of(chosen, targets, train_count)
     assert fitted.tolist() == list(range(800)) and held.tolist() == list(range(800, 1000))
-    assert chosen.why == ("macro-F1 on the 200 validation rows, fitted on 800 training rows; cross-validation would "
-                          f"cost {SEARCH_MAX_COST * 1.01:,.0f}, above {SEARCH_MAX_COST:,}")
+    assert chosen.why == ("macro-F1 on the 200 validation rows, fitted on 800 training rows, two-stage grid; "
+                          f"cross-validation would cost {SEARCH_MAX_COST * 1.01:,.0f}, above {SEARCH_MAX_COST:,}")
 
 
 def test_a_class_of_three_rows_gives_three_folds_as_the_strongest_baseline_makes():

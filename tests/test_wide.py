@@ -1,6 +1,8 @@
 """The wide TF-IDF branch: the graph computes what training fitted, the choice by cross-validation, the blend, and a
 trained run (training/wide.py)."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -287,13 +289,9 @@ class _Rows:
         return self.targets
 
 
-def test_where_the_full_search_is_affordable_the_linear_part_is_the_strongest_baseline():
-    # Noisy 3-class rows: each text has 2 of its class's 12 words among 4 words any class uses, and a
-    # misspelling now and then; 30% of the labels are random.  The choices score differently.
-    from textclf.data.dataset import stratified_split
-    from textclf.evaluation.baseline import strongest_search
-    from textclf.training.wide import _part_logits, fit_linear
-
+def _noisy_rows():
+    """``(texts, labels)``: 150 noisy 3-class rows.  Each text has 2 of its class's 12 words among 4 words any
+    class uses, a word reversed now and then; 30% of the labels are random.  The grid's choices score differently."""
     rng = np.random.default_rng(4)
     shared = [f"w{index}" for index in range(30)]
     own = {label: [f"{label}{index}x" for index in range(12)] for label in ("ab", "cd", "ef")}
@@ -304,13 +302,30 @@ def test_where_the_full_search_is_affordable_the_linear_part_is_the_strongest_ba
         if rng.random() < 0.3:
             words[0] = words[0][::-1]
         texts.append(" ".join(rng.permutation(words)))
-    labels = [label if rng.random() > 0.3 else str(rng.choice(list(own))) for label in labels]
+    return texts, [label if rng.random() > 0.3 else str(rng.choice(list(own))) for label in labels]
+
+
+def _fit_linear_as_train_does(texts, labels):
+    """``(fits, classes, train, valid)``: the wide branch's linear fits on ``texts`` with validation rows held out as
+    ``textclf train`` holds them out."""
+    from textclf.data.dataset import stratified_split
+    from textclf.training.wide import fit_linear
+
     classes = sorted(set(labels))
     targets = np.array([classes.index(label) for label in labels])
-    train, valid = stratified_split(labels, 0.2, seed=0)  # As textclf train holds out validation rows.
+    train, valid = stratified_split(labels, 0.2, seed=0)
     fits = fit_linear(classes, _Rows([texts[row] for row in train], targets[train]),
                       _Rows([texts[row] for row in valid], targets[valid]), seed=0,
                       positions=np.concatenate([train, valid]))
+    return fits, classes, train, valid
+
+
+def test_where_the_full_search_is_affordable_the_linear_part_is_the_strongest_baseline():
+    from textclf.evaluation.baseline import strongest_search
+    from textclf.training.wide import _part_logits
+
+    texts, labels = _noisy_rows()
+    fits, _, _, _ = _fit_linear_as_train_does(texts, labels)
     searched = strongest_search(seed=0).fit(texts, labels)
     # The same 16 mean macro-F1s (GridSearchCV's folds on the same rows in the file's order), the same choice.
     means = searched.cv_results_["mean_test_score"]
@@ -325,3 +340,41 @@ def test_where_the_full_search_is_affordable_the_linear_part_is_the_strongest_ba
     new = ["ab1x w3 w7 cd2x", "x1fe w2", "entirely unseen words"]
     expected = searched.best_estimator_.decision_function(new)
     np.testing.assert_allclose(_part_logits(fits.final, new), expected.reshape(len(new), -1), atol=1e-4)
+
+
+def test_a_holdout_on_drawn_training_rows_calibrates_on_the_refit_of_the_training_rows(monkeypatch):
+    from textclf.training import linear_choice
+    from textclf.training.blend import temperature
+    from textclf.training.wide import _fit_part, _part_logits, NgramCounts
+
+    texts, labels = _noisy_rows()
+    # A budget below one full or two-stage cross-validation: the holdout, its training rows drawn at random.
+    monkeypatch.setattr(linear_choice, "SEARCH_MAX_COST", 200_000)
+    fits, classes, train, valid = _fit_linear_as_train_does(texts, labels)
+    method = fits.report["method"]
+    assert method.startswith("macro-F1 on the 30 validation rows, fitted on ") and "cross-validation would cost" in method
+    assert len(fits.report["scores"]) == 7  # The two-stage grid.
+    # The validation rows' logits come from the choice refitted on the 120 training rows, and calibrate the part.
+    ordered = [texts[row] for row in train] + [texts[row] for row in valid]
+    targets = np.array([classes.index(labels[row]) for row in [*train, *valid]])
+    choice = linear_choice.Choice(fits.report["features"], fits.report["C"],
+                                  None if fits.report["class_weight"] == "none" else "balanced")
+    part = _fit_part(NgramCounts(ordered), np.arange(120), targets, choice, seed=0)
+    expected = _part_logits(part, ordered[120:])
+    np.testing.assert_allclose(fits.valid_logits, expected, atol=1e-5)
+    assert fits.temperature == pytest.approx(temperature(expected, targets[120:]), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_trained_runs_choice_is_grid_search_cvs_on_the_same_file(tmp_path):
+    # End to end: `train` holds out its validation rows, yet the branch's cross-validation sees the file's rows in
+    # the file's order, so run.json's 16 scores are GridSearchCV's on the whole file.
+    from textclf import train
+    from textclf.evaluation.baseline import strongest_search
+
+    texts, labels = _noisy_rows()
+    data = write_csv(tmp_path / "noisy.csv", list(zip(texts, labels)))
+    result = train(data, tiny_config(wide="tfidf", epochs=1), output=tmp_path / "out", verbose=0)
+    chosen = json.loads((result.run_dir / "run.json").read_text())["wide"]
+    means = strongest_search(seed=0).fit(texts, labels).cv_results_["mean_test_score"]
+    assert list(chosen["scores"].values()) == [round(float(mean), 4) for mean in means]

@@ -24,9 +24,9 @@ FOLDS = 5
 MIN_ROWS = 2
 # The cost of a search: its fits x their rows x n-grams per row x outputs.  Newton-CG's time grows about linearly
 # with it: 0.1-0.35 s per million units on one core of a busy 2-core machine (docs/RESULTS.md, "How the wide branch
-# chooses"), so this bound is under a minute of one core (the fits run in threads beside training).  It holds the full
-# grid on every public set up to 2,000 rows (chatterbot_topic's 1,000 rows: about 265 million); above it the
-# two-stage grid, 2.3 times cheaper, then the holdout, 4 times cheaper than 5 folds.
+# chooses"), so this bound is 40-140 s of one core (the fits run in threads beside training).  It holds the full
+# grid up to chatterbot_topic's 1,000 rows (about 265 million); above it the two-stage grid, 2.3 times cheaper, then
+# the holdout, 4 times cheaper than 5 folds.
 SEARCH_MAX_COST = 400_000_000
 
 
@@ -87,7 +87,8 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
         fitted = _within(np.arange(train_count), targets, SEARCH_MAX_COST / (choices * cost_per_row), 1, seed)
         return Plan("holdout", np.concatenate([fitted, np.arange(train_count, count)]), 1,
                     f"macro-F1 on the {count - train_count:,} validation rows, fitted on {len(fitted):,} training "
-                    f"rows; cross-validation would cost {cv_cost:,.0f}, above {SEARCH_MAX_COST:,}", "two-stage")
+                    f"rows, two-stage grid; cross-validation would cost {cv_cost:,.0f}, above {SEARCH_MAX_COST:,}",
+                    "two-stage")
     if folds >= 2:
         rows = _within(np.arange(count), targets, SEARCH_MAX_COST / (choices * (folds - 1) * cost_per_row), folds,
                        seed)
@@ -203,10 +204,13 @@ def search(matrices, targets, splits, seed: int, grid: str = "full"):
     scored = {}  # Choice description -> (Choice, mean macro-F1, held-out logits)
     stages = [full_grid] if grid == "full" else [lambda: _stages(None), lambda: _stages(best.features)]
     best = None
+    rank = {choice.describe(): index for index, choice in enumerate(full_grid())}
     for stage in stages:
         for choice in stage():
             scored[choice.describe()] = (choice, *_score(choice, matrices, targets, splits, seed))
-        best = max(scored.values(), key=lambda entry: entry[1])[0]  # max keeps the first of equal scores.
+        # The best score; of equal ones, the first in the grid's order (max keeps the first it meets).
+        best = max(sorted(scored.values(), key=lambda entry: rank[entry[0].describe()]),
+                   key=lambda entry: entry[1])[0]
     return best, scored[best.describe()][2], {name: round(score, 4) for name, (_, score, _) in scored.items()}
 
 

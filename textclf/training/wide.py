@@ -139,7 +139,7 @@ def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None) -> Li
     counts, train_count = NgramCounts(texts), int(np.count_nonzero(rows < len(train_rows)))
     outputs = 1 if len(classes) == 2 else len(classes)
     chosen = plan(targets[rows], train_count, counts.cost_per_row(rows, outputs, seed), seed)
-    held = {}  # position in texts -> logits of a linear model that did not see the row
+    held, scale = {}, None  # held: position in texts -> logits of a linear model that did not see the row
     if chosen.method == "fixed":
         choice, how, scale = Choice(*FALLBACK), {"method": f"fixed: {chosen.why}"}, 1.0
     else:
@@ -154,7 +154,7 @@ def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None) -> Li
         how = {"method": chosen.why, "scores": scores}
     final = _fit_part(counts, rows, targets, choice, seed, None if positions is None else positions[rows])
     valid_logits = _valid_logits(held, counts, rows, train_count, targets, choice, final, valid_rows, seed)
-    if chosen.method != "fixed" and not held:  # Calibrated on the refit's logits, as the blend sees them.
+    if scale is None:  # The search drew rows: calibrated on the refit's logits, as the blend sees them.
         scale = temperature(valid_logits, targets[len(train_rows):])
     report = {"features": choice.features, "C": choice.C, "class_weight": choice.class_weight or "none", **how,
               "temperature": round(scale, 4)}
@@ -272,6 +272,10 @@ def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
         log(f"wide branch: no blend clearly beats the TF-IDF part alone on the validation rows (macro-F1 "
             f"{parts['tfidf']:.3f}; the recurrent part alone {parts['recurrent']:.3f}): the model is the TF-IDF part "
             "alone")
+    elif scales[1] == 0.0:
+        log(f"wide branch: the blend fitted on the validation rows gives the TF-IDF part no weight (macro-F1 "
+            f"{parts['tfidf']:.3f}; the recurrent part alone {parts['recurrent']:.3f}): the model is the recurrent "
+            "part alone")
     final = with_wide(model, config, tokenizer.vocabulary_size, classes, linear.final, scales, blend_bias)
     sizes = ", ".join(f"{len(keys):,}" for keys in linear.final.keys)
     log(f"wide branch: {sizes} n-grams, refitted on training and validation rows; blend fitted on the validation "
