@@ -198,16 +198,17 @@ def search(matrices, targets, splits, seed: int, grid: str = "full"):
 
     Each choice of ``grid`` ("full": :func:`full_grid`; "two-stage": :func:`_stages`) is fitted on each split's
     fit rows and scored by the macro-F1 of its held rows, the mean over ``splits`` as
-    ``GridSearchCV(scoring="f1_macro")`` scores; the first best wins a tie.  The logits are the mean of a row's
-    over the splits that hold it out (zero where none does).
+    ``GridSearchCV(scoring="f1_macro")`` scores; the first best wins a tie.  The logits are those of the split
+    that holds a row out (zero where none does).
     """
     scored = {}  # Choice description -> (Choice, mean macro-F1, held-out logits)
     stages = [full_grid] if grid == "full" else [lambda: _stages(None), lambda: _stages(best.features)]
     best = None
     rank = {choice.describe(): index for index, choice in enumerate(full_grid())}
     for stage in stages:
-        for choice in stage():
-            scored[choice.describe()] = (choice, *_score(choice, matrices, targets, splits, seed))
+        choices = stage()
+        for choice, result in zip(choices, _score(choices, matrices, targets, splits, seed)):
+            scored[choice.describe()] = (choice, *result)
         # The best score; of equal ones, the first in the grid's order (max keeps the first it meets).
         best = max(sorted(scored.values(), key=lambda entry: rank[entry[0].describe()]),
                    key=lambda entry: entry[1])[0]
@@ -220,11 +221,12 @@ def cross_validate(matrices, targets, folds: int, seed: int, grid: str = "full")
     return search(matrices, targets, splits_of(every, targets, 0), seed, grid)
 
 
-def _score(choice: Choice, matrices, targets, splits, seed: int):
-    """``(mean macro-F1 over the splits, held-out logits [rows, outputs])`` of ``choice``.
+def _score(choices, matrices, targets, splits, seed: int) -> list:
+    """Per choice, ``(mean macro-F1 over the splits, held-out logits [rows, outputs])``.
 
-    The splits' fits run in threads where memory allows (:func:`_workers`): scipy's sparse products, most of
-    Newton-CG's time, release the GIL (two threads did 2.3x the work of one on this 2-core machine).
+    One task per feature set and split computes its TF-IDF once and fits each of ``choices`` with those features;
+    the tasks run in threads where memory allows (:func:`_workers`): scipy's sparse products, most of Newton-CG's
+    time, release the GIL (two threads did 2.3x the work of one on a 2-core machine).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -232,23 +234,29 @@ def _score(choice: Choice, matrices, targets, splits, seed: int):
 
     classes = int(targets.max()) + 1
     outputs = 1 if classes == 2 else classes
+    features_names = list(dict.fromkeys(choice.features for choice in choices))
+    tasks = [(name, split) for name in features_names for split in range(len(splits))]
 
-    def one(split):
-        fit_rows, held_rows = split
-        features, _ = features_of(matrices, choice.analyzers, fit_rows)
-        return logits_of(fit(choice, features[fit_rows], targets[fit_rows], classes, seed), features[held_rows])
+    def one(task):
+        name, split = task
+        fit_rows, held_rows = splits[split]
+        features, _ = features_of(matrices, FEATURE_SETS[name], fit_rows)
+        return [logits_of(fit(choice, features[fit_rows], targets[fit_rows], classes, seed), features[held_rows])
+                for choice in choices if choice.features == name]
 
-    columns = sum(matrices[analyzer].shape[1] for analyzer in choice.analyzers)
-    with ThreadPoolExecutor(_workers(len(splits), columns * outputs)) as pool:
-        every = list(pool.map(one, splits))
-    held_out = np.zeros((len(targets), outputs), np.float32)
-    times = np.zeros(len(targets))  # How often each row was held out (once per repeat).
-    scores = []
-    for (_, held_rows), logits in zip(splits, every):
-        held_out[held_rows] += logits
-        times[held_rows] += 1
-        scores.append(f1_score(targets[held_rows], predicted_classes(logits), average="macro"))
-    return float(np.mean(scores)), held_out / np.maximum(times, 1)[:, None]
+    columns = max(sum(matrices[analyzer].shape[1] for analyzer in FEATURE_SETS[name]) for name in features_names)
+    with ThreadPoolExecutor(_workers(len(tasks), columns * outputs)) as pool:
+        done = dict(zip(tasks, pool.map(one, tasks)))
+    results = []
+    for choice in choices:
+        index = [other for other in choices if other.features == choice.features].index(choice)
+        held_out, scores = np.zeros((len(targets), outputs), np.float32), []
+        for split, (_, held_rows) in enumerate(splits):
+            logits = done[choice.features, split][index]
+            held_out[held_rows] = logits  # Each row is held out by one split at most.
+            scores.append(f1_score(targets[held_rows], predicted_classes(logits), average="macro"))
+        results.append((float(np.mean(scores)), held_out))
+    return results
 
 
 # Memory of one Newton-CG fit: about this many float64 arrays of n-grams x outputs; fits run side by side only
