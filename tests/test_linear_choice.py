@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from textclf.training.linear_choice import SEARCH_MAX_COST, plan, splits_of
+from textclf.training.linear_choice import CV_MAX_COST, SEARCH_MAX_COST, plan, splits_of
 
 FULL, TWO_STAGE = 16, 7  # 4 feature sets x 2 C x 2 class weightings; or 4 feature sets, then 3 more C and weightings.
 
@@ -36,12 +36,12 @@ def test_small_data_is_cross_validated_on_every_row_in_the_strongest_baselines_f
 
 def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_two_stage_grid_then_the_holdout():
     targets, train_count = rows_of([400, 400], [100, 100])
-    full = SEARCH_MAX_COST / (FULL * 4 * len(targets))  # 5-fold cross-validation fits 4 rows in 5, 5 times.
+    full = CV_MAX_COST / (FULL * 4 * len(targets))  # 5-fold cross-validation fits 4 rows in 5, 5 times.
     assert plan(targets, train_count, full * 0.999, seed=0).grid == "full"
     two_stage = plan(targets, train_count, full * 1.01, seed=0)
     assert (two_stage.method, two_stage.grid, two_stage.folds) == ("cross-validation", "two-stage", 5)
     assert two_stage.why == "5-fold cross-validated macro-F1 on 1,000 rows, two-stage grid"
-    at_budget = SEARCH_MAX_COST / (TWO_STAGE * 4 * len(targets))
+    at_budget = CV_MAX_COST / (TWO_STAGE * 4 * len(targets))
     assert plan(targets, train_count, at_budget * 0.999, seed=0).method == "cross-validation"
     # Above it the holdout, 4 times cheaper, fits every training row.
     chosen = plan(targets, train_count, at_budget * 1.01, seed=0)
@@ -50,7 +50,7 @@ def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_tw
     [(fitted, held)] = splits_of(chosen, targets, train_count)
     assert fitted.tolist() == list(range(800)) and held.tolist() == list(range(800, 1000))
     assert chosen.why == ("macro-F1 on the 200 validation rows, fitted on 800 training rows, two-stage grid; "
-                          f"cross-validation would cost {SEARCH_MAX_COST * 1.01:,.0f}, above {SEARCH_MAX_COST:,}")
+                          f"cross-validation would cost {CV_MAX_COST * 1.01:,.0f}, above {CV_MAX_COST:,}")
 
 
 def test_a_class_of_three_rows_gives_three_folds_as_the_strongest_baseline_makes():

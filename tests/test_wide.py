@@ -349,6 +349,7 @@ def test_a_holdout_on_drawn_training_rows_calibrates_on_the_refit_of_the_trainin
 
     texts, labels = _noisy_rows()
     # A budget below one full or two-stage cross-validation: the holdout, its training rows drawn at random.
+    monkeypatch.setattr(linear_choice, "CV_MAX_COST", 200_000)
     monkeypatch.setattr(linear_choice, "SEARCH_MAX_COST", 200_000)
     fits, classes, train, valid = _fit_linear_as_train_does(texts, labels)
     method = fits.report["method"]

@@ -23,10 +23,13 @@ FOLDS = 5
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
 # The cost of a search: its fits x their rows x n-grams per row x outputs.  Newton-CG's time grows about linearly
-# with it: 0.1-0.35 s per million units on one core of a busy 2-core machine (docs/RESULTS.md, "How the wide branch
-# chooses"), so this bound is 40-140 s of one core (the fits run in threads beside training).  It holds the full
-# grid up to chatterbot_topic's 1,000 rows (about 265 million); above it the two-stage grid, 2.3 times cheaper, then
-# the holdout, 4 times cheaper than 5 folds.
+# with it, at 0.06-0.35 s per million units on one core of a busy 2-core machine depending on the data
+# (docs/RESULTS.md, "How the wide branch chooses").  Cross-validation on every row is worth the most on small
+# data, where the validation rows are too few to rank the choices (news_source, 500 rows: the holdout on 99 rows
+# scored 0.006 below the cross-validated choice): it runs up to CV_MAX_COST (news_source's 1,000 rows with the
+# two-stage grid, about 1.4 billion); the holdout and cross-validation on drawn rows fit rows up to
+# SEARCH_MAX_COST (chatterbot_topic's 1,000 rows with the full grid, about 265 million).
+CV_MAX_COST = 1_500_000_000
 SEARCH_MAX_COST = 400_000_000
 
 
@@ -70,16 +73,17 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
     """The search for rows whose first ``train_count`` are training rows and the rest validation rows.
 
     ``cost_per_row``: n-grams per row (every analyzer of the grid) x outputs.  The first within
-    :data:`SEARCH_MAX_COST` of: cross-validation of the full grid on every row (the strongest baseline's own
-    search, so where the linear part stands alone the model is that baseline), then of the two-stage grid; the
-    holdout where the validation rows hold every class, its training rows drawn at random down to that cost;
-    cross-validation on rows drawn at random.  No search when a class has a single row and no validation row.
+    :data:`CV_MAX_COST` of: cross-validation of the full grid on every row (the strongest baseline's own search,
+    so where the linear part stands alone the model is that baseline), then of the two-stage grid.  Else, within
+    :data:`SEARCH_MAX_COST`: the holdout where the validation rows hold every class, its training rows drawn at
+    random down to that cost; or cross-validation on rows drawn at random.  No search when a class has a single
+    row and no validation row.
     """
     count, counts = len(targets), np.bincount(targets)
     folds = min(FOLDS, int(counts.min()))  # As the strongest baseline: every class in every held fold.
     for grid in ("full", "two-stage"):
         cv_cost = grid_size(grid) * (folds - 1) * count * cost_per_row
-        if folds >= 2 and cv_cost <= SEARCH_MAX_COST:
+        if folds >= 2 and cv_cost <= CV_MAX_COST:
             return Plan("cross-validation", np.arange(count), folds,
                         f"{folds}-fold cross-validated macro-F1 on {count:,} rows, {grid} grid", grid)
     choices = grid_size("two-stage")
@@ -87,7 +91,7 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
         fitted = _within(np.arange(train_count), targets, SEARCH_MAX_COST / (choices * cost_per_row), 1, seed)
         return Plan("holdout", np.concatenate([fitted, np.arange(train_count, count)]), 1,
                     f"macro-F1 on the {count - train_count:,} validation rows, fitted on {len(fitted):,} training "
-                    f"rows, two-stage grid; cross-validation would cost {cv_cost:,.0f}, above {SEARCH_MAX_COST:,}",
+                    f"rows, two-stage grid; cross-validation would cost {cv_cost:,.0f}, above {CV_MAX_COST:,}",
                     "two-stage")
     if folds >= 2:
         rows = _within(np.arange(count), targets, SEARCH_MAX_COST / (choices * (folds - 1) * cost_per_row), folds,
