@@ -22,13 +22,9 @@ FALLBACK = STRONGEST_FALLBACK
 FOLDS = 5
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
-# The cost of a search: its fits x their rows x n-grams per row x outputs.  Newton-CG's time grows about linearly
-# with it, at 0.06-0.35 s per million units on one core of a busy 2-core machine depending on the data
-# (docs/RESULTS.md, "How the wide branch chooses").  Cross-validation on every row is worth the most on small
-# data, where the validation rows are too few to rank the choices (news_source, 500 rows: the holdout on 99 rows
-# scored 0.006 below the cross-validated choice): it runs up to CV_MAX_COST (news_source's 1,000 rows with the
-# two-stage grid, about 1.4 billion); the holdout and cross-validation on drawn rows fit rows up to
-# SEARCH_MAX_COST (chatterbot_topic's 1,000 rows with the full grid, about 265 million).
+# The cost of a search: fits x their rows x n-grams per row x outputs; Newton-CG's time grows about linearly with
+# it (docs/RESULTS.md, "How the wide branch chooses").  Cross-validation on every row gets the larger budget: on
+# small data the holdout's validation rows are too few to rank the choices.
 CV_MAX_COST = 1_500_000_000
 SEARCH_MAX_COST = 400_000_000
 
