@@ -25,7 +25,7 @@ MIN_ROWS = 2
 # The cost of a search: fits x their rows x n-grams per row x outputs; Newton-CG's time grows about linearly with
 # it (docs/RESULTS.md, "How the wide branch chooses").  Cross-validation on every row gets the larger budget: on
 # small data the holdout's validation rows are too few to rank the choices.
-CV_MAX_COST = 1_500_000_000
+CV_MAX_COST = 2_000_000_000
 SEARCH_MAX_COST = 400_000_000
 
 
