@@ -34,7 +34,11 @@ def test_small_data_is_cross_validated_on_every_row_in_the_strongest_baselines_f
     assert sorted(in_file[1][1].tolist()) == [*range(300, 400), *range(700, 800)]
 
 
-def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_two_stage_grid_then_the_holdout():
+def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_two_stage_grid_then_the_holdout(
+        monkeypatch):
+    from textclf.training import linear_choice
+
+    monkeypatch.setattr(linear_choice, "SEARCH_MAX_COST", CV_MAX_COST)  # The holdout's budget holds every row here.
     targets, train_count = rows_of([400, 400], [100, 100])
     full = CV_MAX_COST / (FULL * 4 * len(targets))  # 5-fold cross-validation fits 4 rows in 5, 5 times.
     assert plan(targets, train_count, full * 0.999, seed=0).grid == "full"
