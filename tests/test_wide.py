@@ -379,3 +379,30 @@ def test_a_trained_runs_choice_is_grid_search_cvs_on_the_same_file(tmp_path):
     chosen = json.loads((result.run_dir / "run.json").read_text())["wide"]
     means = strongest_search(seed=0).fit(texts, labels).cv_results_["mean_test_score"]
     assert list(chosen["scores"].values()) == [round(float(mean), 4) for mean in means]
+
+
+def test_the_validation_logits_come_before_the_refit_on_every_row_and_errors_reach_both_waits(monkeypatch):
+    from textclf.errors import TextclfError
+    from textclf.training import wide
+
+    texts, labels = _noisy_rows()
+    refits, seen = [], []
+    fit_part = wide._fit_part
+    monkeypatch.setattr(wide, "_fit_part", lambda *args, **kwargs: refits.append(1) or fit_part(*args, **kwargs))
+    original = wide.fit_linear
+    monkeypatch.setattr(wide, "fit_linear", lambda *args, on_validation=None, **kwargs: original(
+        *args, on_validation=lambda logits, scale: seen.append(len(refits)) or on_validation(logits, scale), **kwargs))
+    classes = sorted(set(labels))
+    targets = np.array([classes.index(label) for label in labels])
+    background = wide.LinearFitsInBackground(classes, _Rows(texts[:120], targets[:120]),
+                                             _Rows(texts[120:], targets[120:]), seed=0)
+    valid_logits, scale = background.validation()
+    fits = background.result()
+    # Cross-validated on every row: the validation logits are the search's, known before the one refit.
+    assert (seen, len(refits)) == ([0], 1)
+    assert valid_logits is fits.valid_logits and scale == fits.temperature
+    failing = wide.LinearFitsInBackground([*classes, "never seen"], _Rows(texts[:120], targets[:120]),
+                                          _Rows(texts[120:], targets[120:]), seed=0)
+    for wait in (failing.validation, failing.result):
+        with pytest.raises(TextclfError, match="`wide` needs rows of every class; the training rows hold 3 of 4"):
+            wait()

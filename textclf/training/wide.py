@@ -121,11 +121,13 @@ class LinearFits:
     temperature: float = 1.0
 
 
-def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None) -> LinearFits:
+def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None, on_validation=None) -> LinearFits:
     """Chooses and fits the linear part on the training and validation rows' texts (not the recurrent model).
 
     ``positions``: each row's place in the user's file (training rows, then validation rows), so the
     cross-validation's folds and the final fit see the rows in the file's order, as the strongest baseline does.
+    ``on_validation(valid_logits, temperature)`` is called as soon as those are known, before the final refit on
+    every row (early stopping needs only them).
     """
     texts = list(train_rows.texts) + list(valid_rows.texts)
     targets = np.concatenate([train_rows.class_indices(), valid_rows.class_indices()])
@@ -152,30 +154,39 @@ def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None) -> Li
             held = dict(zip(picked[out].tolist(), logits[out]))
             scale = temperature(logits[out], targets[picked][out])
         how = {"method": chosen.why, "scores": scores}
-    final = _fit_part(counts, rows, targets, choice, seed, None if positions is None else positions[rows])
+    refit = []  # The final part, fitted once, when first needed.
+
+    def final():
+        if not refit:
+            refit.append(_fit_part(counts, rows, targets, choice, seed, None if positions is None else positions[rows]))
+        return refit[0]
+
     valid_logits = _valid_logits(held, counts, rows, train_count, targets, choice, final, valid_rows, seed)
     if scale is None:  # The search drew rows: calibrated on the refit's logits, as the blend sees them.
         scale = temperature(valid_logits, targets[len(train_rows):])
+    if on_validation is not None:
+        on_validation(valid_logits, scale)
     report = {"features": choice.features, "C": choice.C, "class_weight": choice.class_weight or "none", **how,
               "temperature": round(scale, 4)}
     log(f"wide branch: {choice.features}, C={choice.C:g}, class weight {report['class_weight']} "
         f"({how['method']})")
-    return LinearFits(valid_logits, final, report, scale)
+    return LinearFits(valid_logits, final(), report, scale)
 
 
 def _valid_logits(held, counts, rows, train_count, targets, choice, final, valid_rows, seed) -> np.ndarray:
     """The validation rows' logits from linear models that did not see them: the search's where it held the row
     out, else ``choice`` fitted on the training rows of ``rows``.  Rows outside ``rows`` (more than
-    :data:`MAX_ROWS`) get ``final``'s, which saw none of them."""
+    :data:`MAX_ROWS`) get those of ``final()``, the part that saw none of them."""
     first = len(targets) - len(valid_rows)  # Position of the first validation row in texts.
     wanted = [position for position in rows[train_count:].tolist() if position not in held]
     if wanted:
         part = _fit_part(counts, rows[:train_count], targets, choice, seed)
         held.update(zip(wanted, _part_logits(part, [counts.texts[position] for position in wanted])))
-    logits = np.zeros((len(valid_rows), final.kernel.shape[1]), np.float32)
+    classes = int(targets.max()) + 1
+    logits = np.zeros((len(valid_rows), 1 if classes == 2 else classes), np.float32)
     missing = [index for index in range(len(valid_rows)) if first + index not in held]
     if missing:
-        logits[missing] = _part_logits(final, [counts.texts[first + index] for index in missing])
+        logits[missing] = _part_logits(final(), [counts.texts[first + index] for index in missing])
     for index in range(len(valid_rows)):
         if first + index in held:
             logits[index] = held[first + index]
@@ -195,24 +206,38 @@ def _part_logits(part: LinearPart, texts) -> np.ndarray:
 
 
 class LinearFitsInBackground:
-    """:func:`fit_linear` in a thread, started before the recurrent model trains; :meth:`result` waits for it.
+    """:func:`fit_linear` in a thread, started before the recurrent model trains; :meth:`validation` waits for the
+    validation rows' logits, :meth:`result` for every fit.
 
     The fits need only the rows' texts, so they overlap the epochs: scikit-learn's solver runs mostly on one
-    core, and the recurrent loop's small per-step products do not keep every core busy.  A daemon thread, so an
-    interrupted run does not wait for it.
+    core, and the recurrent loop's small per-step products do not keep every core busy.  The refit on every row
+    runs while training goes on.  A daemon thread, so an interrupted run does not wait for it.
     """
 
     def __init__(self, classes, train_rows, valid_rows, seed: int, positions=None):
-        self._fits, self._error = None, None
+        self._fits, self._error, self._validation = None, None, None
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(classes, train_rows, valid_rows, seed, positions),
                                         name="textclf-wide", daemon=True)
         self._thread.start()
 
     def _run(self, *arguments):
         try:
-            self._fits = fit_linear(*arguments)
-        except BaseException as error:  # Raised again in the caller's thread by result().
+            self._fits = fit_linear(*arguments, on_validation=self._validated)
+        except BaseException as error:  # Raised again in the caller's thread by validation() and result().
             self._error = error
+        self._ready.set()
+
+    def _validated(self, valid_logits, scale):
+        self._validation = valid_logits, scale
+        self._ready.set()
+
+    def validation(self) -> tuple:
+        """``(valid_logits, temperature)`` (:class:`LinearFits`), once known; an error of the fits is raised here."""
+        self._ready.wait()
+        if self._validation is None:
+            raise self._error
+        return self._validation
 
     def result(self) -> LinearFits:
         """The fits, once done; an error of the fits is raised here."""
@@ -227,16 +252,17 @@ class BlendMonitor:
 
     What the model would score if training stopped now; on data where the linear part is far ahead the blend is
     that part alone, the score stays level and training stops after ``patience`` epochs.  The first call waits for
-    the linear fits, so every run (and a resumed one) stops at the same epoch whatever the threads' timing.
+    the linear part's validation logits, so every run (and a resumed one) stops at the same epoch whatever the
+    threads' timing.
     """
 
     def __init__(self, linear: LinearFitsInBackground, valid_rows):
         self.linear, self.valid_rows, self.targets = linear, valid_rows, valid_rows.class_indices()
 
     def __call__(self, model) -> float:
-        fits, call = self.linear.result(), compiled_call(model)
+        (valid_logits, scale), call = self.linear.validation(), compiled_call(model)
         recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in self.valid_rows.batches(1024)])
-        return choose_blend(recurrent, fits.valid_logits, self.targets, fits.temperature)[2]["blend"]
+        return choose_blend(recurrent, valid_logits, self.targets, scale)[2]["blend"]
 
 
 def with_wide(model, config, vocabulary_size, classes, part: LinearPart, scales, blend_bias):
