@@ -38,16 +38,16 @@ def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_tw
         monkeypatch):
     from textclf.training import linear_choice
 
-    monkeypatch.setattr(linear_choice, "SEARCH_MAX_COST", CV_MAX_COST)  # The holdout's budget holds every row here.
     targets, train_count = rows_of([400, 400], [100, 100])
-    full = CV_MAX_COST / (FULL * 4 * len(targets))  # 5-fold cross-validation fits 4 rows in 5, 5 times.
+    full = SEARCH_MAX_COST / (FULL * 4 * len(targets))  # 5-fold cross-validation fits 4 rows in 5, 5 times.
     assert plan(targets, train_count, full * 0.999, seed=0).grid == "full"
     two_stage = plan(targets, train_count, full * 1.01, seed=0)
     assert (two_stage.method, two_stage.grid, two_stage.folds) == ("cross-validation", "two-stage", 5)
     assert two_stage.why == "5-fold cross-validated macro-F1 on 1,000 rows, two-stage grid"
     at_budget = CV_MAX_COST / (TWO_STAGE * 4 * len(targets))
     assert plan(targets, train_count, at_budget * 0.999, seed=0).method == "cross-validation"
-    # Above it the holdout, 4 times cheaper, fits every training row.
+    # Above it the holdout, 4 times cheaper, fits every training row (here where its own budget holds them).
+    monkeypatch.setattr(linear_choice, "SEARCH_MAX_COST", CV_MAX_COST)
     chosen = plan(targets, train_count, at_budget * 1.01, seed=0)
     assert (chosen.method, chosen.folds, chosen.grid, chosen.rows.tolist()) == ("holdout", 1, "two-stage",
                                                                                list(range(1000)))

@@ -23,8 +23,8 @@ FOLDS = 5
 # n-grams in fewer training rows than this are left out (TfidfVectorizer's min_df).
 MIN_ROWS = 2
 # The cost of a search: fits x their rows x n-grams per row x outputs; Newton-CG's time grows about linearly with
-# it (docs/RESULTS.md, "How the wide branch chooses").  Cross-validation on every row gets the larger budget: on
-# small data the holdout's validation rows are too few to rank the choices.
+# it (docs/RESULTS.md, "How the wide branch chooses").  The two-stage grid's cross-validation gets the larger
+# budget: on small data the holdout's validation rows are too few to rank the choices.
 CV_MAX_COST = 2_000_000_000
 SEARCH_MAX_COST = 400_000_000
 
@@ -68,18 +68,18 @@ def grid_size(grid: str) -> int:
 def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) -> Plan:
     """The search for rows whose first ``train_count`` are training rows and the rest validation rows.
 
-    ``cost_per_row``: n-grams per row (every analyzer of the grid) x outputs.  The first within
-    :data:`CV_MAX_COST` of: cross-validation of the full grid on every row (the strongest baseline's own search,
-    so where the linear part stands alone the model is that baseline), then of the two-stage grid.  Else, within
-    :data:`SEARCH_MAX_COST`: the holdout where the validation rows hold every class, its training rows drawn at
-    random down to that cost; or cross-validation on rows drawn at random.  No search when a class has a single
-    row and no validation row.
+    ``cost_per_row``: n-grams per row (every analyzer of the grid) x outputs.  In order: cross-validation of the
+    full grid on every row within :data:`SEARCH_MAX_COST` (the strongest baseline's own search, so where the
+    linear part stands alone the model is that baseline); of the two-stage grid within :data:`CV_MAX_COST`; the
+    holdout where the validation rows hold every class, its training rows drawn at random down to
+    :data:`SEARCH_MAX_COST`; cross-validation on rows drawn at random.  No search when a class has a single row
+    and no validation row.
     """
     count, counts = len(targets), np.bincount(targets)
     folds = min(FOLDS, int(counts.min()))  # As the strongest baseline: every class in every held fold.
-    for grid in ("full", "two-stage"):
+    for grid, budget in (("full", SEARCH_MAX_COST), ("two-stage", CV_MAX_COST)):
         cv_cost = grid_size(grid) * (folds - 1) * count * cost_per_row
-        if folds >= 2 and cv_cost <= CV_MAX_COST:
+        if folds >= 2 and cv_cost <= budget:
             return Plan("cross-validation", np.arange(count), folds,
                         f"{folds}-fold cross-validated macro-F1 on {count:,} rows, {grid} grid", grid)
     choices = grid_size("two-stage")
