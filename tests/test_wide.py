@@ -353,7 +353,8 @@ def test_a_holdout_on_drawn_training_rows_calibrates_on_the_refit_of_the_trainin
     monkeypatch.setattr(linear_choice, "SEARCH_MAX_COST", 200_000)
     fits, classes, train, valid = _fit_linear_as_train_does(texts, labels)
     method = fits.report["method"]
-    assert method.startswith("macro-F1 on the 30 validation rows, fitted on ") and "cross-validation would cost" in method
+    assert method.startswith("macro-F1 on the 30 validation rows, fitted on ")
+    assert "two-stage grid; cross-validation would cost" in method
     assert len(fits.report["scores"]) == 7  # The two-stage grid.
     # The validation rows' logits come from the choice refitted on the 120 training rows, and calibrate the part.
     ordered = [texts[row] for row in train] + [texts[row] for row in valid]

@@ -151,7 +151,8 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
     classes = check_labels(all_train, given_valid if given_valid is not None else all_train, config)
     split = None if given_valid is not None else stratified_split(all_train.labels, config.validation_fraction,
                                                                   config.seed)
-    train_data, valid_data, checks, fingerprints, positions = check_in_memory(config, all_train, given_valid, split, classes)
+    train_data, valid_data, checks, fingerprints, positions = check_in_memory(config, all_train, given_valid, split,
+                                                                              classes)
     log(checks.summary())
     log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
         f"{len(classes)} labels ({task_of(config, classes)}): {', '.join(classes[:10])}")
