@@ -88,6 +88,18 @@ def test_without_validation_rows_of_a_class_costly_data_is_cross_validated_on_dr
                           "two-stage grid")
 
 
+def test_a_thousand_classes_of_two_rows_without_validation_rows_leave_no_search_when_every_row_costs_too_much():
+    targets, train_count = rows_of([2] * 1000, [0] * 1000)
+    # Drawn rows must still hold 2 rows of every class: all 2,000 rows, whatever the draw's budget.
+    chosen = plan(targets, train_count, cost_per_row=200_000.0, seed=0)
+    assert (chosen.method, chosen.rows.tolist()) == ("fixed", [])
+    assert chosen.why == (f"cross-validation on the 2,000 rows that hold 2 of every class would cost "
+                          f"{7 * 1 * 2000 * 200_000:,.0f}, above {CV_MAX_COST:,}")
+    # Where rows are cheap, every row is cross-validated.
+    cheap = plan(targets, train_count, cost_per_row=100.0, seed=0)
+    assert (cheap.method, cheap.folds, len(cheap.rows)) == ("cross-validation", 2, 2000)
+
+
 def test_a_class_with_one_row_and_no_validation_row_leaves_no_search():
     targets, train_count = rows_of([50, 1], [10, 0])
     chosen = plan(targets, train_count, cost_per_row=10.0, seed=0)

@@ -72,8 +72,9 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
     full grid on every row within :data:`SEARCH_MAX_COST` (the strongest baseline's own search, so where the
     linear part stands alone the model is that baseline); of the two-stage grid within :data:`CV_MAX_COST`; the
     holdout where the validation rows hold every class, its training rows drawn at random down to
-    :data:`SEARCH_MAX_COST`; cross-validation on rows drawn at random.  No search when a class has a single row
-    and no validation row.
+    :data:`SEARCH_MAX_COST`; cross-validation on rows drawn at random, while the rows every class needs cost at
+    most :data:`CV_MAX_COST` (many classes of 2 rows each: no search).  No search when a class has a single row and
+    no validation row.
     """
     count, counts = len(targets), np.bincount(targets)
     folds = min(FOLDS, int(counts.min()))  # As the strongest baseline: every class in every held fold.
@@ -92,8 +93,12 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
     if folds >= 2:
         rows = _within(np.arange(count), targets, SEARCH_MAX_COST / (choices * (folds - 1) * cost_per_row), folds,
                        seed)
-        return Plan("cross-validation", rows, folds, f"{folds}-fold cross-validated macro-F1 on {len(rows):,} rows "
-                    f"drawn at random of {count:,}, two-stage grid", "two-stage")
+        drawn_cost = choices * (folds - 1) * len(rows) * cost_per_row  # Every class's rows can exceed the draw.
+        if drawn_cost <= CV_MAX_COST:
+            return Plan("cross-validation", rows, folds, f"{folds}-fold cross-validated macro-F1 on {len(rows):,} "
+                        f"rows drawn at random of {count:,}, two-stage grid", "two-stage")
+        return Plan("fixed", np.arange(0), 0, f"cross-validation on the {len(rows):,} rows that hold {folds} of "
+                    f"every class would cost {drawn_cost:,.0f}, above {CV_MAX_COST:,}")
     return Plan("fixed", np.arange(0), 0, "a class has one row, too few to score choices on")
 
 
