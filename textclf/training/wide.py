@@ -141,12 +141,13 @@ def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None, on_va
     counts, train_count = NgramCounts(texts), int(np.count_nonzero(rows < len(train_rows)))
     outputs = 1 if len(classes) == 2 else len(classes)
     chosen = plan(targets[rows], train_count, counts.cost_per_row(rows, outputs, seed), seed)
+    order = None if positions is None else positions[rows]  # The rows' places in the file.
     held, scale = {}, None  # held: position in texts -> logits of a linear model that did not see the row
     if chosen.method == "fixed":
         choice, how, scale = Choice(*FALLBACK), {"method": f"fixed: {chosen.why}"}, 1.0
     else:
         picked = rows[chosen.rows]
-        splits = splits_of(chosen, targets[rows], train_count, None if positions is None else positions[rows])
+        splits = splits_of(chosen, targets[rows], train_count, order)
         matrices = {analyzer: counts(analyzer, picked)[0] for analyzer in ANALYZERS}
         choice, logits, scores = search(matrices, targets[picked], splits, seed, chosen.grid)
         out = np.unique(np.concatenate([held_rows for _, held_rows in splits]))
@@ -158,7 +159,7 @@ def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None, on_va
 
     def final():
         if not refit:
-            refit.append(_fit_part(counts, rows, targets, choice, seed, None if positions is None else positions[rows]))
+            refit.append(_fit_part(counts, rows, targets, choice, seed, order))
         return refit[0]
 
     valid_logits = _valid_logits(held, counts, rows, train_count, targets, choice, final, valid_rows, seed)
