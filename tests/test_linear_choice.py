@@ -34,7 +34,7 @@ def test_small_data_is_cross_validated_on_every_row_in_the_strongest_baselines_f
     assert sorted(in_file[1][1].tolist()) == [*range(300, 400), *range(700, 800)]
 
 
-def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_two_stage_grid_then_the_holdout(
+def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_two_stage_grid_in_fewer_folds_then_the_holdout(
         monkeypatch):
     from textclf.training import linear_choice
 
@@ -44,9 +44,17 @@ def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_tw
     two_stage = plan(targets, train_count, full * 1.01, seed=0)
     assert (two_stage.method, two_stage.grid, two_stage.folds) == ("cross-validation", "two-stage", 5)
     assert two_stage.why == "5-fold cross-validated macro-F1 on 1,000 rows, two-stage grid"
-    at_budget = CV_MAX_COST / (TWO_STAGE * 4 * len(targets))
-    assert plan(targets, train_count, at_budget * 0.999, seed=0).method == "cross-validation"
-    # Above it the holdout, 4 times cheaper, fits every training row (here where its own budget holds them).
+    # k folds fit (k - 1) rows in k, k times: as the cost per row grows, 4, then 3, then 2 folds fit the budget.
+    for folds in (5, 4, 3, 2):
+        at_budget = CV_MAX_COST / (TWO_STAGE * (folds - 1) * len(targets))
+        chosen = plan(targets, train_count, at_budget * 0.999, seed=0)
+        assert (chosen.method, chosen.folds, chosen.grid, len(chosen.rows)) == (
+            "cross-validation", folds, "two-stage", 1000)
+        assert chosen.why == f"{folds}-fold cross-validated macro-F1 on 1,000 rows, two-stage grid"
+        if folds > 2:
+            assert plan(targets, train_count, at_budget * 1.001, seed=0).folds == folds - 1
+    # Above 2 folds' cost the holdout, which fits every training row here where its own budget holds them.
+    at_budget = CV_MAX_COST / (TWO_STAGE * len(targets))
     monkeypatch.setattr(linear_choice, "SEARCH_MAX_COST", CV_MAX_COST)
     chosen = plan(targets, train_count, at_budget * 1.01, seed=0)
     assert (chosen.method, chosen.folds, chosen.grid, chosen.rows.tolist()) == ("holdout", 1, "two-stage",
@@ -54,7 +62,16 @@ def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_tw
     [(fitted, held)] = splits_of(chosen, targets, train_count)
     assert fitted.tolist() == list(range(800)) and held.tolist() == list(range(800, 1000))
     assert chosen.why == ("macro-F1 on the 200 validation rows, fitted on 800 training rows, two-stage grid; "
-                          f"cross-validation would cost {CV_MAX_COST * 1.01:,.0f}, above {CV_MAX_COST:,}")
+                          f"2-fold cross-validation would cost {CV_MAX_COST * 1.01:,.0f}, above {CV_MAX_COST:,}")
+
+
+def test_fewer_folds_keep_every_class_in_every_held_fold():
+    targets, train_count = rows_of([400, 7], [100, 2])
+    chosen = plan(targets, train_count, CV_MAX_COST / (TWO_STAGE * 2 * len(targets)) * 0.999, seed=0)
+    assert (chosen.method, chosen.folds, chosen.grid) == ("cross-validation", 3, "two-stage")
+    folds = splits_of(chosen, targets, train_count)
+    assert [np.count_nonzero(targets[held] == 1) for _, held in folds] == [3, 3, 3]
+    assert sorted(np.concatenate([held for _, held in folds]).tolist()) == list(range(509))
 
 
 def test_a_class_of_three_rows_gives_three_folds_as_the_strongest_baseline_makes():

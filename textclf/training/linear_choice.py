@@ -70,25 +70,29 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
 
     ``cost_per_row``: n-grams per row (every analyzer of the grid) x outputs.  In order: cross-validation of the
     full grid on every row within :data:`SEARCH_MAX_COST` (the strongest baseline's own search, so where the
-    linear part stands alone the model is that baseline); of the two-stage grid within :data:`CV_MAX_COST`; the
-    holdout where the validation rows hold every class, its training rows drawn at random down to
+    linear part stands alone the model is that baseline); of the two-stage grid within :data:`CV_MAX_COST`, in as
+    many of those folds as it holds, down to 2; the holdout where the validation rows hold every class, its training rows drawn at random down to
     :data:`SEARCH_MAX_COST`; cross-validation on rows drawn at random, while the rows every class needs cost at
     most :data:`CV_MAX_COST` (many classes of 2 rows each: no search).  No search when a class has a single row and
     no validation row.
     """
     count, counts = len(targets), np.bincount(targets)
     folds = min(FOLDS, int(counts.min()))  # As the strongest baseline: every class in every held fold.
-    for grid, budget in (("full", SEARCH_MAX_COST), ("two-stage", CV_MAX_COST)):
-        cv_cost = grid_size(grid) * (folds - 1) * count * cost_per_row
-        if folds >= 2 and cv_cost <= budget:
-            return Plan("cross-validation", np.arange(count), folds,
-                        f"{folds}-fold cross-validated macro-F1 on {count:,} rows, {grid} grid", grid)
+    # The full grid in the baseline's folds; else the two-stage grid in as many folds as the budget holds, down to
+    # 2: every row is scored, where the holdout scores the validation rows alone (a fifth of them) for about the
+    # cost of 2 folds (docs/RESULTS.md, "How the wide branch chooses").
+    for grid, budget, fewest in (("full", SEARCH_MAX_COST, folds), ("two-stage", CV_MAX_COST, 2)):
+        for k in range(folds, max(fewest, 2) - 1, -1):
+            if grid_size(grid) * (k - 1) * count * cost_per_row <= budget:
+                return Plan("cross-validation", np.arange(count), k,
+                            f"{k}-fold cross-validated macro-F1 on {count:,} rows, {grid} grid", grid)
     choices = grid_size("two-stage")
+    cv_cost = choices * count * cost_per_row  # Two-stage, 2 folds: the cheapest cross-validation of every row.
     if np.bincount(targets[train_count:], minlength=len(counts)).min() >= 1:
         fitted = _within(np.arange(train_count), targets, SEARCH_MAX_COST / (choices * cost_per_row), 1, seed)
         return Plan("holdout", np.concatenate([fitted, np.arange(train_count, count)]), 1,
                     f"macro-F1 on the {count - train_count:,} validation rows, fitted on {len(fitted):,} training "
-                    f"rows, two-stage grid; cross-validation would cost {cv_cost:,.0f}, above {CV_MAX_COST:,}",
+                    f"rows, two-stage grid; 2-fold cross-validation would cost {cv_cost:,.0f}, above {CV_MAX_COST:,}",
                     "two-stage")
     if folds >= 2:
         rows = _within(np.arange(count), targets, SEARCH_MAX_COST / (choices * (folds - 1) * cost_per_row), folds,
