@@ -47,6 +47,40 @@ def test_any_text_gives_scikit_learns_ngrams(text, analyzer):
     assert sorted(ngram_keys(tf.constant([text]), analyzer)[0].numpy().tolist()) == scikit_learn_keys(text, analyzer)
 
 
+TEXTS = st.lists(st.sampled_from(ALPHABET), max_size=30).map("".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(TEXTS, min_size=1, max_size=6), st.sampled_from(ANALYZERS))
+def test_each_row_of_a_batch_gets_its_own_ngrams_though_words_are_counted_once_per_batch(texts, analyzer):
+    keys = ngram_keys(tf.constant(texts), analyzer)
+    assert [sorted(row.tolist()) for row in keys.numpy()] == [scikit_learn_keys(text, analyzer) for text in texts]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(TEXTS, min_size=1, max_size=7), st.sampled_from(ANALYZERS), st.integers(1, 4))
+def test_the_count_matrix_is_count_vectorizers_in_any_batch_size(texts, analyzer, batch_size):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counts, keys = count_matrix(texts, analyzer, batch_size=batch_size)
+    kind, low, high = analyzer
+    build = CountVectorizer(analyzer=kind, ngram_range=(low, high), lowercase=True).build_analyzer()
+    expected = [sorted(hashed(build(text))) for text in texts]
+    got = [sorted(np.repeat(keys[row.indices], row.data.astype(int)).tolist()) for row in counts]
+    assert got == expected
+    assert keys.tolist() == sorted(set(keys.tolist()))
+
+
+def test_a_word_repeated_across_rows_counts_in_each_row():
+    counts, keys = count_matrix(["aa aa b", "b aa", "c"], ("char_wb", 2, 2))
+    # " aa " gives " a", "aa", "a "; " b " gives " b", "b "; " c " gives " c", "c ".
+    dense = {key: counts[:, column].toarray().ravel().tolist() for column, key in enumerate(keys.tolist())}
+    assert dense[hashed(["aa"])[0]] == [2, 1, 0]
+    assert dense[hashed([" b"])[0]] == [1, 1, 0]
+    assert dense[hashed([" c"])[0]] == [0, 0, 1]
+    assert counts.shape == (3, 7)
+
+
 def test_the_count_matrix_counts_each_rows_ngrams():
     counts, keys = count_matrix(["ab ab", "ab", ""], ("word", 1, 2))
     ab, pair = hashed(["ab"])[0], hashed(["ab ab"])[0]

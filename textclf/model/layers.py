@@ -120,7 +120,7 @@ class NgramTfidfLogits(keras.layers.Layer):
     def call(self, text):
         import tensorflow as tf
 
-        from textclf.text.ngrams import ngram_keys
+        from textclf.text.ngrams import ngrams_of
 
         text = tf.reshape(text, [-1])
         rows = tf.shape(text, out_type=tf.int64)[0]
@@ -128,14 +128,20 @@ class NgramTfidfLogits(keras.layers.Layer):
         for analyzer, size, (keys, idf, kernel) in zip(self.analyzers, self.sizes, self.parts):
             if size == 0:
                 continue
-            grams = ngram_keys(text, analyzer)
+            bag = ngrams_of(text, analyzer)
             table = tf.convert_to_tensor(keys)
-            position = tf.minimum(tf.searchsorted(table, grams.flat_values, out_type=tf.int64), size - 1)
-            found = tf.gather(table, position) == grams.flat_values
-            row, feature = tf.boolean_mask(grams.value_rowids(), found), tf.boolean_mask(position, found)
+            position = tf.minimum(tf.searchsorted(table, bag.keys, out_type=tf.int64), size - 1)
+            found = tf.gather(table, position) == bag.keys
+            row, feature = tf.boolean_mask(bag.key_units, found), tf.boolean_mask(position, found)
+            weight = tf.ones_like(row, tf.float32)
+            if bag.pair_units is not None:  # Units are distinct words: each row's n-grams are its words', counted.
+                per_unit = tf.RaggedTensor.from_value_rowids(feature, row, nrows=bag.units, validate=False)
+                expanded = tf.gather(per_unit, bag.pair_units)
+                pair, feature = expanded.value_rowids(), expanded.flat_values
+                row, weight = tf.gather(bag.pair_rows, pair), tf.gather(bag.pair_counts, pair)
             # One entry per (row, n-gram) with its count, then the sublinear TF-IDF value and the row's L2 norm.
             unique, index = tf.unique(row * size + feature)
-            counts = tf.math.unsorted_segment_sum(tf.ones_like(index, tf.float32), index, tf.size(unique))
+            counts = tf.math.unsorted_segment_sum(weight, index, tf.size(unique))
             row, feature = unique // size, unique % size
             values = (1.0 + tf.math.log(counts)) * tf.gather(tf.convert_to_tensor(idf), feature)
             norms = tf.sqrt(tf.math.unsorted_segment_sum(values * values, row, rows))

@@ -16,6 +16,8 @@ vocabulary is a sorted key array the graph searches, as the model saves weights 
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 from textclf.errors import TextclfError
 
@@ -43,39 +45,76 @@ def check_analyzer(analyzer) -> tuple[str, int, int]:
     return str(kind), int(low), int(high)
 
 
-def ngram_keys(text, analyzer):
-    """int64 ``RaggedTensor [batch, None]``: the hashed n-grams of each text of a ``[batch]`` string tensor."""
+class Ngrams(typing.NamedTuple):
+    """A batch's n-grams, counted per distinct word: row ``pair_rows[i]`` holds ``pair_counts[i]`` times the n-grams
+    of unit ``pair_units[i]``, and a unit's n-grams are the ``keys`` whose ``key_units`` (sorted) name it.
+
+    For ``char_wb`` a unit is a distinct whitespace-separated word of the batch: long texts repeat their words, so
+    hashing and looking up each distinct word's n-grams once is a fraction of the work (docs/PERFORMANCE.md,
+    "Serving").  For ``word`` (n-grams span words) a unit is a row, once: the pairs are ``None``.
+    """
+
+    keys: object  # int64 [K]
+    key_units: object  # int64 [K], sorted
+    units: object  # int64 scalar
+    pair_rows: object = None  # int64 [P]
+    pair_units: object = None  # int64 [P]
+    pair_counts: object = None  # float32 [P]
+
+
+def ngrams_of(text, analyzer) -> Ngrams:
+    """The hashed n-grams of each text of a ``[batch]`` string tensor."""
     import tensorflow as tf
 
     kind, low, high = check_analyzer(analyzer)
     lowered = tf.strings.lower(text, encoding="utf-8")
+    rows = tf.shape(text, out_type=tf.int64)[0]
     if kind == "word":
         tokens = tf.strings.split(tf.strings.regex_replace(lowered, _NOT_WORD, " "))
         tokens = tf.ragged.boolean_mask(tokens, tf.strings.length(tokens, unit="UTF8_CHAR") >= 2)
         grams = tf.strings.ngrams(tokens, tuple(range(low, high + 1)), separator=" ")
-    else:
-        words = tf.strings.split(tf.strings.regex_replace(lowered, _WHITESPACE, " "))
-        padded = words.with_flat_values(tf.strings.join([" ", words.flat_values, " "]))  # Scalars broadcast.
-        characters = tf.strings.unicode_split(padded, "UTF-8")  # [batch, words, characters]
-        grams = tf.concat([tf.strings.ngrams(characters, n, separator="") for n in range(low, high + 1)], axis=2)
-        grams = grams.merge_dims(1, 2)
-    return grams.with_flat_values(tf.strings.to_hash_bucket_fast(grams.flat_values, _BUCKETS))
+        return Ngrams(tf.strings.to_hash_bucket_fast(grams.flat_values, _BUCKETS), grams.value_rowids(), rows)
+    words = tf.strings.split(tf.strings.regex_replace(lowered, _WHITESPACE, " "))
+    distinct, word_index = tf.unique(words.flat_values, out_idx=tf.int64)
+    units = tf.size(distinct, out_type=tf.int64)
+    # (row, distinct word) pairs and how often the row holds the word.
+    pairs, pair_index = tf.unique(words.value_rowids() * units + word_index, out_idx=tf.int64)
+    pair_counts = tf.math.unsorted_segment_sum(tf.ones_like(pair_index, tf.float32), pair_index, tf.size(pairs))
+    padded = tf.strings.join([" ", distinct, " "])  # Scalars broadcast.
+    characters = tf.strings.unicode_split(padded, "UTF-8")  # [units, characters]
+    grams = tf.concat([tf.strings.ngrams(characters, n, separator="") for n in range(low, high + 1)], axis=1)
+    divisor = tf.maximum(units, 1)
+    return Ngrams(tf.strings.to_hash_bucket_fast(grams.flat_values, _BUCKETS), grams.value_rowids(), units,
+                  pairs // divisor, pairs % divisor, pair_counts)
+
+
+def ngram_keys(text, analyzer):
+    """int64 ``RaggedTensor [batch, None]``: each text's hashed n-grams, one per occurrence (:func:`ngrams_of`
+    expanded; for tests and explanations)."""
+    import tensorflow as tf
+
+    bag = ngrams_of(text, analyzer)
+    if bag.pair_units is None:
+        return tf.RaggedTensor.from_value_rowids(bag.keys, bag.key_units, nrows=bag.units)
+    per_unit = tf.RaggedTensor.from_value_rowids(bag.keys, bag.key_units, nrows=bag.units)
+    repeated = tf.repeat(bag.pair_units, tf.cast(bag.pair_counts, tf.int64))
+    rows = tf.repeat(bag.pair_rows, tf.cast(bag.pair_counts, tf.int64))
+    expanded = tf.gather(per_unit, repeated)
+    return tf.RaggedTensor.from_value_rowids(expanded.flat_values, tf.gather(rows, expanded.value_rowids()),
+                                             nrows=tf.shape(text, out_type=tf.int64)[0])
 
 
 _KEY_FUNCTIONS = {}
 
 
 def _key_function(analyzer):
-    """``ngram_keys`` for ``analyzer`` as one traced function (one trace per analyzer per process)."""
+    """:func:`ngrams_of` for ``analyzer`` as one traced function (one trace per analyzer per process)."""
     if analyzer not in _KEY_FUNCTIONS:
         import tensorflow as tf
 
-        def keys(text):
-            ragged = ngram_keys(text, analyzer)
-            return ragged.flat_values, ragged.row_lengths()
-
-        _KEY_FUNCTIONS[analyzer] = tf.function(keys, input_signature=[tf.TensorSpec([None], tf.string)],
-                                               autograph=False)
+        _KEY_FUNCTIONS[analyzer] = tf.function(lambda text: tuple(part for part in ngrams_of(text, analyzer)
+                                                                  if part is not None),
+                                               input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     return _KEY_FUNCTIONS[analyzer]
 
 
@@ -84,17 +123,25 @@ def count_matrix(texts, analyzer, batch_size: int = 256):
     from scipy import sparse
 
     analyzer = check_analyzer(analyzer)
-    function, flat, lengths = _key_function(analyzer), [], []
+    function, rows, keys, values = _key_function(analyzer), [], [], []
     texts = list(texts)
     for start in range(0, len(texts), batch_size):
-        values, row_lengths = function(np.asarray(texts[start:start + batch_size], dtype=object))
-        flat.append(values.numpy())
-        lengths.append(row_lengths.numpy())
-    flat = np.concatenate(flat) if flat else np.zeros(0, np.int64)
-    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        batch = texts[start:start + batch_size]
+        bag = Ngrams(*(part.numpy() for part in function(np.asarray(batch, dtype=object))))
+        batch_keys, columns = np.unique(bag.keys, return_inverse=True)
+        counted = sparse.csr_matrix((np.ones(len(bag.keys)), (bag.key_units, columns.ravel())),
+                                    shape=(int(bag.units), len(batch_keys)))
+        if bag.pair_units is not None:  # [rows, units] pair counts x [units, keys] n-gram counts.
+            pairs = sparse.csr_matrix((bag.pair_counts.astype(np.float64), (bag.pair_rows, bag.pair_units)),
+                                      shape=(len(batch), int(bag.units)))
+            counted = pairs @ counted
+        counted = counted.tocoo()
+        rows.append(counted.row.astype(np.int64) + start)
+        keys.append(batch_keys[counted.col])
+        values.append(counted.data)
+    flat = np.concatenate(keys) if keys else np.zeros(0, np.int64)
     keys, columns = np.unique(flat, return_inverse=True)
-    rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-    counts = sparse.csr_matrix((np.ones(len(flat), np.float64), (rows, columns.ravel())),
-                               shape=(len(texts), len(keys)))
+    counts = sparse.csr_matrix((np.concatenate(values) if values else np.zeros(0), (
+        np.concatenate(rows) if rows else np.zeros(0, np.int64), columns.ravel())), shape=(len(texts), len(keys)))
     counts.sum_duplicates()
     return counts, keys.astype(np.int64)
