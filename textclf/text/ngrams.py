@@ -12,6 +12,8 @@ same function's output (:func:`count_matrix`), so training and serving see the s
 
 Each n-gram is a 63-bit FarmHash fingerprint (``tf.strings.to_hash_bucket_fast``): an int64 key, so the fitted
 vocabulary is a sorted key array the graph searches, as the model saves weights and not string tables.
+``char_wb`` n-grams are made once per distinct word of a batch and counted into each row by the word's count
+(:class:`Ngrams`): the same counts as per occurrence, for a fraction of the work on long texts.
 """
 
 from __future__ import annotations
