@@ -117,6 +117,15 @@ def test_a_thousand_classes_of_two_rows_without_validation_rows_leave_no_search_
     assert (cheap.method, cheap.folds, len(cheap.rows)) == ("cross-validation", 2, 2000)
 
 
+def test_a_class_with_validation_rows_alone_gets_no_holdout_that_would_fit_without_it():
+    # Its one row is a validation row (textclf can drop a training row that repeats another's text): a holdout's
+    # fits would lack the class, and no fold can hold it in both parts.
+    targets, train_count = rows_of([400, 0], [100, 1])
+    chosen = plan(targets, train_count, cost_per_row=10.0, seed=0)
+    assert (chosen.method, chosen.rows.tolist()) == ("fixed", [])
+    assert chosen.why == "a class has one row, too few to score choices on"
+
+
 def test_a_class_with_one_row_and_no_validation_row_leaves_no_search():
     targets, train_count = rows_of([50, 1], [10, 0])
     chosen = plan(targets, train_count, cost_per_row=10.0, seed=0)

@@ -12,7 +12,7 @@ from textclf.text.ngrams import check_analyzer, count_matrix, ngram_keys
 ANALYZERS = [("word", 1, 2), ("char_wb", 2, 5), ("char_wb", 1, 3)]
 # Letters of several scripts, digits, marks, punctuation and Python's whitespace (Unicode spaces included).
 ALPHABET = list("abcXYZé中文好评ÉÀßΣ²٣_'-.,!?😀") + [" ", "  ", "\t", "\n", "\u3000", "\xa0", "\u2003", "\x1c",
-                                                      "\u0301", "\u200b"]
+                                                      "\u0301", "\u200b", "\x00"]
 
 
 def hashed(grams):
@@ -32,6 +32,14 @@ def test_known_texts_give_scikit_learns_ngrams(analyzer):
     keys = ngram_keys(tf.constant(texts), analyzer)
     for row, text in enumerate(texts):
         assert sorted(keys[row].numpy().tolist()) == scikit_learn_keys(text, analyzer)
+
+
+@pytest.mark.parametrize("analyzer", ANALYZERS)
+def test_a_nul_or_a_letter_newer_than_tensorflows_tables_is_lowercased_as_python_does(analyzer):
+    texts = ["AB\x00CD EF", "\u2c2fX\x00\x00Y", "\U00010570Q"]
+    keys = ngram_keys(tf.constant(texts), analyzer)
+    assert [sorted(row.tolist()) for row in keys.numpy()] == [scikit_learn_keys(text, analyzer) for text in texts]
+    assert scikit_learn_keys("AB\x00CD EF", analyzer) != scikit_learn_keys("AB", analyzer)
 
 
 def test_word_ngrams_are_runs_of_two_word_characters_and_their_pairs():

@@ -68,8 +68,10 @@ def ngrams_of(text, analyzer) -> Ngrams:
     """The hashed n-grams of each text of a ``[batch]`` string tensor."""
     import tensorflow as tf
 
+    from textclf.text.rules import lowercase_graph
+
     kind, low, high = check_analyzer(analyzer)
-    lowered = tf.strings.lower(text, encoding="utf-8")
+    lowered = lowercase_graph(text)  # str.lower, as TfidfVectorizer's: tf.strings.lower stops at a NUL.
     rows = tf.shape(text, out_type=tf.int64)[0]
     if kind == "word":
         tokens = tf.strings.split(tf.strings.regex_replace(lowered, _NOT_WORD, " "))

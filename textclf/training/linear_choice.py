@@ -88,7 +88,7 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
                             f"{k}-fold cross-validated macro-F1 on {count:,} rows, {grid} grid", grid)
     choices = grid_size("two-stage")
     cv_cost = choices * count * cost_per_row  # Two-stage, 2 folds: the cheapest cross-validation of every row.
-    if np.bincount(targets[train_count:], minlength=len(counts)).min() >= 1:
+    if min(np.bincount(part, minlength=len(counts)).min() for part in np.split(targets, [train_count])) >= 1:
         fitted = _within(np.arange(train_count), targets, SEARCH_MAX_COST / (choices * cost_per_row), 1, seed)
         return Plan("holdout", np.concatenate([fitted, np.arange(train_count, count)]), 1,
                     f"macro-F1 on the {count - train_count:,} validation rows, fitted on {len(fitted):,} training "
