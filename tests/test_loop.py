@@ -89,7 +89,7 @@ def validation_loss(model, rows):
     return total / count
 
 
-def test_the_loop_returns_the_best_epochs_model_and_follows_the_plateau_rule():
+def test_the_loop_returns_the_best_epochs_model_and_follows_the_plateau_rule(capsys):
     # Validation rows whose labels are the opposite of training's: the validation loss rises as training learns.
     train_pairs = make_rows({"pos": POSITIVE, "neg": NEGATIVE}, 64, seed=3)
     valid_pairs = [(text, "neg" if label == "pos" else "pos") for text, label in make_rows(
@@ -115,6 +115,8 @@ def test_the_loop_returns_the_best_epochs_model_and_follows_the_plateau_rule():
     best = int(np.argmin(losses))
     assert len(losses) == min(best + 1 + config.patience, config.epochs)  # Stopped `patience` epochs after the best.
     assert validation_loss(model, valid_rows) == pytest.approx(losses[best], rel=1e-5)  # The best epoch's weights.
+    assert f"restoring the weights of the best epoch: {best + 1} (lowest val_loss {losses[best]:.4f})" in (
+        capsys.readouterr().err)
     # The plateau rule, replayed from the history: half the rate after an epoch without a 1e-4 improvement.
     rate, plateau_best = config.learning_rate, math.inf
     for epoch, loss in enumerate(losses):
@@ -135,6 +137,19 @@ tf.constant(1.0) + 1.0  # The runtime starts here.
 print(json.dumps({"applied": first, "intra": tf.config.threading.get_intra_op_parallelism_threads(),
                   "again": one_thread_per_op_on_cpu()}))
 """
+
+
+def test_with_a_monitored_score_the_best_epoch_is_the_highest_scores_and_the_log_says_so(capsys):
+    pairs = make_rows({"pos": POSITIVE, "neg": NEGATIVE}, 32, seed=3)
+    config = tiny_config(epochs=6, patience=2)
+    tokenizer = new_tokenizer(config)
+    tokenizer.fit_on_texts([text for text, _ in pairs])
+    rows = TokenizedRows(tokenizer, *zip(*pairs), config, ["neg", "pos"])
+    scores = iter([0.5, 0.75, 0.75, 0.7, 0.9])  # Level is no gain: the second epoch stays best, two epochs on.
+    _, history, _ = run_loop(config, tokenizer, ["neg", "pos"], rows, rows, verbose=0,
+                             monitor=lambda model: next(scores))
+    assert len(history["val_loss"]) == 4
+    assert "restoring the weights of the best epoch: 2 (highest blend val_macro_f1 0.7500)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("environment, expected", [

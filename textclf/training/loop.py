@@ -318,7 +318,9 @@ class _Training:
         """Restores the best epoch's weights; the history of the epochs run, ``{key: [value per epoch]}``."""
         state = self.state
         if int(state.best_epoch) >= 0:
-            log(f"restoring the weights of the best epoch: {int(state.best_epoch) + 1}")
+            best = float(state.best_loss)  # The validation loss, or minus the monitored score.
+            why = f"lowest val_loss {best:.4f}" if self.monitor is None else f"highest blend val_macro_f1 {-best:.4f}"
+            log(f"restoring the weights of the best epoch: {int(state.best_epoch) + 1} ({why})")
             state.restore_best_weights(self.model)
         history = state.history.numpy()[:int(state.epoch)]
         keys = HISTORY_KEYS if self.config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
