@@ -133,3 +133,20 @@ def test_a_char_level_model_with_the_wide_branch_explains_as_in_python(tmp_path)
                                    explain_tokens=6, classes=("alpha", "beta"))
     outputs = assert_served_is_python_occlusion(version, ["ab c", "", "GOOD & DULL"] + texts[:10], 6)
     assert outputs["tokens"][0].tolist() == [b"a", b"b", b" ", b"c", b"", b""]
+
+
+def test_weights_are_drops_from_the_tokens_written_back_whole_not_from_the_texts_punctuation():
+    # A model that reads punctuation (as the wide branch's n-grams do): "!" raises "pos", which no variant written
+    # back from the tokens holds. The weights compare like with like; the label and score are the text's own.
+    class Classifier:
+        classes = ["neg", "pos"]
+        run = type("Run", (), {"config": TrainConfig().replace(max_len=10)})()
+        threshold = None
+
+        def probabilities(self, texts):
+            scores = [0.9 if "!" in text else 0.6 + 0.1 * ("great" in text) for text in texts]
+            return np.array([[1 - score, score] for score in scores])
+
+    explanation = occlusion(Classifier(), "Great movie!")
+    assert (explanation.label, explanation.score, explanation.tokens) == ("pos", 0.9, ["great", "movie"])
+    np.testing.assert_allclose(explanation.weights, [0.1, 0.0], atol=1e-12)

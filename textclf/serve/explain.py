@@ -1,7 +1,9 @@
 """Which words pushed a prediction: occlusion through the exported model.
 
 Each token is removed in turn and the text re-scored (all variants in one batch); a token's weight is how much
-the predicted label's probability drops without it (negative: it argued against the label).  Tokens come from
+the predicted label's probability drops without it (negative: it argued against the label), from the tokens
+written back whole: variants are written from tokens, without the text's punctuation and spacing, which the wide
+branch reads.  Tokens come from
 the export's own rules (``TextRules``), so the explanation is about what the model actually saw; with
 ``cjk_bigrams`` each character is weighed, taking its bigrams with it.  An export with an ``explain`` signature
 computes the same weights in its graph (:mod:`textclf.serve.explain_graph`), and :func:`explain` uses it.
@@ -66,10 +68,12 @@ def occlusion(classifier, text: str, max_tokens: int | None = None) -> Explanati
     units, glue = _units(truncated(every, config.max_len, config.truncating), rules)
     positions = truncated(list(range(len(units))), max_tokens or max(len(units), 1), config.truncating)
     skip = "" if rules.char_level and rules.cjk != "bigrams" else rules.split
+    # Variants are written back from the tokens, without the text's punctuation or spacing, which the wide branch
+    # reads: each is compared with the tokens written back whole (-1 leaves none out), not with the text.
     probabilities = classifier.probabilities([text] + [_variant(units, glue, skip, left_out)
-                                                       for left_out in positions])
+                                                       for left_out in [-1, *positions]])
     best = int(probabilities[0].argmax())
-    drops = [[float(probabilities[0, column]) - float(row[column]) for row in probabilities[1:]]
+    drops = [[float(probabilities[1, column]) - float(row[column]) for row in probabilities[2:]]
              for column in range(probabilities.shape[1])]
     threshold = getattr(classifier, "threshold", None)
     label_weights = None if threshold is None else {

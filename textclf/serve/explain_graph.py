@@ -5,8 +5,9 @@ the weights are those ``textclf explain`` computes in Python on the same export.
 own rules and truncated to ``max_len`` as the model truncates it; with ``cjk_bigrams`` each character (or Latin
 word) is a unit and takes its bigrams with it, otherwise each token is one.  At most ``max_tokens`` units of a
 text are weighed (its first ones, or its last when the model truncates ``"pre"``): each is left out in turn, and
-the texts and all their variants are scored in one batch, so a text costs at most ``max_tokens + 1`` rows of at
-most ``max_len`` tokens through the model.
+the texts, their units written back whole (the reference each variant is compared with) and all their variants
+are scored in one batch, so a text costs at most ``max_tokens + 2`` rows of at most ``max_len`` tokens through the
+model.
 """
 
 from __future__ import annotations
@@ -93,6 +94,18 @@ def _variants(units, glue, counts, skip: str, max_tokens: int, truncating: str):
     return tf.boolean_mask(tf.strings.reduce_join(pieces, axis=-1), valid), left_out, weighed
 
 
+def _whole(units, glue, counts):
+    """``[batch]`` strings: each row's units written back with nothing left out (``_variants``'s glue)."""
+    import tensorflow as tf
+
+    width = tf.shape(units)[1]
+    glue_before = tf.gather(glue, tf.maximum(tf.range(width) - 1, 0), axis=1)
+    prefix = tf.where(tf.equal(tf.range(width), 0)[tf.newaxis, :], tf.constant(""), glue_before)
+    pieces = tf.where(tf.range(width)[tf.newaxis, :] < counts[:, tf.newaxis], tf.strings.join([prefix, units]),
+                      tf.constant(""))
+    return tf.strings.reduce_join(pieces, axis=-1)
+
+
 def explain_outputs(texts, config, max_tokens: int, probabilities_of, class_names) -> dict:
     """The explain signature's outputs for a ``[batch]`` string tensor (see the README's "explain" section).
 
@@ -110,12 +123,13 @@ def explain_outputs(texts, config, max_tokens: int, probabilities_of, class_name
     skip = "" if rules.char_level and rules.cjk != "bigrams" else rules.split
     variants, left_out, weighed = _variants(units, glue, counts, skip, max_tokens, config.truncating)
     batch = tf.shape(texts)[0]
-    probabilities = probabilities_of(tf.concat([texts, variants], 0))
-    base, without = probabilities[:batch], probabilities[batch:]
+    # Drops are measured from the units written back whole (occlusion's reference), the label from the text.
+    probabilities = probabilities_of(tf.concat([texts, _whole(units, glue, counts), variants], 0))
+    base, whole, without = probabilities[:batch], probabilities[batch:2 * batch], probabilities[2 * batch:]
     valid = tf.range(tf.shape(left_out)[1])[tf.newaxis, :] < weighed[:, tf.newaxis]
     shape = tf.concat([tf.shape(left_out), tf.shape(base)[1:]], 0)
     without = tf.scatter_nd(tf.cast(tf.where(valid), tf.int32), without, shape)
-    drops = tf.where(valid[:, :, tf.newaxis], base[:, tf.newaxis, :] - without, tf.zeros_like(without))
+    drops = tf.where(valid[:, :, tf.newaxis], whole[:, tf.newaxis, :] - without, tf.zeros_like(without))
     best = tf.argmax(base, axis=-1, output_type=tf.int32)
     last = tf.maximum(tf.shape(units)[1] - 1, 0)
     tokens = tf.where(valid, tf.gather(units, tf.minimum(left_out, last), batch_dims=1), tf.constant(""))
