@@ -69,7 +69,9 @@ def test_the_history_picture_marks_the_blends_final_accuracy(tmp_path, monkeypat
     history = {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.45, 0.5], "accuracy": [0.5, 0.7, 0.8],
                "val_accuracy": [0.55, 0.75, 0.7]}
     reports.plot_history(history, tmp_path / "history.png", blend_accuracy=0.875)
-    assert drawn == {"legends": [["training (recurrent part)", "validation (recurrent part)", "best epoch (2)"],
+    # The blend's best epoch is the run's; the recurrent part's lowest loss is only that.
+    assert drawn == {"legends": [["training (recurrent part)", "validation (recurrent part)",
+                                  "lowest validation loss (2)"],
                                  ["training (recurrent part)", "validation (recurrent part)",
                                   "blend (final): 0.875"]],
                      "dashed": [[0.875, 0.875]]}

@@ -58,7 +58,9 @@ def plot_history(history: dict, path, blend_accuracy: float | None = None) -> Pa
                     axis.plot(range(1, len(values) + 1), values, style, label=shown)
             if metric == "loss" and history.get("val_loss"):
                 best = int(np.argmin(history["val_loss"])) + 1
-                axis.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
+                # With a wide branch the kept epoch is the blend's best (the log names it), not this one.
+                name = "best epoch" if blend_accuracy is None else "lowest validation loss"
+                axis.axvline(best, color="grey", linestyle=":", label=f"{name} ({best})")
             if metric == "accuracy" and blend_accuracy is not None:
                 axis.axhline(blend_accuracy, color="tab:red", linestyle="--",
                              label=f"blend (final): {blend_accuracy:.3f}")
