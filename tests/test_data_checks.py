@@ -239,3 +239,11 @@ def test_evaluate_warns_of_rows_the_model_was_trained_on(planted, capsys):
         assert report["trained_rows"] == (int(warning.split()[0]) if warning else 0)
     assert np.array_equal(HashSet.from_file(result.run_dir / FINGERPRINT_FILE).hashes,
                           np.unique(text_hashes(load_dataset(planted / "train.csv").texts)))
+
+
+def test_the_label_line_names_the_first_ten_labels_and_says_there_are_more():
+    from textclf.training.prepare import _first_labels
+
+    names = [f"c{number:02d}" for number in range(12)]
+    assert _first_labels(names) == "c00, c01, c02, c03, c04, c05, c06, c07, c08, c09, …"
+    assert _first_labels(names[:10]) == "c00, c01, c02, c03, c04, c05, c06, c07, c08, c09"

@@ -109,6 +109,11 @@ class Streamed(Prepared):
         return train, valid
 
 
+def _first_labels(classes, shown: int = 10) -> str:
+    """The first ``shown`` class names, and "…" where there are more."""
+    return ", ".join(classes[:shown]) + (", …" if len(classes) > shown else "")
+
+
 def check_labels(train_data: Dataset, valid_data: Dataset, config: TrainConfig | None = None) -> list[str]:
     """The classes, refusing a single label or validation labels never trained on."""
     def names(data):
@@ -155,7 +160,7 @@ def prepare_in_memory(config: TrainConfig, data, valid=None, data_format=None, e
                                                                               classes)
     log(checks.summary())
     log(f"{len(train_data)} training rows, {len(valid_data)} validation rows, "
-        f"{len(classes)} labels ({task_of(config, classes)}): {', '.join(classes[:10])}")
+        f"{len(classes)} labels ({task_of(config, classes)}): {_first_labels(classes)}")
     config = resolve_split_mode(config, train_data.texts)
     if config.wide == "auto":
         config = config.replace(wide="none" if config.multi_label else "tfidf")
@@ -209,7 +214,7 @@ def prepare_streamed(config: TrainConfig, data, valid=None, data_format=None, en
     held_out = ("from " + str(valid_source.path) if valid_source is not None
                 else f"each row with probability {config.validation_fraction}, not stratified")
     log(f"{summary.train_rows} training rows, {summary.valid_rows} validation rows ({held_out}), "
-        f"{len(classes)} labels ({task_of(config, classes)}): {', '.join(classes[:10])}")
+        f"{len(classes)} labels ({task_of(config, classes)}): {_first_labels(classes)}")
     run_info = {"train_file": str(source.path),
                 "valid_file": str(valid_source.path) if valid_source is not None else None,
                 "train_rows": summary.train_rows, "valid_rows": summary.valid_rows,
