@@ -71,10 +71,10 @@ def plan(targets: np.ndarray, train_count: int, cost_per_row: float, seed: int) 
     ``cost_per_row``: n-grams per row (every analyzer of the grid) x outputs.  In order: cross-validation of the
     full grid on every row within :data:`SEARCH_MAX_COST` (the strongest baseline's own search, so where the
     linear part stands alone the model is that baseline); of the two-stage grid within :data:`CV_MAX_COST`, in as
-    many of those folds as it holds, down to 2; the holdout where the validation rows hold every class, its training rows drawn at random down to
-    :data:`SEARCH_MAX_COST`; cross-validation on rows drawn at random, while the rows every class needs cost at
-    most :data:`CV_MAX_COST` (many classes of 2 rows each: no search).  No search when a class has a single row and
-    no validation row.
+    many of those folds as it holds, down to 2; the holdout where the training and the validation rows hold every
+    class, its training rows drawn at random down to :data:`SEARCH_MAX_COST`; cross-validation on rows drawn at
+    random, while the rows every class needs cost at most :data:`CV_MAX_COST` (many classes of 2 rows each: no
+    search).  No search when a class has a single row.
     """
     count, counts = len(targets), np.bincount(targets)
     folds = min(FOLDS, int(counts.min()))  # As the strongest baseline: every class in every held fold.
