@@ -34,7 +34,7 @@ def test_small_data_is_cross_validated_on_every_row_in_the_strongest_baselines_f
     assert sorted(in_file[1][1].tolist()) == [*range(300, 400), *range(700, 800)]
 
 
-def test_data_whose_full_cross_validation_costs_more_than_the_budget_gets_the_two_stage_grid_in_fewer_folds_then_the_holdout(
+def test_costlier_data_gets_the_two_stage_grid_in_fewer_folds_then_the_holdout(
         monkeypatch):
     from textclf.training import linear_choice
 
