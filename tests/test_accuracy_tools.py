@@ -289,6 +289,8 @@ def test_explanation_of_a_bigram_model_weighs_each_character_with_its_bigrams():
     explanation = explain(Scorer(), "电影很好 film")
     # Rebuilt from its tokens (电 电影 影 影很 很 很好 好 film), each variant would have held every character twice.
     assert explanation.tokens == ["电", "影", "很", "好", "film"]
-    assert Scorer.seen == ["电影很好 film", "影很好 film", "电 很好 film", "电影 好 film", "电影很 film", "电影很好"]
+    # The text, its tokens written back whole (the variants' reference; here the same text), then each variant.
+    assert Scorer.seen == ["电影很好 film", "电影很好 film", "影很好 film", "电 很好 film", "电影 好 film", "电影很 film",
+                           "电影很好"]
     assert (explanation.label, explanation.score) == ("pos", 0.9)
     assert explanation.weights == pytest.approx([0.0, 0.0, 0.5, 0.5, 0.0])
