@@ -94,13 +94,13 @@ def ngrams_of(text, analyzer) -> Ngrams:
 
 def ngram_keys(text, analyzer):
     """int64 ``RaggedTensor [batch, None]``: each text's hashed n-grams, one per occurrence (:func:`ngrams_of`
-    expanded; for tests and explanations)."""
+    expanded; for tests)."""
     import tensorflow as tf
 
     bag = ngrams_of(text, analyzer)
-    if bag.pair_units is None:
-        return tf.RaggedTensor.from_value_rowids(bag.keys, bag.key_units, nrows=bag.units)
     per_unit = tf.RaggedTensor.from_value_rowids(bag.keys, bag.key_units, nrows=bag.units)
+    if bag.pair_units is None:  # Units are rows.
+        return per_unit
     repeated = tf.repeat(bag.pair_units, tf.cast(bag.pair_counts, tf.int64))
     rows = tf.repeat(bag.pair_rows, tf.cast(bag.pair_counts, tf.int64))
     expanded = tf.gather(per_unit, repeated)
