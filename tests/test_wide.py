@@ -5,10 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import tensorflow as tf
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from textclf import TrainConfig
+from textclf.model import layers
 from textclf.model.layers import Blend, NgramTfidfLogits
 from textclf.text.ngrams import count_matrix
 from textclf.training.blend import blend_weights as _blend_weights
@@ -23,10 +26,14 @@ from conftest import NEGATIVE, POSITIVE, make_rows, tiny_config, write_csv
 TEXTS = ["a good film", "good good plot", "dull plot", "a dull, dull film!", "Good acting", "awful"]
 
 
-def test_the_graph_layer_computes_scikit_learns_tfidf_times_the_fitted_kernel():
+@pytest.mark.parametrize("fill", [0, 10**9], ids=["counted-by-unique", "counted-in-a-buffer"])
+def test_the_graph_layer_computes_scikit_learns_tfidf_times_the_fitted_kernel(fill, monkeypatch):
     # The layer, given keys and idf of the n-grams in at least two rows, gives TfidfVectorizer(min_df=2)'s
-    # features times the kernel, each analyzer normalised on its own as FeatureUnion does.
+    # features times the kernel, each analyzer normalised on its own as FeatureUnion does; whichever way the
+    # (row, n-gram) entries are counted (BUFFER_FILL 0: tf.unique always; 10**9: the buffer always).
     from scipy import sparse
+
+    monkeypatch.setattr(layers, "BUFFER_FILL", fill)
     from sklearn.pipeline import make_union
 
     analyzers = (("word", 1, 2), ("char_wb", 2, 5))
@@ -48,6 +55,28 @@ def test_the_graph_layer_computes_scikit_learns_tfidf_times_the_fitted_kernel():
     outputs = np.asarray(layer(tf.constant(TEXTS + ["", "zzz unseen"])))
     np.testing.assert_allclose(outputs[:6], sparse.csr_matrix(features) @ kernel + bias, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(outputs[6:], [bias, bias])  # No known n-gram: the bias alone.
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 29), st.integers(1, 3)), max_size=60), st.booleans())
+def test_entries_are_counted_alike_in_a_buffer_and_by_unique(pairs, in_buffer):
+    # Each distinct index once, with the sum of its weights, whichever branch the fill chooses.
+    from collections import Counter
+
+    index = tf.constant([i for i, _ in pairs], tf.int64)
+    weight = tf.constant([float(w) for _, w in pairs], tf.float32)
+    fill = layers.BUFFER_FILL
+    try:
+        layers.BUFFER_FILL = 10**9 if in_buffer else 0
+        entries, counts = layers._entry_counts(index, weight, tf.constant(30, tf.int64))
+    finally:
+        layers.BUFFER_FILL = fill
+    expected = Counter()
+    for i, w in pairs:
+        expected[i] += w
+    assert dict(zip(entries.numpy().tolist(), counts.numpy().tolist())) == dict(expected)
+    if in_buffer:  # The buffer gives them in order.
+        assert entries.numpy().tolist() == sorted(expected)
 
 
 def test_cross_validation_picks_the_features_that_separate_the_classes():

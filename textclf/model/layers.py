@@ -86,6 +86,30 @@ class GatherEmbedding(keras.layers.Embedding):
         return ops.cast(tf.gather(self.embeddings.value, inputs), dtype=self.compute_dtype)
 
 
+# Counting (row, n-gram) entries in a [rows x n-grams] buffer beats tf.unique where the batch's n-grams fill at least
+# 1/BUFFER_FILL of it (long texts; docs/PERFORMANCE.md, "Serving"), and then costs at most 4 x BUFFER_FILL bytes per
+# n-gram, about what tf.unique's hash table does; short texts keep tf.unique.  BUFFER_MAX_CELLS: 512 MB at most.
+BUFFER_FILL, BUFFER_MAX_CELLS = 8, 1 << 27
+
+
+def _entry_counts(index, weight, cells):
+    """``(entries, counts)``: the distinct values of int64 ``index`` (``row * size + n-gram``, below ``cells``)
+    and the sum of ``weight`` over each."""
+    import tensorflow as tf
+
+    def in_buffer():
+        buffer = tf.math.unsorted_segment_sum(weight, index, cells)
+        entries = tf.where(buffer > 0)[:, 0]  # Every weight is a count >= 1, so a filled cell is positive.
+        return entries, tf.gather(buffer, entries)
+
+    def by_unique():
+        entries, position = tf.unique(index)
+        return entries, tf.math.unsorted_segment_sum(weight, position, tf.size(entries, out_type=tf.int64))
+
+    dense = (cells <= BUFFER_MAX_CELLS) & (cells <= BUFFER_FILL * tf.size(index, out_type=tf.int64))
+    return tf.cond(dense, in_buffer, by_unique)
+
+
 @keras.saving.register_keras_serializable(package="textclf")
 class NgramTfidfLogits(keras.layers.Layer):
     """Logits of a linear model on TF-IDF of the raw text's n-grams: the "wide" branch (``TrainConfig.wide``).
@@ -140,9 +164,8 @@ class NgramTfidfLogits(keras.layers.Layer):
                 pair, feature = expanded.value_rowids(), expanded.flat_values
                 row, weight = tf.gather(bag.pair_rows, pair), tf.gather(bag.pair_counts, pair)
             # One entry per (row, n-gram) with its count, then the sublinear TF-IDF value and the row's L2 norm.
-            unique, index = tf.unique(row * size + feature)
-            counts = tf.math.unsorted_segment_sum(weight, index, tf.size(unique))
-            row, feature = unique // size, unique % size
+            entry, counts = _entry_counts(row * size + feature, weight, rows * size)
+            row, feature = entry // size, entry % size
             values = (1.0 + tf.math.log(counts)) * tf.gather(tf.convert_to_tensor(idf), feature)
             norms = tf.sqrt(tf.math.unsorted_segment_sum(values * values, row, rows))
             values = values / tf.gather(tf.maximum(norms, 1e-12), row)
