@@ -66,11 +66,17 @@ def test_each_row_of_a_batch_gets_its_own_ngrams_though_words_are_counted_once_p
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(TEXTS, min_size=1, max_size=7), st.sampled_from(ANALYZERS), st.integers(1, 4))
-def test_the_count_matrix_is_count_vectorizers_in_any_batch_size(texts, analyzer, batch_size):
+@given(st.lists(TEXTS, min_size=1, max_size=7), st.sampled_from(ANALYZERS), st.integers(1, 4), st.integers(1, 30))
+def test_the_count_matrix_is_count_vectorizers_in_any_batch_size(texts, analyzer, batch_size, characters):
     from sklearn.feature_extraction.text import CountVectorizer
 
-    counts, keys = count_matrix(texts, analyzer, batch_size=batch_size)
+    from textclf.text import ngrams
+
+    budget, ngrams.BATCH_CHARACTERS = ngrams.BATCH_CHARACTERS, characters  # Batches cut by length too.
+    try:
+        counts, keys = count_matrix(texts, analyzer, batch_size=batch_size)
+    finally:
+        ngrams.BATCH_CHARACTERS = budget
     kind, low, high = analyzer
     build = CountVectorizer(analyzer=kind, ngram_range=(low, high), lowercase=True).build_analyzer()
     expected = [sorted(hashed(build(text))) for text in texts]
@@ -109,3 +115,13 @@ def test_a_bad_analyzer_is_named(analyzer, message):
     with pytest.raises(ValueError, match=message):
         check_analyzer(analyzer)
     assert check_analyzer(("char_wb", np.int64(1), 3)) == ("char_wb", 1, 3)
+
+
+def test_batches_hold_every_text_once_in_order_within_both_limits(monkeypatch):
+    from textclf.text import ngrams
+
+    monkeypatch.setattr(ngrams, "BATCH_CHARACTERS", 10)
+    texts = ["abcd", "efg", "hij", "a" * 25, "k", "lm", "nopqrs"]
+    batches = list(ngrams._batches(texts, 2))
+    # 4 + 3 fit 10; "hij" + 25 would not; a 25-character text is a batch alone; 2 texts at most.
+    assert batches == [(0, ["abcd", "efg"]), (2, ["hij"]), (3, ["a" * 25]), (4, ["k", "lm"]), (6, ["nopqrs"])]

@@ -244,7 +244,11 @@ def _score(choices, matrices, targets, splits, seed: int) -> list:
     classes = int(targets.max()) + 1
     outputs = 1 if classes == 2 else classes
     features_names = list(dict.fromkeys(choice.features for choice in choices))
-    tasks = [(name, split) for name in features_names for split in range(len(splits))]
+    # The costliest feature sets first (n-grams counted, which Newton-CG's time follows), so no thread is left
+    # alone with a long fit at the end.
+    cost = {name: sum(matrices[analyzer].nnz for analyzer in FEATURE_SETS[name]) for name in features_names}
+    tasks = [(name, split) for name in sorted(features_names, key=lambda name: -cost[name])
+             for split in range(len(splits))]
 
     def one(task):
         name, split = task
