@@ -121,7 +121,9 @@ def test_batches_hold_every_text_once_in_order_within_both_limits(monkeypatch):
     from textclf.text import ngrams
 
     monkeypatch.setattr(ngrams, "BATCH_CHARACTERS", 10)
-    texts = ["abcd", "efg", "hij", "a" * 25, "k", "lm", "nopqrs"]
+    texts = ["abcd", "efg", "hij", "a" * 25, "k", "lm", "nopqrs", "tuvw", "x"]
     batches = list(ngrams._batches(texts, 2))
-    # 4 + 3 fit 10; "hij" + 25 would not; a 25-character text is a batch alone; 2 texts at most.
-    assert batches == [(0, ["abcd", "efg"]), (2, ["hij"]), (3, ["a" * 25]), (4, ["k", "lm"]), (6, ["nopqrs"])]
+    # 4 + 3 fit 10; "hij" + 25 would not; a 25-character text is a batch alone; 2 texts at most; 6 + 4 is exactly 10.
+    assert batches == [(0, ["abcd", "efg"]), (2, ["hij"]), (3, ["a" * 25]), (4, ["k", "lm"]), (6, ["nopqrs", "tuvw"]),
+                       (8, ["x"])]
+    assert list(ngrams._batches([], 2)) == []

@@ -74,6 +74,7 @@ def test_entries_are_counted_alike_in_a_buffer_and_by_unique(pairs, in_buffer):
     expected = Counter()
     for i, w in pairs:
         expected[i] += w
+    assert len(entries.numpy()) == len(counts.numpy()) == len(expected)
     assert dict(zip(entries.numpy().tolist(), counts.numpy().tolist())) == dict(expected)
     if in_buffer:  # The buffer gives them in order.
         assert entries.numpy().tolist() == sorted(expected)

@@ -88,7 +88,8 @@ class GatherEmbedding(keras.layers.Embedding):
 
 # Counting (row, n-gram) entries in a [rows x n-grams] buffer beats tf.unique where the batch's n-grams fill at least
 # 1/BUFFER_FILL of it (long texts; docs/PERFORMANCE.md, "Serving"), and then costs at most 4 x BUFFER_FILL bytes per
-# n-gram, about what tf.unique's hash table does; short texts keep tf.unique.  BUFFER_MAX_CELLS: 512 MB at most.
+# n-gram (and a bool mask of a quarter of that), about what tf.unique's hash table does; short texts keep
+# tf.unique.  BUFFER_MAX_CELLS: 512 MB at most.
 BUFFER_FILL, BUFFER_MAX_CELLS = 8, 1 << 27
 
 
