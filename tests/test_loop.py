@@ -152,6 +152,52 @@ def test_with_a_monitored_score_the_best_epoch_is_the_highest_scores_and_the_log
     assert "restoring the weights of the best epoch: 2 (highest blend val_macro_f1 0.7500)" in capsys.readouterr().err
 
 
+class DeferredScores:
+    """A monitor that cannot score until ``ready_after`` epochs have ended: the wide branch's search still running."""
+
+    def __init__(self, scores, ready_after):
+        self.scores, self.ready_after, self.ended = scores, ready_after, 0
+
+    def outputs(self, model):
+        self.ended += 1
+        return self.ended - 1  # Stands for the epoch's validation outputs.
+
+    def ready(self):
+        return self.ended > self.ready_after
+
+    def score(self, epoch):
+        return self.scores[epoch]
+
+
+@pytest.mark.parametrize("ready_after", [0, 4, 99], ids=["ready-at-once", "ready-after-four", "never-ready"])
+def test_epochs_trained_before_the_monitor_can_score_are_scored_later_and_the_run_ends_where_it_would_have(
+        ready_after, capsys):
+    # Scores 0.5, 0.75, 0.75, 0.7, ...: epoch 2 is best and epoch 4 stops the run (patience 2) whatever epochs
+    # were trained meanwhile; the model ends with epoch 2's exact weights, and each kept epoch reaches on_epoch_end
+    # once, in order, with its own weights.
+    pairs = make_rows({"pos": POSITIVE, "neg": NEGATIVE}, 32, seed=3)
+    config = tiny_config(epochs=6, patience=2)
+    tokenizer = new_tokenizer(config)
+    tokenizer.fit_on_texts([text for text, _ in pairs])
+    rows = TokenizedRows(tokenizer, *zip(*pairs), config, ["neg", "pos"])
+    monitor, seen = DeferredScores([0.5, 0.75, 0.75, 0.7, 0.9, 0.95], ready_after), []
+    model, history, seconds = run_loop(
+        config, tokenizer, ["neg", "pos"], rows, rows, verbose=1, monitor=monitor,
+        on_epoch_end=lambda epoch, model: seen.append((epoch, [w.numpy().copy() for w in model.weights])))
+    assert [epoch for epoch, _ in seen] == [0, 1, 2, 3]
+    assert len(history["val_loss"]) == 4
+    # Trained: 4 epochs when scores come at once; 5 when they come after the fifth (epochs 4 and 5 scored then);
+    # all 6 when none comes before the last epoch (epochs 1-3 are scored when the third ends: patience 2).
+    assert len(seconds["training"]) == {0: 4, 4: 5, 99: 6}[ready_after]
+    for weight, kept in zip(model.weights, seen[1][1]):
+        np.testing.assert_array_equal(weight.numpy(), kept)
+    assert not np.array_equal(seen[1][1][0], seen[3][1][0])  # The epochs' weights differ: the check above bites.
+    err = capsys.readouterr().err
+    assert "restoring the weights of the best epoch: 2 (highest blend val_macro_f1 0.7500)" in err
+    assert [line.split(":")[0] for line in err.splitlines() if line.startswith("epoch ")] == [
+        "epoch 1/6", "epoch 2/6", "epoch 3/6", "epoch 4", "epoch 4/6"]
+
+
 @pytest.mark.parametrize("environment, expected", [
     ({}, {"applied": True, "intra": 1, "again": True}),
     # The user's own setting wins: nothing is changed.

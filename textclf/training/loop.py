@@ -160,6 +160,13 @@ class _Training:
         self.config, self.train_rows, self.valid_rows, self.in_progress = config, train_rows, valid_rows, in_progress
         self.monitor, self.on_epoch_end = monitor, on_epoch_end
         self.strategy, self.role = get_strategy(config.strategy), worker_role(config.strategy)
+        # A monitor that cannot score yet (the wide branch's search still running) lets up to `patience` + 1 epochs
+        # train before the loop waits: each is scored later on its own outputs and weights, so the run stops and
+        # keeps the epochs it would have waiting at once (docs/PERFORMANCE.md, "Time to quality").  Not with
+        # mid-epoch checkpoints or several workers, whose saves must hold every epoch's bookkeeping.
+        self.deferred = (hasattr(monitor, "ready") and not config.checkpoint_every
+                         and config.strategy != "multiworker")
+        self.pending = []  # (epoch, history row, (seconds, training seconds), monitor outputs, weights)
         self.full_epoch_steps = _full_epoch_steps(config, self.strategy.num_replicas_in_sync, len(train_rows))
         self.weights_by_class = (balanced_class_weights(train_rows.label_counts, classes)
                                  if config.class_weight == "balanced" else None)
@@ -275,7 +282,7 @@ class _Training:
         return valid_sums
 
     def end_epoch(self, epoch: int, valid_sums, verbose, started: float, training_seconds: float) -> None:
-        """Records the epoch, applies early stopping and the plateau rule, logs it, moves on and saves."""
+        """Records the epoch, applies the plateau rule and early stopping (or defers it), logs it, moves on, saves."""
         import keras
         import tensorflow as tf
 
@@ -284,24 +291,52 @@ class _Training:
         row = [*_means(state.sums.numpy()), *_means(valid_sums), learning_rate]
         self.stop_if_diverged(epoch, row)
         state.history[epoch].assign(row)
-        score = None if self.monitor is None else self.monitor(self.model)
-        stop = _early_stopping(state, self.model, epoch, row[2] if score is None else -score, config.patience)
         if config.lr_schedule == "plateau":
             _plateau(state, self.optimizer, epoch, row[2], learning_rate)
-        if verbose:
-            log(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(
-                f"{name} {value:.4f}" for name, value in zip(HISTORY_KEYS[:4], row)) +
-                ("" if score is None else f", blend val_macro_f1 {score:.4f}") +
-                f" ({time.perf_counter() - started:.2f} s, training {training_seconds:.2f} s)")
         if self.writers:
             _write_summaries(self.writers, row, epoch)
-        if self.on_epoch_end is not None:
-            self.on_epoch_end(epoch, self.model)
         state.epoch.assign_add(1)
         state.step.assign(0)
         state.sums.assign(tf.zeros(3, tf.float64))
+        timing = (time.perf_counter() - started, training_seconds)
+        if self.deferred:
+            self.pending.append((epoch, row, timing, self.monitor.outputs(self.model),
+                                 [weight.numpy() for weight in self.model.weights]))
+            if not (self.monitor.ready() or len(self.pending) > config.patience or int(state.epoch) == config.epochs):
+                return  # No checkpoint while an epoch waits for its score: a resumed run trains it again.
+            stop = self.settle(verbose)
+        else:
+            score = None if self.monitor is None else self.monitor(self.model)
+            stop = _early_stopping(state, self.model, epoch, row[2] if score is None else -score, config.patience)
+            self.report(epoch, row, score, timing, verbose)
         state.finished.assign(stop or int(state.epoch) == config.epochs)
         self.save()
+
+    def settle(self, verbose) -> bool:
+        """Scores the pending epochs in order (waiting for the monitor) and applies early stopping to each with its
+        own weights; True to stop, the run then ending at the epoch that stopped it (later ones are dropped)."""
+        state, current = self.state, [weight.numpy() for weight in self.model.weights]
+        pending, self.pending, stop = self.pending, [], False
+        for epoch, row, timing, outputs, weights in pending:
+            score = self.monitor.score(outputs)
+            _assign(self.model, weights)
+            stop = _early_stopping(state, self.model, epoch, -score, self.config.patience)
+            self.report(epoch, row, score, timing, verbose)
+            if stop:
+                state.epoch.assign(epoch + 1)
+                break
+        _assign(self.model, current)
+        return stop
+
+    def report(self, epoch: int, row: list, score, timing, verbose) -> None:
+        """The epoch's log line and the caller's ``on_epoch_end`` (the model holding the epoch's weights)."""
+        if verbose:
+            log(f"epoch {epoch + 1}/{self.config.epochs}: " + ", ".join(
+                f"{name} {value:.4f}" for name, value in zip(HISTORY_KEYS[:4], row)) +
+                ("" if score is None else f", blend val_macro_f1 {score:.4f}") +
+                f" ({timing[0]:.2f} s, training {timing[1]:.2f} s)")
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(epoch, self.model)
 
     def stop_if_diverged(self, epoch: int, row: list) -> None:
         """Raises, discarding the in-progress run, when the training or validation loss left any useful range."""
@@ -325,6 +360,11 @@ class _Training:
         history = state.history.numpy()[:int(state.epoch)]
         keys = HISTORY_KEYS if self.config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
         return {key: history[:, column].tolist() for column, key in enumerate(keys)}
+
+
+def _assign(model, weights) -> None:
+    for variable, value in zip(model.weights, weights):
+        variable.assign(value)
 
 
 def _means(sums) -> list:

@@ -233,6 +233,10 @@ class LinearFitsInBackground:
         self._validation = valid_logits, scale
         self._ready.set()
 
+    def ready(self) -> bool:
+        """Whether :meth:`validation` would answer (or raise) without waiting."""
+        return self._ready.is_set()
+
     def validation(self) -> tuple:
         """``(valid_logits, temperature)`` (:class:`LinearFits`), once known; an error of the fits is raised here."""
         self._ready.wait()
@@ -252,17 +256,29 @@ class BlendMonitor:
     """The blend's validation macro-F1 with the recurrent model as it is: early stopping's measure with a wide branch.
 
     What the model would score if training stopped now; on data where the linear part is far ahead the blend is
-    that part alone, the score stays level and training stops after ``patience`` epochs.  The first call waits for
+    that part alone, the score stays level and training stops after ``patience`` epochs.  :meth:`score` waits for
     the linear part's validation logits, so every run (and a resumed one) stops at the same epoch whatever the
-    threads' timing.
+    threads' timing; the loop scores epochs trained meanwhile once they come (:meth:`ready`).
     """
 
     def __init__(self, linear: LinearFitsInBackground, valid_rows):
         self.linear, self.valid_rows, self.targets = linear, valid_rows, valid_rows.class_indices()
 
     def __call__(self, model) -> float:
-        (valid_logits, scale), call = self.linear.validation(), compiled_call(model)
-        recurrent = np.concatenate([np.asarray(call(ids)) for ids, _ in self.valid_rows.batches(1024)])
+        return self.score(self.outputs(model))
+
+    def outputs(self, model) -> np.ndarray:
+        """The recurrent model's outputs on the validation rows, now (what :meth:`score` scores)."""
+        call = compiled_call(model)
+        return np.concatenate([np.asarray(call(ids)) for ids, _ in self.valid_rows.batches(1024)])
+
+    def ready(self) -> bool:
+        """Whether :meth:`score` can answer without waiting for the linear part."""
+        return self.linear.ready()
+
+    def score(self, recurrent: np.ndarray) -> float:
+        """The blend's validation macro-F1 with the recurrent ``outputs``; waits for the linear part's logits."""
+        valid_logits, scale = self.linear.validation()
         return choose_blend(recurrent, valid_logits, self.targets, scale)[2]["blend"]
 
 
