@@ -78,7 +78,8 @@ def fit_prepared(requested: TrainConfig, prepared: Prepared, in_progress=None, v
     log(f"vocabulary {len(tokenizer.word_index)} words (embedding rows {tokenizer.vocabulary_size}), "
         f"max_len {config.max_len}")
     # The wide branch's linear fits need only the rows: they run in a thread while the recurrent model trains; from
-    # the first epoch's end, early stopping follows the blend's validation macro-F1 (docs/PERFORMANCE.md).
+    # the first epoch's end, early stopping follows the blend's validation macro-F1, epochs that end before the fits'
+    # validation logits being scored once those come (docs/PERFORMANCE.md).
     linear = (LinearFitsInBackground(prepared.classes, train_rows, valid_rows, config.seed,
                                      getattr(prepared, "positions", None))
               if config.wide == "tfidf" else None)

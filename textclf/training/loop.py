@@ -97,9 +97,12 @@ def run_loop(config, tokenizer, classes, train_rows: Rows, valid_rows: Rows, in_
         tensorboard: Folder for TensorBoard logs (chief only).
         monitor: ``monitor(model)``, a validation score to maximise after each epoch (the wide branch's blend
             macro-F1, :class:`textclf.training.wide.BlendMonitor`): early stopping and the best weights follow it
-            instead of the validation loss.
+            instead of the validation loss.  One with ``outputs(model)``, ``ready()`` and ``score(outputs)`` lets
+            epochs go on while it cannot score yet, and scores them once it can (``_Training.settle``).
         on_epoch_end: ``on_epoch_end(epoch, model)`` after each epoch's bookkeeping (``epoch`` from 0), before its
-            checkpoint: a caller's own per-epoch measurements (the time-to-quality bench scores each epoch).
+            checkpoint, ``model`` holding that epoch's weights (an epoch scored later is reported then; one after
+            the epoch that stopped the run, never): a caller's own per-epoch measurements (the time-to-quality
+            bench scores each epoch).
 
     Returns:
         ``(model, history, seconds)``: the model with the best epoch's weights (lowest validation loss, or highest
