@@ -198,6 +198,29 @@ def test_epochs_trained_before_the_monitor_can_score_are_scored_later_and_the_ru
         "epoch 1/6", "epoch 2/6", "epoch 3/6", "epoch 4", "epoch 4/6"]
 
 
+def test_a_loss_that_blows_up_after_the_epoch_that_stops_the_run_does_not_fail_it(monkeypatch, capsys):
+    # Epochs go on while the monitor cannot score; epoch 5's validation loss is inf, but epoch 4 stops the run
+    # (as a run that waited would have stopped, never training epoch 5): it ends at epoch 2's weights, no error.
+    from textclf.training import loop
+
+    pairs = make_rows({"pos": POSITIVE, "neg": NEGATIVE}, 32, seed=3)
+    config = tiny_config(epochs=6, patience=2)
+    tokenizer = new_tokenizer(config)
+    tokenizer.fit_on_texts([text for text, _ in pairs])
+    rows = TokenizedRows(tokenizer, *zip(*pairs), config, ["neg", "pos"])
+    validate, calls = loop._Training.validate, []
+
+    def blowing_up(self):
+        calls.append(1)
+        return np.array([math.inf, 0.0, 1.0]) if len(calls) == 5 else validate(self)
+
+    monkeypatch.setattr(loop._Training, "validate", blowing_up)
+    _, history, seconds = run_loop(config, tokenizer, ["neg", "pos"], rows, rows, verbose=1,
+                                   monitor=DeferredScores([0.5, 0.75, 0.75, 0.7, 0.9, 0.95], 99))
+    assert len(history["val_loss"]) == 4 and len(seconds["training"]) == 5
+    assert "restoring the weights of the best epoch: 2" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("environment, expected", [
     ({}, {"applied": True, "intra": 1, "again": True}),
     # The user's own setting wins: nothing is changed.

@@ -292,6 +292,11 @@ class _Training:
         config, state = self.config, self.state
         learning_rate = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
         row = [*_means(state.sums.numpy()), *_means(valid_sums), learning_rate]
+        if self.pending and not all(math.isfinite(loss) and loss < DIVERGED_LOSS for loss in (row[0], row[2])):
+            if self.settle(verbose):  # An earlier epoch ends the run: a run that waited never trained this one.
+                state.finished.assign(True)
+                self.save()
+                return
         self.stop_if_diverged(epoch, row)
         state.history[epoch].assign(row)
         if config.lr_schedule == "plateau":
