@@ -292,7 +292,7 @@ class _Training:
         config, state = self.config, self.state
         learning_rate = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
         row = [*_means(state.sums.numpy()), *_means(valid_sums), learning_rate]
-        if self.pending and not all(math.isfinite(loss) and loss < DIVERGED_LOSS for loss in (row[0], row[2])):
+        if self.pending and _diverged(row):
             if self.settle(verbose):  # An earlier epoch ends the run: a run that waited never trained this one.
                 state.finished.assign(True)
                 self.save()
@@ -348,7 +348,7 @@ class _Training:
 
     def stop_if_diverged(self, epoch: int, row: list) -> None:
         """Raises, discarding the in-progress run, when the training or validation loss left any useful range."""
-        if all(math.isfinite(loss) and loss < DIVERGED_LOSS for loss in (row[0], row[2])):
+        if not _diverged(row):
             return
         if self.in_progress is not None:
             self.in_progress.discard()  # Its weights lead here: nothing worth resuming.
@@ -368,6 +368,11 @@ class _Training:
         history = state.history.numpy()[:int(state.epoch)]
         keys = HISTORY_KEYS if self.config.lr_schedule == "plateau" else HISTORY_KEYS[:4]
         return {key: history[:, column].tolist() for column, key in enumerate(keys)}
+
+
+def _diverged(row: list) -> bool:
+    """Whether the training or validation loss of a history ``row`` left any useful range."""
+    return not all(math.isfinite(loss) and loss < DIVERGED_LOSS for loss in (row[0], row[2]))
 
 
 def _assign(model, weights) -> None:
