@@ -129,6 +129,16 @@ def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None, on_va
     ``on_validation(valid_logits, temperature)`` is called as soon as those are known, before the final refit on
     every row (early stopping needs only them).
     """
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread (process-wide while the fits run): Newton-CG's dense vector products gain no time from a
+    # second one but take twice the CPU from the fits in other threads and the epochs (docs/PERFORMANCE.md).
+    with threadpool_limits(1, user_api="blas"):
+        return _fit_linear(classes, train_rows, valid_rows, seed, positions, on_validation)
+
+
+def _fit_linear(classes, train_rows, valid_rows, seed: int, positions, on_validation) -> LinearFits:
+    """:func:`fit_linear`'s work."""
     texts = list(train_rows.texts) + list(valid_rows.texts)
     targets = np.concatenate([train_rows.class_indices(), valid_rows.class_indices()])
     if len(np.unique(targets)) != len(classes):
