@@ -83,6 +83,9 @@ def test_the_count_matrix_is_count_vectorizers_in_any_batch_size(texts, analyzer
     got = [sorted(np.repeat(keys[row.indices], row.data.astype(int)).tolist()) for row in counts]
     assert got == expected
     assert keys.tolist() == sorted(set(keys.tolist()))
+    # Canonical CSR (sorted indices, no duplicate): the solver's sums follow the indices' order.
+    assert counts.shape == (len(texts), len(keys)) and counts.has_canonical_format
+    assert all(np.all(np.diff(row.indices) > 0) for row in counts)
 
 
 def test_a_word_repeated_across_rows_counts_in_each_row():
