@@ -115,3 +115,13 @@ def test_pre_padding_keeps_fixed_length_rows():
     ids = np.concatenate([batch.numpy() for batch, _ in rows.batches(4)])
     np.testing.assert_array_equal(ids, encode(tokenizer, TEXTS, 4, padding="pre", truncating=config.truncating))
     assert ids[0].tolist() == [2, 5, 6, 7]  # "a b c d e f" keeps its last 4 words (c d e f; truncating="pre").
+
+
+def test_planned_batches_run_no_python_generator():
+    # Dataset.from_generator's op fixes glibc's mmap threshold for the whole process (TensorFlow's Python 3.11
+    # memory patch), which made the wide branch's solver fault on every large temporary.
+    tokenizer = fitted_tokenizer()
+    encoded = EncodedTexts.from_texts(tokenizer, ["a b", "c", "a b c a"], max_len=9)
+    graph = planned_dataset(encoded, np.array([0, 1, 0]), 2)._as_serialized_graph().numpy()
+    ops = {node.op for node in tf.compat.v1.GraphDef.FromString(graph).node}
+    assert "TensorSliceDataset" in ops and not ops & {"GeneratorDataset", "PyFunc", "EagerPyFunc"}
