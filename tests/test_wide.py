@@ -437,3 +437,26 @@ def test_the_validation_logits_come_before_the_refit_on_every_row_and_errors_rea
     for wait in (failing.validation, failing.result):
         with pytest.raises(TextclfError, match="`wide` needs rows of every class; the training rows hold 3 of 4"):
             wait()
+
+
+def test_the_linear_fits_run_with_one_blas_thread_and_restore_the_setting(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from textclf.training import linear_choice, wide
+
+    seen = []
+
+    def recording(original):
+        def fit(*args, **kwargs):
+            seen.append({info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"})
+            return original(*args, **kwargs)
+        return fit
+
+    monkeypatch.setattr(linear_choice, "fit", recording(linear_choice.fit))  # The search's fits.
+    monkeypatch.setattr(wide, "fit", recording(wide.fit))  # The final refit.
+    texts, labels = _noisy_rows()
+    with threadpool_limits(2, user_api="blas"):
+        _fit_linear_as_train_does(texts, labels)
+        after = {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+    assert len(seen) == 16 * 5 + 1 and all(threads == {1} for threads in seen)  # The full grid in 5 folds, the refit.
+    assert after == {2}

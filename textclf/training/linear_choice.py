@@ -286,6 +286,14 @@ def _score(choices, matrices, targets, splits, seed: int) -> list:
 FIT_ARRAYS, PARALLEL_FIT_BYTES = 12, 1 << 30
 
 
+def one_blas_thread():
+    """A context with one BLAS thread, process-wide: Newton-CG's dense vector products gain no time from a second
+    one but take twice the CPU from fits in other threads and from the epochs (docs/PERFORMANCE.md)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
 def _workers(splits: int, parameters: int) -> int:
     """Threads for ``splits`` fits of ``parameters`` weights each: the cores, as many as memory allows, at least 1."""
     import os

@@ -21,7 +21,8 @@ from textclf.errors import TextclfError
 from textclf.log import log
 from textclf.model.factory import build_model, compiled_call
 from textclf.training.blend import MAX_RECURRENT_SHORTFALL, blended, choose_blend, temperature
-from textclf.training.linear_choice import FALLBACK, FEATURE_SETS, Choice, features_of, fit, plan, search, splits_of
+from textclf.training.linear_choice import (FALLBACK, FEATURE_SETS, Choice, features_of, fit, one_blas_thread, plan,
+                                            search, splits_of)
 
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
 # grow with the rows, while the recurrent model, which trains on every row, needs the branch least on large data.
@@ -129,11 +130,7 @@ def fit_linear(classes, train_rows, valid_rows, seed: int, positions=None, on_va
     ``on_validation(valid_logits, temperature)`` is called as soon as those are known, before the final refit on
     every row (early stopping needs only them).
     """
-    from threadpoolctl import threadpool_limits
-
-    # One BLAS thread (process-wide while the fits run): Newton-CG's dense vector products gain no time from a
-    # second one but take twice the CPU from the fits in other threads and the epochs (docs/PERFORMANCE.md).
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():  # While the fits run.
         return _fit_linear(classes, train_rows, valid_rows, seed, positions, on_validation)
 
 
