@@ -148,3 +148,24 @@ def test_python_api_predict_returns_labels_and_scores(binary_result):
     assert predictions[0].top_k(1) == [{"label": "fresh", "score": predictions[0].score}]
     with pytest.raises(ValueError, match=r"`texts` must be strings. Received: texts\[1\]=3"):
         classifier.predict(["ok", 3])
+
+
+def test_the_export_traces_each_function_once(binary_result, tmp_path, monkeypatch):
+    from textclf.serve import export
+
+    traced, scores_function = [], export._scores_function
+
+    def counting(*args, **kwargs):
+        scores = scores_function(*args, **kwargs)
+
+        def traced_scores(text):
+            traced.append(text.shape.as_list())
+            return scores(text)
+        return traced_scores
+
+    monkeypatch.setattr(export, "_scores_function", counting)
+    run = load_run(binary_result.run_dir)
+    run.model.get_layer("blend").set_weights([np.array([0.5, 1.0], np.float32), np.zeros(1, np.float32)])
+    export.export_run(run, tmp_path / "export")
+    # classify and explain each compute the scores once in their graph: no trace again when saved or verified.
+    assert traced == [[None], [None]]
