@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from textclf import load_dataset  # noqa: E402
 from textclf.training import linear_choice  # noqa: E402
+from textclf.training.fit_threads import one_blas_thread  # noqa: E402
 from textclf.training.wide import ANALYZERS, NgramCounts  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def timed_search(counts, per_row, targets, chosen, train_count, seed=0):
     matrices = {analyzer: counts(analyzer, picked)[0] for analyzer in ANALYZERS}
     splits = linear_choice.splits_of(chosen, targets, train_count)
     started = time.perf_counter()
-    with linear_choice.one_blas_thread():  # As textclf.training.wide.fit_linear runs it.
+    with one_blas_thread():  # As textclf.training.wide.fit_linear runs it.
         best, _, _ = linear_choice.search(matrices, targets[picked], splits, seed, chosen.grid)
     fitted = sum(len(fit_rows) for fit_rows, _ in splits)
     return time.perf_counter() - started, fitted * linear_choice.grid_size(chosen.grid) * per_row, best

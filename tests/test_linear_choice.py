@@ -136,11 +136,11 @@ def test_a_class_with_one_row_and_no_validation_row_leaves_no_search():
 def test_fits_run_side_by_side_on_the_cores_while_memory_allows(monkeypatch):
     import os
 
-    from textclf.training import linear_choice
+    from textclf.training.fit_threads import parallel_fits
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert linear_choice._workers(splits=5, parameters=1000) == 4  # The cores.
-    assert linear_choice._workers(splits=2, parameters=1000) == 2  # The splits.
+    assert parallel_fits(fits=5, parameters=1000) == 4  # The cores.
+    assert parallel_fits(fits=2, parameters=1000) == 2  # The fits.
     # 12 float64 arrays of 3.5 million weights are 336 MB a fit: 3 fit in 1 GiB.
-    assert linear_choice._workers(splits=5, parameters=3_500_000) == 3
-    assert linear_choice._workers(splits=5, parameters=10**9) == 1  # Even one fit above the bound still runs.
+    assert parallel_fits(fits=5, parameters=3_500_000) == 3
+    assert parallel_fits(fits=5, parameters=10**9) == 1  # Even one fit above the bound still runs.

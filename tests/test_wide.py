@@ -106,6 +106,23 @@ def test_cross_validation_picks_the_features_that_separate_the_classes():
     assert np.mean((out_of_fold[:, 0] > 0) == targets) > 0.98
 
 
+def test_the_full_grid_fits_in_float64_and_the_two_stage_grid_in_float32(monkeypatch):
+    from textclf.training import linear_choice
+
+    dtypes, fit = [], linear_choice.fit
+    monkeypatch.setattr(linear_choice, "fit", lambda choice, features, *rest: (dtypes.append(features.dtype),
+                                                                               fit(choice, features, *rest))[1])
+    texts = [f"w{index % 7} x{index % 3} common" for index in range(30)]
+    targets = np.arange(30) % 2
+    matrices = {analyzer: count_matrix(texts, analyzer)[0]
+                for analyzer in {a for analyzers in FEATURE_SETS.values() for a in analyzers}}
+    cross_validate(matrices, targets, folds=3, seed=0)
+    assert dtypes == [np.float64] * 16 * 3
+    dtypes.clear()
+    cross_validate(matrices, targets, folds=3, seed=0, grid="two-stage")
+    assert dtypes == [np.float32] * 7 * 3
+
+
 def test_the_subsample_keeps_every_class():
     targets = np.array([0, 0, 0, 0, 1])
     assert subsample_rows(5, targets, seed=0, limit=5).tolist() == [0, 1, 2, 3, 4]

@@ -92,11 +92,11 @@ def batch_plan(lengths: np.ndarray, batch_size: int, boundaries) -> list[np.ndar
 def planned_dataset(encoded: EncodedTexts, targets, batch_size: int, boundaries=()):
     """``(ids [rows, longest] int32, targets)`` batches: :func:`batch_plan`'s, each post-padded to its longest row.
 
-    The rows stay in their given order (callers permute them).  ``tf.data``'s ragged slicing and bucketing make the
-    same batches for about 6 ms of CPU per batch of 64; NumPy pads them all at once, and the dataset only slices
-    (docs/PERFORMANCE.md, bench/train_step.py).  Not ``Dataset.from_generator``: its op fixes glibc's mmap
-    threshold at 128 KiB for the whole process, so every larger NumPy temporary, the wide branch's solver's
-    included, was fresh pages (a third of its time in page faults).
+    The rows stay in their given order (callers permute them).  ``tf.data``'s ragged bucketing makes the same
+    batches for about 6 ms of CPU per batch of 64 (docs/PERFORMANCE.md, bench/train_step.py); here NumPy orders
+    the rows batch by batch once, and each batch is one slice of a two-level ragged tensor, padded by
+    ``to_tensor``.  Not ``Dataset.from_generator``: its op fixes glibc's mmap threshold at 128 KiB for the whole
+    process, after which every larger NumPy temporary (the wide branch's solver's) is fresh pages.
     """
     import tensorflow as tf
 
@@ -104,16 +104,7 @@ def planned_dataset(encoded: EncodedTexts, targets, batch_size: int, boundaries=
     plan = batch_plan(encoded.lengths, batch_size, list(boundaries))
     order = np.concatenate(plan) if plan else np.zeros(0, np.int64)
     sizes = np.array([len(rows) for rows in plan], np.int64)
-    widths = np.array([encoded.lengths[rows].max() for rows in plan], np.int64)
     rows = encoded.subset(order)
-    # Each row post-padded to its batch's width, the batches one after the other in one flat array.
-    width_of_row = np.repeat(widths, sizes)
-    row_starts = np.cumsum(width_of_row) - width_of_row
-    flat = np.zeros(int(width_of_row.sum()), np.int32)
-    flat[np.repeat(row_starts, rows.lengths) + np.arange(len(rows.values)) -
-         np.repeat(np.cumsum(rows.lengths) - rows.lengths, rows.lengths)] = rows.values
-    ids = tf.RaggedTensor.from_row_lengths(flat, sizes * widths)
-    batches = tf.data.Dataset.from_tensor_slices((ids, tf.RaggedTensor.from_row_lengths(targets[order], sizes),
-                                                  widths))
-    return batches.map(lambda batch, batch_targets, width: (tf.reshape(batch, [-1, width]), batch_targets)
-                       ).prefetch(tf.data.AUTOTUNE)
+    ids = tf.RaggedTensor.from_nested_row_lengths(rows.values, [sizes, rows.lengths])  # [batches, rows, ids]
+    batches = tf.data.Dataset.from_tensor_slices((ids, tf.RaggedTensor.from_row_lengths(targets[order], sizes)))
+    return batches.map(lambda batch, batch_targets: (batch.to_tensor(), batch_targets)).prefetch(tf.data.AUTOTUNE)

@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 
 from textclf.training.blend import predicted_classes
+from textclf.training.fit_threads import parallel_fits
 from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FALLBACK, STRONGEST_FEATURES
 
 # The choices: n-gram features (analyzer, low, high), C, class weighting.
@@ -144,7 +145,7 @@ def tfidf(counts, fit_rows):
     fitted_on = counts[fit_rows]
     kept = np.flatnonzero(np.bincount(fitted_on.indices, minlength=counts.shape[1]) >= MIN_ROWS)
     if not len(kept):  # No n-gram in two rows: no feature (TfidfTransformer refuses zero columns).
-        return sparse.csr_matrix((counts.shape[0], 0)), kept, np.zeros(0, np.float32)
+        return sparse.csr_matrix((counts.shape[0], 0), dtype=counts.dtype), kept, np.zeros(0, np.float32)
     transformer = TfidfTransformer(sublinear_tf=True).fit(fitted_on[:, kept])
     return transformer.transform(counts[:, kept]), kept, transformer.idf_.astype(np.float32)
 
@@ -210,11 +211,16 @@ def search(matrices, targets, splits, seed: int, grid: str = "full"):
     ``GridSearchCV(scoring="f1_macro")`` scores; the first best wins a tie.  The logits are those of the split
     that holds a row out (zero where none does).
     """
+    from scipy import sparse
+
     scored = {}  # Choice description -> (Choice, mean macro-F1, held-out logits)
-    # The fits in float32: 0.5-0.9 of float64's time, the same choices on the public sets, held-out classes that
-    # differ on at most 0.3% of rows, as two BLAS threads' sums against one's do (the solver stops at a tolerance;
-    # docs/PERFORMANCE.md).  The chosen part is refitted on count_matrix's float64 counts.
-    matrices = {analyzer: counts.astype(np.float32) for analyzer, counts in matrices.items()}
+    if grid != "full":  # The full grid stays the strongest baseline's own search, in float64 as GridSearchCV.
+        # The two-stage grid's fits in float32: 0.5-0.9 of float64's time, the same choices on the public sets,
+        # held-out classes (the blend's and temperature's inputs) that differ on at most 0.3% of rows, as two BLAS
+        # threads' sums against one's do: the solver stops at a tolerance (docs/RESULTS.md, "Paid for speed").
+        # The chosen part is refitted on count_matrix's float64 counts.
+        matrices = {analyzer: sparse.csr_matrix((counts.data.astype(np.float32), counts.indices, counts.indptr),
+                                                shape=counts.shape) for analyzer, counts in matrices.items()}
     stages = [full_grid] if grid == "full" else [lambda: _stages(None), lambda: _stages(best.features)]
     best = None
     rank = {choice.describe(): index for index, choice in enumerate(full_grid())}
@@ -238,8 +244,7 @@ def _score(choices, matrices, targets, splits, seed: int) -> list:
     """Per choice, ``(mean macro-F1 over the splits, held-out logits [rows, outputs])``.
 
     One task per feature set and split computes its TF-IDF once and fits each of ``choices`` with those features;
-    the tasks run in threads where memory allows (:func:`_workers`): scipy's sparse products, most of Newton-CG's
-    time, release the GIL (two threads did twice the products of one in 1.14 times its time on a 2-core machine).
+    the tasks run in threads where memory allows (:mod:`textclf.training.fit_threads`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -267,7 +272,7 @@ def _score(choices, matrices, targets, splits, seed: int) -> list:
                                                        minlength=matrices[analyzer].shape[1]) >= MIN_ROWS))
             for analyzer in {a for name in features_names for a in FEATURE_SETS[name]}}
     columns = max(sum(kept[analyzer] for analyzer in FEATURE_SETS[name]) for name in features_names)
-    with ThreadPoolExecutor(_workers(len(tasks), columns * outputs)) as pool:
+    with ThreadPoolExecutor(parallel_fits(len(tasks), columns * outputs)) as pool:
         done = dict(zip(tasks, pool.map(one, tasks)))
     results = []
     for choice in choices:
@@ -279,25 +284,3 @@ def _score(choices, matrices, targets, splits, seed: int) -> list:
             scores.append(f1_score(targets[held_rows], predicted_classes(logits), average="macro"))
         results.append((float(np.mean(scores)), held_out))
     return results
-
-
-# Memory of one Newton-CG fit: about this many float64 arrays of n-grams x outputs; fits run side by side only
-# while all of them stay within PARALLEL_FIT_BYTES.
-FIT_ARRAYS, PARALLEL_FIT_BYTES = 12, 1 << 30
-
-
-def one_blas_thread():
-    """A context with one BLAS thread, process-wide: Newton-CG's dense vector products gain no time from a second
-    one but take twice the CPU from fits in other threads and from the epochs (docs/PERFORMANCE.md)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
-
-
-def _workers(splits: int, parameters: int) -> int:
-    """Threads for ``splits`` fits of ``parameters`` weights each: the cores, as many as memory allows, at least 1."""
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    per_fit = FIT_ARRAYS * 8 * parameters
-    return max(1, min(splits, cores, PARALLEL_FIT_BYTES // max(per_fit, 1)))

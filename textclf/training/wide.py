@@ -21,8 +21,8 @@ from textclf.errors import TextclfError
 from textclf.log import log
 from textclf.model.factory import build_model, compiled_call
 from textclf.training.blend import MAX_RECURRENT_SHORTFALL, blended, choose_blend, temperature
-from textclf.training.linear_choice import (FALLBACK, FEATURE_SETS, Choice, features_of, fit, one_blas_thread, plan,
-                                            search, splits_of)
+from textclf.training.fit_threads import one_blas_thread
+from textclf.training.linear_choice import FALLBACK, FEATURE_SETS, Choice, features_of, fit, plan, search, splits_of
 
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
 # grow with the rows, while the recurrent model, which trains on every row, needs the branch least on large data.
