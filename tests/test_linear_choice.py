@@ -144,3 +144,23 @@ def test_fits_run_side_by_side_on_the_cores_while_memory_allows(monkeypatch):
     # 12 float64 arrays of 3.5 million weights are 336 MB a fit: 3 fit in 1 GiB.
     assert parallel_fits(fits=5, parameters=3_500_000) == 3
     assert parallel_fits(fits=5, parameters=10**9) == 1  # Even one fit above the bound still runs.
+
+
+def test_overlapping_fits_keep_one_blas_thread_until_the_last_ends():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from textclf.training.fit_threads import one_blas_thread
+
+    def threads():
+        return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+    import numpy  # noqa: F401  (OpenBLAS loaded)
+
+    with threadpool_limits(2, user_api="blas"):
+        first, second = one_blas_thread(), one_blas_thread()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # An earlier run's fits end while a later run's go on.
+        assert threads() == {1}
+        second.__exit__(None, None, None)
+        assert threads() == {2}
