@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from textclf.text.ngrams import check_analyzer, count_matrix, ngram_keys
+from textclf.text.ngrams import check_analyzer, count_matrix, ngram_keys, split_words
 
 ANALYZERS = [("word", 1, 2), ("char_wb", 2, 5), ("char_wb", 1, 3)]
 # Letters of several scripts, digits, marks, punctuation and Python's whitespace (Unicode spaces included).
@@ -53,6 +53,26 @@ def test_word_ngrams_are_runs_of_two_word_characters_and_their_pairs():
 @given(st.lists(st.sampled_from(ALPHABET), max_size=40).map("".join), st.sampled_from(ANALYZERS))
 def test_any_text_gives_scikit_learns_ngrams(text, analyzer):
     assert sorted(ngram_keys(tf.constant([text]), analyzer)[0].numpy().tolist()) == scikit_learn_keys(text, analyzer)
+
+
+# Every character Python splits on, and two it does not (a zero-width space, a NUL).
+WHITESPACE = [chr(code) for code in range(0x110000) if chr(code).isspace()]
+
+
+def test_every_whitespace_python_splits_on_splits_words_and_nothing_else_does():
+    texts = [f"a{space}b" for space in WHITESPACE] + ["a\u200bb", "a\x00b", " a  b "]
+    words = [[word.decode() for word in row] for row in split_words(tf.constant(texts)).to_list()]
+    assert len(WHITESPACE) == 29
+    assert words == [["a", "b"]] * 29 + [["a\u200bb"], ["a\x00b"], ["a", "b"]]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(list("ab中") + WHITESPACE + ["\u200b"]), max_size=12).map("".join),
+                min_size=1, max_size=5))
+def test_a_batch_mixing_ascii_and_other_whitespace_splits_as_python(texts):
+    # Rows with only ASCII whitespace take tf.strings.split alone; the others are rewritten first.
+    words = split_words(tf.constant(texts)).to_list()
+    assert [[word.decode() for word in row] for row in words] == [text.split() for text in texts]
 
 
 TEXTS = st.lists(st.sampled_from(ALPHABET), max_size=30).map("".join)

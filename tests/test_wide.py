@@ -57,6 +57,35 @@ def test_the_graph_layer_computes_scikit_learns_tfidf_times_the_fitted_kernel(fi
     np.testing.assert_allclose(outputs[6:], [bias, bias])  # No known n-gram: the bias alone.
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["good", "bad", "film", "plot", "ok", " ", " ", "\xa0", "!", "É"]),
+                         max_size=12).map("".join), min_size=2, max_size=8), st.booleans())
+def test_any_batch_gets_the_fitted_tfidf_times_the_kernel(texts, product):
+    # The char_wb counts go through words (a sparse product of pair counts and word counts, or the pairs expanded
+    # on a few short texts): the same values as the count matrix's TF-IDF the linear part was fitted on.
+    minimum = layers.PRODUCT_MIN_NGRAMS
+    layers.PRODUCT_MIN_NGRAMS = 0 if product else 10**9
+    try:
+        _check_layer_against_count_matrix(texts)
+    finally:
+        layers.PRODUCT_MIN_NGRAMS = minimum
+
+
+def _check_layer_against_count_matrix(texts):
+    from scipy import sparse
+
+    analyzers = (("char_wb", 1, 3), ("word", 1, 2))
+    matrices = {analyzer: count_matrix(texts, analyzer) for analyzer in analyzers}
+    features, kept = _features({a: m for a, (m, _) in matrices.items()}, analyzers, np.arange(len(texts)))
+    kernel = np.random.default_rng(len(texts)).normal(size=(features.shape[1], 2)).astype(np.float32)
+    part = LinearPart(analyzers, [matrices[a][1][columns] for a, (columns, _) in zip(analyzers, kept)],
+                      [idf for _, idf in kept], kernel, np.zeros(2, np.float32))
+    layer = NgramTfidfLogits(analyzers, [len(keys) for keys in part.keys], 2)
+    layer.set_weights(part.weights())
+    np.testing.assert_allclose(np.asarray(layer(tf.constant(texts))), sparse.csr_matrix(features) @ kernel,
+                               rtol=1e-5, atol=1e-5)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 29), st.integers(1, 3)), max_size=60), st.booleans())
 def test_entries_are_counted_alike_in_a_buffer_and_by_unique(pairs, in_buffer):

@@ -91,6 +91,9 @@ class GatherEmbedding(keras.layers.Embedding):
 # n-gram (and a bool mask of a quarter of that), about what tf.unique's hash table does; short texts keep
 # tf.unique.  BUFFER_MAX_CELLS: 512 MB at most.
 BUFFER_FILL, BUFFER_MAX_CELLS = 8, 1 << 27
+# Below this many n-grams of a batch's distinct words, (row, n-gram) counts expand the pairs; from it, a sparse
+# product (_counts_through_words): its ops cost about 0.1 ms more on one sentence (docs/PERFORMANCE.md, "Serving").
+PRODUCT_MIN_NGRAMS = 2048
 
 
 def _entry_counts(index, weight, cells):
@@ -109,6 +112,41 @@ def _entry_counts(index, weight, cells):
 
     dense = (cells <= BUFFER_MAX_CELLS) & (cells <= BUFFER_FILL * tf.size(index, out_type=tf.int64))
     return tf.cond(dense, in_buffer, by_unique)
+
+
+def _counts_of_pairs(bag, unit, feature, rows, size):
+    """:func:`_counts_through_words` by expanding each (row, word) pair into its word's n-grams and counting the
+    entries: fewer ops, so faster on a few short texts."""
+    import tensorflow as tf
+
+    per_unit = tf.RaggedTensor.from_value_rowids(feature, unit, nrows=bag.units, validate=False)
+    expanded = tf.gather(per_unit, bag.pair_units)
+    pair, feature = expanded.value_rowids(), expanded.flat_values
+    row, weight = tf.gather(bag.pair_rows, pair), tf.gather(bag.pair_counts, pair)
+    entry, counts = _entry_counts(row * size + feature, weight, rows * size)
+    return entry // size, entry % size, counts
+
+
+def _counts_through_words(bag, unit, feature, rows, size):
+    """``(row, n-gram, count)`` of every (row, n-gram) entry, rows in order: the sparse product of the ``[rows,
+    words]`` pair counts and the ``[words, n-grams]`` counts (``unit``, ``feature``: one entry per n-gram found).
+
+    A CSR product sums each row's entries in one accumulator, where expanding every (row, word) pair's n-grams and
+    counting the entries passed over all of them several times (news_source, batch 1,024: 0.63 of the time;
+    docs/PERFORMANCE.md, "Serving").  The CSR conversion needs entries grouped by row: ``key_units`` is sorted, and
+    a row's pairs follow its words in order.
+    """
+    import tensorflow as tf
+
+    def csr(matrix_rows, columns, values, shape):
+        return tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=tf.stack([matrix_rows, columns], axis=1),
+                                                        values=values, dense_shape=shape)
+
+    words = csr(unit, feature, tf.ones_like(unit, tf.float32), tf.stack([bag.units, size]))
+    pairs = csr(bag.pair_rows, bag.pair_units, bag.pair_counts, tf.stack([rows, bag.units]))
+    product = tf.raw_ops.SparseMatrixSparseMatMul(a=pairs, b=words, type=tf.float32)
+    indices, counts, _ = tf.raw_ops.CSRSparseMatrixToSparseTensor(sparse_matrix=product, type=tf.float32)
+    return indices[:, 0], indices[:, 1], counts
 
 
 @keras.saving.register_keras_serializable(package="textclf")
@@ -157,16 +195,15 @@ class NgramTfidfLogits(keras.layers.Layer):
             table = tf.convert_to_tensor(keys)
             position = tf.minimum(tf.searchsorted(table, bag.keys, out_type=tf.int64), size - 1)
             found = tf.gather(table, position) == bag.keys
-            row, feature = tf.boolean_mask(bag.key_units, found), tf.boolean_mask(position, found)
-            weight = tf.ones_like(row, tf.float32)
-            if bag.pair_units is not None:  # Units are distinct words: each row's n-grams are its words', counted.
-                per_unit = tf.RaggedTensor.from_value_rowids(feature, row, nrows=bag.units, validate=False)
-                expanded = tf.gather(per_unit, bag.pair_units)
-                pair, feature = expanded.value_rowids(), expanded.flat_values
-                row, weight = tf.gather(bag.pair_rows, pair), tf.gather(bag.pair_counts, pair)
+            unit, feature = tf.boolean_mask(bag.key_units, found), tf.boolean_mask(position, found)
             # One entry per (row, n-gram) with its count, then the sublinear TF-IDF value and the row's L2 norm.
-            entry, counts = _entry_counts(row * size + feature, weight, rows * size)
-            row, feature = entry // size, entry % size
+            if bag.pair_units is None:  # Units are rows.
+                entry, counts = _entry_counts(unit * size + feature, tf.ones_like(unit, tf.float32), rows * size)
+                row, feature = entry // size, entry % size
+            else:  # Units are distinct words: each row's n-grams are its words', counted.
+                row, feature, counts = tf.cond(
+                    tf.size(unit) < PRODUCT_MIN_NGRAMS, lambda: _counts_of_pairs(bag, unit, feature, rows, size),
+                    lambda: _counts_through_words(bag, unit, feature, rows, size))
             values = (1.0 + tf.math.log(counts)) * tf.gather(tf.convert_to_tensor(idf), feature)
             norms = tf.sqrt(tf.math.unsorted_segment_sum(values * values, row, rows))
             values = values / tf.gather(tf.maximum(norms, 1e-12), row)
