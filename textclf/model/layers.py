@@ -207,8 +207,9 @@ class NgramTfidfLogits(keras.layers.Layer):
             values = (1.0 + tf.math.log(counts)) * tf.gather(tf.convert_to_tensor(idf), feature)
             norms = tf.sqrt(tf.math.unsorted_segment_sum(values * values, row, rows))
             values = values / tf.gather(tf.maximum(norms, 1e-12), row)
-            weighted = values[:, None] * tf.gather(tf.convert_to_tensor(kernel), feature)
-            logits += tf.math.unsorted_segment_sum(weighted, row, rows)
+            # A sparse [rows, n-grams] x dense kernel product: no [entries, outputs] copy of the kernel's rows.
+            tfidf = tf.SparseTensor(tf.stack([row, feature], axis=1), values, tf.stack([rows, size]))
+            logits += tf.sparse.sparse_dense_matmul(tfidf, tf.convert_to_tensor(kernel))
         return logits
 
     def compute_output_shape(self, input_shape):
