@@ -327,8 +327,9 @@ def fit_wide(model, config, tokenizer, classes, valid_rows, linear: LinearFits):
             f"{parts['tfidf']:.3f}; the recurrent part alone {parts['recurrent']:.3f}): the model is the recurrent "
             "part alone")
     final = with_wide(model, config, tokenizer.vocabulary_size, classes, linear.final, scales, blend_bias)
-    sizes = ", ".join(f"{len(keys):,}" for keys in linear.final.keys)
-    log(f"wide branch: {sizes} n-grams, refitted on training and validation rows; blend fitted on the validation "
+    sizes = ", ".join(f"{kind} {low}-{high}: {len(keys):,}"
+                      for (kind, low, high), keys in zip(linear.final.analyzers, linear.final.keys))
+    log(f"wide branch: n-grams kept ({sizes}), refitted on training and validation rows; blend fitted on the validation "
         f"rows: {scales[0]:.3f} x recurrent + {scales[1]:.3f} x TF-IDF logits")
     linear.report["blend"] = {"recurrent": round(float(scales[0]), 4), "tfidf": round(float(scales[1]), 4)}
     return blended(recurrent, linear.valid_logits, scales, blend_bias), final, recurrent
