@@ -2,6 +2,7 @@
 trained run (training/wide.py)."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -506,3 +507,34 @@ def test_the_linear_fits_run_with_one_blas_thread_and_restore_the_setting(monkey
         after = {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
     assert len(seen) == 16 * 5 + 1 and all(threads == {1} for threads in seen)  # The full grid in 5 folds, the refit.
     assert after == {2}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value per thread is Linux's")
+def test_the_fits_beside_the_epochs_run_nicer_than_the_training_thread(monkeypatch):
+    # Every fit (the search's threads and the refit's) runs FIT_NICENESS nicer than the main thread, which keeps
+    # its own priority: where they compete for a core, the epochs go first.
+    import os
+    import threading
+
+    from textclf.training import fit_threads, linear_choice, wide
+
+    seen = []
+
+    def recording(original):
+        def fit(*args, **kwargs):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return original(*args, **kwargs)
+        return fit
+
+    monkeypatch.setattr(linear_choice, "fit", recording(linear_choice.fit))
+    monkeypatch.setattr(wide, "fit", recording(wide.fit))
+    texts, labels = _noisy_rows()
+    classes = sorted(set(labels))
+    targets = np.array([classes.index(label) for label in labels])
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    background = wide.LinearFitsInBackground(classes, _Rows(texts[:120], targets[:120]),
+                                             _Rows(texts[120:], targets[120:]), seed=0)
+    background.result()
+    assert len(seen) == 16 * 5 + 1
+    assert set(seen) == {min(19, main + fit_threads.FIT_NICENESS)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main

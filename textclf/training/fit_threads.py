@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 
 # Memory of one Newton-CG fit: about this many float64 arrays of n-grams x outputs (float32 fits take half); fits
 # run side by side only while all of them stay within PARALLEL_FIT_BYTES.
 FIT_ARRAYS, PARALLEL_FIT_BYTES = 12, 1 << 30
+
+# The fits' threads run this much nicer than the epochs: where both want a core, the epochs (the path on long
+# texts) get about 10 times the fits' share, and the fits take what the epochs leave idle (docs/PERFORMANCE.md,
+# "Time to quality").
+FIT_NICENESS = 10
 
 _blas = threading.Lock()
 _blas_users = {"count": 0, "limiter": None}
@@ -45,3 +51,19 @@ def parallel_fits(fits: int, parameters: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     per_fit = FIT_ARRAYS * 8 * parameters
     return max(1, min(fits, cores, PARALLEL_FIT_BYTES // max(per_fit, 1)))
+
+
+def yield_to_training() -> None:
+    """Gives the calling thread the main thread's nice value plus :data:`FIT_NICENESS` (at most 19), for good: only
+    for threads that end with the fits (an unprivileged process cannot raise a priority back; a thread started by
+    one already that nice keeps it).  Linux gives each thread a nice value of its own; elsewhere, or where the call
+    is refused, the thread keeps its priority (the fits are only slower to share the cores)."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    try:
+        nice = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + FIT_NICENESS)
+        if os.getpriority(os.PRIO_PROCESS, thread) < nice:
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+    except OSError:  # A sandbox that refuses setpriority: the same fits, at the same priority.
+        pass

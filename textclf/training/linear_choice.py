@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from textclf.training.blend import predicted_classes
-from textclf.training.fit_threads import parallel_fits
+from textclf.training.fit_threads import parallel_fits, yield_to_training
 from textclf.evaluation.baseline import STRONGEST_C, STRONGEST_CLASS_WEIGHT, STRONGEST_FALLBACK, STRONGEST_FEATURES
 
 # The choices: n-gram features (analyzer, low, high), C, class weighting.
@@ -272,7 +272,7 @@ def _score(choices, matrices, targets, splits, seed: int) -> list:
                                                        minlength=matrices[analyzer].shape[1]) >= MIN_ROWS))
             for analyzer in {a for name in features_names for a in FEATURE_SETS[name]}}
     columns = max(sum(kept[analyzer] for analyzer in FEATURE_SETS[name]) for name in features_names)
-    with ThreadPoolExecutor(parallel_fits(len(tasks), columns * outputs)) as pool:
+    with ThreadPoolExecutor(parallel_fits(len(tasks), columns * outputs), initializer=yield_to_training) as pool:
         done = dict(zip(tasks, pool.map(one, tasks)))
     results = []
     for choice in choices:

@@ -21,7 +21,7 @@ from textclf.errors import TextclfError
 from textclf.log import log
 from textclf.model.factory import build_model, compiled_call
 from textclf.training.blend import MAX_RECURRENT_SHORTFALL, blended, choose_blend, temperature
-from textclf.training.fit_threads import one_blas_thread
+from textclf.training.fit_threads import one_blas_thread, yield_to_training
 from textclf.training.linear_choice import FALLBACK, FEATURE_SETS, Choice, features_of, fit, plan, search, splits_of
 
 # The linear part is fitted on at most this many rows, drawn at random: its features and scikit-learn's solver
@@ -230,6 +230,7 @@ class LinearFitsInBackground:
         self._thread.start()
 
     def _run(self, *arguments):
+        yield_to_training()  # This thread ends with the fits.
         try:
             self._fits = fit_linear(*arguments, on_validation=self._validated)
         except BaseException as error:  # Raised again in the caller's thread by validation() and result().
