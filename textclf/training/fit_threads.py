@@ -1,5 +1,5 @@
 """How the wide branch's linear fits share the CPU: fits side by side in threads while memory allows, each with
-one BLAS thread.
+one BLAS thread, in threads nicer than the epochs' (:func:`yield_to_training`).
 
 scipy's sparse products, most of Newton-CG's time, release the GIL (two threads did twice the products of one
 in 1.14 times its time on a 2-core machine); its dense vector products gain no time from a second BLAS thread but
