@@ -454,7 +454,7 @@ def test_check_export_shows_scalar_and_boolean_outputs_once_or_per_text(tmp_path
     assert main(["check-export", str(tmp_path / "scalars")]) == 0
     assert capsys.readouterr().out.splitlines()[3:7] == [
         "  tf.saved_model.load agrees: largest difference 0.00e+00",
-        '  whole batch: {"any_empty": true, "count": 6}',
+        '  whole batch: {"any_empty": true, "count": %d}' % len(PROBE_TEXTS),
         '  "" -> {"long": false}',
         '  "?!... ---" -> {"long": false}']
 
@@ -490,7 +490,8 @@ def test_check_export_shows_outputs_of_every_dtype_scalars_booleans_and_handles(
     assert main(["check-export", str(tmp_path / "dtypes"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["python_loader_agrees"], report["largest_difference"], report["skipped"]) == (True, 0.0, {})
-    assert report["whole_batch"] == {"any_empty": True, "count": 6, "handle": "<resource>", "lengths": "<variant>"}
+    assert report["whole_batch"] == {"any_empty": True, "count": len(PROBE_TEXTS), "handle": "<resource>",
+                                     "lengths": "<variant>"}
     numbers = ("bfloat16", "float16", "int16", "int8", "uint16", "uint32", "uint64", "uint8")
     assert report["outputs"][2] == {"text": "great film 👍🎬", "complex128": "(19+0j)", "complex64": "(19+0j)",
                                     "float8_e5m2": 20.0, "long": True, "qint8": -80, **dict.fromkeys(numbers, 19)}
@@ -501,4 +502,25 @@ def test_check_export_shows_outputs_of_every_dtype_scalars_booleans_and_handles(
         "uint16": 24999, "uint32": 24999, "uint64": 24999, "uint8": 167}
     assert main(["check-export", str(tmp_path / "dtypes")]) == 0
     assert capsys.readouterr().out.splitlines()[4] == (
-        '  whole batch: {"any_empty": true, "count": 6, "handle": "<resource>", "lengths": "<variant>"}')
+        '  whole batch: {"any_empty": true, "count": %d, "handle": "<resource>", "lengths": "<variant>"}'
+        % len(PROBE_TEXTS))
+
+
+def test_the_cpp_loader_serves_the_word_product_path_as_the_pair_path(tmp_path, monkeypatch):
+    # Batches with many n-grams count char_wb (row, n-gram) entries by a CSR sparse product, variant-typed ops inside
+    # the graph; exported with the product for every batch and run by TF Serving's loader, it serves the scores of the
+    # pairs' expansion (the path of a few short texts).
+    from textclf.model import layers
+
+    config = TrainConfig(**{**BASE, "arch": "bilstm", "wide": "tfidf"})
+    texts = sentences(WORDS, 200, seed=7)
+    run_dir = write_random_run(tmp_path / "run", config, texts, ["alpha", "beta", "gamma"])
+    pairs = export_run(run_dir, tmp_path / "pairs")
+    monkeypatch.setattr(layers, "PRODUCT_MIN_NGRAMS", 0)
+    product = export_run(run_dir, tmp_path / "product")
+    assert forbidden_ops(product) == []
+    rows = SPECIAL + texts[:50]
+    with ServingSession(pairs) as expanded, ServingSession(product) as multiplied:
+        expected, served = (session.run("serving_default", rows)["scores"] for session in (expanded, multiplied))
+    np.testing.assert_allclose(served, expected, atol=1e-5, rtol=0)
+    assert np.ptp(served[:, 0]) > 0.05  # The n-grams move the scores.

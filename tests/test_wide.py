@@ -362,6 +362,9 @@ class _Rows:
     def __len__(self):
         return len(self.texts)
 
+    def __len__(self):
+        return len(self.texts)
+
     def class_indices(self):
         return self.targets
 
@@ -532,9 +535,67 @@ def test_the_fits_beside_the_epochs_run_nicer_than_the_training_thread(monkeypat
     classes = sorted(set(labels))
     targets = np.array([classes.index(label) for label in labels])
     main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if main >= 19:
+        pytest.skip("the tests run at the lowest priority already")
     background = wide.LinearFitsInBackground(classes, _Rows(texts[:120], targets[:120]),
                                              _Rows(texts[120:], targets[120:]), seed=0)
     background.result()
     assert len(seen) == 16 * 5 + 1
     assert set(seen) == {min(19, main + fit_threads.FIT_NICENESS)}
+    # A search called from the training thread itself (not the background thread) still runs its fits nicer.
+    seen.clear()
+    _fit_linear_as_train_does(texts, labels)
+    assert len(seen) == 16 * 5 + 1 and set(seen[:-1]) == {min(19, main + fit_threads.FIT_NICENESS)}
+    assert seen[-1] == main  # The refit in the calling thread, whose priority is left alone.
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value per thread is Linux's")
+def test_tensorflows_threads_keep_the_training_threads_priority():
+    # The nicer fits' thread must not be the one that starts TensorFlow's runtime: its worker threads (which run
+    # the epochs' ops) would inherit its nice value.  A fresh process, the Python API, no op run before the fits
+    # (a helper thread TensorFlow starts later, tf_graph_runner, takes the nice value of the thread that needs it).
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    workers = done.stdout.split()
+    assert len(workers) >= 2  # TensorFlow's compute threads are there to look at.
+    assert set(workers) == {"0"}
+
+
+THREADS_SCRIPT = """
+import os
+import numpy as np
+from textclf.training.wide import LinearFitsInBackground
+
+class Rows:
+    def __init__(self, texts, targets):
+        self.texts, self.targets = texts, np.asarray(targets)
+    def __len__(self):
+        return len(self.texts)
+
+    def class_indices(self):
+        return self.targets
+
+texts = [f"w{i % 7} x{i % 3} film {i}" for i in range(60)]
+targets = [i % 2 for i in range(60)]
+LinearFitsInBackground(["a", "b"], Rows(texts[:48], targets[:48]), Rows(texts[48:], targets[48:]), 0).result()
+for task in os.listdir("/proc/self/task"):  # The nice value (stat's 19th field) of TensorFlow's compute threads.
+    with open(f"/proc/self/task/{task}/stat") as handle:
+        name, fields = handle.read().split("(", 1)[1].rsplit(")", 1)
+    if name.startswith("tf_Compute"):
+        print(fields.split()[16])
+"""
+
+
+def test_the_wide_branch_is_placed_on_the_cpu():
+    # Its string ops have no GPU kernels, and on a GPU its sparse products would refuse the deterministic ops that
+    # seed_everything turns on: every op the layer adds to a graph asks for the CPU.
+    layer = NgramTfidfLogits((("char_wb", 1, 3), ("word", 1, 2)), [3, 2], 2)
+    traced = tf.function(layer).get_concrete_function(tf.TensorSpec([None], tf.string))
+    # Not the input, the output's Identity, or the variables' reads (placed with their variables).
+    layer_ops = [op for op in traced.graph.get_operations()
+                 if op.type not in ("Placeholder", "NoOp", "ReadVariableOp") and op.name != "Identity"]
+    assert len(layer_ops) > 50
+    assert {op.device for op in layer_ops} == {"/device:CPU:0"}

@@ -132,8 +132,8 @@ def _counts_through_words(bag, unit, feature, rows, size):
     words]`` pair counts and the ``[words, n-grams]`` counts (``unit``, ``feature``: one entry per n-gram found).
 
     A CSR product sums each row's entries in one accumulator, where expanding every (row, word) pair's n-grams and
-    counting the entries passed over all of them several times (news_source, batch 1,024: 0.63 of the time;
-    docs/PERFORMANCE.md, "Serving").  The CSR conversion needs entries grouped by row: ``key_units`` is sorted, and
+    counting the entries passed over all of them several times (news_source, batch 1,024: 0.55 of the time;
+    docs/PERFORMANCE.md, "Serving A/B").  The CSR conversion needs entries grouped by row: ``key_units`` is sorted, and
     a row's pairs follow its words in order.
     """
     import tensorflow as tf
@@ -181,6 +181,15 @@ class NgramTfidfLogits(keras.layers.Layer):
         self.bias = self.add_weight(shape=(outputs,), initializer="zeros", trainable=False, name="bias")
 
     def call(self, text):
+        import tensorflow as tf
+
+        # On the CPU wherever the model runs: its string ops have no GPU kernels, and on a GPU the sparse products
+        # would need each row's columns sorted and distinct (cuSPARSE) and refuse deterministic ops
+        # (`seed_everything` turns those on), where the CPU's kernels sum repeated entries.
+        with tf.device("/CPU:0"):
+            return self._logits(text)
+
+    def _logits(self, text):
         import tensorflow as tf
 
         from textclf.text.ngrams import ngrams_of

@@ -58,7 +58,9 @@ def forbidden_ops(export_dir, saved_model=None) -> list[str]:
 
 # A batch a server meets: empty, punctuation only, emoji, CJK, an ordinary sentence, a 5,000-word text.
 PROBE_TEXTS = ("", "?!... ---", "great film 👍🎬", "这部电影很好看", "a gorgeous, witty, seductive movie",
-               " ".join(["word"] * 5000))
+               " ".join(["word"] * 5000),
+               # 729 distinct words: enough character n-grams for the wide branch's sparse product (layers.py).
+               " ".join(a + b + c for a in "etaoinshr" for b in "etaoinshr" for c in "etaoinshr"))
 
 
 # The signature TF Serving's loader runs itself, not one a client calls.

@@ -225,6 +225,11 @@ class LinearFitsInBackground:
     def __init__(self, classes, train_rows, valid_rows, seed: int, positions=None):
         self._fits, self._error, self._validation = None, None, None
         self._ready = threading.Event()
+        # TensorFlow's worker threads are started by the thread that starts its runtime, and keep its nice value:
+        # started here, not in the nicer thread below, they run the epochs at the training thread's priority.
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
         self._thread = threading.Thread(target=self._run, args=(classes, train_rows, valid_rows, seed, positions),
                                         name="textclf-wide", daemon=True)
         self._thread.start()
