@@ -92,7 +92,8 @@ class GatherEmbedding(keras.layers.Embedding):
 # tf.unique.  BUFFER_MAX_CELLS: 512 MB at most.
 BUFFER_FILL, BUFFER_MAX_CELLS = 8, 1 << 27
 # Below this many n-grams of a batch's distinct words, (row, n-gram) counts expand the pairs; from it, a sparse
-# product (_counts_through_words): its ops cost about 0.1 ms more on one sentence (docs/PERFORMANCE.md, "Serving").
+# product (_counts_through_words): its ops cost about 0.1 ms more on one sentence (docs/PERFORMANCE.md,
+# "Serving A/B").
 PRODUCT_MIN_NGRAMS = 2048
 
 
